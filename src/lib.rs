@@ -6,3 +6,4 @@
 pub mod diag;
 pub mod series;
 pub mod template;
+pub mod ruletest;

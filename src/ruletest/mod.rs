@@ -1,0 +1,2 @@
+//! `tocsin test`: rule unit tests (SPEC §8).
+pub mod notation;
