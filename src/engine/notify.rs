@@ -342,3 +342,646 @@ impl NotifyState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::state::{Condition, InstanceState, NoData, Policy, TierSpec};
+    use std::sync::Arc;
+
+    const MIN: i64 = 60_000;
+
+    fn pol(cooldown_min: u64) -> NotifyPolicy {
+        NotifyPolicy {
+            cooldown: Duration::from_secs(cooldown_min * 60),
+            ..NotifyPolicy::default()
+        }
+    }
+
+    fn ev(transition: Transition, tier: usize, at: i64) -> Event {
+        Event {
+            transition,
+            tier,
+            at: Timestamp(at),
+            nodata: false,
+        }
+    }
+
+    /// (kind, tier, at) of each notification: seq is checked separately.
+    fn brief(out: &[Notification]) -> Vec<(NoteKind, usize, i64)> {
+        out.iter().map(|n| (n.kind, n.tier, n.at.0)).collect()
+    }
+
+    /// Feeds `events` (each followed by an evaluation at its time), then evaluations at
+    /// `ticks`; `firing` tracks the instance's tier from the events.
+    fn drive(
+        s: &mut NotifyState,
+        p: &NotifyPolicy,
+        events: &[Event],
+        ticks: &[i64],
+    ) -> Vec<Notification> {
+        let mut out = Vec::new();
+        let mut firing = None;
+        let mut evs = events.iter().peekable();
+        let mut times: Vec<i64> = events
+            .iter()
+            .map(|e| e.at.0)
+            .chain(ticks.iter().copied())
+            .collect();
+        times.sort();
+        times.dedup();
+        for t in times {
+            while let Some(e) = evs.next_if(|e| e.at.0 == t) {
+                firing = (e.transition != Transition::Resolved).then_some(e.tier);
+                s.on_event(p, e, &mut out);
+            }
+            s.after_evaluation(p, Timestamp(t), firing, &mut out);
+        }
+        out
+    }
+
+    use NoteKind as K;
+    use Transition as T;
+
+    #[test]
+    fn worked_example_of_spec_section_8() {
+        let above = |severity: &str, threshold: f64, for_s: u64| TierSpec {
+            severity: Arc::from(severity),
+            condition: Condition::Above {
+                threshold,
+                clear: threshold - 5.0,
+            },
+            for_: Duration::from_secs(for_s),
+        };
+        let policy = Policy {
+            tiers: vec![
+                above("warning", 70.0, 300),
+                above("high", 80.0, 180),
+                above("critical", 90.0, 60),
+                above("emergency", 95.0, 30),
+            ],
+            keep_firing_for: Duration::from_secs(60),
+            no_data: NoData::Keep,
+        };
+        let np = NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(4 * 3600)),
+            ..pol(5)
+        };
+        let values = [
+            60.0, 72.0, 74.0, 76.0, 78.0, 82.0, 85.0, 92.0, 93.0, 94.0, 86.0, 76.0, 66.0, 60.0,
+        ];
+        let mut state = InstanceState::default();
+        let mut notify = NotifyState::default();
+        let (mut events, mut notes, mut obs) = (Vec::new(), Vec::new(), Vec::new());
+        let mut firing_at = Vec::new();
+        // Evaluations every minute up to `until: 20m`, the last value standing in after 13m.
+        for m in 0..=20 {
+            let now = Timestamp(m * MIN);
+            let v = values[(m as usize).min(values.len() - 1)];
+            obs.clear();
+            obs.extend((0..policy.tiers.len()).map(|i| policy.observe(i, v)));
+            let first = events.len();
+            state.step(&policy, now, Some(&obs), &mut events);
+            for e in &events[first..] {
+                notify.on_event(&np, e, &mut notes);
+            }
+            notify.after_evaluation(&np, now, state.firing_tier(), &mut notes);
+            firing_at.push(state.firing_tier());
+        }
+        assert_eq!(
+            brief(&notes),
+            vec![
+                (K::Firing, 0, 6 * MIN),
+                (K::Escalated, 2, 8 * MIN),
+                (K::Deescalated, 0, 13 * MIN),
+                (K::Resolved, 0, 14 * MIN),
+            ]
+        );
+        assert_eq!(
+            notes.iter().map(|n| n.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
+        assert_eq!(firing_at[6], Some(0));
+        assert_eq!(firing_at[10], Some(2), "86 still holds critical");
+        assert_eq!(firing_at[11], Some(1));
+        assert_eq!(firing_at[12], Some(0));
+        assert_eq!(firing_at[13], Some(0), "inside keep_firing_for");
+        assert_eq!(firing_at[14], None);
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.transition, e.tier, e.at.0 / MIN))
+                .collect::<Vec<_>>(),
+            vec![
+                (T::Firing, 0, 6),
+                (T::Escalated, 2, 8),
+                (T::Deescalated, 1, 11),
+                (T::Deescalated, 0, 12),
+                (T::Resolved, 0, 14)
+            ]
+        );
+    }
+
+    #[test]
+    fn rule1_resolved_is_sent_at_once_when_firing_was_notified() {
+        let mut s = NotifyState::default();
+        let out = drive(
+            &mut s,
+            &pol(5),
+            &[ev(T::Firing, 0, 0), ev(T::Resolved, 0, MIN)],
+            &[],
+        );
+        assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN)]);
+    }
+
+    #[test]
+    fn rule1_resolved_of_an_unnotified_firing_is_dropped_with_the_held_one() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 1, 2 * MIN), // held: cooldown till 5m
+            ev(T::Resolved, 1, 3 * MIN),
+        ];
+        let out = drive(
+            &mut s,
+            &pol(5),
+            &events,
+            &[4 * MIN, 5 * MIN, 6 * MIN, 20 * MIN],
+        );
+        assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN)]);
+    }
+
+    #[test]
+    fn rule1_resolved_drops_a_held_deescalation() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 2, 0),
+            ev(T::Deescalated, 0, MIN),
+            ev(T::Resolved, 0, 2 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[5 * MIN, 10 * MIN]);
+        assert_eq!(
+            brief(&out),
+            vec![(K::Firing, 2, 0), (K::Resolved, 0, 2 * MIN)]
+        );
+    }
+
+    #[test]
+    fn rule2_escalation_bypasses_cooldown() {
+        let mut s = NotifyState::default();
+        let out = drive(
+            &mut s,
+            &pol(5),
+            &[ev(T::Firing, 0, 0), ev(T::Escalated, 2, MIN)],
+            &[],
+        );
+        assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Escalated, 2, MIN)]);
+    }
+
+    #[test]
+    fn rule2_escalation_of_a_held_firing_is_sent_as_firing() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 0, 2 * MIN), // held
+            ev(T::Escalated, 2, 3 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[20 * MIN]);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Resolved, 0, MIN),
+                (K::Firing, 2, 3 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn rule2_cooldown_escalations_makes_escalations_wait() {
+        let p = NotifyPolicy {
+            cooldown_escalations: true,
+            ..pol(5)
+        };
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Escalated, 1, MIN),
+            ev(T::Escalated, 2, 2 * MIN),
+        ];
+        let out = drive(&mut s, &p, &events, &[3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN]);
+        assert_eq!(
+            brief(&out),
+            vec![(K::Firing, 0, 0), (K::Escalated, 2, 5 * MIN)]
+        );
+    }
+
+    #[test]
+    fn rule3_held_during_cooldown_and_newer_replaces_older() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 3, 0),
+            ev(T::Deescalated, 2, MIN),
+            ev(T::Deescalated, 1, 2 * MIN),
+        ];
+        let out = drive(
+            &mut s,
+            &pol(5),
+            &events,
+            &[3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN],
+        );
+        assert_eq!(
+            brief(&out),
+            vec![(K::Firing, 3, 0), (K::Deescalated, 1, 5 * MIN)]
+        );
+    }
+
+    #[test]
+    fn rule3_firing_sent_at_once_without_cooldown() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 1, 2 * MIN),
+        ];
+        let out = drive(&mut s, &pol(0), &events, &[]);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Resolved, 0, MIN),
+                (K::Firing, 1, 2 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn rule4_state_receivers_know_is_not_sent_and_drops_held() {
+        let mut s = NotifyState::default();
+        // Down to 1 (held), back up to 2: receivers already know "firing at 2".
+        let events = [
+            ev(T::Firing, 2, 0),
+            ev(T::Deescalated, 1, MIN),
+            ev(T::Escalated, 2, 2 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[5 * MIN, 6 * MIN]);
+        assert_eq!(brief(&out), vec![(K::Firing, 2, 0)]);
+    }
+
+    #[test]
+    fn rule4_applies_when_a_held_one_is_released() {
+        let p = NotifyPolicy {
+            cooldown_escalations: true,
+            ..pol(5)
+        };
+        let mut s = NotifyState::default();
+        // Held escalation to 2, then a held de-escalation back to 0: nothing changed for receivers.
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Escalated, 2, MIN),
+            ev(T::Deescalated, 0, 2 * MIN),
+        ];
+        let out = drive(&mut s, &p, &events, &[5 * MIN, 6 * MIN]);
+        assert_eq!(brief(&out), vec![(K::Firing, 0, 0)]);
+    }
+
+    #[test]
+    fn rule5_cooldown_is_inclusive() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 2, 0),
+            ev(T::Deescalated, 1, 5 * MIN - 1),
+            ev(T::Deescalated, 0, 10 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[5 * MIN - 1, 5 * MIN]);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 2, 0),
+                (K::Deescalated, 1, 5 * MIN),
+                (K::Deescalated, 0, 10 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn rule5_a_sent_notification_drops_the_held_one_and_restarts_cooldown() {
+        let mut s = NotifyState::default();
+        // Held de-escalation to 1 is replaced by the escalation sent at once; that escalation
+        // restarts the cooldown, so the later de-escalation waits until 2m + 5m.
+        let events = [
+            ev(T::Firing, 2, 0),
+            ev(T::Deescalated, 1, MIN),
+            ev(T::Escalated, 3, 2 * MIN),
+            ev(T::Deescalated, 0, 3 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[5 * MIN, 6 * MIN, 7 * MIN]);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 2, 0),
+                (K::Escalated, 3, 2 * MIN),
+                (K::Deescalated, 0, 7 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn rule6_held_is_sent_after_the_evaluation_that_ends_the_cooldown() {
+        let mut s = NotifyState::default();
+        let p = pol(5);
+        let mut out = Vec::new();
+        s.on_event(&p, &ev(T::Firing, 0, 0), &mut out);
+        s.on_event(&p, &ev(T::Escalated, 1, MIN), &mut out);
+        s.on_event(&p, &ev(T::Deescalated, 0, 2 * MIN), &mut out);
+        // A de-escalated state is held; evaluations inside the cooldown do not send it.
+        s.after_evaluation(&p, Timestamp(6 * MIN - 1), Some(0), &mut out);
+        assert_eq!(out.len(), 2);
+        s.after_evaluation(&p, Timestamp(6 * MIN), Some(0), &mut out);
+        assert_eq!(brief(&out[2..]), vec![(K::Deescalated, 0, 6 * MIN)]);
+    }
+
+    #[test]
+    fn seq_is_strictly_increasing() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Escalated, 1, MIN),
+            ev(T::Resolved, 1, 2 * MIN),
+            ev(T::Firing, 0, 3 * MIN),
+        ];
+        let out = drive(&mut s, &pol(0), &events, &[]);
+        assert_eq!(out.iter().map(|n| n.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(s.seq(), 4);
+    }
+
+    #[test]
+    fn nodata_flag_is_carried_and_reused_by_repeats() {
+        let p = NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(60)),
+            ..pol(0)
+        };
+        let mut s = NotifyState::default();
+        let firing = Event {
+            nodata: true,
+            ..ev(T::Firing, 0, 0)
+        };
+        let out = drive(&mut s, &p, &[firing], &[MIN]);
+        assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Repeat, 0, MIN)]);
+        assert!(out.iter().all(|n| n.nodata));
+    }
+
+    #[test]
+    fn repeat_follows_the_last_notification_with_backoff_and_cap() {
+        let p = NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(60)),
+            repeat_backoff: 2.0,
+            repeat_max: Duration::from_secs(300),
+            ..pol(0)
+        };
+        let mut s = NotifyState::default();
+        let ticks: Vec<i64> = (1..=20).map(|m| m * MIN).collect();
+        let out = drive(&mut s, &p, &[ev(T::Firing, 1, 0)], &ticks);
+        // waits 1, 2, 4, 5 (cap), 5 minutes
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 1, 0),
+                (K::Repeat, 1, MIN),
+                (K::Repeat, 1, 3 * MIN),
+                (K::Repeat, 1, 7 * MIN),
+                (K::Repeat, 1, 12 * MIN),
+                (K::Repeat, 1, 17 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn repeat_backoff_is_reset_by_other_notifications() {
+        let p = NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(60)),
+            repeat_backoff: 3.0,
+            ..pol(0)
+        };
+        let mut s = NotifyState::default();
+        let ticks: Vec<i64> = (1..=8).map(|m| m * MIN).collect();
+        let out = drive(
+            &mut s,
+            &p,
+            &[ev(T::Firing, 0, 0), ev(T::Escalated, 1, 4 * MIN)],
+            &ticks,
+        );
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Repeat, 0, MIN),
+                (K::Escalated, 1, 4 * MIN),
+                (K::Repeat, 1, 5 * MIN),
+                (K::Repeat, 1, 8 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn repeat_only_while_firing_and_held_by_cooldown() {
+        let p = NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(60)),
+            ..pol(3)
+        };
+        let mut s = NotifyState::default();
+        let ticks: Vec<i64> = (1..=12).map(|m| m * MIN).collect();
+        let out = drive(
+            &mut s,
+            &p,
+            &[ev(T::Firing, 0, 0), ev(T::Resolved, 0, 7 * MIN)],
+            &ticks,
+        );
+        // Due from 1m, but the cooldown (3m) holds it; nothing after the resolve.
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Repeat, 0, 3 * MIN),
+                (K::Repeat, 0, 6 * MIN),
+                (K::Resolved, 0, 7 * MIN)
+            ]
+        );
+    }
+
+    #[test]
+    fn repeat_is_not_sent_for_an_unnotified_firing() {
+        let p = NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(60)),
+            ..pol(10)
+        };
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 1, 2 * MIN),
+        ];
+        let ticks: Vec<i64> = (3..=12).map(|m| m * MIN).collect();
+        let out = drive(&mut s, &p, &events, &ticks);
+        // The firing waits for the cooldown of the resolve (1m + 10m); no repeat before it.
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Resolved, 0, MIN),
+                (K::Firing, 1, 11 * MIN)
+            ]
+        );
+    }
+
+    fn flappy() -> NotifyPolicy {
+        NotifyPolicy {
+            flap: Some(FlapPolicy {
+                transitions: 4,
+                within: Duration::from_secs(600),
+            }),
+            ..pol(0)
+        }
+    }
+
+    #[test]
+    fn flapping_sends_one_flapping_then_holds_until_stable() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 0, 2 * MIN),
+            ev(T::Resolved, 0, 3 * MIN), // 4th transition: flapping
+            ev(T::Firing, 1, 4 * MIN),
+            ev(T::Resolved, 1, 5 * MIN),
+            ev(T::Firing, 1, 6 * MIN),
+        ];
+        let ticks: Vec<i64> = (7..=20).map(|m| m * MIN).collect();
+        let out = drive(&mut s, &flappy(), &events, &ticks);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Resolved, 0, MIN),
+                (K::Firing, 0, 2 * MIN),
+                (K::Flapping, 0, 3 * MIN),
+                // stable for 10m after the last transition at 6m: the current state.
+                (K::Escalated, 1, 16 * MIN),
+            ]
+        );
+        assert!(!s.flapping());
+    }
+
+    #[test]
+    fn flapping_release_resolves_a_notified_firing() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 0, 2 * MIN),
+            ev(T::Resolved, 0, 3 * MIN),
+        ];
+        let ticks: Vec<i64> = (4..=12).map(|m| m * MIN).collect();
+        let out = drive(&mut s, &flappy(), &events, &ticks);
+        assert!(s.flapping(), "stable since 3m, released at 13m");
+        assert_eq!(brief(&out).last(), Some(&(K::Flapping, 0, 3 * MIN)));
+        let out = drive(&mut s, &flappy(), &[], &[13 * MIN]);
+        assert_eq!(brief(&out), vec![(K::Resolved, 0, 13 * MIN)]);
+    }
+
+    #[test]
+    fn flapping_release_drops_a_resolve_of_a_never_notified_episode() {
+        let p = NotifyPolicy {
+            flap: Some(FlapPolicy {
+                transitions: 2,
+                within: Duration::from_secs(600),
+            }),
+            ..pol(0)
+        };
+        let mut s = NotifyState::default();
+        // The second transition (the resolve) starts flapping before any firing was notified...
+        let mut out = Vec::new();
+        s.on_event(&p, &ev(T::Firing, 0, 0), &mut out);
+        s.after_evaluation(&p, Timestamp(0), Some(0), &mut out);
+        s.on_event(&p, &ev(T::Resolved, 0, MIN), &mut out);
+        s.on_event(&p, &ev(T::Firing, 1, 2 * MIN), &mut out);
+        s.on_event(&p, &ev(T::Resolved, 1, 3 * MIN), &mut out);
+        s.after_evaluation(&p, Timestamp(13 * MIN), None, &mut out);
+        // ...Firing at 0 was notified, so its resolve is sent at release, once.
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Flapping, 0, MIN),
+                (K::Resolved, 1, 13 * MIN)
+            ]
+        );
+
+        let mut s = NotifyState::default();
+        let mut out = Vec::new();
+        let p3 = NotifyPolicy {
+            flap: Some(FlapPolicy {
+                transitions: 1,
+                within: Duration::from_secs(600),
+            }),
+            ..pol(0)
+        };
+        s.on_event(&p3, &ev(T::Firing, 0, 0), &mut out);
+        s.on_event(&p3, &ev(T::Resolved, 0, MIN), &mut out);
+        s.after_evaluation(&p3, Timestamp(11 * MIN), None, &mut out);
+        assert_eq!(
+            brief(&out),
+            vec![(K::Flapping, 0, 0)],
+            "never-notified firing: no resolve"
+        );
+    }
+
+    #[test]
+    fn transitions_outside_the_window_do_not_count() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, 5 * MIN),
+            ev(T::Firing, 0, 10 * MIN), // the 0m transition left the 10m window
+            ev(T::Resolved, 0, 12 * MIN),
+        ];
+        let out = drive(&mut s, &flappy(), &events, &[]);
+        assert!(out.iter().all(|n| n.kind != K::Flapping));
+        assert!(!s.flapping());
+    }
+
+    #[test]
+    fn removing_the_flap_policy_releases_a_flapping_instance() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 0, 2 * MIN),
+            ev(T::Escalated, 1, 3 * MIN),
+        ];
+        drive(&mut s, &flappy(), &events, &[]);
+        assert!(s.flapping());
+        let out = drive(&mut s, &pol(0), &[], &[4 * MIN]);
+        assert_eq!(brief(&out), vec![(K::Escalated, 1, 4 * MIN)]);
+    }
+
+    #[test]
+    fn state_round_trips_through_json() {
+        let mut s = NotifyState::default();
+        drive(
+            &mut s,
+            &flappy(),
+            &[
+                ev(T::Firing, 0, 0),
+                ev(T::Resolved, 0, MIN),
+                ev(T::Firing, 0, 2 * MIN),
+                ev(T::Resolved, 0, 3 * MIN),
+            ],
+            &[],
+        );
+        let back: NotifyState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}
