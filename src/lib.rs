@@ -4,6 +4,7 @@
 //! is sans-IO: it takes time and samples as arguments and returns events.
 
 pub mod diag;
+pub mod engine;
 pub mod series;
 pub mod template;
 pub mod ruletest;
