@@ -1,10 +1,16 @@
 //! tocsin: a rule-driven alert engine.
 //!
-//! See ARCHITECTURE.md for the map. The core (`series`, `expr`, `config`, `rules`, `engine`)
-//! is sans-IO: it takes time and samples as arguments and returns events.
+//! See ARCHITECTURE.md for the map. The core (`series`, `expr`, `config`, `rules`,
+//! `engine`, `template`) is sans-IO: it takes time and samples as arguments and returns
+//! events. `check`, `ruletest` and `cli` are thin shells around it.
 
+pub mod check;
+pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod engine;
+pub mod expr;
+pub mod rules;
+pub mod ruletest;
 pub mod series;
 pub mod template;
-pub mod ruletest;

@@ -31,12 +31,12 @@ pub struct Timestamp(pub i64);
 
 impl Timestamp {
     /// The timestamp `d` after `self` (saturating).
-    pub fn add(self, d: Duration) -> Timestamp {
+    pub fn plus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(duration_ms(d)))
     }
 
     /// The timestamp `d` before `self` (saturating).
-    pub fn sub(self, d: Duration) -> Timestamp {
+    pub fn minus(self, d: Duration) -> Timestamp {
         Timestamp(self.0.saturating_sub(duration_ms(d)))
     }
 
@@ -104,7 +104,7 @@ impl Window {
             Some(last) if last.t > s.t => return,
             _ => self.samples.push_back(s),
         }
-        let horizon = s.t.sub(retention);
+        let horizon = s.t.minus(retention);
         while self.samples.len() > 1 && self.samples.front().is_some_and(|f| f.t < horizon) {
             self.samples.pop_front();
         }

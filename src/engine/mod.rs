@@ -1,4 +1,475 @@
-//! The per-instance alert engine core: tier state machine, notification rules, action gating.
+//! Engine: one deterministic evaluation of a rule group at a given time.
+//!
+//! Owns the alert instances of every rule: which series each instance reads (SPEC §3.2:
+//! `select`, joins on label sets, broadcast, `by` groups), evaluating its expressions,
+//! feeding the per-instance state machine ([`state`]), the notification rules ([`notify`])
+//! and action gates ([`action`]), and writing recording-rule outputs back to the series
+//! store. It is sans-IO: time comes in as an argument, samples live in the caller's
+//! [`SeriesStore`], and what happened goes out as an [`Output`]. It must never read a clock,
+//! a file or a socket; `run`, `check` and `test` all drive it the same way.
+
 pub mod action;
 pub mod notify;
 pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::expr::{Data, EvalCtx, SlotKind};
+use crate::rules::{Rule, RuleKind, RuleSet};
+use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window};
+use crate::template::Context;
+use action::ActionGate;
+use notify::{NoteKind, Notification, NotifyState};
+use state::{Event, InstanceState, Phase, TierObs, Transition};
+
+/// Identifies a rule inside the engine's [`RuleSet`]: (group index, rule index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleRef {
+    /// Index of the group.
+    pub group: usize,
+    /// Index of the rule in its group.
+    pub rule: usize,
+}
+
+/// What one instance of one alert did: a transition, a notification or an action run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Emitted<K> {
+    /// The rule.
+    pub rule: RuleRef,
+    /// The instance's stable fingerprint (of its labels without `severity`).
+    pub fingerprint: u64,
+    /// The instance's full labels: joined series labels, rule labels, `alertname`,
+    /// `severity` (and `nodata="true"` when raised by `no_data: alert`).
+    pub labels: Labels,
+    /// What happened.
+    pub kind: K,
+    /// The tier concerned (for resolutions: the tier it was firing at).
+    pub tier: usize,
+    /// That tier's severity.
+    pub severity: Arc<str>,
+    /// When.
+    pub at: Timestamp,
+    /// The expression's value at that evaluation.
+    pub value: Option<f64>,
+    /// Per-instance notification sequence number (notifications only; 0 otherwise).
+    pub seq: u64,
+}
+
+/// An action that is due to run, with the name of the action inside its rule.
+pub type ActionRun = Emitted<(String, Transition)>;
+
+/// Everything one evaluation produced, in order.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// State-machine transitions (for history).
+    pub events: Vec<Emitted<Transition>>,
+    /// Notifications after cooldowns, coalescing, repeats and flap holding.
+    pub notifications: Vec<Emitted<NoteKind>>,
+    /// Actions admitted by their own cooldown and rate limit.
+    pub actions: Vec<ActionRun>,
+}
+
+impl Output {
+    /// Forgets everything, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.notifications.clear();
+        self.actions.clear();
+    }
+}
+
+/// What one instance reads for one rule slot.
+#[derive(Clone, Debug, PartialEq)]
+enum Binding {
+    Unbound,
+    Series(SeriesId),
+    Group(Vec<SeriesId>),
+}
+
+/// One alert instance (or recording-rule output) of one rule.
+#[derive(Debug)]
+pub struct Instance {
+    /// The joined series labels (without rule labels, `alertname` or `severity`).
+    pub labels: Labels,
+    /// Fingerprint of `labels`: the instance's identity across evaluations and reloads.
+    pub fingerprint: u64,
+    /// The expression's value at the last evaluation.
+    pub value: Option<f64>,
+    /// Tier state machine.
+    pub machine: InstanceState,
+    /// Cooldown / repeat / flap state.
+    pub notify: NotifyState,
+    /// One gate per action of the rule.
+    pub gates: Vec<ActionGate>,
+    /// Whether the last no-data evaluation raised it through `no_data: alert`.
+    pub nodata: bool,
+    bindings: Vec<Binding>,
+    output: Option<SeriesId>,
+}
+
+#[derive(Debug, Default)]
+struct RuleState {
+    /// Store generation the bindings were computed at; `None` forces a rebind.
+    bound_at: Option<u64>,
+    instances: Vec<Instance>,
+}
+
+/// A pending or firing instance, as the API and rule tests see it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertView {
+    /// The rule.
+    pub rule: RuleRef,
+    /// The alert's name.
+    pub alertname: String,
+    /// Pending or firing, and at which tier.
+    pub phase: Phase,
+    /// The severity of that tier.
+    pub severity: Arc<str>,
+    /// Full labels including `alertname` and `severity`.
+    pub labels: Labels,
+    /// The last value.
+    pub value: Option<f64>,
+    /// The instance fingerprint.
+    pub fingerprint: u64,
+}
+
+/// Evaluation settings that are not part of the rules.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// How old a sample may be and still be a series' current value (SPEC §2).
+    pub staleness: Duration,
+}
+
+/// The evaluator: a compiled rule set and the state of every instance of every rule.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Arc<RuleSet>,
+    state: Vec<Vec<RuleState>>,
+    settings: Settings,
+    obs: Vec<TierObs>,
+    events: Vec<Event>,
+    notes: Vec<Notification>,
+    recorded: Vec<(SeriesId, f64)>,
+}
+
+struct Bound<'a> {
+    store: &'a SeriesStore,
+    bindings: &'a [Binding],
+    map: &'a [usize],
+}
+
+impl Data for Bound<'_> {
+    fn series(&self, slot: usize) -> Option<&Window> {
+        match self.bindings.get(*self.map.get(slot)?)? {
+            Binding::Series(id) => Some(self.store.window(*id)),
+            _ => None,
+        }
+    }
+
+    fn group(&self, slot: usize, f: &mut dyn FnMut(&Window)) {
+        if let Some(Binding::Group(ids)) = self.map.get(slot).and_then(|i| self.bindings.get(*i)) {
+            for id in ids {
+                f(self.store.window(*id));
+            }
+        }
+    }
+}
+
+impl Engine {
+    /// An engine with no instance yet.
+    pub fn new(rules: Arc<RuleSet>, settings: Settings) -> Engine {
+        let state = rules.groups.iter().map(|g| g.rules.iter().map(|_| RuleState::default()).collect()).collect();
+        Engine {
+            rules,
+            state,
+            settings,
+            obs: Vec::new(),
+            events: Vec::new(),
+            notes: Vec::new(),
+            recorded: Vec::new(),
+        }
+    }
+
+    /// The rule set being evaluated.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// The instances of a rule.
+    pub fn instances(&self, r: RuleRef) -> &[Instance] {
+        &self.state[r.group][r.rule].instances
+    }
+
+    /// Evaluates every rule of group `g` at `now`, in order, appending to `out`.
+    /// Recording rules write their outputs to `store` at once, so later rules read them.
+    pub fn evaluate_group(&mut self, g: usize, now: Timestamp, store: &mut SeriesStore, out: &mut Output) {
+        let rules = Arc::clone(&self.rules);
+        for (r, rule) in rules.groups[g].rules.iter().enumerate() {
+            let rref = RuleRef { group: g, rule: r };
+            if self.state[g][r].bound_at != Some(store.generation()) {
+                self.rebind(rref, rule, store);
+            }
+            match &rule.kind {
+                RuleKind::Record => self.evaluate_record(rref, rule, now, store),
+                RuleKind::Alert(_) => self.evaluate_alert(rref, rule, now, store, out),
+            }
+        }
+    }
+
+    fn evaluate_record(&mut self, rref: RuleRef, rule: &Rule, now: Timestamp, store: &mut SeriesStore) {
+        let ctx = EvalCtx { now, staleness: self.settings.staleness };
+        let rs = &mut self.state[rref.group][rref.rule];
+        self.recorded.clear();
+        let mut new_series = false;
+        for inst in &mut rs.instances {
+            let data = Bound { store, bindings: &inst.bindings, map: &rule.expr_slots[0] };
+            inst.value = rule.expr.eval(&ctx, &data);
+            if inst.output.is_none() {
+                new_series = true;
+            }
+        }
+        if new_series {
+            for inst in &mut rs.instances {
+                if inst.output.is_none() {
+                    inst.output = Some(store.id(&rule.name, &inst.labels.union(&rule.labels)));
+                }
+            }
+            // Creating the outputs changed the store; this rule's own bindings are still
+            // right, so keep them instead of rebinding on the next evaluation.
+            rs.bound_at = Some(store.generation());
+        }
+        for inst in &rs.instances {
+            if let (Some(v), Some(id)) = (inst.value, inst.output) {
+                self.recorded.push((id, v));
+            }
+        }
+        for (id, v) in self.recorded.drain(..) {
+            store.push_id(id, Sample { t: now, v });
+        }
+    }
+
+    fn evaluate_alert(&mut self, rref: RuleRef, rule: &Rule, now: Timestamp, store: &SeriesStore, out: &mut Output) {
+        let RuleKind::Alert(alert) = &rule.kind else { return };
+        let ctx = EvalCtx { now, staleness: self.settings.staleness };
+        let rs = &mut self.state[rref.group][rref.rule];
+        let policy = &alert.policy;
+        for inst in &mut rs.instances {
+            let data = Bound { store, bindings: &inst.bindings, map: &rule.expr_slots[0] };
+            inst.value = rule.expr.eval(&ctx, &data);
+            let obs = match inst.value {
+                None => None,
+                Some(v) => {
+                    self.obs.clear();
+                    let mut when_exprs = alert.when.iter().flatten().zip(&rule.expr_slots[1..]);
+                    for (i, w) in alert.when.iter().enumerate() {
+                        let o = if alert.boolean {
+                            TierObs { met: v != 0.0, holds: v != 0.0 }
+                        } else if w.is_some() {
+                            let (e, map) = when_exprs.next().expect("one slot map per when expression");
+                            let data = Bound { store, bindings: &inst.bindings, map };
+                            let b = e.eval(&ctx, &data).is_some_and(|x| x != 0.0);
+                            TierObs { met: b, holds: b }
+                        } else {
+                            policy.observe(i, v)
+                        };
+                        self.obs.push(o);
+                    }
+                    Some(self.obs.as_slice())
+                }
+            };
+            self.events.clear();
+            inst.machine.step(policy, now, obs, &mut self.events);
+            self.notes.clear();
+            for ev in &self.events {
+                inst.nodata = ev.nodata;
+                inst.notify.on_event(&alert.notify, ev, &mut self.notes);
+                let labels = full_labels(rule, inst, &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity);
+                for (a, gate) in alert.actions.iter().zip(inst.gates.iter_mut()) {
+                    if gate.admit(&a.trigger, ev) {
+                        out.actions.push(emitted(rref, inst.fingerprint, labels.clone(), (a.name.clone(), ev.transition), ev.tier, policy, ev.at, inst.value, 0));
+                    }
+                }
+                out.events.push(emitted(rref, inst.fingerprint, labels, ev.transition, ev.tier, policy, ev.at, inst.value, 0));
+            }
+            let firing = match inst.machine.phase() {
+                Phase::Firing { tier, .. } => Some(tier),
+                _ => None,
+            };
+            inst.notify.after_evaluation(&alert.notify, now, firing, &mut self.notes);
+            for n in &self.notes {
+                let sev = &policy.tiers[n.tier.min(policy.tiers.len() - 1)].severity;
+                let mut labels = full_labels(rule, inst, sev);
+                if n.nodata {
+                    labels.set("nodata", "true");
+                }
+                out.notifications.push(emitted(rref, inst.fingerprint, labels, n.kind, n.tier, policy, n.at, inst.value, n.seq));
+            }
+        }
+    }
+
+    /// Recomputes which series each instance of a rule reads, keeping the state of
+    /// instances that still exist (by fingerprint).
+    fn rebind(&mut self, rref: RuleRef, rule: &Rule, store: &SeriesStore) {
+        let rows: Vec<Vec<(Labels, Binding)>> = rule
+            .slots
+            .iter()
+            .map(|slot| {
+                let selected = store.series_of(&slot.metric).iter().copied().filter(|id| {
+                    let l = store.labels(*id);
+                    rule.select.iter().all(|(k, m)| m.matches(l.get(k)))
+                });
+                match slot.kind {
+                    SlotKind::Series => selected.map(|id| (store.labels(id).clone(), Binding::Series(id))).collect(),
+                    SlotKind::Aggregate => {
+                        let mut groups: BTreeMap<Labels, Vec<SeriesId>> = BTreeMap::new();
+                        for id in selected {
+                            groups.entry(store.labels(id).project(&rule.by)).or_default().push(id);
+                        }
+                        groups.into_iter().map(|(l, ids)| (l, Binding::Group(ids))).collect()
+                    }
+                }
+            })
+            .collect();
+        // Join the slots with many rows first and the richest label sets first, so single
+        // series broadcast onto instances that already exist.
+        let mut order: Vec<usize> = (0..rule.slots.len()).collect();
+        order.sort_by_key(|&s| {
+            let widest = rows[s].iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+            (rows[s].len() <= 1, std::cmp::Reverse(widest))
+        });
+        let mut joined: Vec<(Labels, Vec<Binding>)> = vec![(Labels::new(), vec![Binding::Unbound; rule.slots.len()])];
+        for s in order {
+            match rows[s].as_slice() {
+                [] => {}
+                [(l, b)] => {
+                    for (labels, binds) in &mut joined {
+                        binds[s] = b.clone();
+                        if labels.compatible(l) {
+                            *labels = labels.union(l);
+                        }
+                    }
+                }
+                many => {
+                    let mut next = Vec::with_capacity(joined.len() * many.len());
+                    for (labels, binds) in joined {
+                        let mut matched = false;
+                        for (l, b) in many.iter().filter(|(l, _)| labels.compatible(l)) {
+                            let mut nb = binds.clone();
+                            nb[s] = b.clone();
+                            next.push((labels.union(l), nb));
+                            matched = true;
+                        }
+                        if !matched {
+                            next.push((labels, binds));
+                        }
+                    }
+                    joined = next;
+                }
+            }
+        }
+        let rs = &mut self.state[rref.group][rref.rule];
+        let mut old: HashMap<u64, Instance> = rs.instances.drain(..).map(|i| (i.fingerprint, i)).collect();
+        let actions = rule.alert().map_or(0, |a| a.actions.len());
+        let mut seen = std::collections::HashSet::new();
+        for (labels, bindings) in joined {
+            let fingerprint = labels.fingerprint();
+            // A cross join can produce one label set twice; the first binding wins.
+            if !seen.insert(fingerprint) {
+                continue;
+            }
+            let inst = match old.remove(&fingerprint) {
+                Some(mut i) => {
+                    i.bindings = bindings;
+                    i
+                }
+                None => Instance {
+                    labels,
+                    fingerprint,
+                    value: None,
+                    machine: InstanceState::default(),
+                    notify: NotifyState::default(),
+                    gates: vec![ActionGate::default(); actions],
+                    nodata: false,
+                    bindings,
+                    output: None,
+                },
+            };
+            rs.instances.push(inst);
+        }
+        rs.bound_at = Some(store.generation());
+    }
+
+    /// Every pending or firing instance of every alert rule.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let mut out = Vec::new();
+        for (g, group) in self.rules.groups.iter().enumerate() {
+            for (r, rule) in group.rules.iter().enumerate() {
+                let Some(alert) = rule.alert() else { continue };
+                for inst in &self.state[g][r].instances {
+                    let tier = match inst.machine.phase() {
+                        Phase::Inactive => continue,
+                        Phase::Pending { tier } | Phase::Firing { tier, .. } => tier.min(alert.policy.tiers.len() - 1),
+                    };
+                    let severity = alert.policy.tiers[tier].severity.clone();
+                    let mut labels = full_labels(rule, inst, &severity);
+                    if inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }) {
+                        labels.set("nodata", "true");
+                    }
+                    out.push(AlertView {
+                        rule: RuleRef { group: g, rule: r },
+                        alertname: rule.name.clone(),
+                        phase: inst.machine.phase(),
+                        severity,
+                        labels,
+                        value: inst.value,
+                        fingerprint: inst.fingerprint,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Renders the annotations of an alert as shown in the API and checked by rule tests.
+    /// Template failures render the plain fallback text.
+    pub fn annotations(&self, view: &AlertView) -> BTreeMap<String, String> {
+        let rule = &self.rules.groups[view.rule.group].rules[view.rule.rule];
+        let Some(alert) = rule.alert() else { return BTreeMap::new() };
+        let tier = match view.phase {
+            Phase::Pending { tier } | Phase::Firing { tier, .. } => tier,
+            Phase::Inactive => 0,
+        };
+        let ctx = Context {
+            alertname: view.alertname.clone(),
+            status: if matches!(view.phase, Phase::Firing { .. }) { "firing" } else { "pending" }.to_string(),
+            severity: view.severity.to_string(),
+            value: view.value,
+            threshold: alert.thresholds.get(tier).copied().flatten(),
+            labels: view.labels.to_map(),
+            ..Context::default()
+        };
+        alert
+            .annotations
+            .iter()
+            .map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0))
+            .collect()
+    }
+}
+
+fn full_labels(rule: &Rule, inst: &Instance, severity: &str) -> Labels {
+    let mut l = inst.labels.clone();
+    for (k, v) in rule.labels.iter() {
+        l.set(k, v);
+    }
+    l.set("alertname", &rule.name);
+    l.set("severity", severity);
+    l
+}
+
+#[allow(clippy::too_many_arguments)]
+fn emitted<K>(rule: RuleRef, fingerprint: u64, labels: Labels, kind: K, tier: usize, policy: &state::Policy, at: Timestamp, value: Option<f64>, seq: u64) -> Emitted<K> {
+    let tier = tier.min(policy.tiers.len() - 1);
+    Emitted { rule, fingerprint, labels, kind, tier, severity: policy.tiers[tier].severity.clone(), at, value, seq }
+}

@@ -298,7 +298,7 @@ impl NotifyState {
         };
         self.seq += 1;
         self.last_sent = Some(at);
-        self.cooldown_until = Some(at.add(p.cooldown));
+        self.cooldown_until = Some(at.plus(p.cooldown));
         self.held = None;
         out.push(Notification {
             kind,

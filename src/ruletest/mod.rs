@@ -1,2 +1,368 @@
 //! `tocsin test`: rule unit tests (SPEC §8).
+//!
+//! Owns running one parsed test file against the rules it names: expanding input series,
+//! driving the very same [`Engine`] the daemon runs on a simulated clock, and comparing
+//! firing sets and notifications with what the file expects. Pure: rule files come from
+//! a loader the caller passes, time is simulated, and results come back as values (the
+//! CLI prints them and writes JUnit).
+
 pub mod notation;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use regex::Regex;
+
+use crate::config::{Dur, RuleFile, Sp, TestCase, TestFile};
+use crate::diag::Diagnostic;
+use crate::engine::notify::NoteKind;
+use crate::engine::state::Phase;
+use crate::engine::{Engine, Output, Settings};
+use crate::rules::{RuleSet, compile};
+use crate::series::{Labels, Sample, SeriesStore, Timestamp, duration_ms};
+use notation::{Point, parse_series, parse_values};
+
+/// Default interval between evaluations and between input samples, as in promtool.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+/// Most evaluations one test may ask for; a typo like `at: 1000d` must fail, not hang.
+const MAX_EVALUATIONS: u64 = 2_000_000;
+
+/// The outcome of one test case.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CaseResult {
+    /// The test's name.
+    pub name: String,
+    /// Readable failure descriptions; empty when the test passed.
+    pub failures: Vec<String>,
+}
+
+/// The outcome of one test file.
+#[derive(Clone, Debug, Default)]
+pub struct FileResult {
+    /// Cases that ran (those selected by the filter).
+    pub cases: Vec<CaseResult>,
+    /// Problems with the file itself or the rules it loads; the cases did not run if any
+    /// of these is an error.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Loads a rule file named by a test file (path already resolved against the test file).
+pub type Loader<'a> = dyn Fn(&str) -> Result<RuleFile, Vec<Diagnostic>> + 'a;
+
+/// Runs the cases of `test` (read from `path`) whose names match `filter`.
+pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&Regex>) -> FileResult {
+    let mut result = FileResult::default();
+    let dir = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(""));
+    let mut files = Vec::new();
+    for f in &test.rule_files {
+        let p = dir.join(f).to_string_lossy().into_owned();
+        match load(&p) {
+            Ok(rf) => files.push((p, rf)),
+            Err(d) => result.diagnostics.extend(d),
+        }
+    }
+    if !test.receiver_files.is_empty() {
+        result.diagnostics.push(Diagnostic::error(
+            path,
+            0,
+            0,
+            "receiver-files",
+            "`receiver_files` (testing routes and receivers) is not supported yet; test the rules alone",
+        ));
+    }
+    if result.diagnostics.iter().any(|d| d.severity == crate::diag::Severity::Error) {
+        return result;
+    }
+    let (set, diags) = compile(&files);
+    result.diagnostics.extend(diags);
+    let Some(set) = set else { return result };
+    let set = Arc::new(set);
+    let eval_interval = test.evaluation_interval.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_INTERVAL);
+    for case in &test.tests {
+        if filter.is_some_and(|re| !re.is_match(&case.name.value)) {
+            continue;
+        }
+        match run_case(path, &set, eval_interval, case) {
+            Ok(failures) => result.cases.push(CaseResult { name: case.name.value.clone(), failures }),
+            Err(d) => result.diagnostics.extend(d),
+        }
+    }
+    result
+}
+
+/// A notification as the test compares it.
+#[derive(Clone, Debug)]
+struct Got {
+    at: Timestamp,
+    event: &'static str,
+    severity: String,
+    labels: Labels,
+}
+
+/// The lower-case name of a notification kind, as written in test files.
+pub fn note_name(k: NoteKind) -> &'static str {
+    match k {
+        NoteKind::Firing => "firing",
+        NoteKind::Escalated => "escalated",
+        NoteKind::Deescalated => "deescalated",
+        NoteKind::Repeat => "repeat",
+        NoteKind::Resolved => "resolved",
+        NoteKind::Flapping => "flapping",
+    }
+}
+
+const EVENTS: &[&str] = &["firing", "escalated", "deescalated", "repeat", "resolved", "flapping"];
+
+fn located<T>(path: &str, at: &Sp<T>, code: &'static str, msg: String) -> Diagnostic {
+    Diagnostic::error(path, at.line(), at.column(), code, msg)
+}
+
+/// A test case's inputs, parsed and checked.
+struct Prepared {
+    /// Every input sample, in time order.
+    samples: Vec<(Timestamp, String, Labels, f64)>,
+    /// The `notifications.expect` entries.
+    expected_notes: Vec<ExpectedNote>,
+}
+
+fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let step = case.interval.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_INTERVAL);
+    if let Some(i) = case.interval.as_ref().filter(|i| i.value.0.is_zero()) {
+        diags.push(located(path, i, "interval", "a test's interval must be longer than zero".into()));
+    }
+    let mut samples = Vec::new();
+    for input in &case.input_series {
+        let sel = parse_series(&input.series.value);
+        let vals = parse_values(&input.values.value);
+        match (sel, vals) {
+            (Ok((name, labels)), Ok(points)) => {
+                for (i, p) in points.into_iter().enumerate() {
+                    if let Point::Value(v) = p {
+                        let t = Timestamp(duration_ms(step).saturating_mul(i as i64));
+                        samples.push((t, name.clone(), labels.clone(), v));
+                    }
+                }
+            }
+            (Err(e), _) => diags.push(located(path, &input.series, "series", format!("invalid series `{}`: {} (at character {})", input.series.value, e.message, e.offset + 1))),
+            (_, Err(e)) => diags.push(located(path, &input.values, "values", format!("invalid values: {} (at character {})", e.message, e.offset + 1))),
+        }
+    }
+    samples.sort_by_key(|s| s.0);
+    let mut expected_notes = Vec::new();
+    if let Some(n) = &case.notifications {
+        for e in &n.expect {
+            match expected_note(e) {
+                Ok(x) => expected_notes.push(x),
+                Err(msg) => diags.push(located(path, e, "notifications", msg)),
+            }
+        }
+        if expected_notes.windows(2).any(|w| w[0].0 > w[1].0) {
+            diags.push(located(path, &n.expect[0], "notifications", "`expect` must be ordered by `at`".into()));
+        }
+    }
+    if diags.is_empty() { Ok(Prepared { samples, expected_notes }) } else { Err(diags) }
+}
+
+/// Checks a test file without running it: the rule files it names load and compile, and
+/// every case's input notation and expectations parse.
+pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnostic> {
+    let mut result = run_file(path, &TestFile { tests: Vec::new(), ..test.clone() }, load, None);
+    for case in &test.tests {
+        if let Err(d) = prepare(path, case) {
+            result.diagnostics.extend(d);
+        }
+    }
+    result.diagnostics
+}
+
+fn run_case(path: &str, set: &Arc<RuleSet>, eval_interval: Duration, case: &TestCase) -> Result<Vec<String>, Vec<Diagnostic>> {
+    let Prepared { samples, expected_notes } = prepare(path, case)?;
+    let until = case.notifications.as_ref().map(|n| match &n.until {
+        Some(u) => Timestamp(duration_ms(u.value.0)),
+        None => expected_notes.last().map(|e| e.0).unwrap_or_default(),
+    });
+    let mut checkpoints: Vec<(Timestamp, usize)> = case.alerts.iter().enumerate().map(|(i, a)| (at(&a.at), i)).collect();
+    checkpoints.sort();
+    let end = checkpoints.iter().map(|c| c.0).chain(until).max().unwrap_or_default();
+
+    // The schedule: every group at its interval, from 0 to `end`.
+    let intervals: Vec<i64> = set.groups.iter().map(|g| duration_ms(g.interval.unwrap_or(eval_interval)).max(1)).collect();
+    let evaluations: u64 = intervals.iter().map(|i| (end.0 / i) as u64 + 1).sum();
+    if evaluations > MAX_EVALUATIONS {
+        return Err(vec![located(
+            path,
+            &case.name,
+            "test-length",
+            format!("this test needs {evaluations} evaluations (more than {MAX_EVALUATIONS}); use a longer interval or an earlier `at`"),
+        )]);
+    }
+    let mut store = SeriesStore::new(set.longest_window().max(Duration::from_secs(3600)));
+    let settings = Settings { staleness: Duration::from_secs(300) };
+    let mut engine = Engine::new(Arc::clone(set), settings);
+    let mut out = Output::default();
+    let mut got = Vec::new();
+    let mut failures = Vec::new();
+    let mut next_sample = 0;
+    let mut next_check = 0;
+    let mut next_eval: Vec<i64> = vec![0; intervals.len()];
+    loop {
+        let t = next_eval.iter().copied().min().unwrap_or(i64::MAX);
+        // Expectations between evaluations see the state of the last evaluation before them.
+        while next_check < checkpoints.len() && (checkpoints[next_check].0.0 < t || t > end.0) {
+            check_alerts(&engine, &case.alerts[checkpoints[next_check].1], &mut failures);
+            next_check += 1;
+        }
+        if t > end.0 {
+            break;
+        }
+        let now = Timestamp(t);
+        while next_sample < samples.len() && samples[next_sample].0 <= now {
+            let (ts, name, labels, v) = &samples[next_sample];
+            store.push(name, labels, Sample { t: *ts, v: *v });
+            next_sample += 1;
+        }
+        for g in 0..intervals.len() {
+            if next_eval[g] == t {
+                out.clear();
+                engine.evaluate_group(g, now, &mut store, &mut out);
+                got.extend(out.notifications.iter().filter(|n| until.is_some_and(|u| n.at <= u)).map(|n| Got {
+                    at: n.at,
+                    event: note_name(n.kind),
+                    severity: n.severity.to_string(),
+                    labels: n.labels.clone(),
+                }));
+                next_eval[g] += intervals[g];
+            }
+        }
+        while next_check < checkpoints.len() && checkpoints[next_check].0 == now {
+            check_alerts(&engine, &case.alerts[checkpoints[next_check].1], &mut failures);
+            next_check += 1;
+        }
+    }
+    if case.notifications.is_some() {
+        compare_notifications(&expected_notes, &got, &mut failures);
+    }
+    Ok(failures)
+}
+
+fn at(d: &Sp<Dur>) -> Timestamp {
+    Timestamp(duration_ms(d.value.0))
+}
+
+/// (at, event, severity, labels) of one `expect` entry.
+type ExpectedNote = (Timestamp, Option<String>, Option<String>, Vec<(String, String)>);
+
+fn expected_note(e: &Sp<BTreeMap<String, String>>) -> Result<ExpectedNote, String> {
+    let mut at = None;
+    let (mut event, mut severity, mut labels) = (None, None, Vec::new());
+    for (k, v) in e.value.iter() {
+        match k.as_str() {
+            "at" => at = Some(humantime::parse_duration(v).map_err(|err| format!("`at: {v}` is not a duration: {err}"))?),
+            "event" if EVENTS.contains(&v.as_str()) => event = Some(v.clone()),
+            "event" => return Err(format!("unknown event `{v}`; events are {}", EVENTS.join(", "))),
+            "severity" => severity = Some(v.clone()),
+            "receiver" => return Err("`receiver` needs `receiver_files:` in the test file".into()),
+            _ => labels.push((k.clone(), v.clone())),
+        }
+    }
+    let at = at.ok_or("every expected notification needs `at`")?;
+    Ok((Timestamp(duration_ms(at)), event, severity, labels))
+}
+
+fn fmt_time(t: Timestamp) -> String {
+    if t.0 == 0 {
+        return "0s".into();
+    }
+    humantime::format_duration(Duration::from_millis(t.0.max(0) as u64)).to_string().replace(' ', "")
+}
+
+fn check_alerts(engine: &Engine, exp: &crate::config::AlertExpectation, failures: &mut Vec<String>) {
+    let firing: Vec<_> = engine.alerts().into_iter().filter(|a| matches!(a.phase, Phase::Firing { .. })).collect();
+    let mut unmatched: Vec<usize> = (0..firing.len()).collect();
+    let mut missing = Vec::new();
+    for e in &exp.firing {
+        let pos = unmatched.iter().position(|&i| {
+            let a = &firing[i];
+            e.labels.iter().all(|(k, v)| a.labels.get(k) == Some(v.as_str()))
+                && (e.annotations.is_empty() || {
+                    let ann = engine.annotations(a);
+                    e.annotations.iter().all(|(k, v)| ann.get(k) == Some(v))
+                })
+        });
+        match pos {
+            Some(p) => {
+                unmatched.remove(p);
+            }
+            None => missing.push(e),
+        }
+    }
+    if missing.is_empty() && unmatched.is_empty() {
+        return;
+    }
+    let mut msg = format!("at {}: the firing alerts differ (- expected, + got)\n", fmt_time(at(&exp.at)));
+    for e in missing {
+        let labels = Labels::from_pairs(e.labels.iter());
+        let _ = write!(msg, "  - {labels}");
+        if !e.annotations.is_empty() {
+            let _ = write!(msg, " annotations {:?}", e.annotations);
+        }
+        msg.push('\n');
+    }
+    for i in unmatched {
+        let a = &firing[i];
+        let _ = writeln!(msg, "  + {} annotations {:?}", a.labels, engine.annotations(a));
+    }
+    failures.push(msg.trim_end().to_string());
+}
+
+fn matches_note(e: &ExpectedNote, g: &Got) -> bool {
+    e.0 == g.at
+        && e.1.as_deref().is_none_or(|ev| ev == g.event)
+        && e.2.as_deref().is_none_or(|s| s == g.severity)
+        && e.3.iter().all(|(k, v)| g.labels.get(k) == Some(v.as_str()))
+}
+
+fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut Vec<String>) {
+    // Same-time notifications may come in any order: match within each instant.
+    let mut used = vec![false; got.len()];
+    let mut missing = vec![false; expected.len()];
+    for (i, e) in expected.iter().enumerate() {
+        match (0..got.len()).find(|&j| !used[j] && matches_note(e, &got[j])) {
+            Some(j) => used[j] = true,
+            None => missing[i] = true,
+        }
+    }
+    if !missing.contains(&true) && !used.contains(&false) {
+        return;
+    }
+    // One timeline, expected and got interleaved by time, unchanged lines marked with two spaces.
+    let mut lines: Vec<(Timestamp, u8, String)> = Vec::new();
+    for (e, m) in expected.iter().zip(&missing) {
+        let mark = if *m { "-" } else { " " };
+        let labels: Vec<String> = e.3.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let text = format!(
+            "{mark} at {:>6}  {:<11} {:<9} {{{}}}",
+            fmt_time(e.0),
+            e.1.as_deref().unwrap_or("*"),
+            e.2.as_deref().unwrap_or("*"),
+            labels.join(", ")
+        );
+        lines.push((e.0, if *m { 0 } else { 1 }, text));
+    }
+    for (g, u) in got.iter().zip(&used) {
+        if !u {
+            lines.push((g.at, 2, format!("+ at {:>6}  {:<11} {:<9} {}", fmt_time(g.at), g.event, g.severity, g.labels)));
+        }
+    }
+    lines.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    let mut msg = String::from("notifications differ (- expected, + got):\n");
+    for (_, _, l) in lines {
+        msg.push_str("  ");
+        msg.push_str(&l);
+        msg.push('\n');
+    }
+    failures.push(msg.trim_end().to_string());
+}

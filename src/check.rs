@@ -1,0 +1,131 @@
+//! `tocsin check`: validation of every file kind without side effects.
+//!
+//! Owns the cross-file checks (routes naming receivers that exist, receivers no route
+//! reaches, rule `notify:` targets, test files' rule files and input notation) on top of
+//! the per-file parsing of `config` and the rule compiler of `rules`. It never sends,
+//! runs or writes anything; callers pass file contents and a loader for rule files that
+//! test files name.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{self, FileKind, ReceiverFile, Source};
+use crate::diag::Diagnostic;
+use crate::ruletest::{self, Loader};
+use crate::rules::{self, Matcher};
+use crate::template::{Context, Templates};
+
+/// Checks the given files together and returns every finding.
+pub fn check(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Loader<'_>) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let mut rule_files = Vec::new();
+    let mut receiver_files = Vec::new();
+    for src in sources {
+        let parsed = match config::detect_kind(src) {
+            Some(FileKind::Rules) => config::parse_rules(src).map(|f| rule_files.push((src.path().to_string(), f))),
+            Some(FileKind::Receivers) => config::parse_receivers(src, env).map(|f| receiver_files.push((src.path().to_string(), f))),
+            Some(FileKind::Config) => config::parse_config(src, env).map(|_| ()),
+            Some(FileKind::Test) => config::parse_test(src).map(|t| diags.extend(ruletest::validate(src.path(), &t, load))),
+            None => Err(vec![
+                Diagnostic::error(src.path(), 1, 1, "file-kind", "cannot tell what kind of file this is")
+                    .with_hint("rule files have `groups:`, receiver files `receivers:`/`routes:`, test files `tests:`; tocsin.yaml has engine keys"),
+            ]),
+        };
+        if let Err(d) = parsed {
+            diags.extend(d);
+        }
+    }
+    let (set, rule_diags) = rules::compile(&rule_files);
+    diags.extend(rule_diags);
+    let receivers = check_receivers(&receiver_files, &mut diags);
+    if !receiver_files.is_empty() {
+        for (path, file) in &rule_files {
+            for g in &file.groups {
+                for r in &g.rules {
+                    for n in &r.notify {
+                        if !receivers.contains(n.value.as_str()) {
+                            diags.push(Diagnostic::error(path, n.line(), n.column(), "unknown-receiver", format!("`notify` names receiver `{}`, which no receiver file defines", n.value)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    drop(set);
+    diags
+}
+
+/// Checks receiver files together; returns the names of every receiver defined.
+fn check_receivers(files: &[(String, ReceiverFile)], diags: &mut Vec<Diagnostic>) -> BTreeSet<String> {
+    let mut defined: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
+    let mut templates = Templates::new();
+    let sample = Context {
+        alertname: "SampleAlert".into(),
+        status: "firing".into(),
+        severity: "critical".into(),
+        value: Some(91.5),
+        threshold: Some(90.0),
+        labels: [("alertname", "SampleAlert"), ("severity", "critical"), ("instance", "host-1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Context::default()
+    };
+    for (path, f) in files {
+        for r in &f.receivers {
+            if let Some((p, l, c)) = defined.get(&r.name.value) {
+                diags.push(Diagnostic::error(path, r.name.line(), r.name.column(), "duplicate-receiver", format!("receiver `{}` is already defined at {p}:{l}:{c}", r.name.value)));
+            } else {
+                defined.insert(r.name.value.clone(), (path.clone(), r.name.line(), r.name.column()));
+            }
+            for t in r.templates() {
+                match templates.add(&t.value) {
+                    Ok(id) => {
+                        if let Err(e) = templates.render(id, &sample) {
+                            diags.push(Diagnostic::error(path, t.line(), t.column(), "template", format!("template fails on sample data: {}", e.message)));
+                        }
+                        for var in templates.unknown_variables(id) {
+                            diags.push(Diagnostic::warning(path, t.line(), t.column(), "template-variable", format!("template reads `{var}`, which templates do not have")));
+                        }
+                    }
+                    Err(e) => diags.push(Diagnostic::error(path, t.line() + e.line.map_or(0, |l| l as u64 - 1), t.column(), "template", format!("template does not compile: {}", e.message))),
+                }
+            }
+        }
+    }
+    let mut reached = BTreeSet::new();
+    for (path, f) in files {
+        for route in &f.routes {
+            for name in &route.receivers {
+                if defined.contains_key(&name.value) {
+                    reached.insert(name.value.clone());
+                } else {
+                    let hint = strsim_hint(&name.value, defined.keys());
+                    let mut d = Diagnostic::error(path, name.line(), name.column(), "unknown-receiver", format!("route names receiver `{}`, which is not defined", name.value));
+                    d.hint = hint;
+                    diags.push(d);
+                }
+            }
+            for (label, m) in route.r#match.iter().chain(f.inhibit_rules.iter().flat_map(|i| i.source.iter().chain(i.target.iter()))) {
+                for v in m.values() {
+                    if let Err(e) = Matcher::parse(&v.value) {
+                        diags.push(Diagnostic::error(path, v.line(), v.column(), "match", format!("invalid regex for `{label}`: {e}")));
+                    }
+                }
+            }
+        }
+    }
+    for (name, (path, line, col)) in &defined {
+        if !reached.contains(name) {
+            diags.push(
+                Diagnostic::warning(path, *line, *col, "unreached-receiver", format!("no route reaches receiver `{name}`"))
+                    .with_hint("add a route to it, or name it in a rule's `notify:`"),
+            );
+        }
+    }
+    defined.into_keys().collect()
+}
+
+fn strsim_hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Option<String> {
+    known
+        .map(|k| (strsim::jaro_winkler(name, k), k))
+        .filter(|(s, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!("did you mean `{k}`?"))
+}

@@ -1,0 +1,270 @@
+//! The command line: one function per subcommand, each a thin shell around the core.
+//!
+//! Owns argument parsing (clap), reading the files the user names, printing results and
+//! choosing exit codes (SPEC §7: 0 clean, 1 findings or failures, 2 unusable invocation).
+//! Everything it prints is computed by `check`, `ruletest`, `config` and `diag`; it holds
+//! no rule semantics of its own.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use regex::Regex;
+
+use crate::check;
+use crate::config::{self, FileKind, RuleFile, Source};
+use crate::diag::{self, Diagnostic, Severity};
+use crate::ruletest::{self, FileResult};
+
+/// Largest file tocsin reads; the config loader rejects larger ones with a diagnostic.
+const READ_LIMIT: u64 = 4 * 1024 * 1024 + 1;
+
+/// tocsin: a rule-driven alert engine.
+#[derive(Parser, Debug)]
+#[command(name = "tocsin", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validate config, rule, receiver and test files without side effects.
+    Check {
+        /// Files or directories (every *.yaml / *.yml in them). Default: tocsin.yaml,
+        /// rules/, receivers/ and tests/rules/, where they exist.
+        paths: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run rule unit tests.
+    Test {
+        /// Test files or directories. Default: tests/rules/.
+        paths: Vec<PathBuf>,
+        /// Only run tests whose name matches this regex.
+        #[arg(long = "run", value_name = "REGEX")]
+        run: Option<String>,
+        /// Also write a JUnit XML report to this file.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
+    /// Print the JSON Schema of a file kind.
+    Schema {
+        /// Which file kind.
+        #[arg(value_enum)]
+        kind: SchemaKind,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Github,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum SchemaKind {
+    Rules,
+    Receivers,
+    Config,
+    Test,
+}
+
+/// Parses arguments and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { paths, format } => cmd_check(paths, format),
+        Command::Test { paths, run, junit } => cmd_test(paths, run, junit),
+        Command::Schema { kind } => {
+            let kind = match kind {
+                SchemaKind::Rules => FileKind::Rules,
+                SchemaKind::Receivers => FileKind::Receivers,
+                SchemaKind::Config => FileKind::Config,
+                SchemaKind::Test => FileKind::Test,
+            };
+            println!("{}", serde_json::to_string_pretty(&config::schema(kind)).expect("schemas serialize"));
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Expands the named paths: directories into their *.yaml / *.yml files (sorted).
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && matches!(f.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if p.is_file() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or directory", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn defaults(candidates: &[&str]) -> Vec<PathBuf> {
+    candidates.iter().map(PathBuf::from).filter(|p| p.exists()).collect()
+}
+
+/// Reads a file for the config loader (which rejects over-large or non-UTF-8 input).
+fn read_source(path: &Path) -> Result<Source, Diagnostic> {
+    let name = path.to_string_lossy().into_owned();
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(READ_LIMIT).read_to_end(&mut bytes))
+        .map_err(|e| Diagnostic::error(&name, 0, 0, "io", format!("cannot read: {e}")))?;
+    Source::new(&name, bytes)
+}
+
+/// Loads and parses a rule file named by a test file.
+fn load_rules(path: &str) -> Result<RuleFile, Vec<Diagnostic>> {
+    let src = read_source(Path::new(path)).map_err(|d| vec![d])?;
+    config::parse_rules(&src)
+}
+
+fn print_diagnostics(diags: &[Diagnostic], format: Format) {
+    let source_of = |file: &str| std::fs::read_to_string(file).ok();
+    let text = match format {
+        Format::Text => diag::render_text(diags, &source_of),
+        Format::Json => diag::render_json(diags),
+        Format::Github => diag::render_github(diags),
+    };
+    if !text.is_empty() {
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+    }
+}
+
+fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
+    let paths = if paths.is_empty() { defaults(&["tocsin.yaml", "rules", "receivers", "tests/rules"]) } else { paths };
+    let files = match expand(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tocsin check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut diags = Vec::new();
+    let mut sources = Vec::new();
+    for f in &files {
+        match read_source(f) {
+            Ok(s) => sources.push(s),
+            Err(d) => diags.push(d),
+        }
+    }
+    let env = |name: &str| std::env::var(name).ok();
+    diags.extend(check::check(&sources, &env, &load_rules));
+    print_diagnostics(&diags, format);
+    let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+    let warnings = diags.len() - errors;
+    if matches!(format, Format::Text) {
+        eprintln!("checked {} file(s): {errors} error(s), {warnings} warning(s)", files.len());
+    }
+    if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) -> ExitCode {
+    let filter = match run.as_deref().map(Regex::new).transpose() {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tocsin test: --run: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let paths = if paths.is_empty() { defaults(&["tests/rules"]) } else { paths };
+    let files = match expand(&paths) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("tocsin test: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let (mut passed, mut failed, mut broken) = (0, 0, 0);
+    let mut suites = Vec::new();
+    for f in &files {
+        let started = Instant::now();
+        let name = f.to_string_lossy().into_owned();
+        let result = match read_source(f).map_err(|d| vec![d]).and_then(|s| config::parse_test(&s)) {
+            Ok(test) => ruletest::run_file(&name, &test, &load_rules, filter.as_ref()),
+            Err(diagnostics) => FileResult { cases: Vec::new(), diagnostics },
+        };
+        print_diagnostics(&result.diagnostics, Format::Text);
+        if result.diagnostics.iter().any(|d| d.severity == Severity::Error) {
+            broken += 1;
+        }
+        for c in &result.cases {
+            if c.failures.is_empty() {
+                passed += 1;
+                println!("PASS {name}: {}", c.name);
+            } else {
+                failed += 1;
+                println!("FAIL {name}: {}", c.name);
+                for msg in &c.failures {
+                    for line in msg.lines() {
+                        println!("    {line}");
+                    }
+                }
+            }
+        }
+        suites.push((name, result, started.elapsed().as_secs_f64()));
+    }
+    if let Some(path) = junit
+        && let Err(e) = std::fs::write(&path, junit_xml(&suites))
+    {
+        eprintln!("tocsin test: cannot write {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    println!("{passed} passed, {failed} failed");
+    if broken > 0 {
+        eprintln!("{broken} test file(s) could not run");
+    }
+    if failed > 0 || broken > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn junit_xml(suites: &[(String, FileResult, f64)]) -> String {
+    let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n");
+    for (name, r, secs) in suites {
+        let failures = r.cases.iter().filter(|c| !c.failures.is_empty()).count();
+        let errors = usize::from(r.diagnostics.iter().any(|d| d.severity == Severity::Error));
+        x += &format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{secs:.3}\">\n",
+            xml_escape(name),
+            r.cases.len()
+        );
+        for d in r.diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+            x += &format!(
+                "    <testcase name=\"(load)\" classname=\"{}\"><error message=\"{}\"/></testcase>\n",
+                xml_escape(name),
+                xml_escape(&format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message))
+            );
+        }
+        for c in &r.cases {
+            x += &format!("    <testcase name=\"{}\" classname=\"{}\">", xml_escape(&c.name), xml_escape(name));
+            if !c.failures.is_empty() {
+                let text = c.failures.join("\n");
+                x += &format!("<failure message=\"{}\">{}</failure>", xml_escape(text.lines().next().unwrap_or("")), xml_escape(&text));
+            }
+            x += "</testcase>\n";
+        }
+        x += "  </testsuite>\n";
+    }
+    x + "</testsuites>\n"
+}
