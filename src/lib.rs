@@ -4,4 +4,5 @@
 //! is sans-IO: it takes time and samples as arguments and returns events.
 
 pub mod diag;
+pub mod expr;
 pub mod series;
