@@ -14,9 +14,9 @@ use super::lex::{self, Token};
 use super::stats::WinFn;
 use super::{ExprError, Slot, SlotKind, Type};
 
-/// Deepest accepted evalexpr tree: bounds the recursion of this compiler and the evaluator.
-/// Parentheses and function calls add up to four tree levels each, so this leaves room for
-/// everything [`lex::MAX_DEPTH`] admits except absurdly long operator chains.
+/// Deepest accepted evalexpr tree, not counting the `RootNode`s and tuples that parentheses
+/// and argument lists add: bounds the recursion of this compiler and of the evaluator.
+/// Everything [`lex::MAX_DEPTH`] admits fits, except absurdly long operator chains.
 pub(super) const MAX_TREE_DEPTH: usize = 256;
 
 /// A compiled node of either type.
@@ -60,13 +60,15 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
     Ok(Compiled { root, slots: c.slots, longest_window: c.longest_window })
 }
 
-/// Depth of an evalexpr tree, measured without recursion (the tree may be very deep).
+/// Depth of an evalexpr tree in operators, operands and calls, measured without recursion
+/// (the tree may be very deep).
 fn depth(root: &Node) -> usize {
     let mut max = 0;
-    let mut stack = vec![(root, 1usize)];
+    let mut stack = vec![(root, 0usize)];
     while let Some((n, d)) = stack.pop() {
+        let d = d + usize::from(!matches!(n.operator(), Operator::RootNode | Operator::Tuple));
         max = max.max(d);
-        stack.extend(n.children().iter().map(|c| (c, d + 1)));
+        stack.extend(n.children().iter().map(|c| (c, d)));
     }
     max
 }
@@ -223,6 +225,97 @@ fn describe(t: Type) -> &'static str {
     }
 }
 
+/// How a function argument is compiled.
+#[derive(Clone, Copy)]
+enum Arg {
+    /// A bare metric name, read as a slot of this kind.
+    Metric(SlotKind),
+    /// A duration string literal.
+    Duration,
+    /// Any number-typed expression.
+    Number,
+}
+
+/// The arguments `func` takes when called with `n` of them; `None` when `n` is wrong.
+fn signature_of(func: Func, n: usize) -> Option<&'static [Arg]> {
+    use Arg::{Duration as D, Metric as M, Number as N};
+    const SERIES: Arg = M(SlotKind::Series);
+    const GROUP: Arg = M(SlotKind::Aggregate);
+    let args: &'static [Arg] = match func {
+        Func::Window(_) => &[SERIES, D],
+        Func::Quantile => &[N, SERIES, D],
+        Func::PredictLinear => &[SERIES, D, N],
+        Func::TimeTo => &[SERIES, N, D],
+        Func::Age | Func::Present => &[SERIES],
+        Func::Agg(_) => &[GROUP],
+        Func::MinMax(..) if n == 1 => &[GROUP],
+        Func::MinMax(..) => &[N, N],
+        Func::Math(_) => &[N],
+        Func::Clamp => &[N, N, N],
+    };
+    (args.len() == n).then_some(args)
+}
+
+/// Builds the node for a call whose arguments are compiled: the metric's slot, the
+/// duration, and the number arguments in order (as many as [`signature_of`] asked for).
+fn assemble(func: Func, slot: u32, d: Duration, nums: Vec<Num>) -> Option<Num> {
+    let mut nums = nums.into_iter().map(Box::new);
+    Some(match func {
+        Func::Window(f) => Num::Window(f, slot, d),
+        Func::Quantile => Num::Quantile(nums.next()?, slot, d),
+        Func::PredictLinear => Num::PredictLinear(slot, d, nums.next()?),
+        Func::TimeTo => Num::TimeTo(slot, nums.next()?, d),
+        Func::Age => Num::Age(slot),
+        Func::Present => Num::Present(slot),
+        Func::Agg(agg) => Num::Agg(agg, slot),
+        Func::MinMax(agg, arith) => match (nums.next(), nums.next()) {
+            (Some(a), Some(b)) => Num::Arith(arith, a, b),
+            _ => Num::Agg(agg, slot),
+        },
+        Func::Math(m) => Num::Math(m, nums.next()?),
+        Func::Clamp => Num::Clamp(Box::new([*nums.next()?, *nums.next()?, *nums.next()?])),
+    })
+}
+
+/// Combines two compiled operands under a binary operator; on a type mismatch returns the
+/// operand types for the message.
+fn combine(op: &Operator, l: Typed, r: Typed) -> Result<Typed, (Type, Type)> {
+    use Operator as O;
+    Ok(match (op, l, r) {
+        (O::Add | O::Sub | O::Mul | O::Div | O::Mod | O::Exp, Typed::Num(a), Typed::Num(b)) => {
+            let arith = match op {
+                O::Add => Arith::Add,
+                O::Sub => Arith::Sub,
+                O::Mul => Arith::Mul,
+                O::Div => Arith::Div,
+                O::Mod => Arith::Rem,
+                _ => Arith::Pow,
+            };
+            Typed::Num(Num::Arith(arith, Box::new(a), Box::new(b)))
+        }
+        (O::Lt | O::Leq | O::Gt | O::Geq | O::Eq | O::Neq, Typed::Num(a), Typed::Num(b)) => {
+            let cmp = match op {
+                O::Lt => CmpOp::Lt,
+                O::Leq => CmpOp::Le,
+                O::Gt => CmpOp::Gt,
+                O::Geq => CmpOp::Ge,
+                O::Eq => CmpOp::Eq,
+                _ => CmpOp::Ne,
+            };
+            Typed::Cond(Cond::Cmp(cmp, Box::new(a), Box::new(b)))
+        }
+        (O::Eq | O::Neq, Typed::Cond(a), Typed::Cond(b)) => {
+            Typed::Cond(Cond::Same(matches!(op, O::Neq), Box::new(a), Box::new(b)))
+        }
+        (O::And, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::And(Box::new(a), Box::new(b))),
+        (O::Or, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::Or(Box::new(a), Box::new(b))),
+        (_, l, r) => return Err((l.ty(), r.ty())),
+    })
+}
+
+// The recursive functions (`node`, `prefix`, `binary`, `call`, `number_arg`) stay small and
+// leave message building to separate functions: in debug builds every local of a function
+// takes stack space for the whole call, and the recursion depth is what the caps bound.
 impl Compiler<'_> {
     /// Byte offset of the token at index `pos`, if the scan and the tree agree it exists.
     fn at(&self, pos: usize) -> Option<usize> {
@@ -241,19 +334,17 @@ impl Compiler<'_> {
                 self.slots.len() - 1
             }
         };
-        // At most MAX_LEN/2 identifiers fit in an expression, far below u32::MAX.
+        // At most MAX_LEN identifiers fit in an expression, far below u32::MAX.
         i as u32
     }
 
     /// Compiles `n`, whose first token is at index `pos`; returns it and its token count.
     fn node(&mut self, n: &Node, pos: usize) -> Result<(Typed, usize), ExprError> {
         use Operator as O;
-        let kids = n.children();
         match n.operator() {
-            O::RootNode => match kids {
-                [] => Err(self.err(pos, "empty parentheses `()`")),
+            O::RootNode => match n.children() {
                 [only] => self.node(only, pos),
-                _ => Err(self.err(pos, "missing operator between two operands")),
+                _ => Err(self.bad_parens(n, pos)),
             },
             O::Const { value } => Ok((self.constant(value, pos)?, 1)),
             O::VariableIdentifierRead { identifier } => {
@@ -261,164 +352,79 @@ impl Compiler<'_> {
                 Ok((Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series))), 1))
             }
             O::FunctionIdentifier { identifier } => self.call(identifier, n, pos),
-            O::Neg | O::Not => {
-                let [child] = kids else {
-                    return Err(self.err(pos, format!("`{}` is missing its operand", op_text(n.operator()))));
-                };
-                let (c, k) = self.node(child, pos + 1)?;
-                let neg = matches!(n.operator(), O::Neg);
-                let typed = match (neg, c) {
-                    (true, Typed::Num(x)) => Typed::Num(Num::Neg(Box::new(x))),
-                    (false, Typed::Cond(x)) => Typed::Cond(Cond::Not(Box::new(x))),
-                    (true, Typed::Cond(_)) => {
-                        return Err(self.err(pos, "`-` needs a number, but its operand is a condition"));
-                    }
-                    (false, Typed::Num(_)) => {
-                        let mut e = self.err(pos, "`!` needs a condition, but its operand is a number");
-                        if let O::FunctionIdentifier { identifier } = unwrap_parens(child).operator()
-                            && identifier == "present"
-                        {
-                            e = e.hint("present() returns 1 or 0: write `present(m) == 0`");
-                        } else {
-                            e = e.hint("compare it, e.g. `!(x > 0)` or `x <= 0`");
-                        }
-                        return Err(e);
-                    }
-                };
-                Ok((typed, k + 1))
-            }
-            O::Assign
-            | O::AddAssign
-            | O::SubAssign
-            | O::MulAssign
-            | O::DivAssign
-            | O::ModAssign
-            | O::ExpAssign
-            | O::AndAssign
-            | O::OrAssign
-            | O::VariableIdentifierWrite { .. } => {
-                let op_pos = pos + kids.first().map_or(0, count);
-                let text = op_text(n.operator());
-                let e = if text == "=" {
-                    self.err(op_pos, "`=` is assignment, which expressions cannot do")
-                        .hint("to compare, write `==`")
-                } else {
-                    self.err(op_pos, format!("`{text}` is assignment, which expressions cannot do"))
-                };
-                Err(e)
-            }
-            O::Chain => Err(self
-                .err(pos + kids.first().map_or(0, count), "`;` is not allowed: an expression is one formula")
-                .hint("combine conditions with `&&` or `||`")),
-            O::Tuple => Err(self
-                .err(pos + kids.first().map_or(0, count), "`,` separates function arguments and is not allowed here")
-                .hint("a list such as `(a, b)` is not a value")),
-            op => self.binary(op, kids, pos),
+            O::Neg | O::Not => self.prefix(n, pos),
+            O::Add
+            | O::Sub
+            | O::Mul
+            | O::Div
+            | O::Mod
+            | O::Exp
+            | O::Eq
+            | O::Neq
+            | O::Gt
+            | O::Lt
+            | O::Geq
+            | O::Leq
+            | O::And
+            | O::Or => self.binary(n, pos),
+            _ => Err(self.misplaced(n, pos)),
         }
     }
 
-    fn binary(&mut self, op: &Operator, kids: &[Node], pos: usize) -> Result<(Typed, usize), ExprError> {
-        use Operator as O;
-        let text = op_text(op);
-        let [left, right] = kids else {
-            // evalexpr keeps an operator with a missing operand as a node with one child.
-            let missing_left = self.tokens.get(pos).is_some_and(|t| &*t.text == text);
-            let (op_pos, side) = if missing_left {
-                (pos, "left")
-            } else {
-                (pos + kids.first().map_or(0, count), "right")
-            };
-            return Err(self.err(op_pos, format!("`{text}` is missing its {side} operand")));
+    fn prefix(&mut self, n: &Node, pos: usize) -> Result<(Typed, usize), ExprError> {
+        let [child] = n.children() else {
+            return Err(self.missing_operand(n, pos));
+        };
+        let neg = matches!(n.operator(), Operator::Neg);
+        let (c, k) = self.node(child, pos + 1)?;
+        let typed = match (neg, c) {
+            (true, Typed::Num(x)) => Typed::Num(Num::Neg(Box::new(x))),
+            (false, Typed::Cond(x)) => Typed::Cond(Cond::Not(Box::new(x))),
+            _ => return Err(self.prefix_type_error(neg, child, pos)),
+        };
+        Ok((typed, k + 1))
+    }
+
+    fn binary(&mut self, n: &Node, pos: usize) -> Result<(Typed, usize), ExprError> {
+        let [left, right] = n.children() else {
+            return Err(self.missing_operand(n, pos));
         };
         let (l, nl) = self.node(left, pos)?;
-        let op_pos = pos + nl;
-        let (r, nr) = self.node(right, op_pos + 1)?;
-        let tokens = nl + 1 + nr;
-        let typed = match (op, l, r) {
-            (O::Add | O::Sub | O::Mul | O::Div | O::Mod | O::Exp, Typed::Num(a), Typed::Num(b)) => {
-                let arith = match op {
-                    O::Add => Arith::Add,
-                    O::Sub => Arith::Sub,
-                    O::Mul => Arith::Mul,
-                    O::Div => Arith::Div,
-                    O::Mod => Arith::Rem,
-                    _ => Arith::Pow,
-                };
-                Typed::Num(Num::Arith(arith, Box::new(a), Box::new(b)))
-            }
-            (O::Lt | O::Leq | O::Gt | O::Geq | O::Eq | O::Neq, Typed::Num(a), Typed::Num(b)) => {
-                let cmp = match op {
-                    O::Lt => CmpOp::Lt,
-                    O::Leq => CmpOp::Le,
-                    O::Gt => CmpOp::Gt,
-                    O::Geq => CmpOp::Ge,
-                    O::Eq => CmpOp::Eq,
-                    _ => CmpOp::Ne,
-                };
-                Typed::Cond(Cond::Cmp(cmp, Box::new(a), Box::new(b)))
-            }
-            (O::Eq | O::Neq, Typed::Cond(a), Typed::Cond(b)) => {
-                Typed::Cond(Cond::Same(matches!(op, O::Neq), Box::new(a), Box::new(b)))
-            }
-            (O::And, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::And(Box::new(a), Box::new(b))),
-            (O::Or, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::Or(Box::new(a), Box::new(b))),
-            (_, l, r) => {
-                let (want, hint) = match op {
-                    O::And | O::Or => (Type::Bool, Some("compare numbers first, e.g. `a > 0 && b > 0`")),
-                    O::Eq | O::Neq => {
-                        return Err(self.err(
-                            op_pos,
-                            format!(
-                                "`{text}` compares two numbers or two conditions, not {} with {}",
-                                describe(l.ty()),
-                                describe(r.ty())
-                            ),
-                        ));
-                    }
-                    O::Lt | O::Leq | O::Gt | O::Geq => (Type::Number, None),
-                    _ => (Type::Number, Some("conditions are not numbers; tiers compare a numeric expr")),
-                };
-                let (side, got) = if l.ty() != want { ("left", l.ty()) } else { ("right", r.ty()) };
-                let mut e = self.err(
-                    op_pos,
-                    format!("`{text}` needs {} on both sides, but its {side} operand is {}", plural(want), describe(got)),
-                );
-                e.hint = hint.map(str::to_string);
-                return Err(e);
-            }
-        };
-        Ok((typed, tokens))
-    }
-
-    fn constant(&self, value: &Value, pos: usize) -> Result<Typed, ExprError> {
-        let text = self.tokens.get(pos).map_or("", |t| &*t.text);
-        match value {
-            Value::Int(i) => Ok(Typed::Num(Num::Const(*i as f64))),
-            Value::Float(f) if f.is_finite() => Ok(Typed::Num(Num::Const(*f))),
-            Value::Float(_) => Err(self
-                .err(pos, format!("number `{text}` is not finite"))
-                .hint("use a finite number; `inf` and `nan` are not metric names either")),
-            Value::Boolean(b) => Ok(Typed::Cond(Cond::Const(*b))),
-            Value::String(_) => Err(self
-                .err(pos, "a string is only allowed as the duration of a window function")
-                .hint("e.g. rate(metric, \"5m\")")),
-            Value::Tuple(_) | Value::Empty => Err(self.err(pos, "unsupported value")),
+        let (r, nr) = self.node(right, pos + nl + 1)?;
+        match combine(n.operator(), l, r) {
+            Ok(typed) => Ok((typed, nl + 1 + nr)),
+            Err((lt, rt)) => Err(self.type_error(n.operator(), lt, rt, pos + nl)),
         }
-    }
-
-    fn metric_name(&self, name: &str, pos: usize) -> Result<(), ExprError> {
-        if is_metric_name(name) {
-            return Ok(());
-        }
-        let mut e = self.err(pos, format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"));
-        if humantime::parse_duration(name).is_ok() {
-            e = e.hint(format!("durations are quoted strings: \"{name}\""));
-        }
-        Err(e)
     }
 
     /// A function call `name(args)`; `n` is the FunctionIdentifier node at token `pos`.
     fn call(&mut self, name: &str, n: &Node, pos: usize) -> Result<(Typed, usize), ExprError> {
+        let (func, args, tokens) = self.call_args(name, n, pos)?;
+        let (mut slot, mut d, mut nums) = (0, Duration::ZERO, Vec::new());
+        for (i, (&(a, at), kind)) in args.iter().zip(signature_of(func, args.len()).unwrap_or(&[])).enumerate() {
+            match kind {
+                Arg::Metric(kind) => slot = self.metric_arg(name, i + 1, a, at, *kind)?,
+                Arg::Duration => d = self.duration_arg(name, i + 1, a, at)?,
+                Arg::Number => nums.push(self.number_arg(name, i + 1, a, at)?),
+            }
+        }
+        match assemble(func, slot, d, nums) {
+            Some(num) => Ok((Typed::Num(num), tokens)),
+            None => Err(self.err(pos, format!("wrong arguments for `{name}`"))),
+        }
+    }
+
+    fn number_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Num, ExprError> {
+        match self.node(a, pos)?.0 {
+            Typed::Num(x) => Ok(x),
+            Typed::Cond(_) => Err(self.err(pos, format!("argument {nth} of `{func}` must be a number, not a condition"))),
+        }
+    }
+
+    /// Resolves a call's function and splits its arguments, each with the index of its first
+    /// token; checks the arity. Also returns the tokens the call spans.
+    #[allow(clippy::type_complexity)]
+    fn call_args<'n>(&self, name: &str, n: &'n Node, pos: usize) -> Result<(Func, Vec<(&'n Node, usize)>, usize), ExprError> {
         let found = FUNCTIONS.iter().find(|(f, _, _)| *f == name);
         let [paren] = n.children() else {
             return Err(self.err(pos, format!("`{name}` has no arguments")));
@@ -438,8 +444,7 @@ impl Compiler<'_> {
             });
             return Err(e);
         };
-        // Arguments with the index of their first token; `name` itself is token `pos`.
-        let mut args: Vec<(&Node, usize)> = Vec::new();
+        let mut args = Vec::new();
         let mut next = pos + 1;
         match paren.children() {
             [] => {}
@@ -459,10 +464,7 @@ impl Compiler<'_> {
             }
             _ => return Err(self.err(pos, "missing operator between two operands")),
         }
-        let tokens = next - pos;
-        let offset = self.at(pos);
-        let got = args.len();
-        let arity_error = move || {
+        if signature_of(func, args.len()).is_none() {
             let takes = match func {
                 Func::MinMax(..) => "1 or 2 arguments".to_string(),
                 _ => match signature.matches(',').count() + 1 {
@@ -470,92 +472,69 @@ impl Compiler<'_> {
                     n => format!("{n} arguments"),
                 },
             };
-            ExprError { message: format!("`{name}` takes {takes}, got {got}"), hint: None, offset }
-                .hint(format!("usage: {signature}"))
-        };
-        let arity = move |ok: bool| if ok { Ok(()) } else { Err(arity_error()) };
-        let typed = match func {
-            Func::Window(f) => {
-                arity(args.len() == 2)?;
-                let slot = self.metric_arg(name, 1, args[0], SlotKind::Series)?;
-                let d = self.duration_arg(name, 2, args[1])?;
-                Typed::Num(Num::Window(f, slot, d))
-            }
-            Func::Quantile => {
-                arity(args.len() == 3)?;
-                let q = self.number_arg(name, 1, args[0])?;
-                let slot = self.metric_arg(name, 2, args[1], SlotKind::Series)?;
-                let d = self.duration_arg(name, 3, args[2])?;
-                Typed::Num(Num::Quantile(Box::new(q), slot, d))
-            }
-            Func::PredictLinear => {
-                arity(args.len() == 3)?;
-                let slot = self.metric_arg(name, 1, args[0], SlotKind::Series)?;
-                let d = self.duration_arg(name, 2, args[1])?;
-                let s = self.number_arg(name, 3, args[2])?;
-                Typed::Num(Num::PredictLinear(slot, d, Box::new(s)))
-            }
-            Func::TimeTo => {
-                arity(args.len() == 3)?;
-                let slot = self.metric_arg(name, 1, args[0], SlotKind::Series)?;
-                let limit = self.number_arg(name, 2, args[1])?;
-                let d = self.duration_arg(name, 3, args[2])?;
-                Typed::Num(Num::TimeTo(slot, Box::new(limit), d))
-            }
-            Func::Age | Func::Present => {
-                arity(args.len() == 1)?;
-                let slot = self.metric_arg(name, 1, args[0], SlotKind::Series)?;
-                Typed::Num(if matches!(func, Func::Age) { Num::Age(slot) } else { Num::Present(slot) })
-            }
-            Func::Agg(agg) => {
-                arity(args.len() == 1)?;
-                Typed::Num(Num::Agg(agg, self.metric_arg(name, 1, args[0], SlotKind::Aggregate)?))
-            }
-            Func::MinMax(agg, arith) => match args[..] {
-                [m] => Typed::Num(Num::Agg(agg, self.metric_arg(name, 1, m, SlotKind::Aggregate)?)),
-                [a, b] => {
-                    let a = self.number_arg(name, 1, a)?;
-                    let b = self.number_arg(name, 2, b)?;
-                    Typed::Num(Num::Arith(arith, Box::new(a), Box::new(b)))
-                }
-                _ => return Err(arity_error()),
-            },
-            Func::Math(m) => {
-                arity(args.len() == 1)?;
-                Typed::Num(Num::Math(m, Box::new(self.number_arg(name, 1, args[0])?)))
-            }
-            Func::Clamp => {
-                arity(args.len() == 3)?;
-                let x = self.number_arg(name, 1, args[0])?;
-                let lo = self.number_arg(name, 2, args[1])?;
-                let hi = self.number_arg(name, 3, args[2])?;
-                Typed::Num(Num::Clamp(Box::new([x, lo, hi])))
-            }
-        };
-        Ok((typed, tokens))
+            return Err(self
+                .err(pos, format!("`{name}` takes {takes}, got {}", args.len()))
+                .hint(format!("usage: {signature}")));
+        }
+        Ok((func, args, next - pos))
+    }
+
+    fn constant(&self, value: &Value, pos: usize) -> Result<Typed, ExprError> {
+        match value {
+            Value::Int(i) => Ok(Typed::Num(Num::Const(*i as f64))),
+            Value::Float(f) if f.is_finite() => Ok(Typed::Num(Num::Const(*f))),
+            Value::Boolean(b) => Ok(Typed::Cond(Cond::Const(*b))),
+            _ => Err(self.bad_constant(value, pos)),
+        }
+    }
+
+    fn bad_constant(&self, value: &Value, pos: usize) -> ExprError {
+        let text = self.tokens.get(pos).map_or("", |t| &*t.text);
+        match value {
+            Value::String(_) => self
+                .err(pos, "a string is only allowed as the duration of a window function")
+                .hint("e.g. rate(metric, \"5m\")"),
+            Value::Float(_) => self
+                .err(pos, format!("number `{text}` is not finite"))
+                .hint("use a finite number; `inf` and `nan` are not metric names either"),
+            _ => self.err(pos, "unsupported value"),
+        }
+    }
+
+    fn metric_name(&self, name: &str, pos: usize) -> Result<(), ExprError> {
+        if is_metric_name(name) {
+            return Ok(());
+        }
+        let mut e = self.err(pos, format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"));
+        if humantime::parse_duration(name).is_ok() {
+            e = e.hint(format!("durations are quoted strings: \"{name}\""));
+        }
+        Err(e)
     }
 
     /// An argument that must be a bare metric name; returns its slot.
-    fn metric_arg(&mut self, func: &str, nth: usize, (a, pos): (&Node, usize), kind: SlotKind) -> Result<u32, ExprError> {
-        let a = unwrap_parens(a);
-        let Operator::VariableIdentifierRead { identifier } = a.operator() else {
-            let what = if matches!(kind, SlotKind::Aggregate) { "an aggregation" } else { "a window function" };
+    fn metric_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize, kind: SlotKind) -> Result<u32, ExprError> {
+        let Operator::VariableIdentifierRead { identifier } = unwrap_parens(a).operator() else {
+            let (what, example) = match kind {
+                SlotKind::Aggregate => ("an aggregation", ""),
+                SlotKind::Series if func == "age" || func == "present" => ("a window function", ""),
+                SlotKind::Series => ("a window function", ", \"5m\""),
+            };
             return Err(self
                 .err(pos, format!("argument {nth} of `{func}` must be a metric name: `{func}` is {what}"))
                 .hint(format!(
-                    "{what} reads the samples of one metric, e.g. `{func}(http_requests_total{})`; put arithmetic outside the call",
-                    if matches!(kind, SlotKind::Aggregate) || func == "age" || func == "present" { "" } else { ", \"5m\"" }
+                    "{what} reads the samples of one metric, e.g. `{func}(http_requests_total{example})`; put arithmetic outside the call"
                 )));
         };
         self.metric_name(identifier, pos)?;
         Ok(self.slot(identifier, kind))
     }
 
-    /// An argument that must be a duration string literal, non-zero.
-    fn duration_arg(&mut self, func: &str, nth: usize, (a, pos): (&Node, usize)) -> Result<Duration, ExprError> {
+    /// An argument that must be a non-zero duration string literal.
+    fn duration_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Duration, ExprError> {
         let a = unwrap_parens(a);
-        let text = self.tokens.get(pos).map_or("", |t| &*t.text);
         let Operator::Const { value: Value::String(s) } = a.operator() else {
+            let text = self.tokens.get(pos).map_or("", |t| &*t.text);
             let mut e = self.err(pos, format!("argument {nth} of `{func}` must be a duration string such as \"5m\""));
             e.hint = match a.operator() {
                 Operator::Const { value: Value::Int(_) | Value::Float(_) } => {
@@ -579,12 +558,78 @@ impl Compiler<'_> {
         Ok(d)
     }
 
-    /// An argument that must be a number-typed expression.
-    fn number_arg(&mut self, func: &str, nth: usize, (a, pos): (&Node, usize)) -> Result<Num, ExprError> {
-        match self.node(a, pos)?.0 {
-            Typed::Num(x) => Ok(x),
-            Typed::Cond(_) => Err(self.err(pos, format!("argument {nth} of `{func}` must be a number, not a condition"))),
+    fn bad_parens(&self, n: &Node, pos: usize) -> ExprError {
+        if n.children().is_empty() {
+            self.err(pos, "empty parentheses `()`")
+        } else {
+            self.err(pos, "missing operator between two operands")
         }
+    }
+
+    /// An operator evalexpr kept with a missing operand (it keeps such nodes short a child).
+    fn missing_operand(&self, n: &Node, pos: usize) -> ExprError {
+        let text = op_text(n.operator());
+        if matches!(n.operator(), Operator::Neg | Operator::Not) {
+            return self.err(pos, format!("`{text}` is missing its operand"));
+        }
+        if self.tokens.get(pos).is_some_and(|t| &*t.text == text) {
+            self.err(pos, format!("`{text}` is missing its left operand"))
+        } else {
+            self.err(pos + n.children().first().map_or(0, count), format!("`{text}` is missing its right operand"))
+        }
+    }
+
+    /// Assignments, chains and tuples: syntax evalexpr has and expressions do not.
+    fn misplaced(&self, n: &Node, pos: usize) -> ExprError {
+        let op_pos = pos + n.children().first().map_or(0, count);
+        match n.operator() {
+            Operator::Chain => self
+                .err(op_pos, "`;` is not allowed: an expression is one formula")
+                .hint("combine conditions with `&&` or `||`"),
+            Operator::Tuple => self
+                .err(op_pos, "`,` separates function arguments and is not allowed here")
+                .hint("a list such as `(a, b)` is not a value"),
+            Operator::Assign => self
+                .err(op_pos, "`=` is assignment, which expressions cannot do")
+                .hint("to compare, write `==`"),
+            op => self.err(op_pos, format!("`{}` is assignment, which expressions cannot do", op_text(op))),
+        }
+    }
+
+    fn prefix_type_error(&self, neg: bool, child: &Node, pos: usize) -> ExprError {
+        if neg {
+            return self.err(pos, "`-` needs a number, but its operand is a condition");
+        }
+        let e = self.err(pos, "`!` needs a condition, but its operand is a number");
+        match unwrap_parens(child).operator() {
+            Operator::FunctionIdentifier { identifier } if identifier == "present" => {
+                e.hint("present() returns 1 or 0: write `present(m) == 0`")
+            }
+            _ => e.hint("compare it, e.g. `!(x > 0)` or `x <= 0`"),
+        }
+    }
+
+    fn type_error(&self, op: &Operator, l: Type, r: Type, op_pos: usize) -> ExprError {
+        use Operator as O;
+        let text = op_text(op);
+        let (want, hint) = match op {
+            O::And | O::Or => (Type::Bool, Some("compare numbers first, e.g. `a > 0 && b > 0`")),
+            O::Eq | O::Neq => {
+                return self.err(
+                    op_pos,
+                    format!("`{text}` compares two numbers or two conditions, not {} with {}", describe(l), describe(r)),
+                );
+            }
+            O::Lt | O::Leq | O::Gt | O::Geq => (Type::Number, None),
+            _ => (Type::Number, Some("conditions are not numbers; tiers compare a numeric expr")),
+        };
+        let (side, got) = if l != want { ("left", l) } else { ("right", r) };
+        let mut e = self.err(
+            op_pos,
+            format!("`{text}` needs {} on both sides, but its {side} operand is {}", plural(want), describe(got)),
+        );
+        e.hint = hint.map(str::to_string);
+        e
     }
 }
 
