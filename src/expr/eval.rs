@@ -1,0 +1,237 @@
+//! The compiled form and its evaluator.
+//!
+//! A typed tree of boxed nodes: numbers and conditions are separate node types, so the
+//! evaluator never checks a type at run time, and metrics are slot indices bound at compile
+//! time. Evaluation recurses once per node; the compiler bounds the depth.
+
+use std::time::Duration;
+
+use super::stats;
+use super::{Data, EvalCtx};
+
+/// A number-valued node. `None` from [`Num::eval`] means "no data".
+#[derive(Clone, Debug)]
+pub(super) enum Num {
+    Const(f64),
+    /// A bare metric read: the current value of a Series slot.
+    Current(u32),
+    Neg(Box<Num>),
+    Arith(Arith, Box<Num>, Box<Num>),
+    Math(Math, Box<Num>),
+    Clamp(Box<[Num; 3]>),
+    /// A window function of one Series slot over the last `range`.
+    Window(stats::WinFn, u32, Duration),
+    Quantile(Box<Num>, u32, Duration),
+    PredictLinear(u32, Duration, Box<Num>),
+    TimeTo(u32, Box<Num>, Duration),
+    /// An aggregation over the group of an Aggregate slot.
+    Agg(Agg, u32),
+    Age(u32),
+    Present(u32),
+}
+
+/// A condition node.
+#[derive(Clone, Debug)]
+pub(super) enum Cond {
+    Const(bool),
+    Not(Box<Cond>),
+    And(Box<Cond>, Box<Cond>),
+    Or(Box<Cond>, Box<Cond>),
+    Cmp(CmpOp, Box<Num>, Box<Num>),
+    /// `==` (false) or `!=` (true) between two conditions.
+    Same(bool, Box<Cond>, Box<Cond>),
+}
+
+/// Binary number operators, the two-argument `min`/`max` included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+    Pow,
+    Min,
+    Max,
+}
+
+/// One-argument math functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Math {
+    Abs,
+    Round,
+    Floor,
+    Ceil,
+    Sqrt,
+    Ln,
+    Log10,
+    Exp,
+}
+
+/// Comparisons of numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+/// Aggregations across a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Agg {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+}
+
+impl Arith {
+    pub(super) fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            Arith::Add => a + b,
+            Arith::Sub => a - b,
+            Arith::Mul => a * b,
+            Arith::Div => a / b,
+            Arith::Rem => a % b,
+            Arith::Pow => a.powf(b),
+            // f64::min would drop a NaN operand and hide that the input was garbage.
+            Arith::Min if a.is_nan() || b.is_nan() => f64::NAN,
+            Arith::Max if a.is_nan() || b.is_nan() => f64::NAN,
+            Arith::Min => a.min(b),
+            Arith::Max => a.max(b),
+        }
+    }
+}
+
+impl Math {
+    pub(super) fn apply(self, x: f64) -> f64 {
+        match self {
+            Math::Abs => x.abs(),
+            // Prometheus rounds ties up (towards +inf), not away from zero.
+            Math::Round => (x + 0.5).floor(),
+            Math::Floor => x.floor(),
+            Math::Ceil => x.ceil(),
+            Math::Sqrt => x.sqrt(),
+            Math::Ln => x.ln(),
+            Math::Log10 => x.log10(),
+            Math::Exp => x.exp(),
+        }
+    }
+}
+
+impl CmpOp {
+    pub(super) fn apply(self, a: f64, b: f64) -> bool {
+        match self {
+            CmpOp::Lt => a < b,
+            CmpOp::Le => a <= b,
+            CmpOp::Gt => a > b,
+            CmpOp::Ge => a >= b,
+            CmpOp::Eq => a == b,
+            CmpOp::Ne => a != b,
+        }
+    }
+}
+
+/// `clamp(x, lo, hi)`; no value when the bounds are crossed, as in Prometheus.
+pub(super) fn clamp(x: f64, lo: f64, hi: f64) -> Option<f64> {
+    if lo > hi {
+        return None;
+    }
+    // Written out because f64::clamp panics on NaN bounds.
+    Some(if x.is_nan() || lo.is_nan() || hi.is_nan() {
+        f64::NAN
+    } else if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    })
+}
+
+impl Num {
+    pub(super) fn eval<D: Data + ?Sized>(&self, ctx: &EvalCtx, data: &D) -> Option<f64> {
+        match self {
+            Num::Const(v) => Some(*v),
+            Num::Current(slot) => data
+                .series(*slot as usize)?
+                .current(ctx.now, ctx.staleness)
+                .filter(|v| v.is_finite()),
+            Num::Neg(x) => Some(-x.eval(ctx, data)?),
+            Num::Arith(op, a, b) => Some(op.apply(a.eval(ctx, data)?, b.eval(ctx, data)?)),
+            Num::Math(f, x) => Some(f.apply(x.eval(ctx, data)?)),
+            Num::Clamp(args) => {
+                let [x, lo, hi] = &**args;
+                clamp(x.eval(ctx, data)?, lo.eval(ctx, data)?, hi.eval(ctx, data)?)
+            }
+            Num::Window(f, slot, range) => {
+                let w = data.series(*slot as usize)?;
+                stats::window(*f, w, ctx.now.sub(*range), ctx.now)
+            }
+            Num::Quantile(q, slot, range) => {
+                let q = q.eval(ctx, data)?;
+                let w = data.series(*slot as usize)?;
+                stats::quantile(q, w, ctx.now.sub(*range), ctx.now)
+            }
+            Num::PredictLinear(slot, range, ahead) => {
+                let ahead = ahead.eval(ctx, data)?;
+                let w = data.series(*slot as usize)?;
+                let fit = stats::fit(w, ctx.now.sub(*range), ctx.now)?;
+                Some(fit.at_now + fit.slope * ahead)
+            }
+            Num::TimeTo(slot, limit, range) => {
+                let limit = limit.eval(ctx, data)?;
+                let w = data.series(*slot as usize)?;
+                stats::time_to(limit, w, ctx.now.sub(*range), ctx.now)
+            }
+            Num::Agg(agg, slot) => aggregate(*agg, *slot, ctx, data),
+            Num::Age(slot) => stats::age(data.series(*slot as usize)?, ctx.now),
+            Num::Present(slot) => {
+                let fresh = data
+                    .series(*slot as usize)
+                    .and_then(|w| w.current(ctx.now, ctx.staleness))
+                    .is_some();
+                Some(if fresh { 1.0 } else { 0.0 })
+            }
+        }
+    }
+}
+
+impl Cond {
+    pub(super) fn eval<D: Data + ?Sized>(&self, ctx: &EvalCtx, data: &D) -> Option<bool> {
+        match self {
+            Cond::Const(b) => Some(*b),
+            Cond::Not(c) => Some(!c.eval(ctx, data)?),
+            // Left to right: a missing left side is no data even if the right would decide.
+            Cond::And(a, b) => Some(a.eval(ctx, data)? && b.eval(ctx, data)?),
+            Cond::Or(a, b) => Some(a.eval(ctx, data)? || b.eval(ctx, data)?),
+            Cond::Cmp(op, a, b) => Some(op.apply(a.eval(ctx, data)?, b.eval(ctx, data)?)),
+            Cond::Same(negate, a, b) => Some((a.eval(ctx, data)? == b.eval(ctx, data)?) != *negate),
+        }
+    }
+}
+
+/// Aggregates the current values of a group; members without a fresh finite value are skipped.
+fn aggregate<D: Data + ?Sized>(agg: Agg, slot: u32, ctx: &EvalCtx, data: &D) -> Option<f64> {
+    let (mut n, mut sum, mut min, mut max) = (0usize, 0.0f64, f64::INFINITY, f64::NEG_INFINITY);
+    data.group(slot as usize, &mut |w| {
+        if let Some(v) = w.current(ctx.now, ctx.staleness).filter(|v| v.is_finite()) {
+            n += 1;
+            sum += v;
+            min = min.min(v);
+            max = max.max(v);
+        }
+    });
+    match agg {
+        Agg::Count => Some(n as f64),
+        _ if n == 0 => None,
+        Agg::Sum => Some(sum),
+        Agg::Avg => Some(sum / n as f64),
+        Agg::Min => Some(min),
+        Agg::Max => Some(max),
+    }
+}

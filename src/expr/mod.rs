@@ -1,0 +1,189 @@
+//! Expressions: compiles a rule's `expr` (SPEC §3.1) and evaluates it for one instance.
+//!
+//! Owns the expression language: syntax checks, static typing (number or condition), metric
+//! names bound to slot indices, window functions, aggregations and the float-only,
+//! short-circuit evaluator. evalexpr 11.3.1 is used only to parse; its tree is compiled into
+//! this module's own form and its evaluator is never called.
+//!
+//! It must not touch I/O or a clock: time arrives in [`EvalCtx`], samples through [`Data`],
+//! which the engine implements. It does not decide which series an instance reads (that is
+//! the engine's join, SPEC §3.2); it only says which metrics it reads and how ([`Slot`]).
+//!
+//! Semantics the specification leaves open, decided here:
+//! - `rate` and `increase` are not extrapolated to the window edges as in Prometheus:
+//!   `increase` is the sum of the rises between the samples inside the window (a drop is a
+//!   counter reset, and the value after it counts as rise since the reset), and `rate` is
+//!   that divided by the seconds between the window's first and last sample.
+//! - `time_to` is 0 when the fitted line crossed the limit inside the window, +inf when its
+//!   slope is zero (and it is not exactly at the limit) or when it was already past the limit
+//!   at the oldest sample (moving away all along).
+//! - `age(m)` skips stale markers: it is the time since the newest real sample, so it keeps
+//!   growing after a target disappears. It ignores staleness and counts non-finite samples.
+//! - `present(m)` is 1 when m has a current value (SPEC §2), even a non-finite one.
+//! - `zscore` and `stddev_over_time` use the population standard deviation (as Prometheus'
+//!   `stddev_over_time`); `ci_low`/`ci_high` use the sample standard deviation.
+//! - `quantile_over_time` follows Prometheus: q < 0 gives -inf, q > 1 gives +inf.
+//! - `round` rounds ties up (towards +inf) like Prometheus; `min`/`max` of two numbers are
+//!   NaN when either is; `clamp` with `lo > hi` is no data.
+//! - `&&` and `||` evaluate left to right: a left side without data is no data even when the
+//!   right side would have decided.
+//! - Operator precedence and associativity are evalexpr's; note `2 ^ 3 ^ 2` is `(2 ^ 3) ^ 2`.
+
+mod compile;
+mod eval;
+mod lex;
+mod stats;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::series::{Timestamp, Window};
+
+pub use lex::{MAX_DEPTH, MAX_LEN};
+
+/// A compiled expression.
+#[derive(Clone, Debug)]
+pub struct Expr {
+    root: compile::Typed,
+    slots: Vec<Slot>,
+    longest_window: Duration,
+    source: String,
+}
+
+/// The static type of an expression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Type {
+    /// A number: compared against tiers, or recorded.
+    Number,
+    /// A condition: the rule has one implicit tier (SPEC §3.3).
+    Bool,
+}
+
+/// How an expression reads a metric.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SlotKind {
+    /// One series of the metric per instance: bare reads and window functions.
+    Series,
+    /// Every series of the metric in the instance's `by:` group: `sum(m)` and the like.
+    Aggregate,
+}
+
+/// One metric the expression reads.
+///
+/// A metric read both plainly or in window functions (Series) and inside an aggregation such
+/// as `sum(m)` (Aggregate) gets two slots. Slot indices are positions in [`Expr::slots`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slot {
+    /// The metric name.
+    pub metric: String,
+    /// How it is read.
+    pub kind: SlotKind,
+}
+
+/// A compile error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExprError {
+    /// What is wrong, in one sentence.
+    pub message: String,
+    /// How to fix it, when there is something useful to say.
+    pub hint: Option<String>,
+    /// A byte offset into the expression source, when known.
+    pub offset: Option<usize>,
+}
+
+impl ExprError {
+    pub(crate) fn new(message: impl Into<String>) -> ExprError {
+        ExprError { message: message.into(), hint: None, offset: None }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> ExprError {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub(crate) fn at(mut self, offset: usize) -> ExprError {
+        self.offset = Some(offset);
+        self
+    }
+}
+
+impl fmt::Display for ExprError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)?;
+        if let Some(at) = self.offset {
+            write!(f, " (at byte {at})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ExprError {}
+
+/// What the evaluator reads for one rule instance.
+///
+/// Implemented by the engine. Both methods hand out borrowed windows so evaluation does not
+/// allocate.
+pub trait Data {
+    /// The window of the single series `slot` (a [`SlotKind::Series`] slot) reads for this
+    /// instance; `None` when there is none.
+    fn series(&self, slot: usize) -> Option<&Window>;
+
+    /// Calls `f` with the window of each series in this instance's aggregation group for
+    /// `slot` (a [`SlotKind::Aggregate`] slot).
+    fn group(&self, slot: usize, f: &mut dyn FnMut(&Window));
+}
+
+/// The moment and rules of one evaluation.
+#[derive(Clone, Copy, Debug)]
+pub struct EvalCtx {
+    /// The evaluation time; windows end here.
+    pub now: Timestamp,
+    /// How old a sample may be and still be a series' current value (SPEC §2).
+    pub staleness: Duration,
+}
+
+impl Expr {
+    /// Compiles `src`, or explains why it is not a valid expression.
+    ///
+    /// Never panics, whatever `src` holds: input longer than [`MAX_LEN`] bytes or nested
+    /// deeper than [`MAX_DEPTH`] is refused before the parser sees it.
+    pub fn compile(src: &str) -> Result<Expr, ExprError> {
+        let c = compile::compile(src)?;
+        Ok(Expr { root: c.root, slots: c.slots, longest_window: c.longest_window, source: src.to_string() })
+    }
+
+    /// Whether the expression is a number or a condition.
+    pub fn ty(&self) -> Type {
+        self.root.ty()
+    }
+
+    /// The metrics the expression reads; [`Data`] is asked by index into this slice.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// Longest window any window function reads (zero if none): the engine sizes series
+    /// retention from it.
+    pub fn longest_window(&self) -> Duration {
+        self.longest_window
+    }
+
+    /// Evaluates the expression for one instance, without allocating.
+    ///
+    /// `None` means "no data". Conditions give 1.0 or 0.0. A NaN result is no data; ±inf is
+    /// a value.
+    pub fn eval<D: Data + ?Sized>(&self, ctx: &EvalCtx, data: &D) -> Option<f64> {
+        match &self.root {
+            compile::Typed::Num(n) => n.eval(ctx, data).filter(|v| !v.is_nan()),
+            compile::Typed::Cond(c) => c.eval(ctx, data).map(|b| if b { 1.0 } else { 0.0 }),
+        }
+    }
+
+    /// The source text it was compiled from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+}
