@@ -38,7 +38,13 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error at `file:line:column`.
-    pub fn error(file: &str, line: u64, column: u64, code: &'static str, message: impl Into<String>) -> Diagnostic {
+    pub fn error(
+        file: &str,
+        line: u64,
+        column: u64,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             file: file.to_string(),
             line,
@@ -51,8 +57,17 @@ impl Diagnostic {
     }
 
     /// A warning at `file:line:column`.
-    pub fn warning(file: &str, line: u64, column: u64, code: &'static str, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(file, line, column, code, message) }
+    pub fn warning(
+        file: &str,
+        line: u64,
+        column: u64,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Diagnostic {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, line, column, code, message)
+        }
     }
 
     /// The same diagnostic with a hint.
