@@ -1,0 +1,127 @@
+//! The typed form of the engine config, `tocsin.yaml` (SPEC §5). Every key has a default, so
+//! an empty or absent file is a valid configuration. Every string value is a [`Text`] (after
+//! `${ENV}` substitution, secret-aware).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::value::{ByteSize, Dur, Sp, Text};
+
+/// The engine configuration.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+#[schemars(title = "tocsin engine config")]
+pub struct EngineConfig {
+    /// Rule files and directories (default `[rules/]`).
+    pub rules: Vec<Text>,
+    /// Receiver files and directories (default `[receivers/]`).
+    pub receivers: Vec<Text>,
+    /// Directory of the embedded store (default `data/`).
+    pub data_dir: Text,
+    /// HTTP listen address (default `127.0.0.1:9470`).
+    pub listen: Text,
+    /// Default rule group interval (default 15s).
+    pub evaluation_interval: Sp<Dur>,
+    /// How long alert history is kept (default 30d).
+    pub history_retention: Sp<Dur>,
+    /// Age past which a sample is no longer a series' current value (default 5m).
+    pub staleness: Sp<Dur>,
+    /// When set, required for mutating endpoints. An empty value (e.g. from
+    /// `${TOCSIN_API_TOKEN:-}`) is loaded as unset.
+    pub api_token: Option<Text>,
+    /// Metric sources.
+    pub sources: SourcesConfig,
+}
+
+fn default_dur(secs: u64) -> Sp<Dur> {
+    Sp::new(Dur(Duration::from_secs(secs)), 0, 0)
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            rules: vec![Text::plain("rules/")],
+            receivers: vec![Text::plain("receivers/")],
+            data_dir: Text::plain("data/"),
+            listen: Text::plain("127.0.0.1:9470"),
+            evaluation_interval: default_dur(15),
+            history_retention: default_dur(30 * 24 * 3600),
+            staleness: default_dur(5 * 60),
+            api_token: None,
+            sources: SourcesConfig::default(),
+        }
+    }
+}
+
+/// The metric sources.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    /// Host metrics (off when absent).
+    pub system: Option<SystemSource>,
+    /// Prometheus endpoints to scrape.
+    pub scrape: Vec<ScrapeSource>,
+    /// `POST /api/v1/push`.
+    pub push: PushSource,
+    /// Log files whose regex matches are counted.
+    pub logs: Vec<LogSource>,
+}
+
+/// Host metrics.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct SystemSource {
+    /// Collection interval (default: the engine's `evaluation_interval`).
+    pub interval: Option<Sp<Dur>>,
+    /// Process names to report on.
+    pub processes: Vec<Text>,
+}
+
+/// A Prometheus endpoint.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeSource {
+    /// Job name (the `job` label).
+    pub name: Text,
+    /// Metrics URL.
+    pub url: Text,
+    /// Scrape interval (default: the engine's `evaluation_interval`).
+    #[serde(default)]
+    pub interval: Option<Sp<Dur>>,
+    /// Request time limit.
+    #[serde(default)]
+    pub timeout: Option<Sp<Dur>>,
+}
+
+/// The push endpoint.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSource {
+    /// Whether `POST /api/v1/push` accepts samples (default true).
+    pub enabled: bool,
+    /// Largest accepted body (default 1MiB).
+    pub max_body: ByteSize,
+}
+
+impl Default for PushSource {
+    fn default() -> PushSource {
+        PushSource {
+            enabled: true,
+            max_body: ByteSize(1 << 20),
+        }
+    }
+}
+
+/// A log file to tail.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogSource {
+    /// File path.
+    pub path: Text,
+    /// Pattern name (the `pattern` label) → regex.
+    #[serde(default)]
+    pub patterns: BTreeMap<String, Text>,
+}

@@ -1,0 +1,437 @@
+//! Loading: bytes → [`Source`] → typed file, or located [`Diagnostic`]s.
+//!
+//! Pure: no file or environment access. YAML is parsed by serde-saphyr under explicit
+//! resource limits (alias expansion, depth, node and event counts), so a hostile file yields
+//! an error quickly instead of a hang, a panic or a stack overflow.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
+
+use super::env::{self, EnvError};
+use super::{EngineConfig, Env, Parsed, ReceiverFile, RuleFile, TestFile};
+use crate::diag::Diagnostic;
+
+/// Largest file tocsin reads: policy files are small, and the cap bounds parse time.
+pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Nesting depth limit; the deepest legitimate path (a header of a webhook action in a rule)
+/// is 9 levels.
+const MAX_DEPTH: usize = 32;
+
+/// A YAML input file: its path as the user named it and its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    path: String,
+    text: String,
+}
+
+impl Source {
+    /// Checks size and encoding of a file's bytes. A UTF-8 byte-order mark is dropped.
+    pub fn new(path: &str, bytes: Vec<u8>) -> Result<Source, Diagnostic> {
+        if bytes.len() > MAX_FILE_BYTES {
+            return Err(Diagnostic::error(
+                path,
+                0,
+                0,
+                "too-large",
+                format!(
+                    "file is {} bytes; tocsin reads files up to {} bytes (4 MiB)",
+                    bytes.len(),
+                    MAX_FILE_BYTES
+                ),
+            )
+            .with_hint("split it into several files"));
+        }
+        let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+            Some(rest) => rest.to_vec(),
+            None => bytes,
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(Source {
+                path: path.to_string(),
+                text,
+            }),
+            Err(err) => {
+                let bytes = err.as_bytes();
+                let valid = err.utf8_error().valid_up_to();
+                let before = &bytes[..valid];
+                let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+                let line_start = before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                // `before` is valid UTF-8, so its characters can be counted for the column.
+                let column = String::from_utf8_lossy(&before[line_start..])
+                    .chars()
+                    .count() as u64
+                    + 1;
+                Err(Diagnostic::error(
+                    path,
+                    line,
+                    column,
+                    "encoding",
+                    format!("file is not valid UTF-8 (byte offset {valid})"),
+                )
+                .with_hint("save the file as UTF-8"))
+            }
+        }
+    }
+
+    /// A source from text already in memory (tests, `--stdin`).
+    pub fn from_text(path: &str, text: impl Into<String>) -> Result<Source, Diagnostic> {
+        Source::new(path, text.into().into_bytes())
+    }
+
+    /// The path as the user named it.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The four kinds of YAML file tocsin reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileKind {
+    /// `rules/*.yaml`.
+    Rules,
+    /// `receivers/*.yaml`.
+    Receivers,
+    /// `tocsin.yaml`.
+    Config,
+    /// Rule unit tests.
+    Test,
+}
+
+impl FileKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [FileKind; 4] = [
+        FileKind::Rules,
+        FileKind::Receivers,
+        FileKind::Config,
+        FileKind::Test,
+    ];
+
+    /// The kind's name as `tocsin schema` takes it and `schemas/<name>.schema.json` uses it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Rules => "rules",
+            FileKind::Receivers => "receivers",
+            FileKind::Config => "config",
+            FileKind::Test => "test",
+        }
+    }
+
+    /// The kind named `name` (see [`FileKind::name`]).
+    pub fn from_name(name: &str) -> Option<FileKind> {
+        FileKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Top-level keys of tocsin.yaml that no other kind has.
+const CONFIG_ONLY_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "evaluation_interval",
+    "history_retention",
+    "staleness",
+    "api_token",
+    "sources",
+];
+
+/// Tells a file's kind by its top-level keys: `tests`/`rule_files`/`receiver_files` → test,
+/// `groups` → rules, `routes`/`inhibit_rules` or a `receivers` list of mappings → receivers,
+/// other tocsin.yaml keys (including `rules`/`receivers` as lists of paths) → config.
+/// `None` for an empty file, a file that is not a YAML mapping, or one with none of these keys.
+pub fn detect_kind(source: &Source) -> Option<FileKind> {
+    // Non-finite floats are read as strings here: the kind must still be found so that the
+    // typed parse can report them with their location.
+    let mut opts = options();
+    opts.non_finite_float_policy = NonFiniteFloatPolicy::AsString;
+    let top: BTreeMap<String, serde_json::Value> =
+        serde_saphyr::from_str_with_options(&source.text, opts).ok()?;
+    let has = |key: &str| top.contains_key(key);
+    if has("tests") || has("rule_files") || has("receiver_files") {
+        return Some(FileKind::Test);
+    }
+    if has("groups") {
+        return Some(FileKind::Rules);
+    }
+    let receivers_are_defs = match top.get("receivers") {
+        Some(serde_json::Value::Array(items)) => items.iter().any(serde_json::Value::is_object),
+        _ => false,
+    };
+    if has("routes") || has("inhibit_rules") || receivers_are_defs {
+        return Some(FileKind::Receivers);
+    }
+    if has("rules") || has("receivers") || CONFIG_ONLY_KEYS.iter().any(|k| has(k)) {
+        return Some(FileKind::Config);
+    }
+    None
+}
+
+/// A parsed file of any kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AnyFile {
+    /// A rule file.
+    Rules(RuleFile),
+    /// A receivers file.
+    Receivers(ReceiverFile),
+    /// tocsin.yaml.
+    Config(EngineConfig),
+    /// A rule test file.
+    Test(TestFile),
+}
+
+/// Detects the kind of `source` and parses it; a file whose kind cannot be told yields its
+/// YAML error, or a `kind` diagnostic naming the keys that tell kinds apart.
+pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
+    match detect_kind(source) {
+        Some(FileKind::Rules) => parse_rules(source).map(AnyFile::Rules),
+        Some(FileKind::Receivers) => parse_receivers(source, env).map(AnyFile::Receivers),
+        Some(FileKind::Config) => parse_config(source, env).map(AnyFile::Config),
+        Some(FileKind::Test) => parse_test(source).map(AnyFile::Test),
+        None => {
+            parse::<serde_json::Value>(source)?;
+            Err(vec![
+                Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
+                    .with_hint("a rule file has `groups:`, a receivers file `receivers:`/`routes:`, a test file `tests:`; tocsin.yaml has engine keys such as `listen:`"),
+            ])
+        }
+    }
+}
+
+/// Parses a rule file. An empty file is a file without groups.
+pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
+    parse(source)
+}
+
+/// Parses a rule unit-test file. An empty file is a file without tests.
+pub fn parse_test(source: &Source) -> Parsed<TestFile> {
+    parse(source)
+}
+
+/// Parses a receivers file, substituting `${NAME}` / `${NAME:-default}` from `env`, and
+/// checks that each receiver has exactly one kind.
+pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
+    let file: ReceiverFile = parse_with_env(source, env)?;
+    let mut diags = Vec::new();
+    for receiver in &file.receivers {
+        let kinds = receiver.kinds();
+        if kinds.len() != 1 {
+            let message = match kinds.as_slice() {
+                [] => format!("receiver `{}` has no kind", receiver.name),
+                many => format!(
+                    "receiver `{}` has several kinds: {}",
+                    receiver.name,
+                    many.join(", ")
+                ),
+            };
+            diags.push(
+                Diagnostic::error(
+                    &source.path,
+                    receiver.line(),
+                    receiver.column(),
+                    "receiver-kind",
+                    message,
+                )
+                .with_hint(
+                    "give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`",
+                ),
+            );
+        }
+    }
+    if diags.is_empty() {
+        Ok(file)
+    } else {
+        Err(diags)
+    }
+}
+
+/// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
+/// is the default configuration; an empty `api_token` is unset.
+pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
+    let mut config: EngineConfig = parse_with_env(source, env)?;
+    if config
+        .api_token
+        .as_ref()
+        .is_some_and(|t| t.expose().is_empty())
+    {
+        config.api_token = None;
+    }
+    Ok(config)
+}
+
+/// The parser options: serde-saphyr's defaults (duplicate keys rejected, merge keys allowed)
+/// with tighter budgets sized for policy files of at most [`MAX_FILE_BYTES`].
+fn options() -> Options {
+    let budget = serde_saphyr::budget! {
+        max_depth: MAX_DEPTH,
+        flow_nesting_limit: MAX_DEPTH,
+        max_documents: 1,
+        max_events: 2_000_000,
+        max_nodes: 1_000_000,
+        max_aliases: 10_000,
+        max_anchors: 10_000,
+        max_total_scalar_bytes: 16 * 1024 * 1024,
+        max_recorded_anchor_events: 200_000,
+        max_recorded_anchor_bytes: 16 * 1024 * 1024,
+        max_merge_keys: 10_000,
+    };
+    let mut alias_limits = serde_saphyr::options::AliasLimits::default();
+    alias_limits.max_total_replayed_events = 200_000;
+    alias_limits.max_replay_stack_depth = MAX_DEPTH;
+    serde_saphyr::options! {
+        budget: budget,
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        non_finite_float_policy: NonFiniteFloatPolicy::Reject,
+        alias_limits: alias_limits,
+        with_snippet: false,
+    }
+}
+
+/// Whether the text holds no YAML node: only blanks, comments and document markers.
+fn is_blank(text: &str) -> bool {
+    text.lines().all(|line| {
+        let line = line.trim();
+        line.is_empty() || line.starts_with('#') || line == "---" || line == "..."
+    })
+}
+
+fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
+    let text = if is_blank(&source.text) {
+        "{}"
+    } else {
+        source.text.as_str()
+    };
+    serde_saphyr::from_str_with_options(text, options())
+        .map_err(|err| vec![yaml_diagnostic(&source.path, &err)])
+}
+
+fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
+    let (parsed, env_errors) = env::with_env(&source.text, env, || parse::<T>(source));
+    let mut diags: Vec<Diagnostic> = env_errors
+        .into_iter()
+        .map(|e| env_diagnostic(&source.path, e))
+        .collect();
+    match parsed {
+        Ok(file) if diags.is_empty() => Ok(file),
+        Ok(_) => Err(diags),
+        Err(mut errs) => {
+            diags.append(&mut errs);
+            Err(diags)
+        }
+    }
+}
+
+fn env_diagnostic(path: &str, err: EnvError) -> Diagnostic {
+    Diagnostic::error(path, err.line, err.column, "env", err.message)
+        .with_hint("set the variable, or give a default with `${NAME:-default}`")
+}
+
+/// Maps a serde-saphyr error to a diagnostic with a stable code, a message without the
+/// position (the diagnostic carries it) and a hint where one helps.
+fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
+    let err = err.without_snippet();
+    let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let at = |code, message: String| Diagnostic::error(path, line, column, code, message);
+    match err {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let diag = at("unknown-key", format!("unknown key `{field}`"));
+            match suggest(field, expected) {
+                Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
+                None if expected.is_empty() => diag.with_hint("this mapping takes no keys"),
+                None => diag.with_hint(format!("expected one of: {}", quoted_list(expected))),
+            }
+        }
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
+            let diag = at("invalid-value", format!("unknown value `{variant}`"));
+            match suggest(variant, expected) {
+                Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
+                None => diag.with_hint(format!("expected one of: {}", quoted_list(expected))),
+            }
+        }
+        YamlError::SerdeMissingField { field, .. } => {
+            at("missing-key", format!("missing key `{field}`"))
+                .with_hint(format!("add `{field}:` here"))
+        }
+        YamlError::DuplicateMappingKey { key, .. } => {
+            let message = match key {
+                Some(key) => format!("duplicate key `{key}`"),
+                None => "duplicate key".to_string(),
+            };
+            at("duplicate-key", message)
+                .with_hint("a key may appear once per mapping; remove or merge the repeated one")
+        }
+        YamlError::NonFiniteFloat { value, .. } => {
+            at("non-finite", format!("`{value}` is not a finite number"))
+                .with_hint("thresholds must be finite numbers")
+        }
+        YamlError::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => at(
+            "invalid-type",
+            format!("found {unexpected}, expected {expected}"),
+        ),
+        YamlError::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => at(
+            "invalid-value",
+            format!("invalid value {unexpected}, expected {expected}"),
+        ),
+        YamlError::Message { msg, .. } => at("invalid-value", msg.clone()),
+        YamlError::Budget { .. }
+        | YamlError::AliasReplayLimitExceeded { .. }
+        | YamlError::AliasExpansionLimitExceeded { .. }
+        | YamlError::AliasReplayStackDepthExceeded { .. } => at(
+            "yaml",
+            format!("file exceeds tocsin's YAML limits: {}", plain_message(err)),
+        )
+        .with_hint(
+            "policy files need no deep nesting or large alias expansions; simplify the file",
+        ),
+        other => at("yaml", plain_message(other)),
+    }
+}
+
+/// serde-saphyr's rendering of an error, with its trailing position removed (the diagnostic
+/// has its own).
+fn plain_message(err: &YamlError) -> String {
+    let text = err.to_string();
+    let text = text.lines().next().unwrap_or_default().trim();
+    match text.rfind(" at line ") {
+        Some(at) => text[..at].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// The expected name closest to `given`, if it is close enough to be a likely typo.
+fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
+    expected
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(given, candidate), *candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+fn quoted_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,222 @@
+//! The typed form of a receivers file (`receivers/*.yaml`, SPEC §4), as parsed. Every string
+//! value is a [`Text`] (after `${ENV}` substitution, secret-aware). Cross-references (route
+//! receivers that exist, templates that render) are checked by the integrating pass.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::value::{Dur, MatchValue, Sp, Text};
+
+/// A receivers file: receivers, routes and inhibit rules.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "tocsin receivers file")]
+pub struct ReceiverFile {
+    /// Where notifications can go.
+    #[serde(default)]
+    pub receivers: Vec<Sp<ReceiverDef>>,
+    /// Which notifications go where, first match first (see `continue`).
+    #[serde(default)]
+    pub routes: Vec<Sp<RouteDef>>,
+    /// Mute targets while a source fires.
+    #[serde(default)]
+    pub inhibit_rules: Vec<Sp<InhibitDef>>,
+}
+
+/// A named receiver; exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`
+/// is set (the loader checks it).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiverDef {
+    /// Receiver name, referenced by routes and `notify:`.
+    pub name: Text,
+    /// Whether resolutions are sent too (default true).
+    #[serde(default)]
+    pub send_resolved: Option<bool>,
+    /// HTTP webhook.
+    #[serde(default)]
+    pub webhook: Option<WebhookDef>,
+    /// Slack incoming webhook.
+    #[serde(default)]
+    pub slack: Option<SlackDef>,
+    /// Email over SMTP.
+    #[serde(default)]
+    pub email: Option<EmailDef>,
+    /// One line per notification on standard output.
+    #[serde(default)]
+    pub console: Option<ConsoleDef>,
+    /// An Alertmanager's `POST /api/v2/alerts`.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerDef>,
+}
+
+impl ReceiverDef {
+    /// Names of the receiver kinds that are set, in declaration order.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let set = [
+            ("webhook", self.webhook.is_some()),
+            ("slack", self.slack.is_some()),
+            ("email", self.email.is_some()),
+            ("console", self.console.is_some()),
+            ("alertmanager", self.alertmanager.is_some()),
+        ];
+        set.into_iter()
+            .filter(|(_, on)| *on)
+            .map(|(name, _)| name)
+            .collect()
+    }
+}
+
+/// Body format of a webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    /// Alertmanager webhook v4 JSON (the default).
+    Alertmanager,
+    /// tocsin's own JSON.
+    Native,
+}
+
+/// HTTP webhook receiver.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDef {
+    /// Where to POST.
+    pub url: Text,
+    /// Body format (default `alertmanager`).
+    #[serde(default)]
+    pub format: Option<WebhookFormat>,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Text>,
+    /// Adds `X-Tocsin-Signature: sha256=<hex>` of the body.
+    #[serde(default)]
+    pub hmac_secret: Option<Text>,
+    /// Request time limit.
+    #[serde(default)]
+    pub timeout: Option<Sp<Dur>>,
+}
+
+/// Slack incoming-webhook receiver.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SlackDef {
+    /// The incoming webhook URL.
+    pub webhook_url: Text,
+    /// Channel override.
+    #[serde(default)]
+    pub channel: Option<Text>,
+    /// Title template.
+    #[serde(default)]
+    pub title: Option<Text>,
+    /// Text template.
+    #[serde(default)]
+    pub text: Option<Text>,
+}
+
+/// Email receiver.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailDef {
+    /// Recipients.
+    pub to: Vec<Text>,
+    /// Sender address.
+    pub from: Text,
+    /// SMTP server.
+    pub smtp: SmtpDef,
+    /// Subject template.
+    #[serde(default)]
+    pub subject: Option<Text>,
+}
+
+/// SMTP connection settings.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpDef {
+    /// Server host name.
+    pub host: Text,
+    /// Server port.
+    pub port: Sp<u16>,
+    /// Transport security (default `starttls`).
+    #[serde(default)]
+    pub tls: Option<TlsMode>,
+    /// Login user.
+    #[serde(default)]
+    pub username: Option<Text>,
+    /// Login password.
+    #[serde(default)]
+    pub password: Option<Text>,
+}
+
+/// SMTP transport security.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text.
+    None,
+    /// Upgrade with STARTTLS.
+    Starttls,
+    /// TLS from the first byte.
+    Tls,
+}
+
+/// The console receiver has no settings: `console: {}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleDef {}
+
+/// Alertmanager receiver.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerDef {
+    /// Base URL of the Alertmanager.
+    pub url: Text,
+    /// Request time limit.
+    #[serde(default)]
+    pub timeout: Option<Sp<Dur>>,
+}
+
+/// A route: notifications whose labels match go to `receivers`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDef {
+    /// Label matchers; absent or empty matches everything.
+    #[serde(default, rename = "match")]
+    pub r#match: BTreeMap<String, MatchValue>,
+    /// Receiver names.
+    #[serde(default)]
+    pub receivers: Vec<Text>,
+    /// Labels that split notifications into groups.
+    #[serde(default)]
+    pub group_by: Vec<Text>,
+    /// Wait before the first notification of a new group.
+    #[serde(default)]
+    pub group_wait: Option<Sp<Dur>>,
+    /// Wait between notifications of a group that changed.
+    #[serde(default)]
+    pub group_interval: Option<Sp<Dur>>,
+    /// Re-send interval for an unchanged group.
+    #[serde(default)]
+    pub repeat_interval: Option<Sp<Dur>>,
+    /// Go on matching the following routes.
+    #[serde(default, rename = "continue")]
+    pub r#continue: bool,
+}
+
+/// An inhibit rule: while a `source` alert fires, matching `target` alerts are muted when
+/// they agree on the `equal` labels.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InhibitDef {
+    /// Matchers of the muting alert.
+    #[serde(default)]
+    pub source: BTreeMap<String, MatchValue>,
+    /// Matchers of the muted alerts.
+    #[serde(default)]
+    pub target: BTreeMap<String, MatchValue>,
+    /// Labels that must be equal in source and target.
+    #[serde(default)]
+    pub equal: Vec<Text>,
+}

@@ -1,0 +1,556 @@
+//! Value types shared by every file kind: located values ([`Sp`]), durations ([`Dur`]), byte
+//! sizes ([`ByteSize`]), environment-substituted strings ([`Text`]) and route matchers
+//! ([`MatchValue`]).
+//!
+//! Each type deserializes with serde-saphyr and keeps the line and column of the YAML node it
+//! came from, so that checks made after parsing can point at the offending value.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_saphyr::Spanned;
+
+use super::env;
+
+/// A value together with the 1-based line and column of the YAML node it was read from.
+///
+/// Line and column are 0 for values that did not come from a file (defaults). For a value
+/// reached through a YAML alias the position is the alias' own, where the value is used.
+#[derive(Clone, PartialEq)]
+pub struct Sp<T> {
+    /// The parsed value.
+    pub value: T,
+    line: u64,
+    column: u64,
+}
+
+impl<T> Sp<T> {
+    /// A value at `line:column` (0:0 for "not from a file").
+    pub fn new(value: T, line: u64, column: u64) -> Sp<T> {
+        Sp {
+            value,
+            line,
+            column,
+        }
+    }
+
+    /// 1-based line of the value, 0 when unknown.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// 1-based column of the value, 0 when unknown.
+    pub fn column(&self) -> u64 {
+        self.column
+    }
+
+    /// The value without its position.
+    pub fn into_inner(self) -> T {
+        self.value
+    }
+}
+
+impl<T> Deref for Sp<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Sp<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}@{}:{}", self.value, self.line, self.column)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Sp<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<T>::deserialize(deserializer)?;
+        Ok(Sp {
+            value: spanned.value,
+            line: spanned.referenced.line(),
+            column: spanned.referenced.column(),
+        })
+    }
+}
+
+impl<T: Serialize> Serialize for Sp<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
+
+/// A duration written the humantime way: `90s`, `5m`, `1h30m`, `30d`, `0s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// Parses `5m`, `1h30m`, `0s`; a bare `0` is accepted too, any other bare number is not.
+    pub fn parse(text: &str) -> Result<Dur, String> {
+        let trimmed = text.trim();
+        if trimmed == "0" {
+            return Ok(Dur(Duration::ZERO));
+        }
+        if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return Err(format!(
+                "`{trimmed}` has no unit: write e.g. `{trimmed}s` or `{trimmed}m`"
+            ));
+        }
+        humantime::parse_duration(trimmed).map(Dur).map_err(|e| {
+            format!("`{trimmed}` is not a duration ({e}); write e.g. `90s`, `5m` or `1h30m`")
+        })
+    }
+
+    /// The duration as a std `Duration`.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_zero() {
+            return f.write_str("0s");
+        }
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurVisitor;
+
+        impl Visitor<'_> for DurVisitor {
+            type Value = Dur;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as `90s`, `5m` or `1h30m`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Dur, E> {
+                Dur::parse(v).map_err(E::custom)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Dur, E> {
+                Dur::parse(&v.to_string()).map_err(E::custom)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Dur, E> {
+                Dur::parse(&v.to_string()).map_err(E::custom)
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Dur, E> {
+                Dur::parse(&v.to_string()).map_err(E::custom)
+            }
+        }
+
+        deserializer.deserialize_any(DurVisitor)
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl JsonSchema for Dur {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration: a number and a unit (ns, us, ms, s, m, h, d, w), repeated, e.g. `90s`, `5m`, `1h30m`.",
+            "pattern": "^\\s*(0|([0-9]+\\s*[a-zA-Zµ]+\\s*)+)$"
+        })
+    }
+}
+
+/// A size in bytes: a plain integer, or a number with a unit (`512KiB`, `1MiB`, `2MB`, `10kB`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// Parses `1MiB`, `512 KiB`, `2MB`, `100B` or `1048576`; units are case-insensitive,
+    /// `KiB`/`MiB`/`GiB` are powers of 1024 and `kB`/`MB`/`GB` powers of 1000.
+    pub fn parse(text: &str) -> Result<ByteSize, String> {
+        let trimmed = text.trim();
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
+        let (digits, unit) = trimmed.split_at(split);
+        let bad = || {
+            format!("`{trimmed}` is not a size; write e.g. `1MiB`, `512KiB` or a number of bytes")
+        };
+        let number: u64 = digits.parse().map_err(|_| bad())?;
+        let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1,
+            "k" | "kb" => 1_000,
+            "kib" => 1 << 10,
+            "mb" => 1_000_000,
+            "mib" => 1 << 20,
+            "gb" => 1_000_000_000,
+            "gib" => 1 << 30,
+            _ => return Err(bad()),
+        };
+        number
+            .checked_mul(factor)
+            .map(ByteSize)
+            .ok_or_else(|| format!("`{trimmed}` is too large"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SizeVisitor;
+
+        impl Visitor<'_> for SizeVisitor {
+            type Value = ByteSize;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size such as `1MiB` or a number of bytes")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                Ok(ByteSize(v))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+        }
+
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0)
+    }
+}
+
+impl JsonSchema for ByteSize {
+    fn schema_name() -> Cow<'static, str> {
+        "ByteSize".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A size: a number of bytes, or a number with a unit (B, kB, KiB, MB, MiB, GB, GiB).",
+            "anyOf": [
+                { "type": "integer", "minimum": 0 },
+                { "type": "string", "pattern": "^\\s*[0-9]+\\s*([kKmMgG]i?[bB]?|[bB])?\\s*$" }
+            ]
+        })
+    }
+}
+
+/// A string from a receivers file or tocsin.yaml, after `${NAME}` substitution.
+///
+/// A value that contained a `${...}` reference is treated as a secret: `Debug`, `Display`
+/// and `Serialize` show `<redacted>`; [`Text::expose`] gives the real value to the code that
+/// needs it (an HTTP client, an SMTP login).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Text {
+    value: String,
+    secret: bool,
+    line: u64,
+    column: u64,
+}
+
+/// What a secret [`Text`] prints as.
+pub const REDACTED: &str = "<redacted>";
+
+impl Text {
+    /// A literal (non-secret) value that did not come from a file, e.g. a default.
+    pub fn plain(value: impl Into<String>) -> Text {
+        Text {
+            value: value.into(),
+            secret: false,
+            line: 0,
+            column: 0,
+        }
+    }
+
+    /// A value at `line:column`; `secret` when it came (partly) from the environment.
+    pub fn new(value: impl Into<String>, secret: bool, line: u64, column: u64) -> Text {
+        Text {
+            value: value.into(),
+            secret,
+            line,
+            column,
+        }
+    }
+
+    /// The real value, secret or not. Call it only where the value is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether the value came (partly) from an environment variable.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
+    /// 1-based line of the value, 0 when it did not come from a file.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// 1-based column of the value, 0 when it did not come from a file.
+    pub fn column(&self) -> u64 {
+        self.column
+    }
+
+    /// What may be shown to a person: the value, or `<redacted>` for a secret.
+    pub fn shown(&self) -> &str {
+        if self.secret { REDACTED } else { &self.value }
+    }
+
+    /// Builds a located text from a raw file value, substituting `${...}` when a substitution
+    /// context is active (see [`super::env`]).
+    pub(crate) fn from_raw(raw: String, line: u64, column: u64) -> Text {
+        let (value, secret) = env::substitute(&raw, line, column);
+        Text {
+            value,
+            secret,
+            line,
+            column,
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secret {
+            f.write_str(REDACTED)
+        } else {
+            write!(f, "{:?}", self.value)
+        }
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.shown())
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.shown())
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<ScalarString>::deserialize(deserializer)?;
+        Ok(Text::from_raw(
+            spanned.value.0,
+            spanned.referenced.line(),
+            spanned.referenced.column(),
+        ))
+    }
+}
+
+impl JsonSchema for Text {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Text".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": "string" })
+    }
+}
+
+/// Any YAML scalar read as its text: `warning`, `6m`, `500`, `true` all become strings, so
+/// label values and expectations need no quoting.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ScalarString(pub String);
+
+struct ScalarVisitor;
+
+impl Visitor<'_> for ScalarVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+}
+
+impl JsonSchema for ScalarString {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> Cow<'static, str> {
+        "Scalar".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({ "type": ["string", "number", "boolean"] })
+    }
+}
+
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_string(ScalarVisitor)
+            .map(ScalarString)
+    }
+}
+
+/// A route or inhibit matcher value: one string or a list of alternatives. A string starting
+/// with `~` is a regex anchored at both ends; anything else matches exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MatchValue(pub Vec<Text>);
+
+/// The two YAML shapes of a matcher, before the scalar one gets its position.
+enum RawMatch {
+    One(String),
+    Any(Vec<Text>),
+}
+
+impl<'de> Deserialize<'de> for RawMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawVisitor;
+
+        impl<'de> Visitor<'de> for RawVisitor {
+            type Value = RawMatch;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawMatch, E> {
+                ScalarVisitor.visit_str(v).map(RawMatch::One)
+            }
+
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawMatch, E> {
+                ScalarVisitor.visit_bool(v).map(RawMatch::One)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawMatch, E> {
+                ScalarVisitor.visit_i64(v).map(RawMatch::One)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawMatch, E> {
+                ScalarVisitor.visit_u64(v).map(RawMatch::One)
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawMatch, E> {
+                ScalarVisitor.visit_f64(v).map(RawMatch::One)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawMatch, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<Text>()? {
+                    items.push(item);
+                }
+                Ok(RawMatch::Any(items))
+            }
+        }
+
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for MatchValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let spanned = Spanned::<RawMatch>::deserialize(deserializer)?;
+        Ok(match spanned.value {
+            RawMatch::One(raw) => MatchValue(vec![Text::from_raw(
+                raw,
+                spanned.referenced.line(),
+                spanned.referenced.column(),
+            )]),
+            RawMatch::Any(items) => MatchValue(items),
+        })
+    }
+}
+
+impl Serialize for MatchValue {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => one.serialize(serializer),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl JsonSchema for MatchValue {
+    fn schema_name() -> Cow<'static, str> {
+        "MatchValue".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "An exact value, a regex after `~` (anchored at both ends), or a list of such alternatives.",
+            "anyOf": [
+                { "type": ["string", "number", "boolean"] },
+                { "type": "array", "items": { "type": "string" } }
+            ]
+        })
+    }
+}
