@@ -19,7 +19,12 @@ const INSTANCES: usize = 300;
 fn rule_file() -> String {
     let mut y = String::from("groups:\n  - name: synth\n    interval: 15s\n    rules:\n");
     for i in 0..RULES {
-        let (sev, t, f) = [("info", 50, "1m"), ("warning", 70, "2m"), ("critical", 90, "1m"), ("page", 95, "0s")][i / 300];
+        let (sev, t, f) = [
+            ("info", 50, "1m"),
+            ("warning", 70, "2m"),
+            ("critical", 90, "1m"),
+            ("page", 95, "0s"),
+        ][i / 300];
         y += &format!(
             "      - alert: Synth{i:04}\n        expr: synth_cpu_percent\n        tiers: [{{ severity: {sev}, above: {t}, for: {f} }}]\n        hysteresis: 2\n        cooldown: 5m\n"
         );
@@ -33,9 +38,16 @@ fn bench_cycle(c: &mut Criterion) {
     let (set, diags) = compile(&[("bench.yaml".to_string(), file)]);
     let set = Arc::new(set.unwrap_or_else(|| panic!("{diags:?}")));
     let mut store = SeriesStore::new(Duration::from_secs(600));
-    let labels: Vec<Labels> = (0..INSTANCES).map(|h| Labels::from_pairs([("instance", format!("host-{h:03}"))])).collect();
+    let labels: Vec<Labels> = (0..INSTANCES)
+        .map(|h| Labels::from_pairs([("instance", format!("host-{h:03}"))]))
+        .collect();
     let ids: Vec<_> = labels.iter().map(|l| store.id("synth_cpu_percent", l)).collect();
-    let mut engine = Engine::new(set, Settings { staleness: Duration::from_secs(300) });
+    let mut engine = Engine::new(
+        set,
+        Settings {
+            staleness: Duration::from_secs(300),
+        },
+    );
     let mut out = Output::default();
     let mut t = 0i64;
     let mut cycle = |store: &mut SeriesStore, engine: &mut Engine, out: &mut Output| {
@@ -56,7 +68,9 @@ fn bench_cycle(c: &mut Criterion) {
     let mut g = c.benchmark_group("engine");
     g.throughput(Throughput::Elements((RULES * INSTANCES) as u64));
     g.sample_size(20);
-    g.bench_function("cycle_1000_rules_x_300_instances", |b| b.iter(|| cycle(&mut store, &mut engine, &mut out)));
+    g.bench_function("cycle_1000_rules_x_300_instances", |b| {
+        b.iter(|| cycle(&mut store, &mut engine, &mut out))
+    });
     g.finish();
 }
 

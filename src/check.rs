@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{self, FileKind, ReceiverFile, Source};
 use crate::diag::Diagnostic;
-use crate::ruletest::{self, Loader};
 use crate::rules::{self, Matcher};
+use crate::ruletest::{self, Loader};
 use crate::template::{Context, Templates};
 
 /// Checks the given files together and returns every finding.
@@ -34,28 +34,44 @@ pub fn check(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Lo
             diags.extend(d);
         }
     }
-    let (set, rule_diags) = rules::compile(&rule_files);
-    diags.extend(rule_diags);
-    let receivers = check_receivers(&receiver_files, &mut diags);
+    diags.extend(rules::compile(&rule_files).1);
+    let notified: BTreeSet<String> = rule_files
+        .iter()
+        .flat_map(|(_, f)| {
+            f.groups
+                .iter()
+                .flat_map(|g| g.rules.iter().flat_map(|r| r.notify.iter().map(|n| n.value.clone())))
+        })
+        .collect();
+    let receivers = check_receivers(&receiver_files, &notified, &mut diags);
     if !receiver_files.is_empty() {
         for (path, file) in &rule_files {
             for g in &file.groups {
                 for r in &g.rules {
                     for n in &r.notify {
                         if !receivers.contains(n.value.as_str()) {
-                            diags.push(Diagnostic::error(path, n.line(), n.column(), "unknown-receiver", format!("`notify` names receiver `{}`, which no receiver file defines", n.value)));
+                            diags.push(Diagnostic::error(
+                                path,
+                                n.line(),
+                                n.column(),
+                                "unknown-receiver",
+                                format!("`notify` names receiver `{}`, which no receiver file defines", n.value),
+                            ));
                         }
                     }
                 }
             }
         }
     }
-    drop(set);
     diags
 }
 
 /// Checks receiver files together; returns the names of every receiver defined.
-fn check_receivers(files: &[(String, ReceiverFile)], diags: &mut Vec<Diagnostic>) -> BTreeSet<String> {
+fn check_receivers(
+    files: &[(String, ReceiverFile)],
+    notified: &BTreeSet<String>,
+    diags: &mut Vec<Diagnostic>,
+) -> BTreeSet<String> {
     let mut defined: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
     let mut templates = Templates::new();
     let sample = Context {
@@ -64,48 +80,102 @@ fn check_receivers(files: &[(String, ReceiverFile)], diags: &mut Vec<Diagnostic>
         severity: "critical".into(),
         value: Some(91.5),
         threshold: Some(90.0),
-        labels: [("alertname", "SampleAlert"), ("severity", "critical"), ("instance", "host-1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        labels: [
+            ("alertname", "SampleAlert"),
+            ("severity", "critical"),
+            ("instance", "host-1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         ..Context::default()
     };
     for (path, f) in files {
         for r in &f.receivers {
-            if let Some((p, l, c)) = defined.get(&r.name.value) {
-                diags.push(Diagnostic::error(path, r.name.line(), r.name.column(), "duplicate-receiver", format!("receiver `{}` is already defined at {p}:{l}:{c}", r.name.value)));
+            let name = r.name.expose();
+            if let Some((p, l, c)) = defined.get(name) {
+                diags.push(Diagnostic::error(
+                    path,
+                    r.name.line(),
+                    r.name.column(),
+                    "duplicate-receiver",
+                    format!("receiver `{name}` is already defined at {p}:{l}:{c}"),
+                ));
             } else {
-                defined.insert(r.name.value.clone(), (path.clone(), r.name.line(), r.name.column()));
+                defined.insert(name.to_string(), (path.clone(), r.name.line(), r.name.column()));
             }
-            for t in r.templates() {
-                match templates.add(&t.value) {
+            let texts = [
+                r.slack.as_ref().and_then(|s| s.title.as_ref()),
+                r.slack.as_ref().and_then(|s| s.text.as_ref()),
+                r.email.as_ref().and_then(|e| e.subject.as_ref()),
+            ];
+            for t in texts.into_iter().flatten() {
+                match templates.add(t.expose()) {
                     Ok(id) => {
                         if let Err(e) = templates.render(id, &sample) {
-                            diags.push(Diagnostic::error(path, t.line(), t.column(), "template", format!("template fails on sample data: {}", e.message)));
+                            diags.push(Diagnostic::error(
+                                path,
+                                t.line(),
+                                t.column(),
+                                "template",
+                                format!("template fails on sample data: {}", e.message),
+                            ));
                         }
                         for var in templates.unknown_variables(id) {
-                            diags.push(Diagnostic::warning(path, t.line(), t.column(), "template-variable", format!("template reads `{var}`, which templates do not have")));
+                            diags.push(Diagnostic::warning(
+                                path,
+                                t.line(),
+                                t.column(),
+                                "template-variable",
+                                format!("template reads `{var}`, which templates do not have"),
+                            ));
                         }
                     }
-                    Err(e) => diags.push(Diagnostic::error(path, t.line() + e.line.map_or(0, |l| l as u64 - 1), t.column(), "template", format!("template does not compile: {}", e.message))),
+                    Err(e) => diags.push(Diagnostic::error(
+                        path,
+                        t.line() + e.line.map_or(0, |l| l as u64 - 1),
+                        t.column(),
+                        "template",
+                        format!("template does not compile: {}", e.message),
+                    )),
                 }
             }
         }
     }
-    let mut reached = BTreeSet::new();
+    let mut reached = notified.clone();
     for (path, f) in files {
         for route in &f.routes {
             for name in &route.receivers {
-                if defined.contains_key(&name.value) {
-                    reached.insert(name.value.clone());
+                let name_s = name.expose();
+                if defined.contains_key(name_s) {
+                    reached.insert(name_s.to_string());
                 } else {
-                    let hint = strsim_hint(&name.value, defined.keys());
-                    let mut d = Diagnostic::error(path, name.line(), name.column(), "unknown-receiver", format!("route names receiver `{}`, which is not defined", name.value));
+                    let hint = strsim_hint(name_s, defined.keys());
+                    let mut d = Diagnostic::error(
+                        path,
+                        name.line(),
+                        name.column(),
+                        "unknown-receiver",
+                        format!("route names receiver `{name_s}`, which is not defined"),
+                    );
                     d.hint = hint;
                     diags.push(d);
                 }
             }
-            for (label, m) in route.r#match.iter().chain(f.inhibit_rules.iter().flat_map(|i| i.source.iter().chain(i.target.iter()))) {
-                for v in m.values() {
-                    if let Err(e) = Matcher::parse(&v.value) {
-                        diags.push(Diagnostic::error(path, v.line(), v.column(), "match", format!("invalid regex for `{label}`: {e}")));
+            for (label, m) in route.r#match.iter().chain(
+                f.inhibit_rules
+                    .iter()
+                    .flat_map(|i| i.source.iter().chain(i.target.iter())),
+            ) {
+                for v in &m.0 {
+                    if let Err(e) = Matcher::parse(v.expose()) {
+                        diags.push(Diagnostic::error(
+                            path,
+                            v.line(),
+                            v.column(),
+                            "match",
+                            format!("invalid regex for `{label}`: {e}"),
+                        ));
                     }
                 }
             }
@@ -114,8 +184,14 @@ fn check_receivers(files: &[(String, ReceiverFile)], diags: &mut Vec<Diagnostic>
     for (name, (path, line, col)) in &defined {
         if !reached.contains(name) {
             diags.push(
-                Diagnostic::warning(path, *line, *col, "unreached-receiver", format!("no route reaches receiver `{name}`"))
-                    .with_hint("add a route to it, or name it in a rule's `notify:`"),
+                Diagnostic::warning(
+                    path,
+                    *line,
+                    *col,
+                    "unreached-receiver",
+                    format!("no route reaches receiver `{name}`"),
+                )
+                .with_hint("add a route to it, or name it in a rule's `notify:`"),
             );
         }
     }

@@ -87,7 +87,10 @@ pub fn main() -> ExitCode {
                 SchemaKind::Config => FileKind::Config,
                 SchemaKind::Test => FileKind::Test,
             };
-            println!("{}", serde_json::to_string_pretty(&config::schema(kind)).expect("schemas serialize"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config::schema(kind)).expect("schemas serialize")
+            );
             ExitCode::SUCCESS
         }
     }
@@ -150,7 +153,11 @@ fn print_diagnostics(diags: &[Diagnostic], format: Format) {
 }
 
 fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
-    let paths = if paths.is_empty() { defaults(&["tocsin.yaml", "rules", "receivers", "tests/rules"]) } else { paths };
+    let paths = if paths.is_empty() {
+        defaults(&["tocsin.yaml", "rules", "receivers", "tests/rules"])
+    } else {
+        paths
+    };
     let files = match expand(&paths) {
         Ok(f) => f,
         Err(e) => {
@@ -172,9 +179,16 @@ fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diags.len() - errors;
     if matches!(format, Format::Text) {
-        eprintln!("checked {} file(s): {errors} error(s), {warnings} warning(s)", files.len());
+        eprintln!(
+            "checked {} file(s): {errors} error(s), {warnings} warning(s)",
+            files.len()
+        );
     }
-    if errors > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) -> ExitCode {
@@ -185,7 +199,11 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
             return ExitCode::from(2);
         }
     };
-    let paths = if paths.is_empty() { defaults(&["tests/rules"]) } else { paths };
+    let paths = if paths.is_empty() {
+        defaults(&["tests/rules"])
+    } else {
+        paths
+    };
     let files = match expand(&paths) {
         Ok(f) => f,
         Err(e) => {
@@ -200,7 +218,10 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
         let name = f.to_string_lossy().into_owned();
         let result = match read_source(f).map_err(|d| vec![d]).and_then(|s| config::parse_test(&s)) {
             Ok(test) => ruletest::run_file(&name, &test, &load_rules, filter.as_ref()),
-            Err(diagnostics) => FileResult { cases: Vec::new(), diagnostics },
+            Err(diagnostics) => FileResult {
+                cases: Vec::new(),
+                diagnostics,
+            },
         };
         print_diagnostics(&result.diagnostics, Format::Text);
         if result.diagnostics.iter().any(|d| d.severity == Severity::Error) {
@@ -232,11 +253,18 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
     if broken > 0 {
         eprintln!("{broken} test file(s) could not run");
     }
-    if failed > 0 || broken > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS }
+    if failed > 0 || broken > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn junit_xml(suites: &[(String, FileResult, f64)]) -> String {
@@ -257,10 +285,18 @@ fn junit_xml(suites: &[(String, FileResult, f64)]) -> String {
             );
         }
         for c in &r.cases {
-            x += &format!("    <testcase name=\"{}\" classname=\"{}\">", xml_escape(&c.name), xml_escape(name));
+            x += &format!(
+                "    <testcase name=\"{}\" classname=\"{}\">",
+                xml_escape(&c.name),
+                xml_escape(name)
+            );
             if !c.failures.is_empty() {
                 let text = c.failures.join("\n");
-                x += &format!("<failure message=\"{}\">{}</failure>", xml_escape(text.lines().next().unwrap_or("")), xml_escape(&text));
+                x += &format!(
+                    "<failure message=\"{}\">{}</failure>",
+                    xml_escape(text.lines().next().unwrap_or("")),
+                    xml_escape(&text)
+                );
             }
             x += "</testcase>\n";
         }

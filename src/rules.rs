@@ -45,7 +45,11 @@ pub struct RuleSet {
 impl RuleSet {
     /// The longest window any expression reads: series must keep at least this much.
     pub fn longest_window(&self) -> Duration {
-        self.rules().flat_map(|r| r.exprs()).map(Expr::longest_window).max().unwrap_or_default()
+        self.rules()
+            .flat_map(|r| r.exprs())
+            .map(Expr::longest_window)
+            .max()
+            .unwrap_or_default()
     }
 
     /// Every rule of every group.
@@ -202,13 +206,21 @@ const DEFAULT_REPEAT_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Compiles rule files (path, parsed file) into a [`RuleSet`]. Returns the set when there
 /// is no error, and every diagnostic (errors and warnings) either way.
 pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic>) {
-    let mut c = Compiler { diags: Vec::new(), templates: Templates::new() };
+    let mut c = Compiler {
+        diags: Vec::new(),
+        templates: Templates::new(),
+    };
     let mut groups = Vec::new();
     for (path, file) in files {
         let mut group_names = HashSet::new();
         for g in &file.groups {
             if !group_names.insert(g.name.value.clone()) {
-                c.error(path, &g.name, "duplicate-group", format!("group `{}` is defined twice in this file", g.name.value));
+                c.error(
+                    path,
+                    &g.name,
+                    "duplicate-group",
+                    format!("group `{}` is defined twice in this file", g.name.value),
+                );
             }
             let mut names = HashSet::new();
             let mut rules = Vec::new();
@@ -216,8 +228,14 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
                 if let Some(rule) = c.rule(path, def) {
                     if !names.insert(rule.name.clone()) {
                         c.diags.push(
-                            Diagnostic::error(path, rule.location.line, rule.location.column, "duplicate-rule", format!("rule `{}` appears twice in group `{}`", rule.name, g.name.value))
-                                .with_hint("give each rule of a group its own name"),
+                            Diagnostic::error(
+                                path,
+                                rule.location.line,
+                                rule.location.column,
+                                "duplicate-rule",
+                                format!("rule `{}` appears twice in group `{}`", rule.name, g.name.value),
+                            )
+                            .with_hint("give each rule of a group its own name"),
                         );
                     }
                     rules.push(rule);
@@ -237,7 +255,10 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
         }
     }
     let failed = c.diags.iter().any(|d| d.severity == crate::diag::Severity::Error);
-    let set = (!failed).then(|| RuleSet { groups, templates: c.templates });
+    let set = (!failed).then(|| RuleSet {
+        groups,
+        templates: c.templates,
+    });
     (set, c.diags)
 }
 
@@ -248,23 +269,42 @@ struct Compiler {
 
 impl Compiler {
     fn error<T>(&mut self, file: &str, at: &Sp<T>, code: &'static str, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::error(file, at.line(), at.column(), code, msg));
+        self.diags
+            .push(Diagnostic::error(file, at.line(), at.column(), code, msg));
     }
 
-    fn error_hint<T>(&mut self, file: &str, at: &Sp<T>, code: &'static str, msg: impl Into<String>, hint: impl Into<String>) {
-        self.diags.push(Diagnostic::error(file, at.line(), at.column(), code, msg).with_hint(hint));
+    fn error_hint<T>(
+        &mut self,
+        file: &str,
+        at: &Sp<T>,
+        code: &'static str,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.diags
+            .push(Diagnostic::error(file, at.line(), at.column(), code, msg).with_hint(hint));
     }
 
     fn warn<T>(&mut self, file: &str, at: &Sp<T>, code: &'static str, msg: impl Into<String>) {
-        self.diags.push(Diagnostic::warning(file, at.line(), at.column(), code, msg));
+        self.diags
+            .push(Diagnostic::warning(file, at.line(), at.column(), code, msg));
     }
 
     fn expr(&mut self, file: &str, src: &Sp<String>) -> Option<Expr> {
         match Expr::compile(&src.value) {
             Ok(e) => Some(e),
             Err(e) => {
-                let at = e.offset.map(|o| format!(" (at character {})", o + 1)).unwrap_or_default();
-                let mut d = Diagnostic::error(file, src.line(), src.column(), "expr", format!("invalid expression `{}`: {}{at}", src.value, e.message));
+                let at = e
+                    .offset
+                    .map(|o| format!(" (at character {})", o + 1))
+                    .unwrap_or_default();
+                let mut d = Diagnostic::error(
+                    file,
+                    src.line(),
+                    src.column(),
+                    "expr",
+                    format!("invalid expression `{}`: {}{at}", src.value, e.message),
+                );
                 d.hint = e.hint;
                 self.diags.push(d);
                 None
@@ -281,21 +321,42 @@ impl Compiler {
                 return None;
             }
             (None, None) => {
-                self.error_hint(file, &def.expr, "rule-kind", "this rule has neither `alert` nor `record`", "add `alert: Name` or `record: metric_name`");
+                self.error_hint(
+                    file,
+                    &def.expr,
+                    "rule-kind",
+                    "this rule has neither `alert` nor `record`",
+                    "add `alert: Name` or `record: metric_name`",
+                );
                 return None;
             }
         };
         if !valid_name(&name.value) {
-            self.error(file, name, "name", format!("`{}` is not a valid name: use [a-zA-Z_][a-zA-Z0-9_]*", name.value));
+            self.error(
+                file,
+                name,
+                "name",
+                format!("`{}` is not a valid name: use [a-zA-Z_][a-zA-Z0-9_]*", name.value),
+            );
         }
-        let location = Location { file: file.to_string(), line: name.line(), column: name.column() };
+        let location = Location {
+            file: file.to_string(),
+            line: name.line(),
+            column: name.column(),
+        };
         let expr = self.expr(file, &def.expr);
         let mut labels = Labels::new();
         for (k, v) in &def.labels {
             if !valid_name(k) {
                 self.error(file, v, "label", format!("`{k}` is not a valid label name"));
             } else if k == "alertname" || k == "severity" {
-                self.error_hint(file, v, "label", format!("label `{k}` is set by tocsin"), "rename the label");
+                self.error_hint(
+                    file,
+                    v,
+                    "label",
+                    format!("label `{k}` is set by tocsin"),
+                    "rename the label",
+                );
             }
             labels.set(k, &v.value);
         }
@@ -313,7 +374,12 @@ impl Compiler {
             if let Some(e) = &expr
                 && e.ty() != Type::Number
             {
-                self.error(file, &def.expr, "expr-type", "a recording rule's expression must be numeric, not a condition");
+                self.error(
+                    file,
+                    &def.expr,
+                    "expr-type",
+                    "a recording rule's expression must be numeric, not a condition",
+                );
             }
             RuleKind::Record
         };
@@ -363,7 +429,12 @@ impl Compiler {
         ];
         for (present, key) in alert_keys {
             if present {
-                self.error(file, &def.expr, "rule-kind", format!("`{key}` only applies to alerting rules, and this is a recording rule"));
+                self.error(
+                    file,
+                    &def.expr,
+                    "rule-kind",
+                    format!("`{key}` only applies to alerting rules, and this is a recording rule"),
+                );
             }
         }
     }
@@ -385,10 +456,22 @@ impl Compiler {
             Some(defs) => {
                 boolean = false;
                 if let Some(f) = &def.r#for {
-                    self.error_hint(file, f, "tiers", "`for` at rule level applies only to rules without `tiers`", "give each tier its own `for`");
+                    self.error_hint(
+                        file,
+                        f,
+                        "tiers",
+                        "`for` at rule level applies only to rules without `tiers`",
+                        "give each tier its own `for`",
+                    );
                 }
                 if let Some(s) = &def.severity {
-                    self.error_hint(file, s, "tiers", "`severity` at rule level applies only to rules without `tiers`", "give each tier its own `severity`");
+                    self.error_hint(
+                        file,
+                        s,
+                        "tiers",
+                        "`severity` at rule level applies only to rules without `tiers`",
+                        "give each tier its own `severity`",
+                    );
                 }
                 if defs.is_empty() {
                     self.error(file, name, "tiers", "`tiers` is empty: give at least one tier");
@@ -415,7 +498,12 @@ impl Compiler {
                     );
                 }
                 if let Some(h) = &def.hysteresis {
-                    self.warn(file, h, "hysteresis", "`hysteresis` has no effect on a rule without numeric tiers");
+                    self.warn(
+                        file,
+                        h,
+                        "hysteresis",
+                        "`hysteresis` has no effect on a rule without numeric tiers",
+                    );
                 }
                 let severity = def.severity.as_ref().map(|s| s.value.as_str()).unwrap_or("warning");
                 tiers.push(TierSpec {
@@ -444,7 +532,10 @@ impl Compiler {
                 if f.transitions.value < 2 {
                     self.error(file, &f.transitions, "flap", "flap.transitions must be at least 2");
                 }
-                FlapPolicy { transitions: f.transitions.value, within: f.within.value.0 }
+                FlapPolicy {
+                    transitions: f.transitions.value,
+                    within: f.within.value.0,
+                }
             }),
         };
         let policy = Policy {
@@ -462,15 +553,27 @@ impl Compiler {
                 Ok(t) => {
                     for var in self.templates.unknown_variables(t) {
                         self.diags.push(
-                            Diagnostic::warning(file, v.line(), v.column(), "template-variable", format!("annotation `{k}` reads `{var}`, which templates do not have"))
-                                .with_hint(format!("known variables: {}", crate::template::VARIABLES.join(", "))),
+                            Diagnostic::warning(
+                                file,
+                                v.line(),
+                                v.column(),
+                                "template-variable",
+                                format!("annotation `{k}` reads `{var}`, which templates do not have"),
+                            )
+                            .with_hint(format!("known variables: {}", crate::template::VARIABLES.join(", "))),
                         );
                     }
                     annotations.push((k.clone(), t, v.value.clone()));
                 }
                 Err(e) => {
                     let line = v.line() + e.line.map(|l| l as u64 - 1).unwrap_or(0);
-                    self.diags.push(Diagnostic::error(file, line, v.column(), "template", format!("annotation `{k}` does not compile: {}", e.message)));
+                    self.diags.push(Diagnostic::error(
+                        file,
+                        line,
+                        v.column(),
+                        "template",
+                        format!("annotation `{k}` does not compile: {}", e.message),
+                    ));
                 }
             }
         }
@@ -487,17 +590,34 @@ impl Compiler {
         })
     }
 
-    fn tier(&mut self, file: &str, t: &TierDef, hysteresis: f64, expr: Option<&Expr>) -> Option<(TierSpec, Option<Expr>, Option<f64>)> {
+    fn tier(
+        &mut self,
+        file: &str,
+        t: &TierDef,
+        hysteresis: f64,
+        expr: Option<&Expr>,
+    ) -> Option<(TierSpec, Option<Expr>, Option<f64>)> {
         let for_ = t.r#for.as_ref().map(|d| d.value.0).unwrap_or_default();
         let severity: Arc<str> = Arc::from(t.severity.value.as_str());
         if !valid_name(&t.severity.value) {
-            self.error(file, &t.severity, "severity", format!("`{}` is not a valid severity name", t.severity.value));
+            self.error(
+                file,
+                &t.severity,
+                "severity",
+                format!("`{}` is not a valid severity name", t.severity.value),
+            );
         }
         let numeric = |c: &mut Compiler, at: &Sp<f64>| {
             if let Some(e) = expr
                 && e.ty() != Type::Number
             {
-                c.error_hint(file, at, "tier-type", "`above`/`below` tiers need a numeric expression, but `expr` is a condition", "use `when:` tiers, or make `expr` numeric");
+                c.error_hint(
+                    file,
+                    at,
+                    "tier-type",
+                    "`above`/`below` tiers need a numeric expression, but `expr` is a condition",
+                    "use `when:` tiers, or make `expr` numeric",
+                );
             }
             if !at.value.is_finite() {
                 c.error(file, at, "tier", "a threshold must be a finite number");
@@ -510,9 +630,25 @@ impl Compiler {
                 if let Some(c) = &t.clear
                     && c.value > a.value
                 {
-                    self.error_hint(file, c, "clear", format!("clear {} is above the threshold {}: an `above` tier clears below its threshold", c.value, a.value), "use a value ≤ the threshold");
+                    self.error_hint(
+                        file,
+                        c,
+                        "clear",
+                        format!(
+                            "clear {} is above the threshold {}: an `above` tier clears below its threshold",
+                            c.value, a.value
+                        ),
+                        "use a value ≤ the threshold",
+                    );
                 }
-                (Condition::Above { threshold: a.value, clear }, None, Some(a.value))
+                (
+                    Condition::Above {
+                        threshold: a.value,
+                        clear,
+                    },
+                    None,
+                    Some(a.value),
+                )
             }
             (None, Some(b), None) => {
                 numeric(self, b);
@@ -520,14 +656,36 @@ impl Compiler {
                 if let Some(c) = &t.clear
                     && c.value < b.value
                 {
-                    self.error_hint(file, c, "clear", format!("clear {} is below the threshold {}: a `below` tier clears above its threshold", c.value, b.value), "use a value ≥ the threshold");
+                    self.error_hint(
+                        file,
+                        c,
+                        "clear",
+                        format!(
+                            "clear {} is below the threshold {}: a `below` tier clears above its threshold",
+                            c.value, b.value
+                        ),
+                        "use a value ≥ the threshold",
+                    );
                 }
-                (Condition::Below { threshold: b.value, clear }, None, Some(b.value))
+                (
+                    Condition::Below {
+                        threshold: b.value,
+                        clear,
+                    },
+                    None,
+                    Some(b.value),
+                )
             }
             (None, None, Some(w)) => {
                 let e = self.expr(file, w)?;
                 if e.ty() != Type::Bool {
-                    self.error_hint(file, w, "tier-type", "a `when` tier needs a condition, but this expression is numeric", "compare it, e.g. `x > 5`");
+                    self.error_hint(
+                        file,
+                        w,
+                        "tier-type",
+                        "a `when` tier needs a condition, but this expression is numeric",
+                        "compare it, e.g. `x > 5`",
+                    );
                 }
                 if let Some(c) = &t.clear {
                     self.error(file, c, "clear", "`clear` applies only to `above`/`below` tiers");
@@ -535,24 +693,49 @@ impl Compiler {
                 (Condition::When, Some(e), None)
             }
             _ => {
-                self.error_hint(file, &t.severity, "tier", "a tier needs exactly one of `above`, `below` or `when`", "e.g. `{ severity: warning, above: 70, for: 5m }`");
+                self.error_hint(
+                    file,
+                    &t.severity,
+                    "tier",
+                    "a tier needs exactly one of `above`, `below` or `when`",
+                    "e.g. `{ severity: warning, above: 70, for: 5m }`",
+                );
                 return None;
             }
         };
-        Some((TierSpec { severity, condition, for_ }, when, threshold))
+        Some((
+            TierSpec {
+                severity,
+                condition,
+                for_,
+            },
+            when,
+            threshold,
+        ))
     }
 
     fn check_tier_order(&mut self, file: &str, defs: &[TierDef], tiers: &[TierSpec]) {
         let mut seen = HashSet::new();
         for d in defs {
             if !seen.insert(d.severity.value.as_str()) {
-                self.error(file, &d.severity, "tier-duplicate", format!("severity `{}` appears in two tiers", d.severity.value));
+                self.error(
+                    file,
+                    &d.severity,
+                    "tier-duplicate",
+                    format!("severity `{}` appears in two tiers", d.severity.value),
+                );
             }
         }
         let above = tiers.iter().any(|t| matches!(t.condition, Condition::Above { .. }));
         let below = tiers.iter().any(|t| matches!(t.condition, Condition::Below { .. }));
         if above && below {
-            self.error_hint(file, &defs[0].severity, "tier-order", "tiers mix `above` and `below`", "one rule watches one direction; split it into two rules");
+            self.error_hint(
+                file,
+                &defs[0].severity,
+                "tier-order",
+                "tiers mix `above` and `below`",
+                "one rule watches one direction; split it into two rules",
+            );
             return;
         }
         let mut last: Option<(f64, &str)> = None;
@@ -565,7 +748,11 @@ impl Compiler {
             if let Some((prev, prev_sev)) = last
                 && th <= prev
             {
-                let (word, shown_prev, shown) = if above { ("increase", prev, th) } else { ("decrease", -prev, -th) };
+                let (word, shown_prev, shown) = if above {
+                    ("increase", prev, th)
+                } else {
+                    ("decrease", -prev, -th)
+                };
                 self.error_hint(
                     file,
                     &d.severity,
@@ -582,7 +769,15 @@ impl Compiler {
             let Some(wi) = &di.when else { continue };
             for (dj, tj) in defs.iter().zip(tiers).skip(i + 1) {
                 if dj.when.as_ref().is_some_and(|wj| wj.value.trim() == wi.value.trim()) && ti.for_ >= tj.for_ {
-                    self.warn(file, &di.severity, "unreachable-tier", format!("tier `{}` can never fire: `{}` has the same condition and fires no later", di.severity.value, dj.severity.value));
+                    self.warn(
+                        file,
+                        &di.severity,
+                        "unreachable-tier",
+                        format!(
+                            "tier `{}` can never fire: `{}` has the same condition and fires no later",
+                            di.severity.value, dj.severity.value
+                        ),
+                    );
                 }
             }
         }
@@ -593,7 +788,12 @@ impl Compiler {
         let mut names = HashSet::new();
         for a in &def.actions {
             if !names.insert(a.name.value.clone()) {
-                self.error(file, &a.name, "action", format!("action `{}` appears twice in this rule", a.name.value));
+                self.error(
+                    file,
+                    &a.name,
+                    "action",
+                    format!("action `{}` appears twice in this rule", a.name.value),
+                );
             }
             let mut trigger = ActionTrigger {
                 on_tiers: Vec::new(),
@@ -602,7 +802,13 @@ impl Compiler {
                 max_per_hour: a.max_per_hour.as_ref().map(|m| m.value),
             };
             if a.on.is_empty() {
-                self.error_hint(file, &a.name, "action", format!("action `{}` has no `on:`, so it never runs", a.name.value), "list severities and/or `resolved`");
+                self.error_hint(
+                    file,
+                    &a.name,
+                    "action",
+                    format!("action `{}` has no `on:`, so it never runs", a.name.value),
+                    "list severities and/or `resolved`",
+                );
             }
             for on in &a.on {
                 if on.value == "resolved" {
@@ -611,7 +817,13 @@ impl Compiler {
                     trigger.on_tiers.push(i);
                 } else {
                     let known: Vec<&str> = policy.tiers.iter().map(|t| &*t.severity).collect();
-                    self.error_hint(file, on, "action", format!("`{}` is not a severity of this rule", on.value), format!("use one of: {}, resolved", known.join(", ")));
+                    self.error_hint(
+                        file,
+                        on,
+                        "action",
+                        format!("`{}` is not a severity of this rule", on.value),
+                        format!("use one of: {}, resolved", known.join(", ")),
+                    );
                 }
             }
             let kind = match (&a.exec, &a.webhook) {
@@ -625,7 +837,13 @@ impl Compiler {
                     continue;
                 }
                 _ => {
-                    self.error_hint(file, &a.name, "action", "an action needs exactly one of `exec` or `webhook`", "e.g. `exec: [\"/usr/local/bin/drop-caches\"]`");
+                    self.error_hint(
+                        file,
+                        &a.name,
+                        "action",
+                        "an action needs exactly one of `exec` or `webhook`",
+                        "e.g. `exec: [\"/usr/local/bin/drop-caches\"]`",
+                    );
                     continue;
                 }
             };
@@ -647,5 +865,6 @@ fn dur(d: &Option<Sp<crate::config::Dur>>) -> Duration {
 /// Whether `s` is a metric, label or severity name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 pub fn valid_name(s: &str) -> bool {
     let mut b = s.bytes();
-    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_') && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }

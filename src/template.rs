@@ -95,7 +95,9 @@ impl Templates {
     /// Compiles `source` into the set.
     pub fn add(&mut self, source: &str) -> Result<TemplateRef, TemplateError> {
         let name = format!("t{}", self.count);
-        self.env.add_template_owned(name, source.to_string()).map_err(to_error)?;
+        self.env
+            .add_template_owned(name, source.to_string())
+            .map_err(to_error)?;
         self.count += 1;
         Ok(TemplateRef(self.count - 1))
     }
@@ -112,7 +114,10 @@ impl Templates {
         match self.render(t, ctx) {
             Ok(s) => (s, None),
             Err(e) => (
-                format!("[template error: {}] {} {} ({}): {}", e.message, ctx.alertname, ctx.status, ctx.severity, raw),
+                format!(
+                    "[template error: {}] {} {} ({}): {}",
+                    e.message, ctx.alertname, ctx.status, ctx.severity, raw
+                ),
                 Some(e),
             ),
         }
@@ -138,7 +143,10 @@ fn to_error(e: minijinja::Error) -> TemplateError {
         Some(d) => format!("{}: {d}", e.kind()),
         None => e.kind().to_string(),
     };
-    TemplateError { message, line: e.line() }
+    TemplateError {
+        message,
+        line: e.line(),
+    }
 }
 
 #[cfg(test)]
@@ -158,7 +166,9 @@ mod tests {
     #[test]
     fn renders_value_with_filters() {
         let mut t = Templates::new();
-        let r = t.add("Memory usage is {{ value | round(1) }}% ({{ severity | upper }})").unwrap();
+        let r = t
+            .add("Memory usage is {{ value | round(1) }}% ({{ severity | upper }})")
+            .unwrap();
         assert_eq!(t.render(r, &ctx()).unwrap(), "Memory usage is 92.3% (CRITICAL)");
     }
 
@@ -172,7 +182,9 @@ mod tests {
     #[test]
     fn runaway_loops_run_out_of_fuel_and_fall_back() {
         let mut t = Templates::new();
-        let r = t.add("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}").unwrap();
+        let r = t
+            .add("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}")
+            .unwrap();
         let (text, err) = t.render_or_fallback(r, &ctx(), "raw");
         assert!(err.is_some());
         assert!(text.starts_with("[template error:"), "{text}");

@@ -51,7 +51,10 @@ fn show(diags: &[Diagnostic]) -> String {
 
 #[test]
 fn every_shipped_rule_test_passes() {
-    let tests: Vec<PathBuf> = yaml_files().into_iter().filter(|p| config::detect_kind(&source(p)) == Some(FileKind::Test)).collect();
+    let tests: Vec<PathBuf> = yaml_files()
+        .into_iter()
+        .filter(|p| config::detect_kind(&source(p)) == Some(FileKind::Test))
+        .collect();
     assert!(tests.len() >= 2, "expected shipped rule tests, found {tests:?}");
     let mut problems = String::new();
     let mut cases = 0;
@@ -62,7 +65,10 @@ fn every_shipped_rule_test_passes() {
         if r.diagnostics.iter().any(|d| d.severity == Severity::Error) {
             problems += &show(&r.diagnostics);
         }
-        assert!(!r.cases.is_empty() || !r.diagnostics.is_empty(), "{name} has no test case");
+        assert!(
+            !r.cases.is_empty() || !r.diagnostics.is_empty(),
+            "{name} has no test case"
+        );
         for c in &r.cases {
             cases += 1;
             for f in &c.failures {

@@ -56,11 +56,7 @@ pub(crate) fn with_env<R>(
     });
     let reset = Reset;
     let result = parse();
-    let errors = CONTEXT.with(|c| {
-        c.borrow_mut()
-            .as_mut()
-            .map(|ctx| std::mem::take(&mut ctx.errors))
-    });
+    let errors = CONTEXT.with(|c| c.borrow_mut().as_mut().map(|ctx| std::mem::take(&mut ctx.errors)));
     drop(reset);
     (result, errors.unwrap_or_default())
 }
@@ -136,12 +132,19 @@ pub(crate) fn substitute(raw: &str, line: u64, column: u64) -> (String, bool) {
                 ctx.errors.push(EnvError {
                     line,
                     column,
-                    message: format!("`${{{body}}}` is not a valid reference: write `${{NAME}}` or `${{NAME:-default}}`"),
+                    message: format!(
+                        "`${{{body}}}` is not a valid reference: write `${{NAME}}` or `${{NAME:-default}}`"
+                    ),
                 });
                 continue;
             }
             // `:-` follows the shell: the default applies when the variable is unset or empty.
-            let value = ctx.vars.get(name).cloned().flatten().filter(|v| default.is_none() || !v.is_empty());
+            let value = ctx
+                .vars
+                .get(name)
+                .cloned()
+                .flatten()
+                .filter(|v| default.is_none() || !v.is_empty());
             match (value, default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
@@ -175,17 +178,11 @@ mod tests {
 
     #[test]
     fn substitutes_and_marks_secret() {
-        assert_eq!(
-            run("Bearer ${TOKEN}").0,
-            ("Bearer s3cret".to_string(), true)
-        );
+        assert_eq!(run("Bearer ${TOKEN}").0, ("Bearer s3cret".to_string(), true));
         assert_eq!(run("${NOPE:-dflt}").0, ("dflt".to_string(), true));
         assert_eq!(run("${EMPTY:-dflt}").0, ("dflt".to_string(), true));
         assert_eq!(run("${EMPTY}").0, (String::new(), true));
-        assert_eq!(
-            run("a $b $${TOKEN} c").0,
-            ("a $b ${TOKEN} c".to_string(), false)
-        );
+        assert_eq!(run("a $b $${TOKEN} c").0, ("a $b ${TOKEN} c".to_string(), false));
         assert_eq!(run("plain").0, ("plain".to_string(), false));
     }
 
@@ -206,9 +203,6 @@ mod tests {
 
     #[test]
     fn without_context_nothing_is_substituted() {
-        assert_eq!(
-            substitute("${TOKEN}", 1, 1),
-            ("${TOKEN}".to_string(), false)
-        );
+        assert_eq!(substitute("${TOKEN}", 1, 1), ("${TOKEN}".to_string(), false));
     }
 }

@@ -58,15 +58,9 @@ impl Source {
                 let valid = err.utf8_error().valid_up_to();
                 let before = &bytes[..valid];
                 let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-                let line_start = before
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1);
+                let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                 // `before` is valid UTF-8, so its characters can be counted for the column.
-                let column = String::from_utf8_lossy(&before[line_start..])
-                    .chars()
-                    .count() as u64
-                    + 1;
+                let column = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
                 Err(Diagnostic::error(
                     path,
                     line,
@@ -110,12 +104,7 @@ pub enum FileKind {
 
 impl FileKind {
     /// Every kind, in a stable order.
-    pub const ALL: [FileKind; 4] = [
-        FileKind::Rules,
-        FileKind::Receivers,
-        FileKind::Config,
-        FileKind::Test,
-    ];
+    pub const ALL: [FileKind; 4] = [FileKind::Rules, FileKind::Receivers, FileKind::Config, FileKind::Test];
 
     /// The kind's name as `tocsin schema` takes it and `schemas/<name>.schema.json` uses it.
     pub fn name(self) -> &'static str {
@@ -153,8 +142,7 @@ pub fn detect_kind(source: &Source) -> Option<FileKind> {
     // typed parse can report them with their location.
     let mut opts = options();
     opts.non_finite_float_policy = NonFiniteFloatPolicy::AsString;
-    let top: BTreeMap<String, serde_json::Value> =
-        serde_saphyr::from_str_with_options(&source.text, opts).ok()?;
+    let top: BTreeMap<String, serde_json::Value> = serde_saphyr::from_str_with_options(&source.text, opts).ok()?;
     let has = |key: &str| top.contains_key(key);
     if has("tests") || has("rule_files") || has("receiver_files") {
         return Some(FileKind::Test);
@@ -226,11 +214,7 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
         if kinds.len() != 1 {
             let message = match kinds.as_slice() {
                 [] => format!("receiver `{}` has no kind", receiver.name),
-                many => format!(
-                    "receiver `{}` has several kinds: {}",
-                    receiver.name,
-                    many.join(", ")
-                ),
+                many => format!("receiver `{}` has several kinds: {}", receiver.name, many.join(", ")),
             };
             diags.push(
                 Diagnostic::error(
@@ -240,28 +224,18 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
                     "receiver-kind",
                     message,
                 )
-                .with_hint(
-                    "give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`",
-                ),
+                .with_hint("give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`"),
             );
         }
     }
-    if diags.is_empty() {
-        Ok(file)
-    } else {
-        Err(diags)
-    }
+    if diags.is_empty() { Ok(file) } else { Err(diags) }
 }
 
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
 /// is the default configuration; an empty `api_token` is unset.
 pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     let mut config: EngineConfig = parse_with_env(source, env)?;
-    if config
-        .api_token
-        .as_ref()
-        .is_some_and(|t| t.expose().is_empty())
-    {
+    if config.api_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
         config.api_token = None;
     }
     Ok(config)
@@ -309,8 +283,7 @@ fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
     } else {
         source.text.as_str()
     };
-    serde_saphyr::from_str_with_options(text, options())
-        .map_err(|err| vec![yaml_diagnostic(&source.path, &err)])
+    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(&source.path, &err)])
 }
 
 fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
@@ -341,9 +314,7 @@ fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
     let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
     let at = |code, message: String| Diagnostic::error(path, line, column, code, message);
     match err {
-        YamlError::SerdeUnknownField {
-            field, expected, ..
-        } => {
+        YamlError::SerdeUnknownField { field, expected, .. } => {
             let diag = at("unknown-key", format!("unknown key `{field}`"));
             match suggest(field, expected) {
                 Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
@@ -351,9 +322,7 @@ fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
                 None => diag.with_hint(format!("expected one of: {}", quoted_list(expected))),
             }
         }
-        YamlError::SerdeUnknownVariant {
-            variant, expected, ..
-        } => {
+        YamlError::SerdeUnknownVariant { variant, expected, .. } => {
             let diag = at("invalid-value", format!("unknown value `{variant}`"));
             match suggest(variant, expected) {
                 Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
@@ -361,8 +330,7 @@ fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
             }
         }
         YamlError::SerdeMissingField { field, .. } => {
-            at("missing-key", format!("missing key `{field}`"))
-                .with_hint(format!("add `{field}:` here"))
+            at("missing-key", format!("missing key `{field}`")).with_hint(format!("add `{field}:` here"))
         }
         YamlError::DuplicateMappingKey { key, .. } => {
             let message = match key {
@@ -373,21 +341,13 @@ fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
                 .with_hint("a key may appear once per mapping; remove or merge the repeated one")
         }
         YamlError::NonFiniteFloat { value, .. } => {
-            at("non-finite", format!("`{value}` is not a finite number"))
-                .with_hint("thresholds must be finite numbers")
+            at("non-finite", format!("`{value}` is not a finite number")).with_hint("thresholds must be finite numbers")
         }
         YamlError::SerdeInvalidType {
-            unexpected,
-            expected,
-            ..
-        } => at(
-            "invalid-type",
-            format!("found {unexpected}, expected {expected}"),
-        ),
+            unexpected, expected, ..
+        } => at("invalid-type", format!("found {unexpected}, expected {expected}")),
         YamlError::SerdeInvalidValue {
-            unexpected,
-            expected,
-            ..
+            unexpected, expected, ..
         } => at(
             "invalid-value",
             format!("invalid value {unexpected}, expected {expected}"),
@@ -400,9 +360,7 @@ fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
             "yaml",
             format!("file exceeds tocsin's YAML limits: {}", plain_message(err)),
         )
-        .with_hint(
-            "policy files need no deep nesting or large alias expansions; simplify the file",
-        ),
+        .with_hint("policy files need no deep nesting or large alias expansions; simplify the file"),
         other => at("yaml", plain_message(other)),
     }
 }
@@ -429,9 +387,5 @@ fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
 }
 
 fn quoted_list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }

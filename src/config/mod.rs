@@ -21,20 +21,16 @@ mod value;
 
 pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
 pub use load::{
-    AnyFile, FileKind, MAX_FILE_BYTES, Source, detect_kind, parse_any, parse_config,
-    parse_receivers, parse_rules, parse_test,
+    AnyFile, FileKind, MAX_FILE_BYTES, Source, detect_kind, parse_any, parse_config, parse_receivers, parse_rules,
+    parse_test,
 };
 pub use receivers::{
-    AlertmanagerDef, ConsoleDef, EmailDef, InhibitDef, ReceiverDef, ReceiverFile, RouteDef,
-    SlackDef, SmtpDef, TlsMode, WebhookDef, WebhookFormat,
+    AlertmanagerDef, ConsoleDef, EmailDef, InhibitDef, ReceiverDef, ReceiverFile, RouteDef, SlackDef, SmtpDef, TlsMode,
+    WebhookDef, WebhookFormat,
 };
-pub use rules::{
-    ActionDef, ActionWebhookDef, FlapDef, GroupDef, NoDataDef, RuleDef, RuleFile, TierDef,
-};
+pub use rules::{ActionDef, ActionWebhookDef, FlapDef, GroupDef, NoDataDef, RuleDef, RuleFile, TierDef};
 pub use schema::schema;
-pub use test::{
-    AlertExpectation, ExpectedAlert, InputSeries, NotificationExpectations, TestCase, TestFile,
-};
+pub use test::{AlertExpectation, ExpectedAlert, InputSeries, NotificationExpectations, TestCase, TestFile};
 pub use value::{ByteSize, Dur, MatchValue, REDACTED, ScalarString, Sp, Text};
 
 use crate::diag::Diagnostic;

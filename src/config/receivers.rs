@@ -62,10 +62,7 @@ impl ReceiverDef {
             ("console", self.console.is_some()),
             ("alertmanager", self.alertmanager.is_some()),
         ];
-        set.into_iter()
-            .filter(|(_, on)| *on)
-            .map(|(name, _)| name)
-            .collect()
+        set.into_iter().filter(|(_, on)| *on).map(|(name, _)| name).collect()
     }
 }
 

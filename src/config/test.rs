@@ -144,19 +144,13 @@ pub struct NotificationExpectations {
 }
 
 /// Reads `expect:` entries whose values may be any YAML scalar (`6m`, `warning`, `2`) as text.
-fn expect_entries<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<Sp<BTreeMap<String, String>>>, D::Error> {
+fn expect_entries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Sp<BTreeMap<String, String>>>, D::Error> {
     let raw = Vec::<Sp<BTreeMap<String, ScalarString>>>::deserialize(deserializer)?;
     Ok(raw
         .into_iter()
         .map(|entry| {
             let (line, column) = (entry.line(), entry.column());
-            let map = entry
-                .into_inner()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
+            let map = entry.into_inner().into_iter().map(|(k, v)| (k, v.0)).collect();
             Sp::new(map, line, column)
         })
         .collect())

@@ -32,11 +32,7 @@ pub struct Sp<T> {
 impl<T> Sp<T> {
     /// A value at `line:column` (0:0 for "not from a file").
     pub fn new(value: T, line: u64, column: u64) -> Sp<T> {
-        Sp {
-            value,
-            line,
-            column,
-        }
+        Sp { value, line, column }
     }
 
     /// 1-based line of the value, 0 when unknown.
@@ -120,9 +116,9 @@ impl Dur {
                 "`{trimmed}` has no unit: write e.g. `{trimmed}s` or `{trimmed}m`"
             ));
         }
-        humantime::parse_duration(trimmed).map(Dur).map_err(|e| {
-            format!("`{trimmed}` is not a duration ({e}); write e.g. `90s`, `5m` or `1h30m`")
-        })
+        humantime::parse_duration(trimmed)
+            .map(Dur)
+            .map_err(|e| format!("`{trimmed}` is not a duration ({e}); write e.g. `90s`, `5m` or `1h30m`"))
     }
 
     /// The duration as a std `Duration`.
@@ -201,13 +197,9 @@ impl ByteSize {
     /// `KiB`/`MiB`/`GiB` are powers of 1024 and `kB`/`MB`/`GB` powers of 1000.
     pub fn parse(text: &str) -> Result<ByteSize, String> {
         let trimmed = text.trim();
-        let split = trimmed
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(trimmed.len());
+        let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
         let (digits, unit) = trimmed.split_at(split);
-        let bad = || {
-            format!("`{trimmed}` is not a size; write e.g. `1MiB`, `512KiB` or a number of bytes")
-        };
+        let bad = || format!("`{trimmed}` is not a size; write e.g. `1MiB`, `512KiB` or a number of bytes");
         let number: u64 = digits.parse().map_err(|_| bad())?;
         let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 1,
@@ -455,9 +447,7 @@ impl JsonSchema for ScalarString {
 
 impl<'de> Deserialize<'de> for ScalarString {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer
-            .deserialize_string(ScalarVisitor)
-            .map(ScalarString)
+        deserializer.deserialize_string(ScalarVisitor).map(ScalarString)
     }
 }
 

@@ -41,15 +41,9 @@ impl ActionGate {
     pub fn admit(&mut self, t: &ActionTrigger, ev: &Event) -> bool {
         let wanted = match ev.transition {
             Transition::Resolved => t.on_resolved,
-            Transition::Firing | Transition::Escalated | Transition::Deescalated => {
-                t.on_tiers.contains(&ev.tier)
-            }
+            Transition::Firing | Transition::Escalated | Transition::Deescalated => t.on_tiers.contains(&ev.tier),
         };
-        if !wanted
-            || self
-                .last_run
-                .is_some_and(|last| ev.at.since(last) < t.cooldown)
-        {
+        if !wanted || self.last_run.is_some_and(|last| ev.at.since(last) < t.cooldown) {
             return false;
         }
         while self.runs.front().is_some_and(|&r| ev.at.since(r) >= HOUR) {

@@ -180,7 +180,11 @@ impl Data for Bound<'_> {
 impl Engine {
     /// An engine with no instance yet.
     pub fn new(rules: Arc<RuleSet>, settings: Settings) -> Engine {
-        let state = rules.groups.iter().map(|g| g.rules.iter().map(|_| RuleState::default()).collect()).collect();
+        let state = rules
+            .groups
+            .iter()
+            .map(|g| g.rules.iter().map(|_| RuleState::default()).collect())
+            .collect();
         Engine {
             rules,
             state,
@@ -219,12 +223,19 @@ impl Engine {
     }
 
     fn evaluate_record(&mut self, rref: RuleRef, rule: &Rule, now: Timestamp, store: &mut SeriesStore) {
-        let ctx = EvalCtx { now, staleness: self.settings.staleness };
+        let ctx = EvalCtx {
+            now,
+            staleness: self.settings.staleness,
+        };
         let rs = &mut self.state[rref.group][rref.rule];
         self.recorded.clear();
         let mut new_series = false;
         for inst in &mut rs.instances {
-            let data = Bound { store, bindings: &inst.bindings, map: &rule.expr_slots[0] };
+            let data = Bound {
+                store,
+                bindings: &inst.bindings,
+                map: &rule.expr_slots[0],
+            };
             inst.value = rule.expr.eval(&ctx, &data);
             if inst.output.is_none() {
                 new_series = true;
@@ -252,11 +263,18 @@ impl Engine {
 
     fn evaluate_alert(&mut self, rref: RuleRef, rule: &Rule, now: Timestamp, store: &SeriesStore, out: &mut Output) {
         let RuleKind::Alert(alert) = &rule.kind else { return };
-        let ctx = EvalCtx { now, staleness: self.settings.staleness };
+        let ctx = EvalCtx {
+            now,
+            staleness: self.settings.staleness,
+        };
         let rs = &mut self.state[rref.group][rref.rule];
         let policy = &alert.policy;
         for inst in &mut rs.instances {
-            let data = Bound { store, bindings: &inst.bindings, map: &rule.expr_slots[0] };
+            let data = Bound {
+                store,
+                bindings: &inst.bindings,
+                map: &rule.expr_slots[0],
+            };
             inst.value = rule.expr.eval(&ctx, &data);
             let obs = match inst.value {
                 None => None,
@@ -265,10 +283,17 @@ impl Engine {
                     let mut when_exprs = alert.when.iter().flatten().zip(&rule.expr_slots[1..]);
                     for (i, w) in alert.when.iter().enumerate() {
                         let o = if alert.boolean {
-                            TierObs { met: v != 0.0, holds: v != 0.0 }
+                            TierObs {
+                                met: v != 0.0,
+                                holds: v != 0.0,
+                            }
                         } else if w.is_some() {
                             let (e, map) = when_exprs.next().expect("one slot map per when expression");
-                            let data = Bound { store, bindings: &inst.bindings, map };
+                            let data = Bound {
+                                store,
+                                bindings: &inst.bindings,
+                                map,
+                            };
                             let b = e.eval(&ctx, &data).is_some_and(|x| x != 0.0);
                             TierObs { met: b, holds: b }
                         } else {
@@ -288,23 +313,54 @@ impl Engine {
                 let labels = full_labels(rule, inst, &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity);
                 for (a, gate) in alert.actions.iter().zip(inst.gates.iter_mut()) {
                     if gate.admit(&a.trigger, ev) {
-                        out.actions.push(emitted(rref, inst.fingerprint, labels.clone(), (a.name.clone(), ev.transition), ev.tier, policy, ev.at, inst.value, 0));
+                        out.actions.push(emitted(
+                            rref,
+                            inst.fingerprint,
+                            labels.clone(),
+                            (a.name.clone(), ev.transition),
+                            ev.tier,
+                            policy,
+                            ev.at,
+                            inst.value,
+                            0,
+                        ));
                     }
                 }
-                out.events.push(emitted(rref, inst.fingerprint, labels, ev.transition, ev.tier, policy, ev.at, inst.value, 0));
+                out.events.push(emitted(
+                    rref,
+                    inst.fingerprint,
+                    labels,
+                    ev.transition,
+                    ev.tier,
+                    policy,
+                    ev.at,
+                    inst.value,
+                    0,
+                ));
             }
             let firing = match inst.machine.phase() {
                 Phase::Firing { tier, .. } => Some(tier),
                 _ => None,
             };
-            inst.notify.after_evaluation(&alert.notify, now, firing, &mut self.notes);
+            inst.notify
+                .after_evaluation(&alert.notify, now, firing, &mut self.notes);
             for n in &self.notes {
                 let sev = &policy.tiers[n.tier.min(policy.tiers.len() - 1)].severity;
                 let mut labels = full_labels(rule, inst, sev);
                 if n.nodata {
                     labels.set("nodata", "true");
                 }
-                out.notifications.push(emitted(rref, inst.fingerprint, labels, n.kind, n.tier, policy, n.at, inst.value, n.seq));
+                out.notifications.push(emitted(
+                    rref,
+                    inst.fingerprint,
+                    labels,
+                    n.kind,
+                    n.tier,
+                    policy,
+                    n.at,
+                    inst.value,
+                    n.seq,
+                ));
             }
         }
     }
@@ -321,7 +377,9 @@ impl Engine {
                     rule.select.iter().all(|(k, m)| m.matches(l.get(k)))
                 });
                 match slot.kind {
-                    SlotKind::Series => selected.map(|id| (store.labels(id).clone(), Binding::Series(id))).collect(),
+                    SlotKind::Series => selected
+                        .map(|id| (store.labels(id).clone(), Binding::Series(id)))
+                        .collect(),
                     SlotKind::Aggregate => {
                         let mut groups: BTreeMap<Labels, Vec<SeriesId>> = BTreeMap::new();
                         for id in selected {
@@ -436,14 +494,21 @@ impl Engine {
     /// Template failures render the plain fallback text.
     pub fn annotations(&self, view: &AlertView) -> BTreeMap<String, String> {
         let rule = &self.rules.groups[view.rule.group].rules[view.rule.rule];
-        let Some(alert) = rule.alert() else { return BTreeMap::new() };
+        let Some(alert) = rule.alert() else {
+            return BTreeMap::new();
+        };
         let tier = match view.phase {
             Phase::Pending { tier } | Phase::Firing { tier, .. } => tier,
             Phase::Inactive => 0,
         };
         let ctx = Context {
             alertname: view.alertname.clone(),
-            status: if matches!(view.phase, Phase::Firing { .. }) { "firing" } else { "pending" }.to_string(),
+            status: if matches!(view.phase, Phase::Firing { .. }) {
+                "firing"
+            } else {
+                "pending"
+            }
+            .to_string(),
             severity: view.severity.to_string(),
             value: view.value,
             threshold: alert.thresholds.get(tier).copied().flatten(),
@@ -469,7 +534,27 @@ fn full_labels(rule: &Rule, inst: &Instance, severity: &str) -> Labels {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn emitted<K>(rule: RuleRef, fingerprint: u64, labels: Labels, kind: K, tier: usize, policy: &state::Policy, at: Timestamp, value: Option<f64>, seq: u64) -> Emitted<K> {
+fn emitted<K>(
+    rule: RuleRef,
+    fingerprint: u64,
+    labels: Labels,
+    kind: K,
+    tier: usize,
+    policy: &state::Policy,
+    at: Timestamp,
+    value: Option<f64>,
+    seq: u64,
+) -> Emitted<K> {
     let tier = tier.min(policy.tiers.len() - 1);
-    Emitted { rule, fingerprint, labels, kind, tier, severity: policy.tiers[tier].severity.clone(), at, value, seq }
+    Emitted {
+        rule,
+        fingerprint,
+        labels,
+        kind,
+        tier,
+        severity: policy.tiers[tier].severity.clone(),
+        at,
+        value,
+        seq,
+    }
 }

@@ -189,13 +189,9 @@ impl NotifyState {
             self.release(p, h, now, out);
         }
 
-        if let (Some(tier), Some(interval), Some(last), None, Some(Known::Firing(_))) = (
-            firing,
-            p.repeat_interval,
-            self.last_sent,
-            self.held,
-            self.known,
-        ) && now.since(last) >= self.repeat_wait(p, interval)
+        if let (Some(tier), Some(interval), Some(last), None, Some(Known::Firing(_))) =
+            (firing, p.repeat_interval, self.last_sent, self.held, self.known)
+            && now.since(last) >= self.repeat_wait(p, interval)
         {
             let note = Held {
                 kind: NoteKind::Repeat,
@@ -229,13 +225,7 @@ impl NotifyState {
 
     /// Sends `note` now, regardless of the cooldown, subject to rules 1 and 4; drops a held
     /// notification either way.
-    fn release(
-        &mut self,
-        p: &NotifyPolicy,
-        note: Held,
-        at: Timestamp,
-        out: &mut Vec<Notification>,
-    ) {
+    fn release(&mut self, p: &NotifyPolicy, note: Held, at: Timestamp, out: &mut Vec<Notification>) {
         self.held = None;
         let receivers_know_firing = matches!(self.known, Some(Known::Firing(_)));
         if note.kind == NoteKind::Resolved && !receivers_know_firing || self.redundant(note) {
@@ -249,9 +239,7 @@ impl NotifyState {
         let state = match note.kind {
             NoteKind::Repeat | NoteKind::Flapping => return false,
             NoteKind::Resolved => Known::Resolved,
-            NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated => {
-                Known::Firing(note.tier)
-            }
+            NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated => Known::Firing(note.tier),
         };
         self.known == Some(state)
     }
@@ -272,14 +260,12 @@ impl NotifyState {
         out: &mut Vec<Notification>,
     ) {
         let kind = match (kind, self.known) {
-            (
-                NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated,
-                Some(Known::Firing(s)),
-            ) if tier > s => NoteKind::Escalated,
-            (
-                NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated,
-                Some(Known::Firing(s)),
-            ) if tier < s => NoteKind::Deescalated,
+            (NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated, Some(Known::Firing(s))) if tier > s => {
+                NoteKind::Escalated
+            }
+            (NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated, Some(Known::Firing(s))) if tier < s => {
+                NoteKind::Deescalated
+            }
             (NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated, _) => NoteKind::Firing,
             (other, _) => other,
         };
@@ -374,20 +360,11 @@ mod tests {
 
     /// Feeds `events` (each followed by an evaluation at its time), then evaluations at
     /// `ticks`; `firing` tracks the instance's tier from the events.
-    fn drive(
-        s: &mut NotifyState,
-        p: &NotifyPolicy,
-        events: &[Event],
-        ticks: &[i64],
-    ) -> Vec<Notification> {
+    fn drive(s: &mut NotifyState, p: &NotifyPolicy, events: &[Event], ticks: &[i64]) -> Vec<Notification> {
         let mut out = Vec::new();
         let mut firing = None;
         let mut evs = events.iter().peekable();
-        let mut times: Vec<i64> = events
-            .iter()
-            .map(|e| e.at.0)
-            .chain(ticks.iter().copied())
-            .collect();
+        let mut times: Vec<i64> = events.iter().map(|e| e.at.0).chain(ticks.iter().copied()).collect();
         times.sort();
         times.dedup();
         for t in times {
@@ -457,10 +434,7 @@ mod tests {
                 (K::Resolved, 0, 14 * MIN),
             ]
         );
-        assert_eq!(
-            notes.iter().map(|n| n.seq).collect::<Vec<_>>(),
-            [1, 2, 3, 4]
-        );
+        assert_eq!(notes.iter().map(|n| n.seq).collect::<Vec<_>>(), [1, 2, 3, 4]);
         assert_eq!(firing_at[6], Some(0));
         assert_eq!(firing_at[10], Some(2), "86 still holds critical");
         assert_eq!(firing_at[11], Some(1));
@@ -485,12 +459,7 @@ mod tests {
     #[test]
     fn rule1_resolved_is_sent_at_once_when_firing_was_notified() {
         let mut s = NotifyState::default();
-        let out = drive(
-            &mut s,
-            &pol(5),
-            &[ev(T::Firing, 0, 0), ev(T::Resolved, 0, MIN)],
-            &[],
-        );
+        let out = drive(&mut s, &pol(5), &[ev(T::Firing, 0, 0), ev(T::Resolved, 0, MIN)], &[]);
         assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN)]);
     }
 
@@ -503,12 +472,7 @@ mod tests {
             ev(T::Firing, 1, 2 * MIN), // held: cooldown till 5m
             ev(T::Resolved, 1, 3 * MIN),
         ];
-        let out = drive(
-            &mut s,
-            &pol(5),
-            &events,
-            &[4 * MIN, 5 * MIN, 6 * MIN, 20 * MIN],
-        );
+        let out = drive(&mut s, &pol(5), &events, &[4 * MIN, 5 * MIN, 6 * MIN, 20 * MIN]);
         assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN)]);
     }
 
@@ -521,21 +485,13 @@ mod tests {
             ev(T::Resolved, 0, 2 * MIN),
         ];
         let out = drive(&mut s, &pol(5), &events, &[5 * MIN, 10 * MIN]);
-        assert_eq!(
-            brief(&out),
-            vec![(K::Firing, 2, 0), (K::Resolved, 0, 2 * MIN)]
-        );
+        assert_eq!(brief(&out), vec![(K::Firing, 2, 0), (K::Resolved, 0, 2 * MIN)]);
     }
 
     #[test]
     fn rule2_escalation_bypasses_cooldown() {
         let mut s = NotifyState::default();
-        let out = drive(
-            &mut s,
-            &pol(5),
-            &[ev(T::Firing, 0, 0), ev(T::Escalated, 2, MIN)],
-            &[],
-        );
+        let out = drive(&mut s, &pol(5), &[ev(T::Firing, 0, 0), ev(T::Escalated, 2, MIN)], &[]);
         assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Escalated, 2, MIN)]);
     }
 
@@ -551,11 +507,7 @@ mod tests {
         let out = drive(&mut s, &pol(5), &events, &[20 * MIN]);
         assert_eq!(
             brief(&out),
-            vec![
-                (K::Firing, 0, 0),
-                (K::Resolved, 0, MIN),
-                (K::Firing, 2, 3 * MIN)
-            ]
+            vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN), (K::Firing, 2, 3 * MIN)]
         );
     }
 
@@ -572,10 +524,7 @@ mod tests {
             ev(T::Escalated, 2, 2 * MIN),
         ];
         let out = drive(&mut s, &p, &events, &[3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN]);
-        assert_eq!(
-            brief(&out),
-            vec![(K::Firing, 0, 0), (K::Escalated, 2, 5 * MIN)]
-        );
+        assert_eq!(brief(&out), vec![(K::Firing, 0, 0), (K::Escalated, 2, 5 * MIN)]);
     }
 
     #[test]
@@ -586,34 +535,18 @@ mod tests {
             ev(T::Deescalated, 2, MIN),
             ev(T::Deescalated, 1, 2 * MIN),
         ];
-        let out = drive(
-            &mut s,
-            &pol(5),
-            &events,
-            &[3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN],
-        );
-        assert_eq!(
-            brief(&out),
-            vec![(K::Firing, 3, 0), (K::Deescalated, 1, 5 * MIN)]
-        );
+        let out = drive(&mut s, &pol(5), &events, &[3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN]);
+        assert_eq!(brief(&out), vec![(K::Firing, 3, 0), (K::Deescalated, 1, 5 * MIN)]);
     }
 
     #[test]
     fn rule3_firing_sent_at_once_without_cooldown() {
         let mut s = NotifyState::default();
-        let events = [
-            ev(T::Firing, 0, 0),
-            ev(T::Resolved, 0, MIN),
-            ev(T::Firing, 1, 2 * MIN),
-        ];
+        let events = [ev(T::Firing, 0, 0), ev(T::Resolved, 0, MIN), ev(T::Firing, 1, 2 * MIN)];
         let out = drive(&mut s, &pol(0), &events, &[]);
         assert_eq!(
             brief(&out),
-            vec![
-                (K::Firing, 0, 0),
-                (K::Resolved, 0, MIN),
-                (K::Firing, 1, 2 * MIN)
-            ]
+            vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN), (K::Firing, 1, 2 * MIN)]
         );
     }
 
@@ -767,12 +700,7 @@ mod tests {
         };
         let mut s = NotifyState::default();
         let ticks: Vec<i64> = (1..=8).map(|m| m * MIN).collect();
-        let out = drive(
-            &mut s,
-            &p,
-            &[ev(T::Firing, 0, 0), ev(T::Escalated, 1, 4 * MIN)],
-            &ticks,
-        );
+        let out = drive(&mut s, &p, &[ev(T::Firing, 0, 0), ev(T::Escalated, 1, 4 * MIN)], &ticks);
         assert_eq!(
             brief(&out),
             vec![
@@ -793,12 +721,7 @@ mod tests {
         };
         let mut s = NotifyState::default();
         let ticks: Vec<i64> = (1..=12).map(|m| m * MIN).collect();
-        let out = drive(
-            &mut s,
-            &p,
-            &[ev(T::Firing, 0, 0), ev(T::Resolved, 0, 7 * MIN)],
-            &ticks,
-        );
+        let out = drive(&mut s, &p, &[ev(T::Firing, 0, 0), ev(T::Resolved, 0, 7 * MIN)], &ticks);
         // Due from 1m, but the cooldown (3m) holds it; nothing after the resolve.
         assert_eq!(
             brief(&out),
@@ -818,21 +741,13 @@ mod tests {
             ..pol(10)
         };
         let mut s = NotifyState::default();
-        let events = [
-            ev(T::Firing, 0, 0),
-            ev(T::Resolved, 0, MIN),
-            ev(T::Firing, 1, 2 * MIN),
-        ];
+        let events = [ev(T::Firing, 0, 0), ev(T::Resolved, 0, MIN), ev(T::Firing, 1, 2 * MIN)];
         let ticks: Vec<i64> = (3..=12).map(|m| m * MIN).collect();
         let out = drive(&mut s, &p, &events, &ticks);
         // The firing waits for the cooldown of the resolve (1m + 10m); no repeat before it.
         assert_eq!(
             brief(&out),
-            vec![
-                (K::Firing, 0, 0),
-                (K::Resolved, 0, MIN),
-                (K::Firing, 1, 11 * MIN)
-            ]
+            vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN), (K::Firing, 1, 11 * MIN)]
         );
     }
 
@@ -912,11 +827,7 @@ mod tests {
         // ...Firing at 0 was notified, so its resolve is sent at release, once.
         assert_eq!(
             brief(&out),
-            vec![
-                (K::Firing, 0, 0),
-                (K::Flapping, 0, MIN),
-                (K::Resolved, 1, 13 * MIN)
-            ]
+            vec![(K::Firing, 0, 0), (K::Flapping, 0, MIN), (K::Resolved, 1, 13 * MIN)]
         );
 
         let mut s = NotifyState::default();

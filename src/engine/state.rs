@@ -174,13 +174,7 @@ impl InstanceState {
     /// neither met nor holding). A state restored from before a reload that removed tiers is
     /// clamped to the policy: extra pending timers are dropped and a firing tier past the last
     /// one becomes the last one, silently, since the tier it named no longer exists.
-    pub fn step(
-        &mut self,
-        policy: &Policy,
-        now: Timestamp,
-        obs: Option<&[TierObs]>,
-        out: &mut Vec<Event>,
-    ) {
+    pub fn step(&mut self, policy: &Policy, now: Timestamp, obs: Option<&[TierObs]>, out: &mut Vec<Event>) {
         let n = policy.tiers.len();
         if self.pending.len() != n {
             self.pending.resize(n, None);
@@ -191,9 +185,7 @@ impl InstanceState {
             f.tier = f.tier.min(n - 1);
         }
         match (obs, policy.no_data) {
-            (Some(obs), _) => self.advance(policy, now, false, out, |i| {
-                obs.get(i).copied().unwrap_or_default()
-            }),
+            (Some(obs), _) => self.advance(policy, now, false, out, |i| obs.get(i).copied().unwrap_or_default()),
             (None, NoData::Keep) => self.pending.fill(None),
             (None, NoData::Resolve) => {
                 self.pending.fill(None);
@@ -342,13 +334,7 @@ mod tests {
     }
 
     /// Drives `s` with one value per entry, `every` ms apart from `t0`; returns the events.
-    fn run(
-        s: &mut InstanceState,
-        p: &Policy,
-        t0: i64,
-        every: i64,
-        values: &[Option<f64>],
-    ) -> Vec<Event> {
+    fn run(s: &mut InstanceState, p: &Policy, t0: i64, every: i64, values: &[Option<f64>]) -> Vec<Event> {
         let mut out = Vec::new();
         let mut obs = Vec::new();
         for (k, v) in values.iter().enumerate() {
@@ -410,13 +396,7 @@ mod tests {
                 holds: true
             }
         );
-        assert_eq!(
-            p.observe(0, 70.5),
-            TierObs {
-                met: true,
-                holds: true
-            }
-        );
+        assert_eq!(p.observe(0, 70.5), TierObs { met: true, holds: true });
         assert_eq!(
             p.observe(0, 65.0),
             TierObs {
@@ -431,13 +411,7 @@ mod tests {
                 holds: true
             }
         );
-        assert_eq!(
-            p.observe(1, 9.0),
-            TierObs {
-                met: true,
-                holds: true
-            }
-        );
+        assert_eq!(p.observe(1, 9.0), TierObs { met: true, holds: true });
         assert_eq!(
             p.observe(1, 15.0),
             TierObs {
@@ -445,21 +419,11 @@ mod tests {
                 holds: false
             }
         );
-        assert_eq!(
-            p.observe(2, 1.0),
-            TierObs {
-                met: true,
-                holds: true
-            }
-        );
+        assert_eq!(p.observe(2, 1.0), TierObs { met: true, holds: true });
         assert_eq!(p.observe(2, 0.0), TierObs::default());
         assert_eq!(p.observe(2, f64::NAN), TierObs::default());
         assert_eq!(p.observe(0, f64::NAN), TierObs::default());
-        assert_eq!(
-            p.observe(9, 100.0),
-            TierObs::default(),
-            "tier past the policy"
-        );
+        assert_eq!(p.observe(9, 100.0), TierObs::default(), "tier past the policy");
     }
 
     #[test]
@@ -473,11 +437,7 @@ mod tests {
         assert_eq!(s.pending_since(0), None);
         assert_eq!(s.phase(), Phase::Inactive);
         run(&mut s, &p, 3 * MIN, MIN, &[Some(80.0)]);
-        assert_eq!(
-            s.pending_since(0),
-            Some(Timestamp(3 * MIN)),
-            "a new run restarts `for`"
-        );
+        assert_eq!(s.pending_since(0), Some(Timestamp(3 * MIN)), "a new run restarts `for`");
     }
 
     #[test]
@@ -517,14 +477,7 @@ mod tests {
             &memory(),
             0,
             MIN,
-            &[
-                Some(82.0),
-                Some(82.0),
-                Some(82.0),
-                Some(92.0),
-                Some(92.0),
-                Some(92.0),
-            ],
+            &[Some(82.0), Some(82.0), Some(82.0), Some(92.0), Some(92.0), Some(92.0)],
         );
         // high (met 0, for 3m) due at 3m.
         assert_eq!(
@@ -569,19 +522,10 @@ mod tests {
     fn step3b_stays_while_tier_holds() {
         let p = single(70.0, 65.0, Duration::ZERO, Duration::ZERO);
         let mut s = InstanceState::default();
-        let out = run(
-            &mut s,
-            &p,
-            0,
-            MIN,
-            &[Some(71.0), Some(66.0), Some(65.5), Some(65.0)],
-        );
+        let out = run(&mut s, &p, 0, MIN, &[Some(71.0), Some(66.0), Some(65.5), Some(65.0)]);
         assert_eq!(
             out,
-            vec![
-                ev(Transition::Firing, 0, 0),
-                ev(Transition::Resolved, 0, 3 * MIN)
-            ]
+            vec![ev(Transition::Firing, 0, 0), ev(Transition::Resolved, 0, 3 * MIN)]
         );
     }
 
@@ -597,11 +541,7 @@ mod tests {
             &[Some(71.0), Some(60.0), Some(66.0), Some(60.0), Some(60.0)],
         );
         assert_eq!(out, vec![ev(Transition::Firing, 0, 0)]);
-        assert_eq!(
-            s.keep_firing_since(),
-            Some(Timestamp(3 * MIN)),
-            "countdown restarted"
-        );
+        assert_eq!(s.keep_firing_since(), Some(Timestamp(3 * MIN)), "countdown restarted");
         let out = run(&mut s, &p, 5 * MIN, MIN, &[Some(60.0)]);
         assert_eq!(out, vec![ev(Transition::Resolved, 0, 5 * MIN)]);
     }
@@ -642,10 +582,7 @@ mod tests {
         let out = run(&mut s, &p, 0, MIN, &[Some(91.0), Some(50.0), Some(65.0)]);
         assert_eq!(
             out,
-            vec![
-                ev(Transition::Firing, 1, 0),
-                ev(Transition::Deescalated, 0, 2 * MIN)
-            ]
+            vec![ev(Transition::Firing, 1, 0), ev(Transition::Deescalated, 0, 2 * MIN)]
         );
         assert_eq!(s.keep_firing_since(), None);
     }
@@ -662,10 +599,7 @@ mod tests {
         );
         assert_eq!(
             out,
-            vec![
-                ev(Transition::Firing, 3, 30_000),
-                ev(Transition::Resolved, 3, 120_000)
-            ]
+            vec![ev(Transition::Firing, 3, 30_000), ev(Transition::Resolved, 3, 120_000)]
         );
         assert_eq!(s.phase(), Phase::Inactive);
     }
@@ -677,10 +611,7 @@ mod tests {
         let out = run(&mut s, &p, 0, MIN, &[Some(71.0), Some(70.0)]);
         assert_eq!(
             out,
-            vec![
-                ev(Transition::Firing, 0, 0),
-                ev(Transition::Resolved, 0, MIN)
-            ]
+            vec![ev(Transition::Firing, 0, 0), ev(Transition::Resolved, 0, MIN)]
         );
     }
 
@@ -693,15 +624,7 @@ mod tests {
             &p,
             0,
             MIN,
-            &[
-                Some(82.0),
-                Some(82.0),
-                Some(82.0),
-                Some(82.0),
-                Some(82.0),
-                None,
-                None,
-            ],
+            &[Some(82.0), Some(82.0), Some(82.0), Some(82.0), Some(82.0), None, None],
         );
         assert_eq!(out, vec![ev(Transition::Firing, 1, 3 * MIN)]);
         assert_eq!(
@@ -717,13 +640,7 @@ mod tests {
         assert_eq!(out, vec![ev(Transition::Resolved, 1, 8 * MIN)]);
 
         let mut s = InstanceState::default();
-        let out = run(
-            &mut s,
-            &p,
-            0,
-            MIN,
-            &[Some(72.0), Some(72.0), None, Some(72.0)],
-        );
+        let out = run(&mut s, &p, 0, MIN, &[Some(72.0), Some(72.0), None, Some(72.0)]);
         assert!(out.is_empty());
         assert_eq!(s.pending_since(0), Some(Timestamp(3 * MIN)));
     }
@@ -738,10 +655,7 @@ mod tests {
         let out = run(&mut s, &p, 0, 30_000, &[Some(96.0), Some(96.0), None]);
         assert_eq!(
             out,
-            vec![
-                ev(Transition::Firing, 3, 30_000),
-                ev(Transition::Resolved, 3, 60_000)
-            ]
+            vec![ev(Transition::Firing, 3, 30_000), ev(Transition::Resolved, 3, 60_000)]
         );
         let out = run(&mut s, &p, 0, 30_000, &[Some(72.0), None, None]);
         assert!(out.is_empty(), "nothing to resolve");
@@ -764,13 +678,7 @@ mod tests {
 
         // Firing at critical, then no data: warning holds, critical does not.
         let mut s = InstanceState::default();
-        let out = run(
-            &mut s,
-            &p,
-            0,
-            30_000,
-            &[Some(92.0), Some(92.0), Some(92.0), None],
-        );
+        let out = run(&mut s, &p, 0, 30_000, &[Some(92.0), Some(92.0), Some(92.0), None]);
         assert_eq!(
             out,
             vec![
@@ -789,13 +697,7 @@ mod tests {
         assert_eq!(s.phase(), Phase::Pending { tier: 2 });
         run(&mut s, &p, MIN, MIN, &[Some(82.0)]);
         assert_eq!(s.phase(), Phase::Pending { tier: 1 });
-        run(
-            &mut s,
-            &p,
-            2 * MIN,
-            MIN,
-            &[Some(96.0), Some(96.0), Some(96.0)],
-        );
+        run(&mut s, &p, 2 * MIN, MIN, &[Some(96.0), Some(96.0), Some(96.0)]);
         // emergency (for 30s) is met from 2m, due at the 3m evaluation.
         assert_eq!(
             s.phase(),
@@ -841,10 +743,7 @@ mod tests {
     fn short_observation_slice_counts_as_not_met() {
         let mut s = InstanceState::default();
         let mut out = Vec::new();
-        let obs = [TierObs {
-            met: true,
-            holds: true,
-        }];
+        let obs = [TierObs { met: true, holds: true }];
         s.step(
             &single(1.0, 1.0, Duration::ZERO, Duration::ZERO),
             Timestamp(0),
@@ -857,10 +756,7 @@ mod tests {
         s.step(&memory(), Timestamp(MIN + 2), Some(&[]), &mut out);
         assert_eq!(
             out,
-            vec![
-                ev(Transition::Firing, 0, 0),
-                ev(Transition::Resolved, 0, MIN + 2)
-            ]
+            vec![ev(Transition::Firing, 0, 0), ev(Transition::Resolved, 0, MIN + 2)]
         );
     }
 
@@ -874,8 +770,7 @@ mod tests {
             MIN,
             &[Some(82.0), Some(82.0), Some(82.0), Some(92.0), Some(10.0)],
         );
-        let back: InstanceState =
-            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let back: InstanceState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
     }
 }

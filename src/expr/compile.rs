@@ -55,9 +55,17 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
     if tree.children().is_empty() {
         return Err(ExprError::new("empty expression").hint("write a formula such as `cpu_usage > 90`"));
     }
-    let mut c = Compiler { tokens: &tokens, slots: Vec::new(), longest_window: Duration::ZERO };
+    let mut c = Compiler {
+        tokens: &tokens,
+        slots: Vec::new(),
+        longest_window: Duration::ZERO,
+    };
     let (root, _) = c.node(&tree, 0)?;
-    Ok(Compiled { root, slots: c.slots, longest_window: c.longest_window })
+    Ok(Compiled {
+        root,
+        slots: c.slots,
+        longest_window: c.longest_window,
+    })
 }
 
 /// Depth of an evalexpr tree in operators, operands and calls, measured without recursion
@@ -116,15 +124,47 @@ const FUNCTIONS: &[(&str, Func, &str)] = &[
     ("increase", Func::Window(WinFn::Increase), "increase(metric, \"5m\")"),
     ("delta", Func::Window(WinFn::Delta), "delta(metric, \"5m\")"),
     ("deriv", Func::Window(WinFn::Deriv), "deriv(metric, \"5m\")"),
-    ("predict_linear", Func::PredictLinear, "predict_linear(metric, \"1h\", seconds)"),
+    (
+        "predict_linear",
+        Func::PredictLinear,
+        "predict_linear(metric, \"1h\", seconds)",
+    ),
     ("time_to", Func::TimeTo, "time_to(metric, limit, \"1h\")"),
-    ("avg_over_time", Func::Window(WinFn::Avg), "avg_over_time(metric, \"5m\")"),
-    ("min_over_time", Func::Window(WinFn::Min), "min_over_time(metric, \"5m\")"),
-    ("max_over_time", Func::Window(WinFn::Max), "max_over_time(metric, \"5m\")"),
-    ("sum_over_time", Func::Window(WinFn::Sum), "sum_over_time(metric, \"5m\")"),
-    ("count_over_time", Func::Window(WinFn::Count), "count_over_time(metric, \"5m\")"),
-    ("stddev_over_time", Func::Window(WinFn::Stddev), "stddev_over_time(metric, \"5m\")"),
-    ("quantile_over_time", Func::Quantile, "quantile_over_time(0.95, metric, \"5m\")"),
+    (
+        "avg_over_time",
+        Func::Window(WinFn::Avg),
+        "avg_over_time(metric, \"5m\")",
+    ),
+    (
+        "min_over_time",
+        Func::Window(WinFn::Min),
+        "min_over_time(metric, \"5m\")",
+    ),
+    (
+        "max_over_time",
+        Func::Window(WinFn::Max),
+        "max_over_time(metric, \"5m\")",
+    ),
+    (
+        "sum_over_time",
+        Func::Window(WinFn::Sum),
+        "sum_over_time(metric, \"5m\")",
+    ),
+    (
+        "count_over_time",
+        Func::Window(WinFn::Count),
+        "count_over_time(metric, \"5m\")",
+    ),
+    (
+        "stddev_over_time",
+        Func::Window(WinFn::Stddev),
+        "stddev_over_time(metric, \"5m\")",
+    ),
+    (
+        "quantile_over_time",
+        Func::Quantile,
+        "quantile_over_time(0.95, metric, \"5m\")",
+    ),
     ("ci_low", Func::Window(WinFn::CiLow), "ci_low(metric, \"5m\")"),
     ("ci_high", Func::Window(WinFn::CiHigh), "ci_high(metric, \"5m\")"),
     ("zscore", Func::Window(WinFn::Zscore), "zscore(metric, \"1h\")"),
@@ -323,14 +363,21 @@ impl Compiler<'_> {
     }
 
     fn err(&self, pos: usize, message: impl Into<String>) -> ExprError {
-        ExprError { message: message.into(), hint: None, offset: self.at(pos) }
+        ExprError {
+            message: message.into(),
+            hint: None,
+            offset: self.at(pos),
+        }
     }
 
     fn slot(&mut self, metric: &str, kind: SlotKind) -> u32 {
         let i = match self.slots.iter().position(|s| s.metric == metric && s.kind == kind) {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { metric: metric.to_string(), kind });
+                self.slots.push(Slot {
+                    metric: metric.to_string(),
+                    kind,
+                });
                 self.slots.len() - 1
             }
         };
@@ -401,7 +448,11 @@ impl Compiler<'_> {
     fn call(&mut self, name: &str, n: &Node, pos: usize) -> Result<(Typed, usize), ExprError> {
         let (func, args, tokens) = self.call_args(name, n, pos)?;
         let (mut slot, mut d, mut nums) = (0, Duration::ZERO, Vec::new());
-        for (i, (&(a, at), kind)) in args.iter().zip(signature_of(func, args.len()).unwrap_or(&[])).enumerate() {
+        for (i, (&(a, at), kind)) in args
+            .iter()
+            .zip(signature_of(func, args.len()).unwrap_or(&[]))
+            .enumerate()
+        {
             match kind {
                 Arg::Metric(kind) => slot = self.metric_arg(name, i + 1, a, at, *kind)?,
                 Arg::Duration => d = self.duration_arg(name, i + 1, a, at)?,
@@ -417,14 +468,22 @@ impl Compiler<'_> {
     fn number_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Num, ExprError> {
         match self.node(a, pos)?.0 {
             Typed::Num(x) => Ok(x),
-            Typed::Cond(_) => Err(self.err(pos, format!("argument {nth} of `{func}` must be a number, not a condition"))),
+            Typed::Cond(_) => Err(self.err(
+                pos,
+                format!("argument {nth} of `{func}` must be a number, not a condition"),
+            )),
         }
     }
 
     /// Resolves a call's function and splits its arguments, each with the index of its first
     /// token; checks the arity. Also returns the tokens the call spans.
     #[allow(clippy::type_complexity)]
-    fn call_args<'n>(&self, name: &str, n: &'n Node, pos: usize) -> Result<(Func, Vec<(&'n Node, usize)>, usize), ExprError> {
+    fn call_args<'n>(
+        &self,
+        name: &str,
+        n: &'n Node,
+        pos: usize,
+    ) -> Result<(Func, Vec<(&'n Node, usize)>, usize), ExprError> {
         let found = FUNCTIONS.iter().find(|(f, _, _)| *f == name);
         let [paren] = n.children() else {
             return Err(self.err(pos, format!("`{name}` has no arguments")));
@@ -505,7 +564,10 @@ impl Compiler<'_> {
         if is_metric_name(name) {
             return Ok(());
         }
-        let mut e = self.err(pos, format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"));
+        let mut e = self.err(
+            pos,
+            format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"),
+        );
         if humantime::parse_duration(name).is_ok() {
             e = e.hint(format!("durations are quoted strings: \"{name}\""));
         }
@@ -533,13 +595,19 @@ impl Compiler<'_> {
     /// An argument that must be a non-zero duration string literal.
     fn duration_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Duration, ExprError> {
         let a = unwrap_parens(a);
-        let Operator::Const { value: Value::String(s) } = a.operator() else {
+        let Operator::Const {
+            value: Value::String(s),
+        } = a.operator()
+        else {
             let text = self.tokens.get(pos).map_or("", |t| &*t.text);
-            let mut e = self.err(pos, format!("argument {nth} of `{func}` must be a duration string such as \"5m\""));
+            let mut e = self.err(
+                pos,
+                format!("argument {nth} of `{func}` must be a duration string such as \"5m\""),
+            );
             e.hint = match a.operator() {
-                Operator::Const { value: Value::Int(_) | Value::Float(_) } => {
-                    Some(format!("durations need a unit and quotes, e.g. \"{text}s\""))
-                }
+                Operator::Const {
+                    value: Value::Int(_) | Value::Float(_),
+                } => Some(format!("durations need a unit and quotes, e.g. \"{text}s\"")),
                 Operator::VariableIdentifierRead { identifier } if humantime::parse_duration(identifier).is_ok() => {
                     Some(format!("quote it: \"{identifier}\""))
                 }
@@ -575,7 +643,10 @@ impl Compiler<'_> {
         if self.tokens.get(pos).is_some_and(|t| &*t.text == text) {
             self.err(pos, format!("`{text}` is missing its left operand"))
         } else {
-            self.err(pos + n.children().first().map_or(0, count), format!("`{text}` is missing its right operand"))
+            self.err(
+                pos + n.children().first().map_or(0, count),
+                format!("`{text}` is missing its right operand"),
+            )
         }
     }
 
@@ -592,7 +663,10 @@ impl Compiler<'_> {
             Operator::Assign => self
                 .err(op_pos, "`=` is assignment, which expressions cannot do")
                 .hint("to compare, write `==`"),
-            op => self.err(op_pos, format!("`{}` is assignment, which expressions cannot do", op_text(op))),
+            op => self.err(
+                op_pos,
+                format!("`{}` is assignment, which expressions cannot do", op_text(op)),
+            ),
         }
     }
 
@@ -617,16 +691,27 @@ impl Compiler<'_> {
             O::Eq | O::Neq => {
                 return self.err(
                     op_pos,
-                    format!("`{text}` compares two numbers or two conditions, not {} with {}", describe(l), describe(r)),
+                    format!(
+                        "`{text}` compares two numbers or two conditions, not {} with {}",
+                        describe(l),
+                        describe(r)
+                    ),
                 );
             }
             O::Lt | O::Leq | O::Gt | O::Geq => (Type::Number, None),
-            _ => (Type::Number, Some("conditions are not numbers; tiers compare a numeric expr")),
+            _ => (
+                Type::Number,
+                Some("conditions are not numbers; tiers compare a numeric expr"),
+            ),
         };
         let (side, got) = if l != want { ("left", l) } else { ("right", r) };
         let mut e = self.err(
             op_pos,
-            format!("`{text}` needs {} on both sides, but its {side} operand is {}", plural(want), describe(got)),
+            format!(
+                "`{text}` needs {} on both sides, but its {side} operand is {}",
+                plural(want),
+                describe(got)
+            ),
         );
         e.hint = hint.map(str::to_string);
         e

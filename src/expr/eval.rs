@@ -170,23 +170,23 @@ impl Num {
             }
             Num::Window(f, slot, range) => {
                 let w = data.series(*slot as usize)?;
-                stats::window(*f, w, ctx.now.sub(*range), ctx.now)
+                stats::window(*f, w, ctx.now.minus(*range), ctx.now)
             }
             Num::Quantile(q, slot, range) => {
                 let q = q.eval(ctx, data)?;
                 let w = data.series(*slot as usize)?;
-                stats::quantile(q, w, ctx.now.sub(*range), ctx.now)
+                stats::quantile(q, w, ctx.now.minus(*range), ctx.now)
             }
             Num::PredictLinear(slot, range, ahead) => {
                 let ahead = ahead.eval(ctx, data)?;
                 let w = data.series(*slot as usize)?;
-                let fit = stats::fit(w, ctx.now.sub(*range), ctx.now)?;
+                let fit = stats::fit(w, ctx.now.minus(*range), ctx.now)?;
                 Some(fit.at_now + fit.slope * ahead)
             }
             Num::TimeTo(slot, limit, range) => {
                 let limit = limit.eval(ctx, data)?;
                 let w = data.series(*slot as usize)?;
-                stats::time_to(limit, w, ctx.now.sub(*range), ctx.now)
+                stats::time_to(limit, w, ctx.now.minus(*range), ctx.now)
             }
             Num::Agg(agg, slot) => aggregate(*agg, *slot, ctx, data),
             Num::Age(slot) => stats::age(data.series(*slot as usize)?, ctx.now),

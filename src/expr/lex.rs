@@ -112,10 +112,7 @@ fn partials(src: &str) -> Result<Vec<(Partial, usize)>, ExprError> {
 }
 
 /// Skips a string literal whose opening quote is at `open`, checking escapes like evalexpr.
-fn skip_string(
-    it: &mut std::iter::Peekable<std::str::CharIndices<'_>>,
-    open: usize,
-) -> Result<(), ExprError> {
+fn skip_string(it: &mut std::iter::Peekable<std::str::CharIndices<'_>>, open: usize) -> Result<(), ExprError> {
     while let Some((at, c)) = it.next() {
         match c {
             '"' => return Ok(()),
@@ -146,10 +143,7 @@ enum Role {
 /// Mirrors `evalexpr::token::partial_tokens_to_tokens`. Returns the tokens (with their nesting
 /// role) and the positions of parentheses as (index into tokens, offset, is_open).
 #[allow(clippy::type_complexity)]
-fn merge(
-    src: &str,
-    p: &[(Partial, usize)],
-) -> Result<(Vec<(Token, Role)>, Vec<(usize, usize, bool)>), ExprError> {
+fn merge(src: &str, p: &[(Partial, usize)]) -> Result<(Vec<(Token, Role)>, Vec<(usize, usize, bool)>), ExprError> {
     let mut tokens: Vec<(Token, Role)> = Vec::new();
     let mut parens = Vec::new();
     // evalexpr reads `-` as negation unless the previous token is a value or `)`.
@@ -206,7 +200,11 @@ fn merge(
                     ('|', Some(Partial::Char('|')), _) => "||".into(),
                     ('&' | '|', _, _) => {
                         return Err(ExprError::new(format!("single `{c}` is not an operator"))
-                            .hint(if c == '&' { "use `&&` for logical and" } else { "use `||` for logical or" })
+                            .hint(if c == '&' {
+                                "use `&&` for logical and"
+                            } else {
+                                "use `||` for logical or"
+                            })
                             .at(at));
                     }
                     (c, Some(Partial::Char('=')), _) => format!("{c}="),

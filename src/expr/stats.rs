@@ -203,7 +203,11 @@ pub(super) fn fit(w: &Window, from: Timestamp, now: Timestamp) -> Option<Fit> {
         sxy += dx * (s.v - my);
     }
     let slope = sxy / sxx;
-    Some(Fit { at_now: my - slope * mx, slope, oldest })
+    Some(Fit {
+        at_now: my - slope * mx,
+        slope,
+        oldest,
+    })
 }
 
 /// Seconds until the linear trend reaches `limit`.

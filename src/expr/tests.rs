@@ -57,13 +57,22 @@ impl Data for TestData {
 fn win(points: &[(f64, f64)]) -> Window {
     let mut w = Window::default();
     for &(t, v) in points {
-        w.push(Sample { t: Timestamp((t * 1000.0) as i64), v }, RETENTION);
+        w.push(
+            Sample {
+                t: Timestamp((t * 1000.0) as i64),
+                v,
+            },
+            RETENTION,
+        );
     }
     w
 }
 
 fn ctx(now_secs: f64) -> EvalCtx {
-    EvalCtx { now: Timestamp((now_secs * 1000.0) as i64), staleness: STALENESS }
+    EvalCtx {
+        now: Timestamp((now_secs * 1000.0) as i64),
+        staleness: STALENESS,
+    }
 }
 
 fn compile(src: &str) -> Expr {
@@ -82,7 +91,10 @@ fn eval(src: &str) -> Option<f64> {
 
 fn approx(got: Option<f64>, want: f64) {
     let got = got.expect("expected a value, got no data");
-    assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "got {got}, want {want}");
+    assert!(
+        (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+        "got {got}, want {want}"
+    );
 }
 
 fn err(src: &str) -> ExprError {
@@ -94,7 +106,11 @@ fn err(src: &str) -> ExprError {
 
 fn err_contains(src: &str, needle: &str) -> ExprError {
     let e = err(src);
-    assert!(e.message.contains(needle), "{src:?}: message {:?} lacks {needle:?}", e.message);
+    assert!(
+        e.message.contains(needle),
+        "{src:?}: message {:?} lacks {needle:?}",
+        e.message
+    );
     e
 }
 
@@ -131,14 +147,26 @@ fn types_are_static() {
     assert_eq!(compile("true").ty(), Type::Bool);
     assert_eq!(compile("(a > 1) == (b > 2)").ty(), Type::Bool);
     assert_eq!(eval("(1 > 2) != true"), Some(1.0));
-    let e = err_contains("a + (b > 1)", "`+` needs numbers on both sides, but its right operand is a condition");
+    let e = err_contains(
+        "a + (b > 1)",
+        "`+` needs numbers on both sides, but its right operand is a condition",
+    );
     assert_eq!(e.offset, Some(2));
-    err_contains("m && true", "`&&` needs conditions on both sides, but its left operand is a number");
+    err_contains(
+        "m && true",
+        "`&&` needs conditions on both sides, but its left operand is a number",
+    );
     err_contains("true || 1", "right operand is a number");
     let e = err_contains("!present(m)", "`!` needs a condition");
-    assert_eq!(e.hint.as_deref(), Some("present() returns 1 or 0: write `present(m) == 0`"));
+    assert_eq!(
+        e.hint.as_deref(),
+        Some("present() returns 1 or 0: write `present(m) == 0`")
+    );
     err_contains("-(a > 1)", "`-` needs a number");
-    err_contains("(a > 1) == 2", "`==` compares two numbers or two conditions, not a condition with a number");
+    err_contains(
+        "(a > 1) == 2",
+        "`==` compares two numbers or two conditions, not a condition with a number",
+    );
     err_contains("(a > 1) < (b > 1)", "`<` needs numbers on both sides");
     err_contains("abs(a > 1)", "argument 1 of `abs` must be a number");
 }
@@ -243,7 +271,14 @@ fn window_is_left_open() {
 fn too_few_samples_is_no_data() {
     let one = [("m", win(&[(10.0, 3.0)]))];
     for f in [
-        "rate", "increase", "delta", "deriv", "stddev_over_time", "ci_low", "ci_high", "zscore",
+        "rate",
+        "increase",
+        "delta",
+        "deriv",
+        "stddev_over_time",
+        "ci_low",
+        "ci_high",
+        "zscore",
     ] {
         assert_eq!(eval_at(&format!("{f}(m, \"1m\")"), 20.0, &one), None, "{f}");
     }
@@ -267,7 +302,11 @@ fn too_few_samples_is_no_data() {
 
 fn stats_window() -> Window {
     let v = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
-    win(&v.iter().enumerate().map(|(i, v)| (i as f64 * 10.0, *v)).collect::<Vec<_>>())
+    win(&v
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as f64 * 10.0, *v))
+        .collect::<Vec<_>>())
 }
 
 #[test]
@@ -358,7 +397,11 @@ fn student_t_quantile() {
     approx(Some(t975(1)), 12.706204736174704);
     approx(Some(t975(7)), 2.3646242515927853);
     approx(Some(t975(30)), 2.0422724563012383);
-    for (df, want) in [(31, 2.0395134463964085), (40, 2.0210753903062734), (120, 1.9799304050824408)] {
+    for (df, want) in [
+        (31, 2.0395134463964085),
+        (40, 2.0210753903062734),
+        (120, 1.9799304050824408),
+    ] {
         assert!((t975(df) - want).abs() < 1e-7, "df {df}: {}", t975(df));
     }
     assert!((t975(1_000_000) - 1.959963984540054).abs() < 1e-5);
@@ -423,9 +466,18 @@ fn slots_and_longest_window() {
     assert_eq!(
         e.slots(),
         &[
-            Slot { metric: "a".into(), kind: SlotKind::Series },
-            Slot { metric: "a".into(), kind: SlotKind::Aggregate },
-            Slot { metric: "b".into(), kind: SlotKind::Series },
+            Slot {
+                metric: "a".into(),
+                kind: SlotKind::Series
+            },
+            Slot {
+                metric: "a".into(),
+                kind: SlotKind::Aggregate
+            },
+            Slot {
+                metric: "b".into(),
+                kind: SlotKind::Series
+            },
         ]
     );
     assert_eq!(e.longest_window(), Duration::from_secs(5400));
@@ -465,7 +517,10 @@ fn window_and_aggregation_need_a_bare_metric() {
     assert_eq!(e.offset, Some(5));
     err_contains("sum(m + 1)", "argument 1 of `sum` must be a metric name");
     err_contains("max(5)", "argument 1 of `max` must be a metric name");
-    err_contains("quantile_over_time(0.5, 3, \"5m\")", "argument 2 of `quantile_over_time` must be a metric name");
+    err_contains(
+        "quantile_over_time(0.5, 3, \"5m\")",
+        "argument 2 of `quantile_over_time` must be a metric name",
+    );
     err_contains("age(rate(m, \"1m\"))", "argument 1 of `age` must be a metric name");
 }
 
@@ -687,7 +742,11 @@ fn gen_num() -> impl Strategy<Value = G> {
         prop_oneof![
             inner.clone().prop_map(|g| G::Neg(Box::new(g))),
             inner.clone().prop_map(|g| G::Abs(Box::new(g))),
-            (prop_oneof![Just('+'), Just('-'), Just('*'), Just('/'), Just('%'), Just('^')], inner.clone(), inner.clone())
+            (
+                prop_oneof![Just('+'), Just('-'), Just('*'), Just('/'), Just('%'), Just('^')],
+                inner.clone(),
+                inner.clone()
+            )
                 .prop_map(|(op, a, b)| G::Bin(op, Box::new(a), Box::new(b))),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| G::Min(Box::new(a), Box::new(b))),
             (inner.clone(), inner).prop_map(|(a, b)| G::Max(Box::new(a), Box::new(b))),
@@ -696,7 +755,11 @@ fn gen_num() -> impl Strategy<Value = G> {
 }
 
 fn gen_cond() -> impl Strategy<Value = B> {
-    let cmp = (prop_oneof![Just("<"), Just("<="), Just(">"), Just(">="), Just("=="), Just("!=")], gen_num(), gen_num())
+    let cmp = (
+        prop_oneof![Just("<"), Just("<="), Just(">"), Just(">="), Just("=="), Just("!=")],
+        gen_num(),
+        gen_num(),
+    )
         .prop_map(|(op, a, b)| B::Cmp(op, a, b));
     let leaf = prop_oneof![any::<bool>().prop_map(B::Lit), cmp];
     leaf.prop_recursive(3, 16, 2, |inner| {
@@ -728,7 +791,12 @@ fn show_cond(b: &B) -> String {
         B::And(a, b) => format!("({}) && ({})", show_cond(a), show_cond(b)),
         B::Or(a, b) => format!("({}) || ({})", show_cond(a), show_cond(b)),
         B::Cmp(op, a, b) => format!("({}) {op} ({})", show_num(a), show_num(b)),
-        B::Same(neg, a, b) => format!("({}) {} ({})", show_cond(a), if *neg { "!=" } else { "==" }, show_cond(b)),
+        B::Same(neg, a, b) => format!(
+            "({}) {} ({})",
+            show_cond(a),
+            if *neg { "!=" } else { "==" },
+            show_cond(b)
+        ),
     }
 }
 

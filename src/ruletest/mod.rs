@@ -72,20 +72,31 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
             "`receiver_files` (testing routes and receivers) is not supported yet; test the rules alone",
         ));
     }
-    if result.diagnostics.iter().any(|d| d.severity == crate::diag::Severity::Error) {
+    if result
+        .diagnostics
+        .iter()
+        .any(|d| d.severity == crate::diag::Severity::Error)
+    {
         return result;
     }
     let (set, diags) = compile(&files);
     result.diagnostics.extend(diags);
     let Some(set) = set else { return result };
     let set = Arc::new(set);
-    let eval_interval = test.evaluation_interval.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_INTERVAL);
+    let eval_interval = test
+        .evaluation_interval
+        .as_ref()
+        .map(|d| d.value.0)
+        .unwrap_or(DEFAULT_INTERVAL);
     for case in &test.tests {
         if filter.is_some_and(|re| !re.is_match(&case.name.value)) {
             continue;
         }
         match run_case(path, &set, eval_interval, case) {
-            Ok(failures) => result.cases.push(CaseResult { name: case.name.value.clone(), failures }),
+            Ok(failures) => result.cases.push(CaseResult {
+                name: case.name.value.clone(),
+                failures,
+            }),
             Err(d) => result.diagnostics.extend(d),
         }
     }
@@ -131,7 +142,12 @@ fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let step = case.interval.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_INTERVAL);
     if let Some(i) = case.interval.as_ref().filter(|i| i.value.0.is_zero()) {
-        diags.push(located(path, i, "interval", "a test's interval must be longer than zero".into()));
+        diags.push(located(
+            path,
+            i,
+            "interval",
+            "a test's interval must be longer than zero".into(),
+        ));
     }
     let mut samples = Vec::new();
     for input in &case.input_series {
@@ -146,8 +162,23 @@ fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
                     }
                 }
             }
-            (Err(e), _) => diags.push(located(path, &input.series, "series", format!("invalid series `{}`: {} (at character {})", input.series.value, e.message, e.offset + 1))),
-            (_, Err(e)) => diags.push(located(path, &input.values, "values", format!("invalid values: {} (at character {})", e.message, e.offset + 1))),
+            (Err(e), _) => diags.push(located(
+                path,
+                &input.series,
+                "series",
+                format!(
+                    "invalid series `{}`: {} (at character {})",
+                    input.series.value,
+                    e.message,
+                    e.offset + 1
+                ),
+            )),
+            (_, Err(e)) => diags.push(located(
+                path,
+                &input.values,
+                "values",
+                format!("invalid values: {} (at character {})", e.message, e.offset + 1),
+            )),
         }
     }
     samples.sort_by_key(|s| s.0);
@@ -160,16 +191,36 @@ fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
             }
         }
         if expected_notes.windows(2).any(|w| w[0].0 > w[1].0) {
-            diags.push(located(path, &n.expect[0], "notifications", "`expect` must be ordered by `at`".into()));
+            diags.push(located(
+                path,
+                &n.expect[0],
+                "notifications",
+                "`expect` must be ordered by `at`".into(),
+            ));
         }
     }
-    if diags.is_empty() { Ok(Prepared { samples, expected_notes }) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(Prepared {
+            samples,
+            expected_notes,
+        })
+    } else {
+        Err(diags)
+    }
 }
 
 /// Checks a test file without running it: the rule files it names load and compile, and
 /// every case's input notation and expectations parse.
 pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnostic> {
-    let mut result = run_file(path, &TestFile { tests: Vec::new(), ..test.clone() }, load, None);
+    let mut result = run_file(
+        path,
+        &TestFile {
+            tests: Vec::new(),
+            ..test.clone()
+        },
+        load,
+        None,
+    );
     for case in &test.tests {
         if let Err(d) = prepare(path, case) {
             result.diagnostics.extend(d);
@@ -178,29 +229,46 @@ pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnosti
     result.diagnostics
 }
 
-fn run_case(path: &str, set: &Arc<RuleSet>, eval_interval: Duration, case: &TestCase) -> Result<Vec<String>, Vec<Diagnostic>> {
-    let Prepared { samples, expected_notes } = prepare(path, case)?;
+fn run_case(
+    path: &str,
+    set: &Arc<RuleSet>,
+    eval_interval: Duration,
+    case: &TestCase,
+) -> Result<Vec<String>, Vec<Diagnostic>> {
+    let Prepared {
+        samples,
+        expected_notes,
+    } = prepare(path, case)?;
     let until = case.notifications.as_ref().map(|n| match &n.until {
         Some(u) => Timestamp(duration_ms(u.value.0)),
         None => expected_notes.last().map(|e| e.0).unwrap_or_default(),
     });
-    let mut checkpoints: Vec<(Timestamp, usize)> = case.alerts.iter().enumerate().map(|(i, a)| (at(&a.at), i)).collect();
+    let mut checkpoints: Vec<(Timestamp, usize)> =
+        case.alerts.iter().enumerate().map(|(i, a)| (at(&a.at), i)).collect();
     checkpoints.sort();
     let end = checkpoints.iter().map(|c| c.0).chain(until).max().unwrap_or_default();
 
     // The schedule: every group at its interval, from 0 to `end`.
-    let intervals: Vec<i64> = set.groups.iter().map(|g| duration_ms(g.interval.unwrap_or(eval_interval)).max(1)).collect();
+    let intervals: Vec<i64> = set
+        .groups
+        .iter()
+        .map(|g| duration_ms(g.interval.unwrap_or(eval_interval)).max(1))
+        .collect();
     let evaluations: u64 = intervals.iter().map(|i| (end.0 / i) as u64 + 1).sum();
     if evaluations > MAX_EVALUATIONS {
         return Err(vec![located(
             path,
             &case.name,
             "test-length",
-            format!("this test needs {evaluations} evaluations (more than {MAX_EVALUATIONS}); use a longer interval or an earlier `at`"),
+            format!(
+                "this test needs {evaluations} evaluations (more than {MAX_EVALUATIONS}); use a longer interval or an earlier `at`"
+            ),
         )]);
     }
     let mut store = SeriesStore::new(set.longest_window().max(Duration::from_secs(3600)));
-    let settings = Settings { staleness: Duration::from_secs(300) };
+    let settings = Settings {
+        staleness: Duration::from_secs(300),
+    };
     let mut engine = Engine::new(Arc::clone(set), settings);
     let mut out = Output::default();
     let mut got = Vec::new();
@@ -228,12 +296,17 @@ fn run_case(path: &str, set: &Arc<RuleSet>, eval_interval: Duration, case: &Test
             if next_eval[g] == t {
                 out.clear();
                 engine.evaluate_group(g, now, &mut store, &mut out);
-                got.extend(out.notifications.iter().filter(|n| until.is_some_and(|u| n.at <= u)).map(|n| Got {
-                    at: n.at,
-                    event: note_name(n.kind),
-                    severity: n.severity.to_string(),
-                    labels: n.labels.clone(),
-                }));
+                got.extend(
+                    out.notifications
+                        .iter()
+                        .filter(|n| until.is_some_and(|u| n.at <= u))
+                        .map(|n| Got {
+                            at: n.at,
+                            event: note_name(n.kind),
+                            severity: n.severity.to_string(),
+                            labels: n.labels.clone(),
+                        }),
+                );
                 next_eval[g] += intervals[g];
             }
         }
@@ -260,7 +333,9 @@ fn expected_note(e: &Sp<BTreeMap<String, String>>) -> Result<ExpectedNote, Strin
     let (mut event, mut severity, mut labels) = (None, None, Vec::new());
     for (k, v) in e.value.iter() {
         match k.as_str() {
-            "at" => at = Some(humantime::parse_duration(v).map_err(|err| format!("`at: {v}` is not a duration: {err}"))?),
+            "at" => {
+                at = Some(humantime::parse_duration(v).map_err(|err| format!("`at: {v}` is not a duration: {err}"))?)
+            }
             "event" if EVENTS.contains(&v.as_str()) => event = Some(v.clone()),
             "event" => return Err(format!("unknown event `{v}`; events are {}", EVENTS.join(", "))),
             "severity" => severity = Some(v.clone()),
@@ -276,11 +351,17 @@ fn fmt_time(t: Timestamp) -> String {
     if t.0 == 0 {
         return "0s".into();
     }
-    humantime::format_duration(Duration::from_millis(t.0.max(0) as u64)).to_string().replace(' ', "")
+    humantime::format_duration(Duration::from_millis(t.0.max(0) as u64))
+        .to_string()
+        .replace(' ', "")
 }
 
 fn check_alerts(engine: &Engine, exp: &crate::config::AlertExpectation, failures: &mut Vec<String>) {
-    let firing: Vec<_> = engine.alerts().into_iter().filter(|a| matches!(a.phase, Phase::Firing { .. })).collect();
+    let firing: Vec<_> = engine
+        .alerts()
+        .into_iter()
+        .filter(|a| matches!(a.phase, Phase::Firing { .. }))
+        .collect();
     let mut unmatched: Vec<usize> = (0..firing.len()).collect();
     let mut missing = Vec::new();
     for e in &exp.firing {
@@ -302,7 +383,10 @@ fn check_alerts(engine: &Engine, exp: &crate::config::AlertExpectation, failures
     if missing.is_empty() && unmatched.is_empty() {
         return;
     }
-    let mut msg = format!("at {}: the firing alerts differ (- expected, + got)\n", fmt_time(at(&exp.at)));
+    let mut msg = format!(
+        "at {}: the firing alerts differ (- expected, + got)\n",
+        fmt_time(at(&exp.at))
+    );
     for e in missing {
         let labels = Labels::from_pairs(e.labels.iter());
         let _ = write!(msg, "  - {labels}");
@@ -354,7 +438,17 @@ fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut 
     }
     for (g, u) in got.iter().zip(&used) {
         if !u {
-            lines.push((g.at, 2, format!("+ at {:>6}  {:<11} {:<9} {}", fmt_time(g.at), g.event, g.severity, g.labels)));
+            lines.push((
+                g.at,
+                2,
+                format!(
+                    "+ at {:>6}  {:<11} {:<9} {}",
+                    fmt_time(g.at),
+                    g.event,
+                    g.severity,
+                    g.labels
+                ),
+            ));
         }
     }
     lines.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));

@@ -25,7 +25,10 @@ pub struct NotationError {
 }
 
 fn err(offset: usize, message: impl Into<String>) -> NotationError {
-    NotationError { message: message.into(), offset }
+    NotationError {
+        message: message.into(),
+        offset,
+    }
 }
 
 /// Expands promtool's notation: `a`, `a+bxN`, `a-bxN`, `axN` (N+1 samples), `_`, `_xN`
@@ -61,9 +64,12 @@ fn expand_token(token: &str, at: usize, out: &mut Vec<Point>) -> Result<(), Nota
         return Ok(());
     };
     let (head, count) = (&token[..x], &token[x + 1..]);
-    let n: usize = count
-        .parse()
-        .map_err(|_| err(at + x + 1, format!("`{count}` after `x` is not a whole number of repetitions")))?;
+    let n: usize = count.parse().map_err(|_| {
+        err(
+            at + x + 1,
+            format!("`{count}` after `x` is not a whole number of repetitions"),
+        )
+    })?;
     if n > MAX_SAMPLES {
         return Err(err(at + x + 1, format!("{n} repetitions is more than {MAX_SAMPLES}")));
     }
@@ -95,7 +101,9 @@ fn number(s: &str, at: usize) -> Result<f64, NotationError> {
         "NaN" | "nan" => return Ok(f64::NAN),
         _ => {}
     }
-    let ok = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let ok = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
     match s.parse::<f64>() {
         Ok(v) if ok && v.is_finite() => Ok(v),
         _ => Err(err(
@@ -110,10 +118,15 @@ pub fn parse_series(src: &str) -> Result<(String, Labels), NotationError> {
     let s = src.trim_end();
     let lead = s.len() - s.trim_start().len();
     let s = s.trim_start();
-    let name_end = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
+    let name_end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
     let name = &s[..name_end];
     if name.is_empty() || name.as_bytes()[0].is_ascii_digit() {
-        return Err(err(lead, "a series starts with a metric name matching [a-zA-Z_][a-zA-Z0-9_]*"));
+        return Err(err(
+            lead,
+            "a series starts with a metric name matching [a-zA-Z_][a-zA-Z0-9_]*",
+        ));
     }
     let mut labels = Labels::new();
     let rest = &s[name_end..];
@@ -150,7 +163,10 @@ pub fn parse_series(src: &str) -> Result<(String, Labels), NotationError> {
         }
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
         let Some((q, '"')) = chars.next() else {
-            return Err(err(pos(start), format!("the value of label `{key}` must be a double-quoted string")));
+            return Err(err(
+                pos(start),
+                format!("the value of label `{key}` must be a double-quoted string"),
+            ));
         };
         let mut value = String::new();
         loop {
@@ -232,7 +248,15 @@ mod tests {
         assert_eq!(l.get("device"), Some("a\"b,c"));
         assert!(parse_series("mem_used_percent").unwrap().1.is_empty());
         assert!(parse_series("m{}").unwrap().1.is_empty());
-        for bad in ["", "1m", "m{a=b}", "m{a=\"b\"", "m{a=\"b\" c=\"d\"}", "m x", "m{a=\"1\",a=\"2\"}"] {
+        for bad in [
+            "",
+            "1m",
+            "m{a=b}",
+            "m{a=\"b\"",
+            "m{a=\"b\" c=\"d\"}",
+            "m x",
+            "m{a=\"1\",a=\"2\"}",
+        ] {
             assert!(parse_series(bad).is_err(), "{bad}");
         }
     }
