@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
 
 use super::env::{self, EnvError};
-use super::{EngineConfig, Env, Parsed, ReceiverFile, RuleFile, TestFile};
+use super::{EngineConfig, Env, Parsed, ReceiverFile, RuleFile, Sp, TestFile};
 use crate::diag::Diagnostic;
 
 /// Largest file tocsin reads: policy files are small, and the cap bounds parse time.
@@ -196,7 +196,38 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
 
 /// Parses a rule file. An empty file is a file without groups.
 pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
-    parse(source)
+    let file: RuleFile = parse(source)?;
+    let diags = non_finite_numbers(&source.path, &file);
+    if diags.is_empty() { Ok(file) } else { Err(diags) }
+}
+
+/// serde-saphyr rejects `.nan`/`.inf` only where the type is not known; typed `f64` fields
+/// take them, so thresholds and factors are checked here, at their own position.
+fn non_finite_numbers(path: &str, file: &RuleFile) -> Vec<Diagnostic> {
+    let mut numbers: Vec<(&str, &Sp<f64>)> = Vec::new();
+    for rule in file.groups.iter().flat_map(|g| &g.rules) {
+        numbers.extend(rule.hysteresis.iter().map(|n| ("hysteresis", n)));
+        numbers.extend(rule.repeat_backoff.iter().map(|n| ("repeat_backoff", n)));
+        for tier in rule.tiers.iter().flatten() {
+            numbers.extend(tier.above.iter().map(|n| ("above", n)));
+            numbers.extend(tier.below.iter().map(|n| ("below", n)));
+            numbers.extend(tier.clear.iter().map(|n| ("clear", n)));
+        }
+    }
+    numbers
+        .into_iter()
+        .filter(|(_, n)| !n.value.is_finite())
+        .map(|(key, n)| {
+            Diagnostic::error(
+                path,
+                n.line(),
+                n.column(),
+                "non-finite",
+                format!("`{key}` must be a finite number, not {}", n.value),
+            )
+            .with_hint("thresholds and factors are ordinary numbers such as `90` or `2.5`")
+        })
+        .collect()
 }
 
 /// Parses a rule unit-test file. An empty file is a file without tests.
@@ -283,7 +314,7 @@ fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
     } else {
         source.text.as_str()
     };
-    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(&source.path, &err)])
+    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(source, &err)])
 }
 
 fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
@@ -309,10 +340,10 @@ fn env_diagnostic(path: &str, err: EnvError) -> Diagnostic {
 
 /// Maps a serde-saphyr error to a diagnostic with a stable code, a message without the
 /// position (the diagnostic carries it) and a hint where one helps.
-fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
+fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
     let err = err.without_snippet();
     let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
-    let at = |code, message: String| Diagnostic::error(path, line, column, code, message);
+    let at = |code, message: String| Diagnostic::error(&source.path, line, column, code, message);
     match err {
         YamlError::SerdeUnknownField { field, expected, .. } => {
             let diag = at("unknown-key", format!("unknown key `{field}`"));
@@ -361,7 +392,28 @@ fn yaml_diagnostic(path: &str, err: &YamlError) -> Diagnostic {
             format!("file exceeds tocsin's YAML limits: {}", plain_message(err)),
         )
         .with_hint("policy files need no deep nesting or large alias expansions; simplify the file"),
-        other => at("yaml", plain_message(other)),
+        YamlError::Unexpected { expected, .. } => {
+            let expected = match *expected {
+                "sequence start" => "a list",
+                "mapping start" => "a mapping",
+                "string scalar" => "a string",
+                other => other,
+            };
+            at("invalid-type", format!("expected {expected} here"))
+        }
+        other => {
+            let diag = at("yaml", plain_message(other));
+            // The likeliest syntax error with `${NAME}`: a plain scalar inside `{ }` or `[ ]`
+            // ends at the `{`, so the reference must be quoted there.
+            let line_text = usize::try_from(line)
+                .ok()
+                .and_then(|l| source.text.lines().nth(l.checked_sub(1)?));
+            if line_text.is_some_and(|t| t.contains("${")) {
+                diag.with_hint("inside `{ }` or `[ ]` a `${NAME}` reference must be quoted: write \"${NAME}\"")
+            } else {
+                diag
+            }
+        }
     }
 }
 
