@@ -53,11 +53,21 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
         .hint("simplify it, or split it into a recording rule and an alert that reads it"));
     }
     if tree.children().is_empty() {
-        return Err(ExprError::new("empty expression").hint("write a formula such as `cpu_usage > 90`"));
+        return Err(
+            ExprError::new("empty expression").hint("write a formula such as `cpu_usage > 90`")
+        );
     }
-    let mut c = Compiler { tokens: &tokens, slots: Vec::new(), longest_window: Duration::ZERO };
+    let mut c = Compiler {
+        tokens: &tokens,
+        slots: Vec::new(),
+        longest_window: Duration::ZERO,
+    };
     let (root, _) = c.node(&tree, 0)?;
-    Ok(Compiled { root, slots: c.slots, longest_window: c.longest_window })
+    Ok(Compiled {
+        root,
+        slots: c.slots,
+        longest_window: c.longest_window,
+    })
 }
 
 /// Depth of an evalexpr tree in operators, operands and calls, measured without recursion
@@ -66,7 +76,10 @@ fn depth(root: &Node) -> usize {
     let mut max = 0;
     let mut stack = vec![(root, 0usize)];
     while let Some((n, d)) = stack.pop() {
-        let d = d + usize::from(!matches!(n.operator(), Operator::RootNode | Operator::Tuple));
+        let d = d + usize::from(!matches!(
+            n.operator(),
+            Operator::RootNode | Operator::Tuple
+        ));
         max = max.max(d);
         stack.extend(n.children().iter().map(|c| (c, d)));
     }
@@ -113,29 +126,89 @@ enum Func {
 /// Every function, with its signature for messages.
 const FUNCTIONS: &[(&str, Func, &str)] = &[
     ("rate", Func::Window(WinFn::Rate), "rate(metric, \"5m\")"),
-    ("increase", Func::Window(WinFn::Increase), "increase(metric, \"5m\")"),
+    (
+        "increase",
+        Func::Window(WinFn::Increase),
+        "increase(metric, \"5m\")",
+    ),
     ("delta", Func::Window(WinFn::Delta), "delta(metric, \"5m\")"),
     ("deriv", Func::Window(WinFn::Deriv), "deriv(metric, \"5m\")"),
-    ("predict_linear", Func::PredictLinear, "predict_linear(metric, \"1h\", seconds)"),
+    (
+        "predict_linear",
+        Func::PredictLinear,
+        "predict_linear(metric, \"1h\", seconds)",
+    ),
     ("time_to", Func::TimeTo, "time_to(metric, limit, \"1h\")"),
-    ("avg_over_time", Func::Window(WinFn::Avg), "avg_over_time(metric, \"5m\")"),
-    ("min_over_time", Func::Window(WinFn::Min), "min_over_time(metric, \"5m\")"),
-    ("max_over_time", Func::Window(WinFn::Max), "max_over_time(metric, \"5m\")"),
-    ("sum_over_time", Func::Window(WinFn::Sum), "sum_over_time(metric, \"5m\")"),
-    ("count_over_time", Func::Window(WinFn::Count), "count_over_time(metric, \"5m\")"),
-    ("stddev_over_time", Func::Window(WinFn::Stddev), "stddev_over_time(metric, \"5m\")"),
-    ("quantile_over_time", Func::Quantile, "quantile_over_time(0.95, metric, \"5m\")"),
-    ("ci_low", Func::Window(WinFn::CiLow), "ci_low(metric, \"5m\")"),
-    ("ci_high", Func::Window(WinFn::CiHigh), "ci_high(metric, \"5m\")"),
-    ("zscore", Func::Window(WinFn::Zscore), "zscore(metric, \"1h\")"),
-    ("changes", Func::Window(WinFn::Changes), "changes(metric, \"5m\")"),
+    (
+        "avg_over_time",
+        Func::Window(WinFn::Avg),
+        "avg_over_time(metric, \"5m\")",
+    ),
+    (
+        "min_over_time",
+        Func::Window(WinFn::Min),
+        "min_over_time(metric, \"5m\")",
+    ),
+    (
+        "max_over_time",
+        Func::Window(WinFn::Max),
+        "max_over_time(metric, \"5m\")",
+    ),
+    (
+        "sum_over_time",
+        Func::Window(WinFn::Sum),
+        "sum_over_time(metric, \"5m\")",
+    ),
+    (
+        "count_over_time",
+        Func::Window(WinFn::Count),
+        "count_over_time(metric, \"5m\")",
+    ),
+    (
+        "stddev_over_time",
+        Func::Window(WinFn::Stddev),
+        "stddev_over_time(metric, \"5m\")",
+    ),
+    (
+        "quantile_over_time",
+        Func::Quantile,
+        "quantile_over_time(0.95, metric, \"5m\")",
+    ),
+    (
+        "ci_low",
+        Func::Window(WinFn::CiLow),
+        "ci_low(metric, \"5m\")",
+    ),
+    (
+        "ci_high",
+        Func::Window(WinFn::CiHigh),
+        "ci_high(metric, \"5m\")",
+    ),
+    (
+        "zscore",
+        Func::Window(WinFn::Zscore),
+        "zscore(metric, \"1h\")",
+    ),
+    (
+        "changes",
+        Func::Window(WinFn::Changes),
+        "changes(metric, \"5m\")",
+    ),
     ("age", Func::Age, "age(metric)"),
     ("present", Func::Present, "present(metric)"),
     ("sum", Func::Agg(Agg::Sum), "sum(metric)"),
     ("avg", Func::Agg(Agg::Avg), "avg(metric)"),
     ("count", Func::Agg(Agg::Count), "count(metric)"),
-    ("min", Func::MinMax(Agg::Min, Arith::Min), "min(metric) or min(a, b)"),
-    ("max", Func::MinMax(Agg::Max, Arith::Max), "max(metric) or max(a, b)"),
+    (
+        "min",
+        Func::MinMax(Agg::Min, Arith::Min),
+        "min(metric) or min(a, b)",
+    ),
+    (
+        "max",
+        Func::MinMax(Agg::Max, Arith::Max),
+        "max(metric) or max(a, b)",
+    ),
     ("abs", Func::Math(Math::Abs), "abs(x)"),
     ("round", Func::Math(Math::Round), "round(x)"),
     ("floor", Func::Math(Math::Floor), "floor(x)"),
@@ -160,7 +233,9 @@ fn did_you_mean(name: &str) -> Option<&'static str> {
 /// Whether `name` is a valid metric name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -213,7 +288,10 @@ fn op_text(op: &Operator) -> &'static str {
         O::OrAssign => "||=",
         O::Tuple => ",",
         O::Chain => ";",
-        O::RootNode | O::Const { .. } | O::VariableIdentifierWrite { .. } | O::VariableIdentifierRead { .. } => "",
+        O::RootNode
+        | O::Const { .. }
+        | O::VariableIdentifierWrite { .. }
+        | O::VariableIdentifierRead { .. } => "",
         O::FunctionIdentifier { .. } => "",
     }
 }
@@ -302,12 +380,17 @@ fn combine(op: &Operator, l: Typed, r: Typed) -> Result<Typed, (Type, Type)> {
                 O::Eq => CmpOp::Eq,
                 _ => CmpOp::Ne,
             };
-            Typed::Cond(Cond::Cmp(cmp, Box::new(a), Box::new(b)))
+            match (a, b) {
+                (Num::Current(slot), Num::Const(c)) => Typed::Cond(Cond::CmpCurrent(cmp, slot, c)),
+                (a, b) => Typed::Cond(Cond::Cmp(cmp, Box::new(a), Box::new(b))),
+            }
         }
         (O::Eq | O::Neq, Typed::Cond(a), Typed::Cond(b)) => {
             Typed::Cond(Cond::Same(matches!(op, O::Neq), Box::new(a), Box::new(b)))
         }
-        (O::And, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::And(Box::new(a), Box::new(b))),
+        (O::And, Typed::Cond(a), Typed::Cond(b)) => {
+            Typed::Cond(Cond::And(Box::new(a), Box::new(b)))
+        }
         (O::Or, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::Or(Box::new(a), Box::new(b))),
         (_, l, r) => return Err((l.ty(), r.ty())),
     })
@@ -323,14 +406,25 @@ impl Compiler<'_> {
     }
 
     fn err(&self, pos: usize, message: impl Into<String>) -> ExprError {
-        ExprError { message: message.into(), hint: None, offset: self.at(pos) }
+        ExprError {
+            message: message.into(),
+            hint: None,
+            offset: self.at(pos),
+        }
     }
 
     fn slot(&mut self, metric: &str, kind: SlotKind) -> u32 {
-        let i = match self.slots.iter().position(|s| s.metric == metric && s.kind == kind) {
+        let i = match self
+            .slots
+            .iter()
+            .position(|s| s.metric == metric && s.kind == kind)
+        {
             Some(i) => i,
             None => {
-                self.slots.push(Slot { metric: metric.to_string(), kind });
+                self.slots.push(Slot {
+                    metric: metric.to_string(),
+                    kind,
+                });
                 self.slots.len() - 1
             }
         };
@@ -349,7 +443,10 @@ impl Compiler<'_> {
             O::Const { value } => Ok((self.constant(value, pos)?, 1)),
             O::VariableIdentifierRead { identifier } => {
                 self.metric_name(identifier, pos)?;
-                Ok((Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series))), 1))
+                Ok((
+                    Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series))),
+                    1,
+                ))
             }
             O::FunctionIdentifier { identifier } => self.call(identifier, n, pos),
             O::Neg | O::Not => self.prefix(n, pos),
@@ -401,7 +498,11 @@ impl Compiler<'_> {
     fn call(&mut self, name: &str, n: &Node, pos: usize) -> Result<(Typed, usize), ExprError> {
         let (func, args, tokens) = self.call_args(name, n, pos)?;
         let (mut slot, mut d, mut nums) = (0, Duration::ZERO, Vec::new());
-        for (i, (&(a, at), kind)) in args.iter().zip(signature_of(func, args.len()).unwrap_or(&[])).enumerate() {
+        for (i, (&(a, at), kind)) in args
+            .iter()
+            .zip(signature_of(func, args.len()).unwrap_or(&[]))
+            .enumerate()
+        {
             match kind {
                 Arg::Metric(kind) => slot = self.metric_arg(name, i + 1, a, at, *kind)?,
                 Arg::Duration => d = self.duration_arg(name, i + 1, a, at)?,
@@ -414,17 +515,31 @@ impl Compiler<'_> {
         }
     }
 
-    fn number_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Num, ExprError> {
+    fn number_arg(
+        &mut self,
+        func: &str,
+        nth: usize,
+        a: &Node,
+        pos: usize,
+    ) -> Result<Num, ExprError> {
         match self.node(a, pos)?.0 {
             Typed::Num(x) => Ok(x),
-            Typed::Cond(_) => Err(self.err(pos, format!("argument {nth} of `{func}` must be a number, not a condition"))),
+            Typed::Cond(_) => Err(self.err(
+                pos,
+                format!("argument {nth} of `{func}` must be a number, not a condition"),
+            )),
         }
     }
 
     /// Resolves a call's function and splits its arguments, each with the index of its first
     /// token; checks the arity. Also returns the tokens the call spans.
     #[allow(clippy::type_complexity)]
-    fn call_args<'n>(&self, name: &str, n: &'n Node, pos: usize) -> Result<(Func, Vec<(&'n Node, usize)>, usize), ExprError> {
+    fn call_args<'n>(
+        &self,
+        name: &str,
+        n: &'n Node,
+        pos: usize,
+    ) -> Result<(Func, Vec<(&'n Node, usize)>, usize), ExprError> {
         let found = FUNCTIONS.iter().find(|(f, _, _)| *f == name);
         let [paren] = n.children() else {
             return Err(self.err(pos, format!("`{name}` has no arguments")));
@@ -432,7 +547,10 @@ impl Compiler<'_> {
         if !matches!(paren.operator(), Operator::RootNode) {
             // evalexpr reads `name x` as a call: what the user missed is more likely an operator.
             return Err(match found {
-                Some(_) => self.err(pos, format!("`{name}` must be called with parentheses: `{name}(…)`")),
+                Some(_) => self.err(
+                    pos,
+                    format!("`{name}` must be called with parentheses: `{name}(…)`"),
+                ),
                 None => self.err(pos, format!("missing operator after `{name}`")),
             });
         }
@@ -492,7 +610,10 @@ impl Compiler<'_> {
         let text = self.tokens.get(pos).map_or("", |t| &*t.text);
         match value {
             Value::String(_) => self
-                .err(pos, "a string is only allowed as the duration of a window function")
+                .err(
+                    pos,
+                    "a string is only allowed as the duration of a window function",
+                )
                 .hint("e.g. rate(metric, \"5m\")"),
             Value::Float(_) => self
                 .err(pos, format!("number `{text}` is not finite"))
@@ -505,7 +626,10 @@ impl Compiler<'_> {
         if is_metric_name(name) {
             return Ok(());
         }
-        let mut e = self.err(pos, format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"));
+        let mut e = self.err(
+            pos,
+            format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"),
+        );
         if humantime::parse_duration(name).is_ok() {
             e = e.hint(format!("durations are quoted strings: \"{name}\""));
         }
@@ -513,7 +637,14 @@ impl Compiler<'_> {
     }
 
     /// An argument that must be a bare metric name; returns its slot.
-    fn metric_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize, kind: SlotKind) -> Result<u32, ExprError> {
+    fn metric_arg(
+        &mut self,
+        func: &str,
+        nth: usize,
+        a: &Node,
+        pos: usize,
+        kind: SlotKind,
+    ) -> Result<u32, ExprError> {
         let Operator::VariableIdentifierRead { identifier } = unwrap_parens(a).operator() else {
             let (what, example) = match kind {
                 SlotKind::Aggregate => ("an aggregation", ""),
@@ -531,16 +662,32 @@ impl Compiler<'_> {
     }
 
     /// An argument that must be a non-zero duration string literal.
-    fn duration_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Duration, ExprError> {
+    fn duration_arg(
+        &mut self,
+        func: &str,
+        nth: usize,
+        a: &Node,
+        pos: usize,
+    ) -> Result<Duration, ExprError> {
         let a = unwrap_parens(a);
-        let Operator::Const { value: Value::String(s) } = a.operator() else {
+        let Operator::Const {
+            value: Value::String(s),
+        } = a.operator()
+        else {
             let text = self.tokens.get(pos).map_or("", |t| &*t.text);
-            let mut e = self.err(pos, format!("argument {nth} of `{func}` must be a duration string such as \"5m\""));
+            let mut e = self.err(
+                pos,
+                format!("argument {nth} of `{func}` must be a duration string such as \"5m\""),
+            );
             e.hint = match a.operator() {
-                Operator::Const { value: Value::Int(_) | Value::Float(_) } => {
-                    Some(format!("durations need a unit and quotes, e.g. \"{text}s\""))
-                }
-                Operator::VariableIdentifierRead { identifier } if humantime::parse_duration(identifier).is_ok() => {
+                Operator::Const {
+                    value: Value::Int(_) | Value::Float(_),
+                } => Some(format!(
+                    "durations need a unit and quotes, e.g. \"{text}s\""
+                )),
+                Operator::VariableIdentifierRead { identifier }
+                    if humantime::parse_duration(identifier).is_ok() =>
+                {
                     Some(format!("quote it: \"{identifier}\""))
                 }
                 _ => None,
@@ -548,11 +695,17 @@ impl Compiler<'_> {
             return Err(e);
         };
         let d = humantime::parse_duration(s).map_err(|why| {
-            self.err(pos, format!("malformed duration \"{s}\" in `{func}`: {why}"))
-                .hint("durations look like \"30s\", \"5m\", \"1h30m\"")
+            self.err(
+                pos,
+                format!("malformed duration \"{s}\" in `{func}`: {why}"),
+            )
+            .hint("durations look like \"30s\", \"5m\", \"1h30m\"")
         })?;
         if d.is_zero() {
-            return Err(self.err(pos, format!("the duration of `{func}` must be longer than zero")));
+            return Err(self.err(
+                pos,
+                format!("the duration of `{func}` must be longer than zero"),
+            ));
         }
         self.longest_window = self.longest_window.max(d);
         Ok(d)
@@ -575,7 +728,10 @@ impl Compiler<'_> {
         if self.tokens.get(pos).is_some_and(|t| &*t.text == text) {
             self.err(pos, format!("`{text}` is missing its left operand"))
         } else {
-            self.err(pos + n.children().first().map_or(0, count), format!("`{text}` is missing its right operand"))
+            self.err(
+                pos + n.children().first().map_or(0, count),
+                format!("`{text}` is missing its right operand"),
+            )
         }
     }
 
@@ -587,12 +743,21 @@ impl Compiler<'_> {
                 .err(op_pos, "`;` is not allowed: an expression is one formula")
                 .hint("combine conditions with `&&` or `||`"),
             Operator::Tuple => self
-                .err(op_pos, "`,` separates function arguments and is not allowed here")
+                .err(
+                    op_pos,
+                    "`,` separates function arguments and is not allowed here",
+                )
                 .hint("a list such as `(a, b)` is not a value"),
             Operator::Assign => self
                 .err(op_pos, "`=` is assignment, which expressions cannot do")
                 .hint("to compare, write `==`"),
-            op => self.err(op_pos, format!("`{}` is assignment, which expressions cannot do", op_text(op))),
+            op => self.err(
+                op_pos,
+                format!(
+                    "`{}` is assignment, which expressions cannot do",
+                    op_text(op)
+                ),
+            ),
         }
     }
 
@@ -613,20 +778,34 @@ impl Compiler<'_> {
         use Operator as O;
         let text = op_text(op);
         let (want, hint) = match op {
-            O::And | O::Or => (Type::Bool, Some("compare numbers first, e.g. `a > 0 && b > 0`")),
+            O::And | O::Or => (
+                Type::Bool,
+                Some("compare numbers first, e.g. `a > 0 && b > 0`"),
+            ),
             O::Eq | O::Neq => {
                 return self.err(
                     op_pos,
-                    format!("`{text}` compares two numbers or two conditions, not {} with {}", describe(l), describe(r)),
+                    format!(
+                        "`{text}` compares two numbers or two conditions, not {} with {}",
+                        describe(l),
+                        describe(r)
+                    ),
                 );
             }
             O::Lt | O::Leq | O::Gt | O::Geq => (Type::Number, None),
-            _ => (Type::Number, Some("conditions are not numbers; tiers compare a numeric expr")),
+            _ => (
+                Type::Number,
+                Some("conditions are not numbers; tiers compare a numeric expr"),
+            ),
         };
         let (side, got) = if l != want { ("left", l) } else { ("right", r) };
         let mut e = self.err(
             op_pos,
-            format!("`{text}` needs {} on both sides, but its {side} operand is {}", plural(want), describe(got)),
+            format!(
+                "`{text}` needs {} on both sides, but its {side} operand is {}",
+                plural(want),
+                describe(got)
+            ),
         );
         e.hint = hint.map(str::to_string);
         e

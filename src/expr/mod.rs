@@ -96,7 +96,11 @@ pub struct ExprError {
 
 impl ExprError {
     pub(crate) fn new(message: impl Into<String>) -> ExprError {
-        ExprError { message: message.into(), hint: None, offset: None }
+        ExprError {
+            message: message.into(),
+            hint: None,
+            offset: None,
+        }
     }
 
     pub(crate) fn hint(mut self, hint: impl Into<String>) -> ExprError {
@@ -152,7 +156,12 @@ impl Expr {
     /// deeper than [`MAX_DEPTH`] is refused before the parser sees it.
     pub fn compile(src: &str) -> Result<Expr, ExprError> {
         let c = compile::compile(src)?;
-        Ok(Expr { root: c.root, slots: c.slots, longest_window: c.longest_window, source: src.to_string() })
+        Ok(Expr {
+            root: c.root,
+            slots: c.slots,
+            longest_window: c.longest_window,
+            source: src.to_string(),
+        })
     }
 
     /// Whether the expression is a number or a condition.

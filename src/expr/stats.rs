@@ -111,7 +111,11 @@ pub(super) fn window(f: WinFn, w: &Window, from: Timestamp, to: Timestamp) -> Op
         WinFn::CiLow | WinFn::CiHigh => {
             let sd = (squared_deviations(w, from, to, mean) / (n - 1.0)).sqrt();
             let half = t975(s.n - 1) * sd / n.sqrt();
-            if f == WinFn::CiLow { mean - half } else { mean + half }
+            if f == WinFn::CiLow {
+                mean - half
+            } else {
+                mean + half
+            }
         }
         WinFn::Zscore => {
             let sd = (squared_deviations(w, from, to, mean) / n).sqrt();
@@ -203,7 +207,11 @@ pub(super) fn fit(w: &Window, from: Timestamp, now: Timestamp) -> Option<Fit> {
         sxy += dx * (s.v - my);
     }
     let slope = sxy / sxx;
-    Some(Fit { at_now: my - slope * mx, slope, oldest })
+    Some(Fit {
+        at_now: my - slope * mx,
+        slope,
+        oldest,
+    })
 }
 
 /// Seconds until the linear trend reaches `limit`.
@@ -251,15 +259,15 @@ pub(super) fn t975(df: usize) -> f64 {
     const TABLE: [f64; 30] = [
         12.706204736174704,
         4.302652729749464,
-        3.182446305283710,
+        3.18244630528371,
         2.776445105197794,
         2.570581835636316,
-        2.446911851144970,
+        2.44691185114497,
         2.364624251592785,
         2.306004135204167,
         2.262157162798206,
         2.228138851986275,
-        2.200985160091640,
+        2.20098516009164,
         2.178812829667229,
         2.160368656462793,
         2.144786687917804,
@@ -267,9 +275,9 @@ pub(super) fn t975(df: usize) -> f64 {
         2.119905299221255,
         2.109815577833317,
         2.100922040241039,
-        2.093024054408310,
+        2.09302405440831,
         2.085963447265865,
-        2.079613844727680,
+        2.07961384472768,
         2.073873067904026,
         2.068657610419049,
         2.063898561628026,
