@@ -149,30 +149,40 @@ const CONFIG_ONLY_KEYS: &[&str] = &[
 /// other tocsin.yaml keys (including `rules`/`receivers` as lists of paths) → config.
 /// `None` for an empty file, a file that is not a YAML mapping, or one with none of these keys.
 pub fn detect_kind(source: &Source) -> Option<FileKind> {
+    detect(source).ok().flatten()
+}
+
+/// [`detect_kind`], keeping the YAML error of a file that does not parse.
+fn detect(source: &Source) -> Result<Option<FileKind>, YamlError> {
+    if is_blank(&source.text) {
+        return Ok(None);
+    }
     // Non-finite floats are read as strings here: the kind must still be found so that the
     // typed parse can report them with their location.
     let mut opts = options();
     opts.non_finite_float_policy = NonFiniteFloatPolicy::AsString;
-    let top: BTreeMap<String, serde_json::Value> =
-        serde_saphyr::from_str_with_options(&source.text, opts).ok()?;
+    let top = serde_saphyr::from_str_with_options::<serde_json::Value>(&source.text, opts)?;
+    let serde_json::Value::Object(top) = top else {
+        return Ok(None);
+    };
     let has = |key: &str| top.contains_key(key);
     if has("tests") || has("rule_files") || has("receiver_files") {
-        return Some(FileKind::Test);
+        return Ok(Some(FileKind::Test));
     }
     if has("groups") {
-        return Some(FileKind::Rules);
+        return Ok(Some(FileKind::Rules));
     }
     let receivers_are_defs = match top.get("receivers") {
         Some(serde_json::Value::Array(items)) => items.iter().any(serde_json::Value::is_object),
         _ => false,
     };
     if has("routes") || has("inhibit_rules") || receivers_are_defs {
-        return Some(FileKind::Receivers);
+        return Ok(Some(FileKind::Receivers));
     }
     if has("rules") || has("receivers") || CONFIG_ONLY_KEYS.iter().any(|k| has(k)) {
-        return Some(FileKind::Config);
+        return Ok(Some(FileKind::Config));
     }
-    None
+    Ok(None)
 }
 
 /// A parsed file of any kind.
@@ -191,13 +201,13 @@ pub enum AnyFile {
 /// Detects the kind of `source` and parses it; a file whose kind cannot be told yields its
 /// YAML error, or a `kind` diagnostic naming the keys that tell kinds apart.
 pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
-    match detect_kind(source) {
-        Some(FileKind::Rules) => parse_rules(source).map(AnyFile::Rules),
-        Some(FileKind::Receivers) => parse_receivers(source, env).map(AnyFile::Receivers),
-        Some(FileKind::Config) => parse_config(source, env).map(AnyFile::Config),
-        Some(FileKind::Test) => parse_test(source).map(AnyFile::Test),
-        None => {
-            parse::<serde_json::Value>(source)?;
+    match detect(source) {
+        Ok(Some(FileKind::Rules)) => parse_rules(source).map(AnyFile::Rules),
+        Ok(Some(FileKind::Receivers)) => parse_receivers(source, env).map(AnyFile::Receivers),
+        Ok(Some(FileKind::Config)) => parse_config(source, env).map(AnyFile::Config),
+        Ok(Some(FileKind::Test)) => parse_test(source).map(AnyFile::Test),
+        Err(err) => Err(vec![yaml_diagnostic(source, &err)]),
+        Ok(None) => {
             Err(vec![
                 Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
                     .with_hint("a rule file has `groups:`, a receivers file `receivers:`/`routes:`, a test file `tests:`; tocsin.yaml has engine keys such as `listen:`"),
@@ -314,12 +324,12 @@ fn options() -> Options {
         max_aliases: 10_000,
         max_anchors: 10_000,
         max_total_scalar_bytes: 16 * 1024 * 1024,
-        max_recorded_anchor_events: 200_000,
+        max_recorded_anchor_events: 100_000,
         max_recorded_anchor_bytes: 16 * 1024 * 1024,
         max_merge_keys: 10_000,
     };
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
-    alias_limits.max_total_replayed_events = 200_000;
+    alias_limits.max_total_replayed_events = 100_000;
     alias_limits.max_replay_stack_depth = MAX_DEPTH;
     serde_saphyr::options! {
         budget: budget,
@@ -372,8 +382,9 @@ fn env_diagnostic(path: &str, err: EnvError) -> Diagnostic {
 /// Maps a serde-saphyr error to a diagnostic with a stable code, a message without the
 /// position (the diagnostic carries it) and a hint where one helps.
 fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
-    let err = err.without_snippet();
+    // The position is the outermost one: for an error inside an alias, where it is used.
     let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let err = original(err);
     let at = |code, message: String| Diagnostic::error(&source.path, line, column, code, message);
     match err {
         YamlError::SerdeUnknownField {
@@ -462,6 +473,16 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 diag
             }
         }
+    }
+}
+
+/// The error itself, without the snippet and alias wrappers serde-saphyr puts around it.
+fn original(err: &YamlError) -> &YamlError {
+    match err {
+        YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => {
+            original(error)
+        }
+        other => other,
     }
 }
 
