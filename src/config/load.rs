@@ -4,8 +4,6 @@
 //! resource limits (alias expansion, depth, node and event counts), so a hostile file yields
 //! an error quickly instead of a hang, a panic or a stack overflow.
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
 
@@ -193,7 +191,7 @@ pub enum AnyFile {
     /// A receivers file.
     Receivers(ReceiverFile),
     /// tocsin.yaml.
-    Config(EngineConfig),
+    Config(Box<EngineConfig>),
     /// A rule test file.
     Test(TestFile),
 }
@@ -204,7 +202,7 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
     match detect(source) {
         Ok(Some(FileKind::Rules)) => parse_rules(source).map(AnyFile::Rules),
         Ok(Some(FileKind::Receivers)) => parse_receivers(source, env).map(AnyFile::Receivers),
-        Ok(Some(FileKind::Config)) => parse_config(source, env).map(AnyFile::Config),
+        Ok(Some(FileKind::Config)) => parse_config(source, env).map(|c| AnyFile::Config(Box::new(c))),
         Ok(Some(FileKind::Test)) => parse_test(source).map(AnyFile::Test),
         Err(err) => Err(vec![yaml_diagnostic(source, &err)]),
         Ok(None) => {
