@@ -14,19 +14,8 @@ use std::time::Duration;
 ///
 /// The daemon uses the Unix epoch; `tocsin test` uses the start of the test. The core never
 /// asks which, it only subtracts.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Default,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -169,9 +158,7 @@ impl Labels {
     }
 
     /// Builds a label set from pairs; a later duplicate name wins.
-    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Labels {
+    pub fn from_pairs<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> Labels {
         let mut l = Labels::new();
         for (k, v) in pairs {
             l.set(k.as_ref(), v.as_ref());
@@ -279,9 +266,7 @@ impl Labels {
 
     /// The labels as an ordered map, for serialization and templates.
     pub fn to_map(&self) -> BTreeMap<String, String> {
-        self.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        self.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 }
 
@@ -318,10 +303,7 @@ pub struct SeriesStore {
 impl SeriesStore {
     /// An empty store whose windows keep `retention` of history.
     pub fn new(retention: Duration) -> SeriesStore {
-        SeriesStore {
-            retention,
-            ..SeriesStore::default()
-        }
+        SeriesStore { retention, ..SeriesStore::default() }
     }
 
     /// Changes how much history new pushes keep (after a reload that reads longer windows).
@@ -340,8 +322,7 @@ impl SeriesStore {
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(metric));
         let id = SeriesId(self.entries.len() as u32);
-        self.entries
-            .push((name.clone(), labels.clone(), Window::default()));
+        self.entries.push((name.clone(), labels.clone(), Window::default()));
         self.by_key.insert((name.clone(), labels.clone()), id);
         self.by_metric.entry(name).or_default().push(id);
         self.generation += 1;
@@ -406,10 +387,7 @@ mod tests {
             w.push(s(t * 1000, t as f64), Duration::from_secs(3));
         }
         w.push(s(5000, 99.0), Duration::from_secs(3)); // older: dropped
-        let got: Vec<f64> = w
-            .range(Timestamp(-1), Timestamp(100_000))
-            .map(|s| s.v)
-            .collect();
+        let got: Vec<f64> = w.range(Timestamp(-1), Timestamp(100_000)).map(|s| s.v).collect();
         assert_eq!(got, vec![6.0, 7.0, 8.0, 9.0]);
     }
 
@@ -417,10 +395,7 @@ mod tests {
     fn current_honours_staleness_and_markers() {
         let mut w = Window::default();
         w.push(s(0, 1.0), Duration::from_secs(60));
-        assert_eq!(
-            w.current(Timestamp(1000), Duration::from_secs(5)),
-            Some(1.0)
-        );
+        assert_eq!(w.current(Timestamp(1000), Duration::from_secs(5)), Some(1.0));
         assert_eq!(w.current(Timestamp(5000), Duration::from_secs(5)), None);
         w.push(s(6000, stale_marker()), Duration::from_secs(60));
         assert_eq!(w.current(Timestamp(6000), Duration::from_secs(5)), None);
@@ -435,9 +410,6 @@ mod tests {
         assert!(a.compatible(&b));
         assert!(!a.compatible(&c));
         assert_eq!(b.union(&a), a);
-        assert_eq!(
-            a.fingerprint(),
-            Labels::from_pairs([("mount", "/"), ("host", "a")]).fingerprint()
-        );
+        assert_eq!(a.fingerprint(), Labels::from_pairs([("mount", "/"), ("host", "a")]).fingerprint());
     }
 }
