@@ -4,8 +4,6 @@
 //! resource limits (alias expansion, depth, node and event counts), so a hostile file yields
 //! an error quickly instead of a hang, a panic or a stack overflow.
 
-use std::collections::BTreeMap;
-
 use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
 
@@ -58,9 +56,15 @@ impl Source {
                 let valid = err.utf8_error().valid_up_to();
                 let before = &bytes[..valid];
                 let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-                let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let line_start = before
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
                 // `before` is valid UTF-8, so its characters can be counted for the column.
-                let column = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
+                let column = String::from_utf8_lossy(&before[line_start..])
+                    .chars()
+                    .count() as u64
+                    + 1;
                 Err(Diagnostic::error(
                     path,
                     line,
@@ -104,7 +108,12 @@ pub enum FileKind {
 
 impl FileKind {
     /// Every kind, in a stable order.
-    pub const ALL: [FileKind; 4] = [FileKind::Rules, FileKind::Receivers, FileKind::Config, FileKind::Test];
+    pub const ALL: [FileKind; 4] = [
+        FileKind::Rules,
+        FileKind::Receivers,
+        FileKind::Config,
+        FileKind::Test,
+    ];
 
     /// The kind's name as `tocsin schema` takes it and `schemas/<name>.schema.json` uses it.
     pub fn name(self) -> &'static str {
@@ -138,29 +147,40 @@ const CONFIG_ONLY_KEYS: &[&str] = &[
 /// other tocsin.yaml keys (including `rules`/`receivers` as lists of paths) → config.
 /// `None` for an empty file, a file that is not a YAML mapping, or one with none of these keys.
 pub fn detect_kind(source: &Source) -> Option<FileKind> {
+    detect(source).ok().flatten()
+}
+
+/// [`detect_kind`], keeping the YAML error of a file that does not parse.
+fn detect(source: &Source) -> Result<Option<FileKind>, YamlError> {
+    if is_blank(&source.text) {
+        return Ok(None);
+    }
     // Non-finite floats are read as strings here: the kind must still be found so that the
     // typed parse can report them with their location.
     let mut opts = options();
     opts.non_finite_float_policy = NonFiniteFloatPolicy::AsString;
-    let top: BTreeMap<String, serde_json::Value> = serde_saphyr::from_str_with_options(&source.text, opts).ok()?;
+    let top = serde_saphyr::from_str_with_options::<serde_json::Value>(&source.text, opts)?;
+    let serde_json::Value::Object(top) = top else {
+        return Ok(None);
+    };
     let has = |key: &str| top.contains_key(key);
     if has("tests") || has("rule_files") || has("receiver_files") {
-        return Some(FileKind::Test);
+        return Ok(Some(FileKind::Test));
     }
     if has("groups") {
-        return Some(FileKind::Rules);
+        return Ok(Some(FileKind::Rules));
     }
     let receivers_are_defs = match top.get("receivers") {
         Some(serde_json::Value::Array(items)) => items.iter().any(serde_json::Value::is_object),
         _ => false,
     };
     if has("routes") || has("inhibit_rules") || receivers_are_defs {
-        return Some(FileKind::Receivers);
+        return Ok(Some(FileKind::Receivers));
     }
     if has("rules") || has("receivers") || CONFIG_ONLY_KEYS.iter().any(|k| has(k)) {
-        return Some(FileKind::Config);
+        return Ok(Some(FileKind::Config));
     }
-    None
+    Ok(None)
 }
 
 /// A parsed file of any kind.
@@ -171,7 +191,7 @@ pub enum AnyFile {
     /// A receivers file.
     Receivers(ReceiverFile),
     /// tocsin.yaml.
-    Config(EngineConfig),
+    Config(Box<EngineConfig>),
     /// A rule test file.
     Test(TestFile),
 }
@@ -179,13 +199,13 @@ pub enum AnyFile {
 /// Detects the kind of `source` and parses it; a file whose kind cannot be told yields its
 /// YAML error, or a `kind` diagnostic naming the keys that tell kinds apart.
 pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
-    match detect_kind(source) {
-        Some(FileKind::Rules) => parse_rules(source).map(AnyFile::Rules),
-        Some(FileKind::Receivers) => parse_receivers(source, env).map(AnyFile::Receivers),
-        Some(FileKind::Config) => parse_config(source, env).map(AnyFile::Config),
-        Some(FileKind::Test) => parse_test(source).map(AnyFile::Test),
-        None => {
-            parse::<serde_json::Value>(source)?;
+    match detect(source) {
+        Ok(Some(FileKind::Rules)) => parse_rules(source).map(AnyFile::Rules),
+        Ok(Some(FileKind::Receivers)) => parse_receivers(source, env).map(AnyFile::Receivers),
+        Ok(Some(FileKind::Config)) => parse_config(source, env).map(|c| AnyFile::Config(Box::new(c))),
+        Ok(Some(FileKind::Test)) => parse_test(source).map(AnyFile::Test),
+        Err(err) => Err(vec![yaml_diagnostic(source, &err)]),
+        Ok(None) => {
             Err(vec![
                 Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
                     .with_hint("a rule file has `groups:`, a receivers file `receivers:`/`routes:`, a test file `tests:`; tocsin.yaml has engine keys such as `listen:`"),
@@ -198,7 +218,11 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
 pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
     let file: RuleFile = parse(source)?;
     let diags = non_finite_numbers(&source.path, &file);
-    if diags.is_empty() { Ok(file) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(file)
+    } else {
+        Err(diags)
+    }
 }
 
 /// serde-saphyr rejects `.nan`/`.inf` only where the type is not known; typed `f64` fields
@@ -245,7 +269,11 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
         if kinds.len() != 1 {
             let message = match kinds.as_slice() {
                 [] => format!("receiver `{}` has no kind", receiver.name),
-                many => format!("receiver `{}` has several kinds: {}", receiver.name, many.join(", ")),
+                many => format!(
+                    "receiver `{}` has several kinds: {}",
+                    receiver.name,
+                    many.join(", ")
+                ),
             };
             diags.push(
                 Diagnostic::error(
@@ -255,18 +283,28 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
                     "receiver-kind",
                     message,
                 )
-                .with_hint("give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`"),
+                .with_hint(
+                    "give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`",
+                ),
             );
         }
     }
-    if diags.is_empty() { Ok(file) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(file)
+    } else {
+        Err(diags)
+    }
 }
 
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
 /// is the default configuration; an empty `api_token` is unset.
 pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     let mut config: EngineConfig = parse_with_env(source, env)?;
-    if config.api_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
+    if config
+        .api_token
+        .as_ref()
+        .is_some_and(|t| t.expose().is_empty())
+    {
         config.api_token = None;
     }
     Ok(config)
@@ -284,12 +322,12 @@ fn options() -> Options {
         max_aliases: 10_000,
         max_anchors: 10_000,
         max_total_scalar_bytes: 16 * 1024 * 1024,
-        max_recorded_anchor_events: 200_000,
+        max_recorded_anchor_events: 100_000,
         max_recorded_anchor_bytes: 16 * 1024 * 1024,
         max_merge_keys: 10_000,
     };
     let mut alias_limits = serde_saphyr::options::AliasLimits::default();
-    alias_limits.max_total_replayed_events = 200_000;
+    alias_limits.max_total_replayed_events = 100_000;
     alias_limits.max_replay_stack_depth = MAX_DEPTH;
     serde_saphyr::options! {
         budget: budget,
@@ -314,7 +352,8 @@ fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
     } else {
         source.text.as_str()
     };
-    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(source, &err)])
+    serde_saphyr::from_str_with_options(text, options())
+        .map_err(|err| vec![yaml_diagnostic(source, &err)])
 }
 
 fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
@@ -341,11 +380,14 @@ fn env_diagnostic(path: &str, err: EnvError) -> Diagnostic {
 /// Maps a serde-saphyr error to a diagnostic with a stable code, a message without the
 /// position (the diagnostic carries it) and a hint where one helps.
 fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
-    let err = err.without_snippet();
+    // The position is the outermost one: for an error inside an alias, where it is used.
     let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+    let err = original(err);
     let at = |code, message: String| Diagnostic::error(&source.path, line, column, code, message);
     match err {
-        YamlError::SerdeUnknownField { field, expected, .. } => {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
             let diag = at("unknown-key", format!("unknown key `{field}`"));
             match suggest(field, expected) {
                 Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
@@ -353,7 +395,9 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 None => diag.with_hint(format!("expected one of: {}", quoted_list(expected))),
             }
         }
-        YamlError::SerdeUnknownVariant { variant, expected, .. } => {
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
             let diag = at("invalid-value", format!("unknown value `{variant}`"));
             match suggest(variant, expected) {
                 Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
@@ -361,7 +405,8 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
             }
         }
         YamlError::SerdeMissingField { field, .. } => {
-            at("missing-key", format!("missing key `{field}`")).with_hint(format!("add `{field}:` here"))
+            at("missing-key", format!("missing key `{field}`"))
+                .with_hint(format!("add `{field}:` here"))
         }
         YamlError::DuplicateMappingKey { key, .. } => {
             let message = match key {
@@ -372,13 +417,21 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 .with_hint("a key may appear once per mapping; remove or merge the repeated one")
         }
         YamlError::NonFiniteFloat { value, .. } => {
-            at("non-finite", format!("`{value}` is not a finite number")).with_hint("thresholds must be finite numbers")
+            at("non-finite", format!("`{value}` is not a finite number"))
+                .with_hint("thresholds must be finite numbers")
         }
         YamlError::SerdeInvalidType {
-            unexpected, expected, ..
-        } => at("invalid-type", format!("found {unexpected}, expected {expected}")),
+            unexpected,
+            expected,
+            ..
+        } => at(
+            "invalid-type",
+            format!("found {unexpected}, expected {expected}"),
+        ),
         YamlError::SerdeInvalidValue {
-            unexpected, expected, ..
+            unexpected,
+            expected,
+            ..
         } => at(
             "invalid-value",
             format!("invalid value {unexpected}, expected {expected}"),
@@ -391,7 +444,9 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
             "yaml",
             format!("file exceeds tocsin's YAML limits: {}", plain_message(err)),
         )
-        .with_hint("policy files need no deep nesting or large alias expansions; simplify the file"),
+        .with_hint(
+            "policy files need no deep nesting or large alias expansions; simplify the file",
+        ),
         YamlError::Unexpected { expected, .. } => {
             let expected = match *expected {
                 "sequence start" => "a list",
@@ -409,11 +464,23 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 .ok()
                 .and_then(|l| source.text.lines().nth(l.checked_sub(1)?));
             if line_text.is_some_and(|t| t.contains("${")) {
-                diag.with_hint("inside `{ }` or `[ ]` a `${NAME}` reference must be quoted: write \"${NAME}\"")
+                diag.with_hint(
+                    "inside `{ }` or `[ ]` a `${NAME}` reference must be quoted: write \"${NAME}\"",
+                )
             } else {
                 diag
             }
         }
+    }
+}
+
+/// The error itself, without the snippet and alias wrappers serde-saphyr puts around it.
+fn original(err: &YamlError) -> &YamlError {
+    match err {
+        YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => {
+            original(error)
+        }
+        other => other,
     }
 }
 
@@ -439,5 +506,9 @@ fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
 }
 
 fn quoted_list(items: &[&str]) -> String {
-    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -544,3 +544,48 @@ impl JsonSchema for MatchValue {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_the_humantime_way() {
+        let secs = |t: &str| Dur::parse(t).map(|d| d.get().as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("5m"), Ok(300));
+        assert_eq!(secs("1h30m"), Ok(5400));
+        assert_eq!(secs("0s"), Ok(0));
+        assert_eq!(secs("0"), Ok(0));
+        assert!(secs("15").unwrap_err().contains("has no unit"));
+        assert!(secs("soon").unwrap_err().contains("is not a duration"));
+        assert!(secs("").is_err());
+        assert_eq!(Dur(Duration::ZERO).to_string(), "0s");
+        assert_eq!(Dur(Duration::from_secs(5400)).to_string(), "1h 30m");
+    }
+
+    #[test]
+    fn sizes_take_binary_and_decimal_units() {
+        assert_eq!(ByteSize::parse("1MiB"), Ok(ByteSize(1 << 20)));
+        assert_eq!(ByteSize::parse("512 KiB"), Ok(ByteSize(512 << 10)));
+        assert_eq!(ByteSize::parse("2MB"), Ok(ByteSize(2_000_000)));
+        assert_eq!(ByteSize::parse("100"), Ok(ByteSize(100)));
+        assert!(ByteSize::parse("1TiB").is_err());
+        assert!(ByteSize::parse("MiB").is_err());
+        assert!(ByteSize::parse("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn secret_text_is_redacted_everywhere_but_expose() {
+        let secret = Text::new("hunter2", true, 1, 1);
+        assert_eq!(
+            format!("{secret:?}|{secret}|{}", secret.shown()),
+            "<redacted>|<redacted>|<redacted>"
+        );
+        assert_eq!(serde_json::to_string(&secret).unwrap(), "\"<redacted>\"");
+        assert_eq!(secret.expose(), "hunter2");
+        let plain = Text::plain("ops");
+        assert_eq!(format!("{plain:?}|{plain}"), "\"ops\"|ops");
+        assert_eq!(serde_json::to_string(&plain).unwrap(), "\"ops\"");
+    }
+}
