@@ -50,9 +50,7 @@ fn bench(c: &mut Criterion) {
         let data = Bench {
             windows: vec![w.clone(); e.slots().len()],
         };
-        c.bench_function(src, |b| {
-            b.iter(|| e.eval(black_box(&ctx), black_box(&data)))
-        });
+        c.bench_function(src, |b| b.iter(|| e.eval(black_box(&ctx), black_box(&data))));
     }
     c.bench_function("compile rate(m, \"5m\") > 10", |b| {
         b.iter(|| Expr::compile(black_box("rate(m, \"5m\") > 10")))

@@ -9,8 +9,7 @@ use tocsin::diag::{Diagnostic, render_text};
 
 fn fixture(name: &str) -> Source {
     let path = format!("tests/fixtures/config/{name}");
-    let bytes =
-        std::fs::read(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture exists");
+    let bytes = std::fs::read(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture exists");
     Source::new(&path, bytes).expect("fixture is UTF-8")
 }
 
@@ -45,15 +44,9 @@ fn spec_rule_file_parses_with_positions() {
     let file = parse_rules(&source).unwrap();
     let group = &file.groups[0];
     assert_eq!(group.name.value, "memory");
-    assert_eq!(
-        group.interval.as_ref().unwrap().value,
-        Dur(Duration::from_secs(15))
-    );
+    assert_eq!(group.interval.as_ref().unwrap().value, Dur(Duration::from_secs(15)));
     let record = &group.rules[0];
-    assert_eq!(
-        record.record.as_ref().unwrap().value,
-        "rss_growth_bytes_per_second"
-    );
+    assert_eq!(record.record.as_ref().unwrap().value, "rss_growth_bytes_per_second");
     let alert = &group.rules[1];
     assert_eq!((alert.line(), alert.column()), (9, 9));
     assert_eq!(alert.expr.value, "mem_used_percent");
@@ -69,10 +62,7 @@ fn spec_rule_file_parses_with_positions() {
         ),
         (13, 43)
     );
-    assert_eq!(
-        tiers[0].r#for.as_ref().unwrap().value.get(),
-        Duration::from_secs(300)
-    );
+    assert_eq!(tiers[0].r#for.as_ref().unwrap().value.get(), Duration::from_secs(300));
     assert_eq!(alert.hysteresis.as_ref().unwrap().value, 5.0);
     assert_eq!(
         alert.repeat_interval.as_ref().unwrap().value.get(),
@@ -90,11 +80,7 @@ fn spec_rule_file_parses_with_positions() {
         Some(&["/usr/local/bin/drop-caches".to_string()][..])
     );
     assert_eq!(
-        action
-            .on
-            .iter()
-            .map(|s| s.value.as_str())
-            .collect::<Vec<_>>(),
+        action.on.iter().map(|s| s.value.as_str()).collect::<Vec<_>>(),
         ["critical", "emergency"]
     );
     assert_eq!(action.max_per_hour.as_ref().unwrap().value, 3);
@@ -112,29 +98,13 @@ fn every_rule_key_parses() {
         rule.tiers.as_ref().unwrap()[2].when.as_ref().unwrap().value,
         "disk_used_percent > 99"
     );
-    assert_eq!(
-        rule.tiers.as_ref().unwrap()[0]
-            .clear
-            .as_ref()
-            .unwrap()
-            .value,
-        100000.0
-    );
-    assert_eq!(
-        rule.actions[0].webhook.as_ref().unwrap().headers["X-Source"],
-        "tocsin"
-    );
-    assert_eq!(
-        rule.keep_firing_for.as_ref().unwrap().value.get(),
-        Duration::ZERO
-    );
+    assert_eq!(rule.tiers.as_ref().unwrap()[0].clear.as_ref().unwrap().value, 100000.0);
+    assert_eq!(rule.actions[0].webhook.as_ref().unwrap().headers["X-Source"], "tocsin");
+    assert_eq!(rule.keep_firing_for.as_ref().unwrap().value.get(), Duration::ZERO);
     assert_eq!(rule.cooldown_escalations, Some(true));
     let down = &file.groups[0].rules[2];
     assert_eq!(down.severity.as_ref().unwrap().value, "critical");
-    assert_eq!(
-        down.r#for.as_ref().unwrap().value.get(),
-        Duration::from_secs(60)
-    );
+    assert_eq!(down.r#for.as_ref().unwrap().value.get(), Duration::from_secs(60));
 }
 
 #[test]
@@ -147,10 +117,7 @@ fn spec_receivers_file_parses_with_substitution() {
     assert_eq!(hook.url.expose(), "http://127.0.0.1:8080/alerts");
     assert!(!hook.url.is_secret());
     assert_eq!(hook.format, Some(WebhookFormat::Alertmanager));
-    assert_eq!(
-        hook.headers["Authorization"].expose(),
-        "Bearer <HOOK_TOKEN>"
-    );
+    assert_eq!(hook.headers["Authorization"].expose(), "Bearer <HOOK_TOKEN>");
     assert_eq!(hook.hmac_secret.as_ref().unwrap().expose(), "<HOOK_SECRET>");
     let slack = file.receivers[1].slack.as_ref().unwrap();
     assert_eq!(slack.webhook_url.expose(), "<SLACK_WEBHOOK_URL>");
@@ -160,22 +127,12 @@ fn spec_receivers_file_parses_with_substitution() {
     let email = file.receivers[2].email.as_ref().unwrap();
     assert_eq!(email.smtp.port.value, 587);
     assert_eq!(email.smtp.tls, Some(TlsMode::Starttls));
-    assert_eq!(
-        email.smtp.password.as_ref().unwrap().expose(),
-        "<SMTP_PASSWORD>"
-    );
+    assert_eq!(email.smtp.password.as_ref().unwrap().expose(), "<SMTP_PASSWORD>");
     let route = &file.routes[0];
-    let severities: Vec<&str> = route.r#match["severity"]
-        .0
-        .iter()
-        .map(Text::expose)
-        .collect();
+    let severities: Vec<&str> = route.r#match["severity"].0.iter().map(Text::expose).collect();
     assert_eq!(severities, ["critical", "emergency"]);
     assert!(route.r#continue);
-    assert_eq!(
-        route.group_wait.as_ref().unwrap().value.get(),
-        Duration::from_secs(10)
-    );
+    assert_eq!(route.group_wait.as_ref().unwrap().value.get(), Duration::from_secs(10));
     assert!(file.routes[1].r#match.is_empty());
     let inhibit = &file.inhibit_rules[0];
     assert_eq!(inhibit.source["alertname"].0[0].expose(), "HostDown");
@@ -189,25 +146,16 @@ fn every_receiver_kind_parses() {
     assert!(file.receivers[0].console.is_some());
     let am = &file.receivers[1];
     assert_eq!(am.send_resolved, Some(false));
-    assert_eq!(
-        am.alertmanager.as_ref().unwrap().url.expose(),
-        "http://127.0.0.1:9093"
-    );
+    assert_eq!(am.alertmanager.as_ref().unwrap().url.expose(), "http://127.0.0.1:9093");
     assert_eq!(
         file.receivers[2].webhook.as_ref().unwrap().format,
         Some(WebhookFormat::Native)
     );
-    assert_eq!(
-        file.receivers[3].email.as_ref().unwrap().smtp.tls,
-        Some(TlsMode::Tls)
-    );
+    assert_eq!(file.receivers[3].email.as_ref().unwrap().smtp.tls, Some(TlsMode::Tls));
     let matchers = &file.routes[0].r#match;
     assert_eq!(matchers["code"].0[0].expose(), "500");
     let single = &matchers["severity"].0[0];
-    assert_eq!(
-        (single.expose(), single.line(), single.column()),
-        ("critical", 16, 46)
-    );
+    assert_eq!((single.expose(), single.line(), single.column()), ("critical", 16, 46));
 }
 
 #[test]
@@ -217,10 +165,7 @@ fn spec_config_parses_and_defaults_fill_the_rest() {
     let config = parse_config(&source, &no_env).unwrap();
     assert_eq!(config.rules[0].expose(), "rules/");
     assert_eq!(config.listen.expose(), "127.0.0.1:9470");
-    assert_eq!(
-        config.history_retention.value.get(),
-        Duration::from_secs(30 * 86400)
-    );
+    assert_eq!(config.history_retention.value.get(), Duration::from_secs(30 * 86400));
     assert_eq!(
         config.api_token, None,
         "an empty token from `${{TOCSIN_API_TOKEN:-}}` is unset"
@@ -235,10 +180,7 @@ fn spec_config_parses_and_defaults_fill_the_rest() {
     );
     assert_eq!(config.staleness.value.get(), Duration::from_secs(300));
 
-    let with_token = parse_config(&source, &|n| {
-        (n == "TOCSIN_API_TOKEN").then(|| "t0k".to_string())
-    })
-    .unwrap();
+    let with_token = parse_config(&source, &|n| (n == "TOCSIN_API_TOKEN").then(|| "t0k".to_string())).unwrap();
     let token = with_token.api_token.unwrap();
     assert_eq!(token.expose(), "t0k");
     assert_eq!(format!("{token:?} {token}"), "<redacted> <redacted>");
@@ -249,17 +191,11 @@ fn empty_files_are_valid_and_default() {
     let empty = fixture("valid-empty.yaml");
     assert_eq!(detect_kind(&empty), None);
     assert_eq!(parse_rules(&empty).unwrap(), RuleFile::default());
-    assert_eq!(
-        parse_receivers(&empty, &no_env).unwrap(),
-        ReceiverFile::default()
-    );
+    assert_eq!(parse_receivers(&empty, &no_env).unwrap(), ReceiverFile::default());
     assert_eq!(parse_test(&empty).unwrap(), TestFile::default());
     let config = parse_config(&text("tocsin.yaml", ""), &no_env).unwrap();
     assert_eq!(config, EngineConfig::default());
-    assert_eq!(
-        config.evaluation_interval.value.get(),
-        Duration::from_secs(15)
-    );
+    assert_eq!(config.evaluation_interval.value.get(), Duration::from_secs(15));
     assert_eq!(config.data_dir.expose(), "data/");
     assert!(config.sources.push.enabled);
 }
@@ -272,10 +208,7 @@ fn spec_test_file_parses() {
     assert_eq!(file.rule_files, ["../../rules/memory.yaml"]);
     let case = &file.tests[0];
     assert_eq!(case.name.value, "escalates, then clears with hysteresis");
-    assert_eq!(
-        case.input_series[1].series.value,
-        "disk_used_percent{mount=\"/\"}"
-    );
+    assert_eq!(case.input_series[1].series.value, "disk_used_percent{mount=\"/\"}");
     assert_eq!(case.input_series[1].values.value, "50+1x10 _ _ 70x3");
     assert_eq!(case.alerts[0].at.value.get(), Duration::from_secs(360));
     assert_eq!(case.alerts[0].firing[0].labels["severity"], "warning");
@@ -298,10 +231,7 @@ fn expected_alerts_take_annotations_and_scalar_values() {
     let alert = &file.tests[0].alerts[0].firing[0];
     assert_eq!(
         alert.labels,
-        BTreeMap::from([
-            ("alertname".into(), "A".into()),
-            ("code".into(), "500".into())
-        ])
+        BTreeMap::from([("alertname".into(), "A".into()), ("code".into(), "500".into())])
     );
     assert_eq!(
         alert.annotations,
@@ -309,11 +239,7 @@ fn expected_alerts_take_annotations_and_scalar_values() {
     );
     let expect = &file.tests[0].notifications.as_ref().unwrap().expect[0].value;
     assert_eq!(
-        (
-            expect["at"].as_str(),
-            expect["value"].as_str(),
-            expect["ok"].as_str()
-        ),
+        (expect["at"].as_str(), expect["value"].as_str(), expect["ok"].as_str()),
         ("90s", "2.5", "true")
     );
 }
@@ -346,11 +272,7 @@ fn bad_duration_is_located() {
         "groups:\n  - name: x\n    interval: soon\n",
     )));
     assert_eq!(at(&d), ("invalid-value", 3, 15));
-    assert!(
-        d.message.contains("`soon` is not a duration"),
-        "{}",
-        d.message
-    );
+    assert!(d.message.contains("`soon` is not a duration"), "{}", d.message);
 }
 
 #[test]
@@ -389,10 +311,7 @@ fn yaml_syntax_errors_are_located() {
     assert_eq!(d.code, "yaml");
     assert!(d.line >= 2, "{d:?}");
     let d = only(parse_receivers(
-        &text(
-            "r.yaml",
-            "receivers:\n  - { name: x, webhook: { url: ${URL} } }\n",
-        ),
+        &text("r.yaml", "receivers:\n  - { name: x, webhook: { url: ${URL} } }\n"),
         &echo_env,
     ));
     assert_eq!(d.code, "yaml");
@@ -409,10 +328,7 @@ fn alias_bomb_fails_fast() {
     assert_eq!(d.code, "yaml");
     assert!(d.message.contains("limits"), "{}", d.message);
     let typed = "groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: a\n        labels: &l { a: b }\n        annotations: *l\n";
-    assert!(
-        parse_rules(&text("r.yaml", typed)).is_ok(),
-        "ordinary aliases work"
-    );
+    assert!(parse_rules(&text("r.yaml", typed)).is_ok(), "ordinary aliases work");
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -456,10 +372,7 @@ fn non_utf8_and_oversized_files_are_rejected() {
 
 #[test]
 fn missing_environment_variable_is_located() {
-    let d = only(parse_receivers(
-        &fixture("invalid/missing-env.yaml"),
-        &no_env,
-    ));
+    let d = only(parse_receivers(&fixture("invalid/missing-env.yaml"), &no_env));
     assert_eq!(at(&d), ("env", 5, 20));
     assert_eq!(d.message, "environment variable `HOOK_SECRET` is not set");
     let yaml = "listen: ${HOST:-0.0.0.0}:${PORT}\napi_token: ${A}${B}\n";
@@ -473,27 +386,22 @@ fn missing_environment_variable_is_located() {
             (2, "environment variable `B` is not set"),
         ]
     );
-    let config = parse_config(&text("tocsin.yaml", yaml), &|n| {
-        (n != "HOST").then(|| n.to_lowercase())
-    })
-    .unwrap();
+    let config = parse_config(&text("tocsin.yaml", yaml), &|n| (n != "HOST").then(|| n.to_lowercase())).unwrap();
     assert_eq!(config.listen.expose(), "0.0.0.0:port");
     assert_eq!(config.api_token.unwrap().expose(), "ab");
 }
 
 #[test]
 fn rule_files_are_not_substituted() {
-    let yaml = "groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: a\n        annotations: { s: \"${X}\" }\n";
+    let yaml =
+        "groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: a\n        annotations: { s: \"${X}\" }\n";
     let file = parse_rules(&text("r.yaml", yaml)).unwrap();
     assert_eq!(file.groups[0].rules[0].annotations["s"].value, "${X}");
 }
 
 #[test]
 fn secrets_are_redacted_in_debug_and_serialize() {
-    let file = parse_receivers(&fixture("spec-receivers.yaml"), &|_| {
-        Some("hunter2".to_string())
-    })
-    .unwrap();
+    let file = parse_receivers(&fixture("spec-receivers.yaml"), &|_| Some("hunter2".to_string())).unwrap();
     let debug = format!("{file:?}");
     let json = serde_json::to_string(&file).unwrap();
     for shown in [&debug, &json] {
@@ -506,23 +414,14 @@ fn secrets_are_redacted_in_debug_and_serialize() {
     }
     let email = file.receivers[2].email.as_ref().unwrap();
     assert_eq!(email.smtp.password.as_ref().unwrap().expose(), "hunter2");
-    assert_eq!(
-        email.smtp.password.as_ref().unwrap().to_string(),
-        "<redacted>"
-    );
+    assert_eq!(email.smtp.password.as_ref().unwrap().to_string(), "<redacted>");
 }
 
 #[test]
 fn receivers_need_exactly_one_kind() {
-    let d = only(parse_receivers(
-        &fixture("invalid/receiver-kind.yaml"),
-        &no_env,
-    ));
+    let d = only(parse_receivers(&fixture("invalid/receiver-kind.yaml"), &no_env));
     assert_eq!(at(&d), ("receiver-kind", 2, 5));
-    assert_eq!(
-        d.message,
-        "receiver `both` has several kinds: webhook, console"
-    );
+    assert_eq!(d.message, "receiver `both` has several kinds: webhook, console");
     let d = only(parse_receivers(
         &text("r.yaml", "receivers:\n  - name: none\n"),
         &no_env,
@@ -543,10 +442,7 @@ fn kinds_are_told_by_top_level_keys() {
     assert_eq!(kind("receivers: [receivers/]\n"), Some(FileKind::Config));
     assert_eq!(kind("rules: [rules/]\nlisten: x\n"), Some(FileKind::Config));
     assert_eq!(kind("listen: 0.0.0.0:1\n"), Some(FileKind::Config));
-    assert_eq!(
-        kind("rule_files: [a]\nevaluation_interval: 1m\n"),
-        Some(FileKind::Test)
-    );
+    assert_eq!(kind("rule_files: [a]\nevaluation_interval: 1m\n"), Some(FileKind::Test));
     assert_eq!(kind("tests: []"), Some(FileKind::Test));
     assert_eq!(kind("something: else"), None);
     assert_eq!(kind("- a list"), None);

@@ -31,13 +31,7 @@ fn spec_files() -> Vec<String> {
         "spec-test.yaml",
     ]
     .iter()
-    .map(|f| {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/config/{f}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    })
+    .map(|f| std::fs::read_to_string(format!("{}/tests/fixtures/config/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap())
     .collect()
 }
 

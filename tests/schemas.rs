@@ -12,9 +12,7 @@ fn root() -> &'static Path {
 }
 
 fn schema_path(kind: FileKind) -> PathBuf {
-    root()
-        .join("schemas")
-        .join(format!("{}.schema.json", kind.name()))
+    root().join("schemas").join(format!("{}.schema.json", kind.name()))
 }
 
 fn generated(kind: FileKind) -> String {
@@ -104,8 +102,7 @@ fn every_yaml_file_in_the_repository_validates_against_its_schema() {
         let Ok(source) = Source::new(&shown, std::fs::read(path).unwrap()) else {
             continue;
         };
-        let kind =
-            detect_kind(&source).or((shown.ends_with("tocsin.yaml")).then_some(FileKind::Config));
+        let kind = detect_kind(&source).or((shown.ends_with("tocsin.yaml")).then_some(FileKind::Config));
         let Some(kind) = kind else {
             assert!(!must_load, "{shown}: kind not detected");
             continue;
@@ -140,14 +137,10 @@ fn schemas_reject_what_the_loader_rejects() {
         "groups:\n  - name: m\n    rules:\n      - { alert: A, expr: x, no_data: maybe }\n",
     ] {
         let value: serde_json::Value = serde_saphyr::from_str(yaml).unwrap();
-        assert!(
-            schemas.validate(&value, rules).is_err(),
-            "schema accepts:\n{yaml}"
-        );
+        assert!(schemas.validate(&value, rules).is_err(), "schema accepts:\n{yaml}");
     }
     let receivers = indexes[1].1;
     let value: serde_json::Value =
-        serde_saphyr::from_str("receivers:\n  - name: c\n    console: { verbose: true }\n")
-            .unwrap();
+        serde_saphyr::from_str("receivers:\n  - name: c\n    console: { verbose: true }\n").unwrap();
     assert!(schemas.validate(&value, receivers).is_err());
 }

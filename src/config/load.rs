@@ -56,15 +56,9 @@ impl Source {
                 let valid = err.utf8_error().valid_up_to();
                 let before = &bytes[..valid];
                 let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
-                let line_start = before
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |i| i + 1);
+                let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
                 // `before` is valid UTF-8, so its characters can be counted for the column.
-                let column = String::from_utf8_lossy(&before[line_start..])
-                    .chars()
-                    .count() as u64
-                    + 1;
+                let column = String::from_utf8_lossy(&before[line_start..]).chars().count() as u64 + 1;
                 Err(Diagnostic::error(
                     path,
                     line,
@@ -108,12 +102,7 @@ pub enum FileKind {
 
 impl FileKind {
     /// Every kind, in a stable order.
-    pub const ALL: [FileKind; 4] = [
-        FileKind::Rules,
-        FileKind::Receivers,
-        FileKind::Config,
-        FileKind::Test,
-    ];
+    pub const ALL: [FileKind; 4] = [FileKind::Rules, FileKind::Receivers, FileKind::Config, FileKind::Test];
 
     /// The kind's name as `tocsin schema` takes it and `schemas/<name>.schema.json` uses it.
     pub fn name(self) -> &'static str {
@@ -218,11 +207,7 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
 pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
     let file: RuleFile = parse(source)?;
     let diags = non_finite_numbers(&source.path, &file);
-    if diags.is_empty() {
-        Ok(file)
-    } else {
-        Err(diags)
-    }
+    if diags.is_empty() { Ok(file) } else { Err(diags) }
 }
 
 /// serde-saphyr rejects `.nan`/`.inf` only where the type is not known; typed `f64` fields
@@ -269,11 +254,7 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
         if kinds.len() != 1 {
             let message = match kinds.as_slice() {
                 [] => format!("receiver `{}` has no kind", receiver.name),
-                many => format!(
-                    "receiver `{}` has several kinds: {}",
-                    receiver.name,
-                    many.join(", ")
-                ),
+                many => format!("receiver `{}` has several kinds: {}", receiver.name, many.join(", ")),
             };
             diags.push(
                 Diagnostic::error(
@@ -283,28 +264,18 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
                     "receiver-kind",
                     message,
                 )
-                .with_hint(
-                    "give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`",
-                ),
+                .with_hint("give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`"),
             );
         }
     }
-    if diags.is_empty() {
-        Ok(file)
-    } else {
-        Err(diags)
-    }
+    if diags.is_empty() { Ok(file) } else { Err(diags) }
 }
 
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
 /// is the default configuration; an empty `api_token` is unset.
 pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     let mut config: EngineConfig = parse_with_env(source, env)?;
-    if config
-        .api_token
-        .as_ref()
-        .is_some_and(|t| t.expose().is_empty())
-    {
+    if config.api_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
         config.api_token = None;
     }
     Ok(config)
@@ -352,8 +323,7 @@ fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
     } else {
         source.text.as_str()
     };
-    serde_saphyr::from_str_with_options(text, options())
-        .map_err(|err| vec![yaml_diagnostic(source, &err)])
+    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(source, &err)])
 }
 
 fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
@@ -385,9 +355,7 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
     let err = original(err);
     let at = |code, message: String| Diagnostic::error(&source.path, line, column, code, message);
     match err {
-        YamlError::SerdeUnknownField {
-            field, expected, ..
-        } => {
+        YamlError::SerdeUnknownField { field, expected, .. } => {
             let diag = at("unknown-key", format!("unknown key `{field}`"));
             match suggest(field, expected) {
                 Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
@@ -395,9 +363,7 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 None => diag.with_hint(format!("expected one of: {}", quoted_list(expected))),
             }
         }
-        YamlError::SerdeUnknownVariant {
-            variant, expected, ..
-        } => {
+        YamlError::SerdeUnknownVariant { variant, expected, .. } => {
             let diag = at("invalid-value", format!("unknown value `{variant}`"));
             match suggest(variant, expected) {
                 Some(best) => diag.with_hint(format!("did you mean `{best}`?")),
@@ -405,8 +371,7 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
             }
         }
         YamlError::SerdeMissingField { field, .. } => {
-            at("missing-key", format!("missing key `{field}`"))
-                .with_hint(format!("add `{field}:` here"))
+            at("missing-key", format!("missing key `{field}`")).with_hint(format!("add `{field}:` here"))
         }
         YamlError::DuplicateMappingKey { key, .. } => {
             let message = match key {
@@ -417,21 +382,13 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 .with_hint("a key may appear once per mapping; remove or merge the repeated one")
         }
         YamlError::NonFiniteFloat { value, .. } => {
-            at("non-finite", format!("`{value}` is not a finite number"))
-                .with_hint("thresholds must be finite numbers")
+            at("non-finite", format!("`{value}` is not a finite number")).with_hint("thresholds must be finite numbers")
         }
         YamlError::SerdeInvalidType {
-            unexpected,
-            expected,
-            ..
-        } => at(
-            "invalid-type",
-            format!("found {unexpected}, expected {expected}"),
-        ),
+            unexpected, expected, ..
+        } => at("invalid-type", format!("found {unexpected}, expected {expected}")),
         YamlError::SerdeInvalidValue {
-            unexpected,
-            expected,
-            ..
+            unexpected, expected, ..
         } => at(
             "invalid-value",
             format!("invalid value {unexpected}, expected {expected}"),
@@ -444,9 +401,7 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
             "yaml",
             format!("file exceeds tocsin's YAML limits: {}", plain_message(err)),
         )
-        .with_hint(
-            "policy files need no deep nesting or large alias expansions; simplify the file",
-        ),
+        .with_hint("policy files need no deep nesting or large alias expansions; simplify the file"),
         YamlError::Unexpected { expected, .. } => {
             let expected = match *expected {
                 "sequence start" => "a list",
@@ -464,9 +419,7 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
                 .ok()
                 .and_then(|l| source.text.lines().nth(l.checked_sub(1)?));
             if line_text.is_some_and(|t| t.contains("${")) {
-                diag.with_hint(
-                    "inside `{ }` or `[ ]` a `${NAME}` reference must be quoted: write \"${NAME}\"",
-                )
+                diag.with_hint("inside `{ }` or `[ ]` a `${NAME}` reference must be quoted: write \"${NAME}\"")
             } else {
                 diag
             }
@@ -477,9 +430,7 @@ fn yaml_diagnostic(source: &Source, err: &YamlError) -> Diagnostic {
 /// The error itself, without the snippet and alias wrappers serde-saphyr puts around it.
 fn original(err: &YamlError) -> &YamlError {
     match err {
-        YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => {
-            original(error)
-        }
+        YamlError::WithSnippet { error, .. } | YamlError::AliasError { error, .. } => original(error),
         other => other,
     }
 }
@@ -506,9 +457,5 @@ fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
 }
 
 fn quoted_list(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|i| format!("`{i}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }

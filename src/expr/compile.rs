@@ -53,9 +53,7 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
         .hint("simplify it, or split it into a recording rule and an alert that reads it"));
     }
     if tree.children().is_empty() {
-        return Err(
-            ExprError::new("empty expression").hint("write a formula such as `cpu_usage > 90`")
-        );
+        return Err(ExprError::new("empty expression").hint("write a formula such as `cpu_usage > 90`"));
     }
     let mut c = Compiler {
         tokens: &tokens,
@@ -76,10 +74,7 @@ fn depth(root: &Node) -> usize {
     let mut max = 0;
     let mut stack = vec![(root, 0usize)];
     while let Some((n, d)) = stack.pop() {
-        let d = d + usize::from(!matches!(
-            n.operator(),
-            Operator::RootNode | Operator::Tuple
-        ));
+        let d = d + usize::from(!matches!(n.operator(), Operator::RootNode | Operator::Tuple));
         max = max.max(d);
         stack.extend(n.children().iter().map(|c| (c, d)));
     }
@@ -126,11 +121,7 @@ enum Func {
 /// Every function, with its signature for messages.
 const FUNCTIONS: &[(&str, Func, &str)] = &[
     ("rate", Func::Window(WinFn::Rate), "rate(metric, \"5m\")"),
-    (
-        "increase",
-        Func::Window(WinFn::Increase),
-        "increase(metric, \"5m\")",
-    ),
+    ("increase", Func::Window(WinFn::Increase), "increase(metric, \"5m\")"),
     ("delta", Func::Window(WinFn::Delta), "delta(metric, \"5m\")"),
     ("deriv", Func::Window(WinFn::Deriv), "deriv(metric, \"5m\")"),
     (
@@ -174,41 +165,17 @@ const FUNCTIONS: &[(&str, Func, &str)] = &[
         Func::Quantile,
         "quantile_over_time(0.95, metric, \"5m\")",
     ),
-    (
-        "ci_low",
-        Func::Window(WinFn::CiLow),
-        "ci_low(metric, \"5m\")",
-    ),
-    (
-        "ci_high",
-        Func::Window(WinFn::CiHigh),
-        "ci_high(metric, \"5m\")",
-    ),
-    (
-        "zscore",
-        Func::Window(WinFn::Zscore),
-        "zscore(metric, \"1h\")",
-    ),
-    (
-        "changes",
-        Func::Window(WinFn::Changes),
-        "changes(metric, \"5m\")",
-    ),
+    ("ci_low", Func::Window(WinFn::CiLow), "ci_low(metric, \"5m\")"),
+    ("ci_high", Func::Window(WinFn::CiHigh), "ci_high(metric, \"5m\")"),
+    ("zscore", Func::Window(WinFn::Zscore), "zscore(metric, \"1h\")"),
+    ("changes", Func::Window(WinFn::Changes), "changes(metric, \"5m\")"),
     ("age", Func::Age, "age(metric)"),
     ("present", Func::Present, "present(metric)"),
     ("sum", Func::Agg(Agg::Sum), "sum(metric)"),
     ("avg", Func::Agg(Agg::Avg), "avg(metric)"),
     ("count", Func::Agg(Agg::Count), "count(metric)"),
-    (
-        "min",
-        Func::MinMax(Agg::Min, Arith::Min),
-        "min(metric) or min(a, b)",
-    ),
-    (
-        "max",
-        Func::MinMax(Agg::Max, Arith::Max),
-        "max(metric) or max(a, b)",
-    ),
+    ("min", Func::MinMax(Agg::Min, Arith::Min), "min(metric) or min(a, b)"),
+    ("max", Func::MinMax(Agg::Max, Arith::Max), "max(metric) or max(a, b)"),
     ("abs", Func::Math(Math::Abs), "abs(x)"),
     ("round", Func::Math(Math::Round), "round(x)"),
     ("floor", Func::Math(Math::Floor), "floor(x)"),
@@ -233,9 +200,7 @@ fn did_you_mean(name: &str) -> Option<&'static str> {
 /// Whether `name` is a valid metric name: `[a-zA-Z_][a-zA-Z0-9_]*`.
 fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -288,10 +253,7 @@ fn op_text(op: &Operator) -> &'static str {
         O::OrAssign => "||=",
         O::Tuple => ",",
         O::Chain => ";",
-        O::RootNode
-        | O::Const { .. }
-        | O::VariableIdentifierWrite { .. }
-        | O::VariableIdentifierRead { .. } => "",
+        O::RootNode | O::Const { .. } | O::VariableIdentifierWrite { .. } | O::VariableIdentifierRead { .. } => "",
         O::FunctionIdentifier { .. } => "",
     }
 }
@@ -388,9 +350,7 @@ fn combine(op: &Operator, l: Typed, r: Typed) -> Result<Typed, (Type, Type)> {
         (O::Eq | O::Neq, Typed::Cond(a), Typed::Cond(b)) => {
             Typed::Cond(Cond::Same(matches!(op, O::Neq), Box::new(a), Box::new(b)))
         }
-        (O::And, Typed::Cond(a), Typed::Cond(b)) => {
-            Typed::Cond(Cond::And(Box::new(a), Box::new(b)))
-        }
+        (O::And, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::And(Box::new(a), Box::new(b))),
         (O::Or, Typed::Cond(a), Typed::Cond(b)) => Typed::Cond(Cond::Or(Box::new(a), Box::new(b))),
         (_, l, r) => return Err((l.ty(), r.ty())),
     })
@@ -414,11 +374,7 @@ impl Compiler<'_> {
     }
 
     fn slot(&mut self, metric: &str, kind: SlotKind) -> u32 {
-        let i = match self
-            .slots
-            .iter()
-            .position(|s| s.metric == metric && s.kind == kind)
-        {
+        let i = match self.slots.iter().position(|s| s.metric == metric && s.kind == kind) {
             Some(i) => i,
             None => {
                 self.slots.push(Slot {
@@ -443,10 +399,7 @@ impl Compiler<'_> {
             O::Const { value } => Ok((self.constant(value, pos)?, 1)),
             O::VariableIdentifierRead { identifier } => {
                 self.metric_name(identifier, pos)?;
-                Ok((
-                    Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series))),
-                    1,
-                ))
+                Ok((Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series))), 1))
             }
             O::FunctionIdentifier { identifier } => self.call(identifier, n, pos),
             O::Neg | O::Not => self.prefix(n, pos),
@@ -515,13 +468,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn number_arg(
-        &mut self,
-        func: &str,
-        nth: usize,
-        a: &Node,
-        pos: usize,
-    ) -> Result<Num, ExprError> {
+    fn number_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Num, ExprError> {
         match self.node(a, pos)?.0 {
             Typed::Num(x) => Ok(x),
             Typed::Cond(_) => Err(self.err(
@@ -547,10 +494,7 @@ impl Compiler<'_> {
         if !matches!(paren.operator(), Operator::RootNode) {
             // evalexpr reads `name x` as a call: what the user missed is more likely an operator.
             return Err(match found {
-                Some(_) => self.err(
-                    pos,
-                    format!("`{name}` must be called with parentheses: `{name}(…)`"),
-                ),
+                Some(_) => self.err(pos, format!("`{name}` must be called with parentheses: `{name}(…)`")),
                 None => self.err(pos, format!("missing operator after `{name}`")),
             });
         }
@@ -610,10 +554,7 @@ impl Compiler<'_> {
         let text = self.tokens.get(pos).map_or("", |t| &*t.text);
         match value {
             Value::String(_) => self
-                .err(
-                    pos,
-                    "a string is only allowed as the duration of a window function",
-                )
+                .err(pos, "a string is only allowed as the duration of a window function")
                 .hint("e.g. rate(metric, \"5m\")"),
             Value::Float(_) => self
                 .err(pos, format!("number `{text}` is not finite"))
@@ -637,14 +578,7 @@ impl Compiler<'_> {
     }
 
     /// An argument that must be a bare metric name; returns its slot.
-    fn metric_arg(
-        &mut self,
-        func: &str,
-        nth: usize,
-        a: &Node,
-        pos: usize,
-        kind: SlotKind,
-    ) -> Result<u32, ExprError> {
+    fn metric_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize, kind: SlotKind) -> Result<u32, ExprError> {
         let Operator::VariableIdentifierRead { identifier } = unwrap_parens(a).operator() else {
             let (what, example) = match kind {
                 SlotKind::Aggregate => ("an aggregation", ""),
@@ -662,13 +596,7 @@ impl Compiler<'_> {
     }
 
     /// An argument that must be a non-zero duration string literal.
-    fn duration_arg(
-        &mut self,
-        func: &str,
-        nth: usize,
-        a: &Node,
-        pos: usize,
-    ) -> Result<Duration, ExprError> {
+    fn duration_arg(&mut self, func: &str, nth: usize, a: &Node, pos: usize) -> Result<Duration, ExprError> {
         let a = unwrap_parens(a);
         let Operator::Const {
             value: Value::String(s),
@@ -682,12 +610,8 @@ impl Compiler<'_> {
             e.hint = match a.operator() {
                 Operator::Const {
                     value: Value::Int(_) | Value::Float(_),
-                } => Some(format!(
-                    "durations need a unit and quotes, e.g. \"{text}s\""
-                )),
-                Operator::VariableIdentifierRead { identifier }
-                    if humantime::parse_duration(identifier).is_ok() =>
-                {
+                } => Some(format!("durations need a unit and quotes, e.g. \"{text}s\"")),
+                Operator::VariableIdentifierRead { identifier } if humantime::parse_duration(identifier).is_ok() => {
                     Some(format!("quote it: \"{identifier}\""))
                 }
                 _ => None,
@@ -695,17 +619,11 @@ impl Compiler<'_> {
             return Err(e);
         };
         let d = humantime::parse_duration(s).map_err(|why| {
-            self.err(
-                pos,
-                format!("malformed duration \"{s}\" in `{func}`: {why}"),
-            )
-            .hint("durations look like \"30s\", \"5m\", \"1h30m\"")
+            self.err(pos, format!("malformed duration \"{s}\" in `{func}`: {why}"))
+                .hint("durations look like \"30s\", \"5m\", \"1h30m\"")
         })?;
         if d.is_zero() {
-            return Err(self.err(
-                pos,
-                format!("the duration of `{func}` must be longer than zero"),
-            ));
+            return Err(self.err(pos, format!("the duration of `{func}` must be longer than zero")));
         }
         self.longest_window = self.longest_window.max(d);
         Ok(d)
@@ -743,20 +661,14 @@ impl Compiler<'_> {
                 .err(op_pos, "`;` is not allowed: an expression is one formula")
                 .hint("combine conditions with `&&` or `||`"),
             Operator::Tuple => self
-                .err(
-                    op_pos,
-                    "`,` separates function arguments and is not allowed here",
-                )
+                .err(op_pos, "`,` separates function arguments and is not allowed here")
                 .hint("a list such as `(a, b)` is not a value"),
             Operator::Assign => self
                 .err(op_pos, "`=` is assignment, which expressions cannot do")
                 .hint("to compare, write `==`"),
             op => self.err(
                 op_pos,
-                format!(
-                    "`{}` is assignment, which expressions cannot do",
-                    op_text(op)
-                ),
+                format!("`{}` is assignment, which expressions cannot do", op_text(op)),
             ),
         }
     }
@@ -778,10 +690,7 @@ impl Compiler<'_> {
         use Operator as O;
         let text = op_text(op);
         let (want, hint) = match op {
-            O::And | O::Or => (
-                Type::Bool,
-                Some("compare numbers first, e.g. `a > 0 && b > 0`"),
-            ),
+            O::And | O::Or => (Type::Bool, Some("compare numbers first, e.g. `a > 0 && b > 0`")),
             O::Eq | O::Neq => {
                 return self.err(
                     op_pos,

@@ -211,9 +211,7 @@ impl Cond {
             Cond::And(a, b) => Some(a.eval(ctx, data)? && b.eval(ctx, data)?),
             Cond::Or(a, b) => Some(a.eval(ctx, data)? || b.eval(ctx, data)?),
             Cond::Cmp(op, a, b) => Some(op.apply(a.eval(ctx, data)?, b.eval(ctx, data)?)),
-            Cond::CmpCurrent(op, slot, c) => {
-                Some(op.apply(current(data.series(*slot as usize)?, ctx)?, *c))
-            }
+            Cond::CmpCurrent(op, slot, c) => Some(op.apply(current(data.series(*slot as usize)?, ctx)?, *c)),
             Cond::Same(negate, a, b) => Some((a.eval(ctx, data)? == b.eval(ctx, data)?) != *negate),
         }
     }

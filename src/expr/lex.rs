@@ -89,9 +89,7 @@ fn partials(src: &str) -> Result<Vec<(Partial, usize)>, ExprError> {
                 }
                 continue;
             }
-            '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '>' | '<' | '&' | '|' => {
-                Partial::Char(c)
-            }
+            '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '>' | '<' | '&' | '|' => Partial::Char(c),
             '(' => Partial::LParen,
             ')' => Partial::RParen,
             ',' => Partial::Comma,
@@ -186,10 +184,7 @@ fn merge(src: &str, p: &[(Partial, usize)]) -> Result<(Vec<(Token, Role)>, Vec<(
                 let alone = is_number_or_bool(lit);
                 match (next, third) {
                     (Some(Partial::Char(sign @ ('+' | '-'))), Some(Partial::Literal(s3, e3)))
-                        if !alone
-                            && format!("{lit}{sign}{}", &src[s3..e3])
-                                .parse::<f64>()
-                                .is_ok() =>
+                        if !alone && format!("{lit}{sign}{}", &src[s3..e3]).parse::<f64>().is_ok() =>
                     {
                         take = 3;
                         src[s..e3].into()
@@ -244,21 +239,16 @@ pub(super) fn is_number_or_bool(lit: &str) -> bool {
 /// Depth counts open parentheses plus prefix operators still waiting for their operand,
 /// including those waiting outside an open parenthesis (`-(-(-(…`), because evalexpr and the
 /// compiler recurse once per each of them.
-fn check_nesting(
-    tokens: &[(Token, Role)],
-    parens: &[(usize, usize, bool)],
-) -> Result<(), ExprError> {
+fn check_nesting(tokens: &[(Token, Role)], parens: &[(usize, usize, bool)]) -> Result<(), ExprError> {
     // Per open parenthesis: its offset and the prefix operators pending when it opened.
     let mut open: Vec<(usize, usize)> = Vec::new();
     let mut outer = 0usize;
     let mut run = 0usize;
     let mut paren = parens.iter().peekable();
     let too_deep = |at: usize| {
-        ExprError::new(format!(
-            "expression nests too deeply (more than {MAX_DEPTH} levels)"
-        ))
-        .hint("simplify it, or split it into a recording rule and an alert that reads it")
-        .at(at)
+        ExprError::new(format!("expression nests too deeply (more than {MAX_DEPTH} levels)"))
+            .hint("simplify it, or split it into a recording rule and an alert that reads it")
+            .at(at)
     };
     for idx in 0..=tokens.len() {
         while let Some(&&(before, at, is_open)) = paren.peek() {
@@ -295,9 +285,7 @@ fn check_nesting(
         }
     }
     if let Some(&(at, _)) = open.last() {
-        return Err(ExprError::new("unclosed `(`")
-            .hint("add the missing `)`")
-            .at(at));
+        return Err(ExprError::new("unclosed `(`").hint("add the missing `)`").at(at));
     }
     Ok(())
 }

@@ -111,11 +111,7 @@ pub(super) fn window(f: WinFn, w: &Window, from: Timestamp, to: Timestamp) -> Op
         WinFn::CiLow | WinFn::CiHigh => {
             let sd = (squared_deviations(w, from, to, mean) / (n - 1.0)).sqrt();
             let half = t975(s.n - 1) * sd / n.sqrt();
-            if f == WinFn::CiLow {
-                mean - half
-            } else {
-                mean + half
-            }
+            if f == WinFn::CiLow { mean - half } else { mean + half }
         }
         WinFn::Zscore => {
             let sd = (squared_deviations(w, from, to, mean) / n).sqrt();

@@ -23,18 +23,8 @@ impl TestData {
     fn bind(e: &Expr, series: &[(&str, Window)], groups: &[(&str, Vec<Window>)]) -> TestData {
         let mut d = TestData::default();
         for slot in e.slots() {
-            let find_series = || {
-                series
-                    .iter()
-                    .find(|(m, _)| *m == slot.metric)
-                    .map(|(_, w)| w.clone())
-            };
-            let find_group = || {
-                groups
-                    .iter()
-                    .find(|(m, _)| *m == slot.metric)
-                    .map(|(_, g)| g.clone())
-            };
+            let find_series = || series.iter().find(|(m, _)| *m == slot.metric).map(|(_, w)| w.clone());
+            let find_group = || groups.iter().find(|(m, _)| *m == slot.metric).map(|(_, g)| g.clone());
             match slot.kind {
                 SlotKind::Series => {
                     d.series.push(find_series());
@@ -253,13 +243,7 @@ fn age_skips_stale_markers_and_ignores_staleness() {
 
 fn counter() -> Window {
     // A reset between 30s and 40s: 20 -> 5.
-    win(&[
-        (10.0, 0.0),
-        (20.0, 10.0),
-        (30.0, 20.0),
-        (40.0, 5.0),
-        (50.0, 15.0),
-    ])
+    win(&[(10.0, 0.0), (20.0, 10.0), (30.0, 20.0), (40.0, 5.0), (50.0, 15.0)])
 }
 
 #[test]
@@ -308,18 +292,11 @@ fn too_few_samples_is_no_data() {
         ("count_over_time", 1.0),
         ("changes", 0.0),
     ] {
-        assert_eq!(
-            eval_at(&format!("{f}(m, \"1m\")"), 20.0, &one),
-            Some(want),
-            "{f}"
-        );
+        assert_eq!(eval_at(&format!("{f}(m, \"1m\")"), 20.0, &one), Some(want), "{f}");
         // The sample is older than the window.
         assert_eq!(eval_at(&format!("{f}(m, \"5s\")"), 20.0, &one), None, "{f}");
     }
-    assert_eq!(
-        eval_at("quantile_over_time(0.5, m, \"5s\")", 20.0, &one),
-        None
-    );
+    assert_eq!(eval_at("quantile_over_time(0.5, m, \"5s\")", 20.0, &one), None);
     assert_eq!(eval_at("avg_over_time(m, \"5s\")", 20.0, &[]), None);
 }
 
@@ -357,10 +334,7 @@ fn zscore_of_constant_window_is_no_data() {
 
 #[test]
 fn quantile_interpolates_like_prometheus() {
-    let s = [(
-        "m",
-        win(&[(0.0, 5.0), (1.0, 1.0), (2.0, 4.0), (3.0, 2.0), (4.0, 3.0)]),
-    )];
+    let s = [("m", win(&[(0.0, 5.0), (1.0, 1.0), (2.0, 4.0), (3.0, 2.0), (4.0, 3.0)]))];
     let q = |q: &str| eval_at(&format!("quantile_over_time({q}, m, \"1m\")"), 4.0, &s);
     approx(q("0.5"), 3.0);
     approx(q("0.9"), 4.6);
@@ -397,15 +371,9 @@ fn time_to_follows_the_trend() {
     assert_eq!(t("time_to(m, 0, \"1m\")"), Some(f64::INFINITY));
     let falling = [("m", win(&[(10.0, 30.0), (20.0, 20.0), (30.0, 10.0)]))];
     approx(eval_at("time_to(m, 0, \"1m\")", 30.0, &falling), 10.0);
-    assert_eq!(
-        eval_at("time_to(m, 100, \"1m\")", 30.0, &falling),
-        Some(f64::INFINITY)
-    );
+    assert_eq!(eval_at("time_to(m, 100, \"1m\")", 30.0, &falling), Some(f64::INFINITY));
     let flat = [("m", win(&[(10.0, 5.0), (20.0, 5.0)]))];
-    assert_eq!(
-        eval_at("time_to(m, 10, \"1m\")", 30.0, &flat),
-        Some(f64::INFINITY)
-    );
+    assert_eq!(eval_at("time_to(m, 10, \"1m\")", 30.0, &flat), Some(f64::INFINITY));
     approx(eval_at("time_to(m, 5, \"1m\")", 30.0, &flat), 0.0);
 }
 
@@ -413,23 +381,10 @@ fn time_to_follows_the_trend() {
 fn non_finite_samples_in_window_are_no_data_but_markers_are_skipped() {
     for bad in [f64::NAN, f64::INFINITY] {
         let s = [("m", win(&[(0.0, 1.0), (10.0, bad), (20.0, 3.0)]))];
-        for f in [
-            "avg_over_time",
-            "rate",
-            "deriv",
-            "changes",
-            "stddev_over_time",
-        ] {
-            assert_eq!(
-                eval_at(&format!("{f}(m, \"1m\")"), 20.0, &s),
-                None,
-                "{f} with {bad}"
-            );
+        for f in ["avg_over_time", "rate", "deriv", "changes", "stddev_over_time"] {
+            assert_eq!(eval_at(&format!("{f}(m, \"1m\")"), 20.0, &s), None, "{f} with {bad}");
         }
-        assert_eq!(
-            eval_at("quantile_over_time(0.5, m, \"1m\")", 20.0, &s),
-            None
-        );
+        assert_eq!(eval_at("quantile_over_time(0.5, m, \"1m\")", 20.0, &s), None);
         assert_eq!(eval_at("time_to(m, 9, \"1m\")", 20.0, &s), None);
     }
     let s = [("m", win(&[(0.0, 1.0), (10.0, stale_marker()), (20.0, 3.0)]))];
@@ -466,10 +421,7 @@ fn aggregations_use_fresh_finite_members() {
     ];
     let run = |src: &str| {
         let e = compile(src);
-        e.eval(
-            &ctx(400.0),
-            &TestData::bind(&e, &[], &[("m", members.clone())]),
-        )
+        e.eval(&ctx(400.0), &TestData::bind(&e, &[], &[("m", members.clone())]))
     };
     assert_eq!(run("sum(m)"), Some(6.0));
     assert_eq!(run("avg(m)"), Some(2.0));
@@ -545,10 +497,7 @@ fn unknown_function_suggests_a_name() {
     let e = err_contains("stddev_overtime(m, \"5m\")", "unknown function");
     assert_eq!(e.hint.as_deref(), Some("did you mean `stddev_over_time`?"));
     let e = err_contains("zzz(m)", "unknown function `zzz`");
-    assert_eq!(
-        e.hint.as_deref(),
-        Some("see the function list in SPEC §3.1")
-    );
+    assert_eq!(e.hint.as_deref(), Some("see the function list in SPEC §3.1"));
 }
 
 #[test]
@@ -564,10 +513,7 @@ fn wrong_arity() {
 
 #[test]
 fn window_and_aggregation_need_a_bare_metric() {
-    let e = err_contains(
-        "rate(m * 2, \"5m\")",
-        "argument 1 of `rate` must be a metric name",
-    );
+    let e = err_contains("rate(m * 2, \"5m\")", "argument 1 of `rate` must be a metric name");
     assert_eq!(e.offset, Some(5));
     err_contains("sum(m + 1)", "argument 1 of `sum` must be a metric name");
     err_contains("max(5)", "argument 1 of `max` must be a metric name");
@@ -575,36 +521,18 @@ fn window_and_aggregation_need_a_bare_metric() {
         "quantile_over_time(0.5, 3, \"5m\")",
         "argument 2 of `quantile_over_time` must be a metric name",
     );
-    err_contains(
-        "age(rate(m, \"1m\"))",
-        "argument 1 of `age` must be a metric name",
-    );
+    err_contains("age(rate(m, \"1m\"))", "argument 1 of `age` must be a metric name");
 }
 
 #[test]
 fn durations_must_be_non_zero_string_literals() {
-    let e = err_contains(
-        "rate(m, \"5 parsecs\")",
-        "malformed duration \"5 parsecs\" in `rate`",
-    );
+    let e = err_contains("rate(m, \"5 parsecs\")", "malformed duration \"5 parsecs\" in `rate`");
     assert_eq!(e.offset, Some(8));
     err_contains("rate(m, \"\")", "malformed duration");
-    err_contains(
-        "rate(m, \"0s\")",
-        "the duration of `rate` must be longer than zero",
-    );
-    let e = err_contains(
-        "rate(m, 5)",
-        "argument 2 of `rate` must be a duration string",
-    );
-    assert_eq!(
-        e.hint.as_deref(),
-        Some("durations need a unit and quotes, e.g. \"5s\"")
-    );
-    let e = err_contains(
-        "rate(m, 5m)",
-        "argument 2 of `rate` must be a duration string",
-    );
+    err_contains("rate(m, \"0s\")", "the duration of `rate` must be longer than zero");
+    let e = err_contains("rate(m, 5)", "argument 2 of `rate` must be a duration string");
+    assert_eq!(e.hint.as_deref(), Some("durations need a unit and quotes, e.g. \"5s\""));
+    let e = err_contains("rate(m, 5m)", "argument 2 of `rate` must be a duration string");
     assert_eq!(e.hint.as_deref(), Some("quote it: \"5m\""));
     err_contains("rate(m, x)", "must be a duration string");
 }
@@ -770,18 +698,9 @@ fn deepest_accepted_input_fits_a_small_stack() {
         let tail = " + 1 + 1 + 1)";
         let nested = format!("{}1{}", level.repeat(d - 1), tail.repeat(d - 1));
         assert!(nested.len() <= MAX_LEN);
-        assert!(
-            compile(&nested)
-                .eval(&ctx(0.0), &TestData::default())
-                .is_some()
-        );
+        assert!(compile(&nested).eval(&ctx(0.0), &TestData::default()).is_some());
         // Deep on both axes at once.
-        let both = format!(
-            "{}{}1{}",
-            "(".repeat(d / 2),
-            "-".repeat(d / 2),
-            ")".repeat(d / 2)
-        );
+        let both = format!("{}{}1{}", "(".repeat(d / 2), "-".repeat(d / 2), ")".repeat(d / 2));
         assert!(Expr::compile(&both).is_ok());
     });
 }
@@ -812,24 +731,11 @@ enum B {
 }
 
 /// The metrics the generated expressions read: current values, `None` for no data.
-const METRICS: [(&str, Option<f64>); 4] = [
-    ("a", Some(3.0)),
-    ("b", Some(-2.5)),
-    ("c", Some(0.0)),
-    ("d", None),
-];
+const METRICS: [(&str, Option<f64>); 4] = [("a", Some(3.0)), ("b", Some(-2.5)), ("c", Some(0.0)), ("d", None)];
 
 fn gen_num() -> impl Strategy<Value = G> {
     let leaf = prop_oneof![
-        prop_oneof![
-            Just(0.0),
-            Just(1.0),
-            Just(2.0),
-            Just(0.5),
-            Just(10.0),
-            Just(3.0)
-        ]
-        .prop_map(G::Lit),
+        prop_oneof![Just(0.0), Just(1.0), Just(2.0), Just(0.5), Just(10.0), Just(3.0)].prop_map(G::Lit),
         (0..METRICS.len()).prop_map(G::Metric),
     ];
     leaf.prop_recursive(4, 24, 2, |inner| {
@@ -837,14 +743,7 @@ fn gen_num() -> impl Strategy<Value = G> {
             inner.clone().prop_map(|g| G::Neg(Box::new(g))),
             inner.clone().prop_map(|g| G::Abs(Box::new(g))),
             (
-                prop_oneof![
-                    Just('+'),
-                    Just('-'),
-                    Just('*'),
-                    Just('/'),
-                    Just('%'),
-                    Just('^')
-                ],
+                prop_oneof![Just('+'), Just('-'), Just('*'), Just('/'), Just('%'), Just('^')],
                 inner.clone(),
                 inner.clone()
             )
@@ -857,14 +756,7 @@ fn gen_num() -> impl Strategy<Value = G> {
 
 fn gen_cond() -> impl Strategy<Value = B> {
     let cmp = (
-        prop_oneof![
-            Just("<"),
-            Just("<="),
-            Just(">"),
-            Just(">="),
-            Just("=="),
-            Just("!=")
-        ],
+        prop_oneof![Just("<"), Just("<="), Just(">"), Just(">="), Just("=="), Just("!=")],
         gen_num(),
         gen_num(),
     )
@@ -875,11 +767,7 @@ fn gen_cond() -> impl Strategy<Value = B> {
             inner.clone().prop_map(|b| B::Not(Box::new(b))),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| B::And(Box::new(a), Box::new(b))),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| B::Or(Box::new(a), Box::new(b))),
-            (any::<bool>(), inner.clone(), inner).prop_map(|(n, a, b)| B::Same(
-                n,
-                Box::new(a),
-                Box::new(b)
-            )),
+            (any::<bool>(), inner.clone(), inner).prop_map(|(n, a, b)| B::Same(n, Box::new(a), Box::new(b))),
         ]
     })
 }
@@ -932,19 +820,11 @@ fn ref_num(g: &G) -> Option<f64> {
         G::Abs(a) => ref_num(a)?.abs(),
         G::Min(a, b) => {
             let (a, b) = (ref_num(a)?, ref_num(b)?);
-            if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else {
-                a.min(b)
-            }
+            if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
         }
         G::Max(a, b) => {
             let (a, b) = (ref_num(a)?, ref_num(b)?);
-            if a.is_nan() || b.is_nan() {
-                f64::NAN
-            } else {
-                a.max(b)
-            }
+            if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
         }
     })
 }

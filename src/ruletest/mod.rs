@@ -451,7 +451,7 @@ fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut 
             ));
         }
     }
-    lines.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    lines.sort_by_key(|l| (l.0, l.1));
     let mut msg = String::from("notifications differ (- expected, + got):\n");
     for (_, _, l) in lines {
         msg.push_str("  ");
