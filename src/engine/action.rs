@@ -63,3 +63,114 @@ impl ActionGate {
         self.last_run
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn ev(transition: Transition, tier: usize, at: i64) -> Event {
+        Event {
+            transition,
+            tier,
+            at: Timestamp(at),
+            nodata: false,
+        }
+    }
+
+    fn trigger(
+        on_tiers: Vec<usize>,
+        on_resolved: bool,
+        cooldown_min: u64,
+        max_per_hour: Option<u32>,
+    ) -> ActionTrigger {
+        ActionTrigger {
+            on_tiers,
+            on_resolved,
+            cooldown: Duration::from_secs(cooldown_min * 60),
+            max_per_hour,
+        }
+    }
+
+    #[test]
+    fn runs_on_entering_a_listed_tier_by_any_move() {
+        let t = trigger(vec![2, 3], false, 0, None);
+        let mut g = ActionGate::default();
+        assert!(g.admit(&t, &ev(Transition::Firing, 2, 0)));
+        assert!(g.admit(&t, &ev(Transition::Escalated, 3, 1)));
+        assert!(g.admit(&t, &ev(Transition::Deescalated, 2, 2)));
+        assert!(!g.admit(&t, &ev(Transition::Deescalated, 1, 3)));
+        assert!(!g.admit(&t, &ev(Transition::Firing, 0, 4)));
+        assert!(
+            !g.admit(&t, &ev(Transition::Resolved, 2, 5)),
+            "a resolve enters no tier"
+        );
+        assert_eq!(g.last_run(), Some(Timestamp(2)));
+    }
+
+    #[test]
+    fn runs_on_resolved_only_when_asked() {
+        let mut g = ActionGate::default();
+        assert!(g.admit(
+            &trigger(vec![], true, 0, None),
+            &ev(Transition::Resolved, 0, 0)
+        ));
+        assert!(!g.admit(
+            &trigger(vec![0], false, 0, None),
+            &ev(Transition::Resolved, 0, 1)
+        ));
+    }
+
+    #[test]
+    fn cooldown_is_inclusive_and_rejections_do_not_restart_it() {
+        let t = trigger(vec![0], false, 10, None);
+        let mut g = ActionGate::default();
+        assert!(g.admit(&t, &ev(Transition::Firing, 0, 0)));
+        assert!(!g.admit(&t, &ev(Transition::Firing, 0, 5 * MIN)));
+        assert!(!g.admit(&t, &ev(Transition::Firing, 0, 10 * MIN - 1)));
+        assert!(g.admit(&t, &ev(Transition::Firing, 0, 10 * MIN)));
+    }
+
+    #[test]
+    fn max_per_hour_is_a_sliding_hour() {
+        let t = trigger(vec![0], false, 0, Some(3));
+        let mut g = ActionGate::default();
+        for m in [0, 10, 20] {
+            assert!(g.admit(&t, &ev(Transition::Firing, 0, m * MIN)));
+        }
+        assert!(!g.admit(&t, &ev(Transition::Firing, 0, 30 * MIN)));
+        assert!(!g.admit(&t, &ev(Transition::Firing, 0, 60 * MIN - 1)));
+        assert!(
+            g.admit(&t, &ev(Transition::Firing, 0, 60 * MIN)),
+            "the 0m run is an hour old"
+        );
+        assert!(!g.admit(&t, &ev(Transition::Firing, 0, 65 * MIN)));
+        assert!(g.admit(&t, &ev(Transition::Firing, 0, 70 * MIN)));
+    }
+
+    #[test]
+    fn max_per_hour_zero_never_runs() {
+        let mut g = ActionGate::default();
+        assert!(!g.admit(
+            &trigger(vec![0], true, 0, Some(0)),
+            &ev(Transition::Firing, 0, 0)
+        ));
+        assert_eq!(g.last_run(), None);
+    }
+
+    #[test]
+    fn gate_round_trips_through_json() {
+        let t = trigger(vec![0], false, 0, Some(2));
+        let mut g = ActionGate::default();
+        g.admit(&t, &ev(Transition::Firing, 0, 0));
+        let mut back: ActionGate =
+            serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
+        assert_eq!(back, g);
+        assert!(back.admit(&t, &ev(Transition::Firing, 0, 1)));
+        assert!(
+            !back.admit(&t, &ev(Transition::Firing, 0, 2)),
+            "the restored run still counts"
+        );
+    }
+}

@@ -178,6 +178,7 @@ impl NotifyState {
                 return;
             }
             self.flapping = false;
+            // All recorded transitions are outside the window by now; forget them outright.
             self.transitions.clear();
             if let Some(h) = self.held.take() {
                 self.release(p, h, now, out);
@@ -185,7 +186,6 @@ impl NotifyState {
         } else if let Some(h) = self.held
             && !self.cooling(now)
         {
-            self.held = None;
             self.release(p, h, now, out);
         }
 
