@@ -5,9 +5,7 @@ use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 use tocsin::engine::notify::{FlapPolicy, NoteKind, Notification, NotifyPolicy, NotifyState};
-use tocsin::engine::state::{
-    Condition, Event, InstanceState, NoData, Policy, TierObs, TierSpec, Transition,
-};
+use tocsin::engine::state::{Condition, Event, InstanceState, NoData, Policy, TierObs, TierSpec, Transition};
 use tocsin::series::Timestamp;
 
 /// Evaluation spacing unit; `for`, cooldowns etc. are multiples of half of it, so some are
@@ -33,11 +31,7 @@ fn policy() -> impl Strategy<Value = (Policy, f64)> {
         prop::collection::vec((1.0f64..20.0, 0.0f64..12.0, 0i64..8), 1..=4),
         any::<bool>(),
         0i64..8,
-        prop_oneof![
-            Just(NoData::Keep),
-            Just(NoData::Resolve),
-            Just(NoData::Alert)
-        ],
+        prop_oneof![Just(NoData::Keep), Just(NoData::Resolve), Just(NoData::Alert)],
     )
         .prop_map(|(tiers, below, keep, no_data)| {
             let mut threshold = if below { 100.0 } else { 0.0 };
@@ -105,10 +99,7 @@ fn case() -> impl Strategy<Value = Case> {
     (
         policy(),
         notify_policy(),
-        prop::collection::vec(
-            (1i64..=3, prop::option::weighted(0.9, 0.0f64..110.0)),
-            1..120,
-        ),
+        prop::collection::vec((1i64..=3, prop::option::weighted(0.9, 0.0f64..110.0)), 1..120),
     )
         .prop_map(|((policy, calm), notify, raw)| {
             let mut t = 0;
@@ -159,12 +150,7 @@ fn evaluate(
     n.after_evaluation(&c.notify, now, s.firing_tier(), &mut trace.notes);
 }
 
-fn run(
-    c: &Case,
-    evals: &[(Timestamp, Option<f64>)],
-    s: &mut InstanceState,
-    n: &mut NotifyState,
-) -> Trace {
+fn run(c: &Case, evals: &[(Timestamp, Option<f64>)], s: &mut InstanceState, n: &mut NotifyState) -> Trace {
     let mut trace = Trace::default();
     let mut obs = Vec::new();
     for &(now, v) in evals {

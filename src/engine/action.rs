@@ -79,12 +79,7 @@ mod tests {
         }
     }
 
-    fn trigger(
-        on_tiers: Vec<usize>,
-        on_resolved: bool,
-        cooldown_min: u64,
-        max_per_hour: Option<u32>,
-    ) -> ActionTrigger {
+    fn trigger(on_tiers: Vec<usize>, on_resolved: bool, cooldown_min: u64, max_per_hour: Option<u32>) -> ActionTrigger {
         ActionTrigger {
             on_tiers,
             on_resolved,
@@ -112,14 +107,8 @@ mod tests {
     #[test]
     fn runs_on_resolved_only_when_asked() {
         let mut g = ActionGate::default();
-        assert!(g.admit(
-            &trigger(vec![], true, 0, None),
-            &ev(Transition::Resolved, 0, 0)
-        ));
-        assert!(!g.admit(
-            &trigger(vec![0], false, 0, None),
-            &ev(Transition::Resolved, 0, 1)
-        ));
+        assert!(g.admit(&trigger(vec![], true, 0, None), &ev(Transition::Resolved, 0, 0)));
+        assert!(!g.admit(&trigger(vec![0], false, 0, None), &ev(Transition::Resolved, 0, 1)));
     }
 
     #[test]
@@ -152,10 +141,7 @@ mod tests {
     #[test]
     fn max_per_hour_zero_never_runs() {
         let mut g = ActionGate::default();
-        assert!(!g.admit(
-            &trigger(vec![0], true, 0, Some(0)),
-            &ev(Transition::Firing, 0, 0)
-        ));
+        assert!(!g.admit(&trigger(vec![0], true, 0, Some(0)), &ev(Transition::Firing, 0, 0)));
         assert_eq!(g.last_run(), None);
     }
 
@@ -164,8 +150,7 @@ mod tests {
         let t = trigger(vec![0], false, 0, Some(2));
         let mut g = ActionGate::default();
         g.admit(&t, &ev(Transition::Firing, 0, 0));
-        let mut back: ActionGate =
-            serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
+        let mut back: ActionGate = serde_json::from_str(&serde_json::to_string(&g).unwrap()).unwrap();
         assert_eq!(back, g);
         assert!(back.admit(&t, &ev(Transition::Firing, 0, 1)));
         assert!(
