@@ -14,9 +14,9 @@
 //!   `increase` is the sum of the rises between the samples inside the window (a drop is a
 //!   counter reset, and the value after it counts as rise since the reset), and `rate` is
 //!   that divided by the seconds between the window's first and last sample.
-//! - `time_to` is 0 when the fitted line crossed the limit inside the window, +inf when its
-//!   slope is zero (and it is not exactly at the limit) or when it was already past the limit
-//!   at the oldest sample (moving away all along).
+//! - `time_to` is 0 when the series travelled past the limit inside the window (its oldest
+//!   sample was short of it, its trend is now past it), +inf when its slope is zero (and it is
+//!   not exactly at the limit) or when the trend is moving away from the limit.
 //! - `age(m)` skips stale markers: it is the time since the newest real sample, so it keeps
 //!   growing after a target disappears. It ignores staleness and counts non-finite samples.
 //! - `present(m)` is 1 when m has a current value (SPEC §2), even a non-finite one.

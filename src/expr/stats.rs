@@ -172,21 +172,21 @@ pub(super) struct Fit {
     pub at_now: f64,
     /// Slope per second.
     pub slope: f64,
-    /// Seconds from `now` back to the oldest sample (negative or zero).
-    pub oldest: f64,
+    /// The value of the oldest sample in the window (not the fitted one: a fit overshoots).
+    pub first: f64,
 }
 
 /// Fits a line through the window; `None` with fewer than two samples or a non-finite one.
 pub(super) fn fit(w: &Window, from: Timestamp, now: Timestamp) -> Option<Fit> {
     // Times relative to now keep the sums small: epoch seconds squared would lose precision.
     let x = |s: &Sample| seconds(s.t, now);
-    let (mut n, mut sx, mut sy, mut oldest) = (0usize, 0.0, 0.0, 0.0);
+    let (mut n, mut sx, mut sy, mut first) = (0usize, 0.0, 0.0, 0.0);
     for s in w.range(from, now) {
         if !s.v.is_finite() {
             return None;
         }
         if n == 0 {
-            oldest = x(&s);
+            first = s.v;
         }
         n += 1;
         sx += x(&s);
@@ -206,16 +206,17 @@ pub(super) fn fit(w: &Window, from: Timestamp, now: Timestamp) -> Option<Fit> {
     Some(Fit {
         at_now: my - slope * mx,
         slope,
-        oldest,
+        first,
     })
 }
 
 /// Seconds until the linear trend reaches `limit`.
 ///
-/// 0 when the trend line crossed the limit inside the window (the value is now at or past it
-/// in its direction of travel); +inf when the slope is zero (and the value is not at the
-/// limit) or when the line was already past the limit at the window's oldest sample, i.e. it
-/// has been moving away from it all along.
+/// When the trend already passed the limit: 0 if the series really travelled to it inside
+/// the window (its oldest sample was short of the limit, so it has just been reached), else
+/// +inf (it is moving away). The oldest *sample* decides, not the fitted line: a steep fall
+/// from 99 makes a line that starts above 100, and that must not read as "100 reached".
+/// +inf too when the slope is zero and the value is not at the limit.
 pub(super) fn time_to(limit: f64, w: &Window, from: Timestamp, now: Timestamp) -> Option<f64> {
     let fit = fit(w, from, now)?;
     if fit.at_now == limit {
@@ -227,7 +228,7 @@ pub(super) fn time_to(limit: f64, w: &Window, from: Timestamp, now: Timestamp) -
     let t = (limit - fit.at_now) / fit.slope;
     Some(if t >= 0.0 {
         t
-    } else if t >= fit.oldest {
+    } else if (limit - fit.first) * fit.slope >= 0.0 {
         0.0
     } else {
         f64::INFINITY

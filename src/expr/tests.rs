@@ -372,6 +372,10 @@ fn time_to_follows_the_trend() {
     let falling = [("m", win(&[(10.0, 30.0), (20.0, 20.0), (30.0, 10.0)]))];
     approx(eval_at("time_to(m, 0, \"1m\")", 30.0, &falling), 10.0);
     assert_eq!(eval_at("time_to(m, 100, \"1m\")", 30.0, &falling), Some(f64::INFINITY));
+    // A steep fall from just below the limit: the fitted line starts above 100, but the
+    // series never got there and is moving away from it.
+    let freed = [("m", win(&[(0.0, 99.0), (10.0, 99.0), (20.0, 50.0), (30.0, 50.0)]))];
+    assert_eq!(eval_at("time_to(m, 100, \"1m\")", 30.0, &freed), Some(f64::INFINITY));
     let flat = [("m", win(&[(10.0, 5.0), (20.0, 5.0)]))];
     assert_eq!(eval_at("time_to(m, 10, \"1m\")", 30.0, &flat), Some(f64::INFINITY));
     approx(eval_at("time_to(m, 5, \"1m\")", 30.0, &flat), 0.0);
