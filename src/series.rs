@@ -181,6 +181,14 @@ impl Labels {
         }
     }
 
+    /// Sets label `name` to `value` from shared strings, without allocating new ones.
+    pub fn set_shared(&mut self, name: &Arc<str>, value: &Arc<str>) {
+        match self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)) {
+            Ok(i) => self.0[i].1 = Arc::clone(value),
+            Err(i) => self.0.insert(i, (Arc::clone(name), Arc::clone(value))),
+        }
+    }
+
     /// Removes label `name`.
     pub fn remove(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)) {

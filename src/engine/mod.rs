@@ -105,6 +105,8 @@ pub struct Instance {
     pub gates: Vec<ActionGate>,
     /// Whether the last no-data evaluation raised it through `no_data: alert`.
     pub nodata: bool,
+    /// `labels` plus the rule's labels and `alertname`: everything but `severity`, built once.
+    base: Labels,
     bindings: Vec<Binding>,
     output: Option<SeriesId>,
 }
@@ -310,7 +312,7 @@ impl Engine {
             for ev in &self.events {
                 inst.nodata = ev.nodata;
                 inst.notify.on_event(&alert.notify, ev, &mut self.notes);
-                let labels = full_labels(rule, inst, &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity);
+                let labels = full_labels(inst, &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity);
                 for (a, gate) in alert.actions.iter().zip(inst.gates.iter_mut()) {
                     if gate.admit(&a.trigger, ev) {
                         out.actions.push(emitted(
@@ -346,7 +348,7 @@ impl Engine {
                 .after_evaluation(&alert.notify, now, firing, &mut self.notes);
             for n in &self.notes {
                 let sev = &policy.tiers[n.tier.min(policy.tiers.len() - 1)].severity;
-                let mut labels = full_labels(rule, inst, sev);
+                let mut labels = full_labels(inst, sev);
                 if n.nodata {
                     labels.set("nodata", "true");
                 }
@@ -443,6 +445,7 @@ impl Engine {
                     i
                 }
                 None => Instance {
+                    base: base_labels(rule, &labels),
                     labels,
                     fingerprint,
                     value: None,
@@ -471,7 +474,7 @@ impl Engine {
                         Phase::Pending { tier } | Phase::Firing { tier, .. } => tier.min(alert.policy.tiers.len() - 1),
                     };
                     let severity = alert.policy.tiers[tier].severity.clone();
-                    let mut labels = full_labels(rule, inst, &severity);
+                    let mut labels = full_labels(inst, &severity);
                     if inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }) {
                         labels.set("nodata", "true");
                     }
@@ -523,13 +526,21 @@ impl Engine {
     }
 }
 
-fn full_labels(rule: &Rule, inst: &Instance, severity: &str) -> Labels {
-    let mut l = inst.labels.clone();
+/// Series labels overridden by the rule's labels, plus `alertname`.
+fn base_labels(rule: &Rule, series: &Labels) -> Labels {
+    let mut l = series.clone();
     for (k, v) in rule.labels.iter() {
         l.set(k, v);
     }
     l.set("alertname", &rule.name);
-    l.set("severity", severity);
+    l
+}
+
+/// An instance's full labels at a severity; one allocation (the label vector), no string copies.
+fn full_labels(inst: &Instance, severity: &Arc<str>) -> Labels {
+    static SEVERITY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    let mut l = inst.base.clone();
+    l.set_shared(SEVERITY.get_or_init(|| Arc::from("severity")), severity);
     l
 }
 
