@@ -868,3 +868,154 @@ pub fn valid_name(s: &str) -> bool {
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
         && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Source, parse_rules};
+    use crate::diag::Severity;
+
+    /// Compiles one rule (YAML list entry under `rules:`) and returns the diagnostics.
+    fn diags(rule: &str) -> Vec<Diagnostic> {
+        let yaml = format!("groups:\n  - name: g\n    rules:\n{}", indent(rule));
+        let file = parse_rules(&Source::from_text("r.yaml", yaml).unwrap()).unwrap_or_else(|d| panic!("{d:?}"));
+        compile(&[("r.yaml".to_string(), file)]).1
+    }
+
+    fn indent(s: &str) -> String {
+        s.lines().map(|l| format!("      {l}\n")).collect()
+    }
+
+    /// The (severity, code, line) of each diagnostic, and asserts one has `code`.
+    fn has(rule: &str, severity: Severity, code: &str) -> Diagnostic {
+        let d = diags(rule);
+        d.iter()
+            .find(|d| d.code == code && d.severity == severity)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {severity:?} `{code}` in {d:#?}"))
+    }
+
+    #[test]
+    fn a_clean_rule_compiles_with_resolved_clear_thresholds() {
+        let yaml = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: m\n        hysteresis: 5\n        tiers:\n          - { severity: warning, above: 70, for: 5m }\n          - { severity: high, above: 80, clear: 72 }\n";
+        let file = parse_rules(&Source::from_text("r.yaml", yaml).unwrap()).unwrap();
+        let (set, d) = compile(&[("r.yaml".into(), file)]);
+        assert!(d.is_empty(), "{d:?}");
+        let set = set.unwrap();
+        let a = set.groups[0].rules[0].alert().unwrap();
+        assert_eq!(a.policy.tiers[0].for_, Duration::from_secs(300));
+        assert!(matches!(a.policy.tiers[0].condition, Condition::Above { threshold: 70.0, clear: 65.0 }));
+        assert!(matches!(a.policy.tiers[1].condition, Condition::Above { threshold: 80.0, clear: 72.0 }));
+    }
+
+    #[test]
+    fn rule_kind_errors() {
+        has("- alert: A\n  record: b\n  expr: m > 1", Severity::Error, "rule-kind");
+        has("- expr: m > 1", Severity::Error, "rule-kind");
+        has("- record: r\n  expr: m\n  severity: high", Severity::Error, "rule-kind");
+        has("- record: r\n  expr: m > 1", Severity::Error, "expr-type");
+        has("- alert: A-B\n  expr: m > 1", Severity::Error, "name");
+    }
+
+    #[test]
+    fn expression_errors_point_at_the_expr() {
+        let d = has("- alert: A\n  expr: rat(m, \"5m\") > 1", Severity::Error, "expr");
+        assert_eq!((d.line, d.column), (5, 15));
+        assert!(d.hint.unwrap().contains("rate"));
+        has("- alert: A\n  expr: 'm >'", Severity::Error, "expr");
+    }
+
+    #[test]
+    fn types_must_fit_the_tiers() {
+        has("- alert: A\n  expr: m", Severity::Error, "expr-type");
+        has("- alert: A\n  expr: m > 1\n  tiers: [{ severity: warning, above: 1 }]", Severity::Error, "tier-type");
+        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, when: m + 1 }]", Severity::Error, "tier-type");
+        has("- alert: A\n  expr: m\n  for: 1m\n  tiers: [{ severity: warning, above: 1 }]", Severity::Error, "tiers");
+        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning }]", Severity::Error, "tier");
+        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 1, below: 0 }]", Severity::Error, "tier");
+        has("- alert: A\n  expr: m\n  tiers: []", Severity::Error, "tiers");
+    }
+
+    #[test]
+    fn tiers_must_increase_in_severity() {
+        has(
+            "- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, above: 80 }\n    - { severity: high, above: 70 }",
+            Severity::Error,
+            "tier-order",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, below: 0.5 }\n    - { severity: high, below: 0.7 }",
+            Severity::Error,
+            "tier-order",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, above: 1 }\n    - { severity: high, below: 0 }",
+            Severity::Error,
+            "tier-order",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, above: 1 }\n    - { severity: warning, above: 2 }",
+            Severity::Error,
+            "tier-duplicate",
+        );
+        // Below tiers decreasing is the right order.
+        let ok = diags("- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, below: 0.7 }\n    - { severity: high, below: 0.5 }");
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn clear_must_be_on_the_clearing_side() {
+        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 70, clear: 75 }]", Severity::Error, "clear");
+        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, below: 70, clear: 65 }]", Severity::Error, "clear");
+        has("- alert: A\n  expr: m\n  hysteresis: -1\n  tiers: [{ severity: warning, above: 70 }]", Severity::Error, "hysteresis");
+    }
+
+    #[test]
+    fn unreachable_tiers_and_unknown_template_variables_warn() {
+        has(
+            "- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, when: m > 1, for: 5m }\n    - { severity: high, when: m > 1, for: 1m }",
+            Severity::Warning,
+            "unreachable-tier",
+        );
+        has("- alert: A\n  expr: m > 1\n  annotations: { s: '{{ valeu }}' }", Severity::Warning, "template-variable");
+        has("- alert: A\n  expr: m > 1\n  annotations: { s: '{{ value | }}' }", Severity::Error, "template");
+    }
+
+    #[test]
+    fn actions_name_real_severities_and_one_kind() {
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 1 }]\n  actions: [{ name: x, on: [critical], exec: [/bin/true] }]",
+            Severity::Error,
+            "action",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 1 }]\n  actions: [{ name: x, on: [warning] }]",
+            Severity::Error,
+            "action",
+        );
+        let ok = diags(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 1 }]\n  actions: [{ name: x, on: [warning, resolved], exec: [/bin/true] }]",
+        );
+        assert!(ok.is_empty(), "{ok:?}");
+    }
+
+    #[test]
+    fn duplicate_rule_names_in_a_group_are_errors() {
+        let d = has("- alert: A\n  expr: m > 1\n- alert: A\n  expr: m > 2", Severity::Error, "duplicate-rule");
+        assert_eq!(d.line, 6);
+    }
+
+    #[test]
+    fn reserved_labels_and_bad_selects_are_errors() {
+        has("- alert: A\n  expr: m > 1\n  labels: { severity: x }", Severity::Error, "label");
+        has("- alert: A\n  expr: m > 1\n  select: { mount: '~(' }", Severity::Error, "select");
+    }
+
+    #[test]
+    fn matchers_are_anchored() {
+        let m = Matcher::parse("~nvme.*").unwrap();
+        assert!(m.matches(Some("nvme0n1")));
+        assert!(!m.matches(Some("xnvme0")));
+        assert!(Matcher::parse("").unwrap().matches(None));
+    }
+}
