@@ -175,6 +175,7 @@ fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
     }
     let env = |name: &str| std::env::var(name).ok();
     diags.extend(check::check(&sources, &env, &load_rules));
+    diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     print_diagnostics(&diags, format);
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
     let warnings = diags.len() - errors;

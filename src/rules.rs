@@ -904,8 +904,20 @@ mod tests {
         let set = set.unwrap();
         let a = set.groups[0].rules[0].alert().unwrap();
         assert_eq!(a.policy.tiers[0].for_, Duration::from_secs(300));
-        assert!(matches!(a.policy.tiers[0].condition, Condition::Above { threshold: 70.0, clear: 65.0 }));
-        assert!(matches!(a.policy.tiers[1].condition, Condition::Above { threshold: 80.0, clear: 72.0 }));
+        assert!(matches!(
+            a.policy.tiers[0].condition,
+            Condition::Above {
+                threshold: 70.0,
+                clear: 65.0
+            }
+        ));
+        assert!(matches!(
+            a.policy.tiers[1].condition,
+            Condition::Above {
+                threshold: 80.0,
+                clear: 72.0
+            }
+        ));
     }
 
     #[test]
@@ -928,11 +940,31 @@ mod tests {
     #[test]
     fn types_must_fit_the_tiers() {
         has("- alert: A\n  expr: m", Severity::Error, "expr-type");
-        has("- alert: A\n  expr: m > 1\n  tiers: [{ severity: warning, above: 1 }]", Severity::Error, "tier-type");
-        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, when: m + 1 }]", Severity::Error, "tier-type");
-        has("- alert: A\n  expr: m\n  for: 1m\n  tiers: [{ severity: warning, above: 1 }]", Severity::Error, "tiers");
-        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning }]", Severity::Error, "tier");
-        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 1, below: 0 }]", Severity::Error, "tier");
+        has(
+            "- alert: A\n  expr: m > 1\n  tiers: [{ severity: warning, above: 1 }]",
+            Severity::Error,
+            "tier-type",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, when: m + 1 }]",
+            Severity::Error,
+            "tier-type",
+        );
+        has(
+            "- alert: A\n  expr: m\n  for: 1m\n  tiers: [{ severity: warning, above: 1 }]",
+            Severity::Error,
+            "tiers",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning }]",
+            Severity::Error,
+            "tier",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 1, below: 0 }]",
+            Severity::Error,
+            "tier",
+        );
         has("- alert: A\n  expr: m\n  tiers: []", Severity::Error, "tiers");
     }
 
@@ -959,15 +991,29 @@ mod tests {
             "tier-duplicate",
         );
         // Below tiers decreasing is the right order.
-        let ok = diags("- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, below: 0.7 }\n    - { severity: high, below: 0.5 }");
+        let ok = diags(
+            "- alert: A\n  expr: m\n  tiers:\n    - { severity: warning, below: 0.7 }\n    - { severity: high, below: 0.5 }",
+        );
         assert!(ok.is_empty(), "{ok:?}");
     }
 
     #[test]
     fn clear_must_be_on_the_clearing_side() {
-        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 70, clear: 75 }]", Severity::Error, "clear");
-        has("- alert: A\n  expr: m\n  tiers: [{ severity: warning, below: 70, clear: 65 }]", Severity::Error, "clear");
-        has("- alert: A\n  expr: m\n  hysteresis: -1\n  tiers: [{ severity: warning, above: 70 }]", Severity::Error, "hysteresis");
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, above: 70, clear: 75 }]",
+            Severity::Error,
+            "clear",
+        );
+        has(
+            "- alert: A\n  expr: m\n  tiers: [{ severity: warning, below: 70, clear: 65 }]",
+            Severity::Error,
+            "clear",
+        );
+        has(
+            "- alert: A\n  expr: m\n  hysteresis: -1\n  tiers: [{ severity: warning, above: 70 }]",
+            Severity::Error,
+            "hysteresis",
+        );
     }
 
     #[test]
@@ -977,8 +1023,16 @@ mod tests {
             Severity::Warning,
             "unreachable-tier",
         );
-        has("- alert: A\n  expr: m > 1\n  annotations: { s: '{{ valeu }}' }", Severity::Warning, "template-variable");
-        has("- alert: A\n  expr: m > 1\n  annotations: { s: '{{ value | }}' }", Severity::Error, "template");
+        has(
+            "- alert: A\n  expr: m > 1\n  annotations: { s: '{{ valeu }}' }",
+            Severity::Warning,
+            "template-variable",
+        );
+        has(
+            "- alert: A\n  expr: m > 1\n  annotations: { s: '{{ value | }}' }",
+            Severity::Error,
+            "template",
+        );
     }
 
     #[test]
@@ -1001,14 +1055,26 @@ mod tests {
 
     #[test]
     fn duplicate_rule_names_in_a_group_are_errors() {
-        let d = has("- alert: A\n  expr: m > 1\n- alert: A\n  expr: m > 2", Severity::Error, "duplicate-rule");
+        let d = has(
+            "- alert: A\n  expr: m > 1\n- alert: A\n  expr: m > 2",
+            Severity::Error,
+            "duplicate-rule",
+        );
         assert_eq!(d.line, 6);
     }
 
     #[test]
     fn reserved_labels_and_bad_selects_are_errors() {
-        has("- alert: A\n  expr: m > 1\n  labels: { severity: x }", Severity::Error, "label");
-        has("- alert: A\n  expr: m > 1\n  select: { mount: '~(' }", Severity::Error, "select");
+        has(
+            "- alert: A\n  expr: m > 1\n  labels: { severity: x }",
+            Severity::Error,
+            "label",
+        );
+        has(
+            "- alert: A\n  expr: m > 1\n  select: { mount: '~(' }",
+            Severity::Error,
+            "select",
+        );
     }
 
     #[test]

@@ -153,32 +153,26 @@ fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
     for input in &case.input_series {
         let sel = parse_series(&input.series.value);
         let vals = parse_values(&input.values.value);
-        match (sel, vals) {
-            (Ok((name, labels)), Ok(points)) => {
-                for (i, p) in points.into_iter().enumerate() {
-                    if let Point::Value(v) = p {
-                        let t = Timestamp(duration_ms(step).saturating_mul(i as i64));
-                        samples.push((t, name.clone(), labels.clone(), v));
-                    }
+        if let Err(e) = &sel {
+            let msg = format!(
+                "invalid series `{}`: {} (at character {})",
+                input.series.value,
+                e.message,
+                e.offset + 1
+            );
+            diags.push(located(path, &input.series, "series", msg));
+        }
+        if let Err(e) = &vals {
+            let msg = format!("invalid values: {} (at character {})", e.message, e.offset + 1);
+            diags.push(located(path, &input.values, "values", msg));
+        }
+        if let (Ok((name, labels)), Ok(points)) = (sel, vals) {
+            for (i, p) in points.into_iter().enumerate() {
+                if let Point::Value(v) = p {
+                    let t = Timestamp(duration_ms(step).saturating_mul(i as i64));
+                    samples.push((t, name.clone(), labels.clone(), v));
                 }
             }
-            (Err(e), _) => diags.push(located(
-                path,
-                &input.series,
-                "series",
-                format!(
-                    "invalid series `{}`: {} (at character {})",
-                    input.series.value,
-                    e.message,
-                    e.offset + 1
-                ),
-            )),
-            (_, Err(e)) => diags.push(located(
-                path,
-                &input.values,
-                "values",
-                format!("invalid values: {} (at character {})", e.message, e.offset + 1),
-            )),
         }
     }
     samples.sort_by_key(|s| s.0);

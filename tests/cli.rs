@@ -1,0 +1,186 @@
+//! The `tocsin` binary as users run it: exit codes, output formats and the test runner's
+//! reports, against real files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tocsin(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("tocsin runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+const BAD_RULES: &str = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rat(cpu, \"5m\") > 1\n";
+
+#[test]
+fn check_exit_codes_follow_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: cpu > 1\n",
+    );
+    let bad = write(dir.path(), "bad.yaml", BAD_RULES);
+    assert_eq!(tocsin(&["check", good.to_str().unwrap()]).status.code(), Some(0));
+    let o = tocsin(&["check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("bad.yaml:5:15"), "{text}");
+    assert!(text.contains("expr: rat(cpu"), "quotes the line: {text}");
+    assert!(text.contains('^'), "{text}");
+    assert!(text.contains("did you mean `rate`?"), "{text}");
+    assert_eq!(tocsin(&["check", "/nonexistent/tocsin"]).status.code(), Some(2));
+    assert_eq!(
+        tocsin(&["check", "--format", "xml", good.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn check_reports_every_file_in_json_and_github_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "a.yaml", BAD_RULES);
+    write(
+        dir.path(),
+        "b.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: B\n        expr: m\n        tierz: []\n",
+    );
+    write(dir.path(), "notes.txt", "not yaml, not read");
+    let o = tocsin(&["check", "--format", "json", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON output");
+    let list = v.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{v}");
+    for d in list {
+        for key in ["file", "line", "column", "severity", "code", "message", "hint"] {
+            assert!(d.get(key).is_some(), "{key} missing in {d}");
+        }
+    }
+    assert!(list.iter().any(|d| d["code"] == "unknown-key" && d["line"] == 6));
+    let o = tocsin(&["check", "--format", "github", dir.path().to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("::error file=") && l.contains("line=5,col=15")),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_warns_without_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "r.yaml",
+        "receivers:\n  - name: a\n    console: {}\n  - name: lonely\n    console: {}\nroutes:\n  - receivers: [a]\n",
+    );
+    let o = tocsin(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("no route reaches receiver `lonely`"),
+        "{}",
+        stdout(&o)
+    );
+    write(
+        dir.path(),
+        "r.yaml",
+        "receivers:\n  - name: a\n    console: {}\nroutes:\n  - receivers: [b]\n",
+    );
+    let o = tocsin(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("route names receiver `b`"), "{}", stdout(&o));
+}
+
+#[test]
+fn test_runs_the_spec_example_and_instance_semantics() {
+    let o = tocsin(&[
+        "test",
+        "tests/spec/tests/rules/memory_test.yaml",
+        "tests/fixtures/engine/engine_test.yaml",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("2 passed, 0 failed\n"), "{}", stdout(&o));
+}
+
+#[test]
+fn a_failing_test_shows_a_diff_and_exits_1_and_junit_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let test = write(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "rule_files: [{root}/tests/spec/rules/memory.yaml]\nevaluation_interval: 15s\ntests:\n  - name: wrong\n    interval: 1m\n    input_series:\n      - {{ series: mem_used_percent, values: '60 72x10' }}\n    alerts:\n      - {{ at: 6m, firing: [] }}\n  - name: right\n    interval: 1m\n    input_series:\n      - {{ series: mem_used_percent, values: '60x10' }}\n    alerts:\n      - {{ at: 6m, firing: [] }}\n"
+        ),
+    );
+    let junit = dir.path().join("report.xml");
+    let o = tocsin(&["test", test.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("FAIL") && text.contains("wrong"), "{text}");
+    assert!(text.contains("at 6m: the firing alerts differ"), "{text}");
+    assert!(text.contains("+ {alertname=\"MemoryPressure\""), "{text}");
+    assert!(text.contains("1 passed, 1 failed"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("tests=\"2\" failures=\"1\""), "{xml}");
+    assert!(
+        xml.contains("<testcase name=\"wrong\"") && xml.contains("<failure"),
+        "{xml}"
+    );
+    // --run selects by name.
+    let o = tocsin(&["test", test.to_str().unwrap(), "--run", "^right$"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 passed, 0 failed"));
+}
+
+#[test]
+fn malformed_test_input_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let test = write(
+        dir.path(),
+        "t.yaml",
+        &format!(
+            "rule_files: [{root}/tests/spec/rules/memory.yaml]\ntests:\n  - name: bad\n    input_series:\n      - {{ series: 'm{{a=\"1\"', values: '1 2 x3' }}\n"
+        ),
+    );
+    let o = tocsin(&["test", test.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("t.yaml:5:") && text.contains("invalid series"), "{text}");
+    assert!(text.contains("invalid values"), "{text}");
+    // check validates test files the same way, without running them.
+    assert_eq!(tocsin(&["check", test.to_str().unwrap()]).status.code(), Some(1));
+}
+
+#[test]
+fn schema_prints_the_checked_in_schema() {
+    for kind in ["rules", "receivers", "config", "test"] {
+        let o = tocsin(&["schema", kind]);
+        assert_eq!(o.status.code(), Some(0));
+        let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let file =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("schemas/{kind}.schema.json")))
+                .unwrap();
+        assert_eq!(
+            printed,
+            serde_json::from_str::<serde_json::Value>(&file).unwrap(),
+            "{kind}"
+        );
+        assert_eq!(printed["$schema"], "http://json-schema.org/draft-07/schema#");
+    }
+}
