@@ -107,6 +107,8 @@ pub struct Instance {
     pub nodata: bool,
     /// `labels` plus the rule's labels and `alertname`: everything but `severity`, built once.
     base: Labels,
+    /// Hash of the persisted form last handed out by [`Engine::take_changes`].
+    persisted: Option<u64>,
     bindings: Vec<Binding>,
     output: Option<SeriesId>,
 }
@@ -154,6 +156,28 @@ pub struct Engine {
     events: Vec<Event>,
     notes: Vec<Notification>,
     recorded: Vec<(SeriesId, f64)>,
+    /// Persisted instance states not yet claimed by an instance (their series have not
+    /// appeared yet), by [`instance_key`].
+    restored: HashMap<String, Persisted>,
+}
+
+/// The persisted form of one instance: everything SPEC §3.5 says survives a restart.
+#[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Persisted {
+    /// Tier state machine.
+    pub machine: InstanceState,
+    /// Cooldown / repeat / flap state.
+    pub notify: NotifyState,
+    /// Action gates, by action name.
+    pub gates: BTreeMap<String, ActionGate>,
+    /// Whether it fires through `no_data: alert`.
+    #[serde(default)]
+    pub nodata: bool,
+}
+
+/// The key persisted instance state is stored under: group, rule and fingerprint.
+pub fn instance_key(group: &str, rule: &str, fingerprint: u64) -> String {
+    format!("{group}\u{1f}{rule}\u{1f}{fingerprint:016x}")
 }
 
 struct Bound<'a> {
@@ -195,6 +219,103 @@ impl Engine {
             events: Vec::new(),
             notes: Vec::new(),
             recorded: Vec::new(),
+            restored: HashMap::new(),
+        }
+    }
+
+    /// Seeds instance states saved by an earlier process (SPEC §3.5: a restart neither
+    /// re-notifies nor forgets a pending alert). Each is claimed when its instance appears;
+    /// undecodable entries are returned so the caller can report them.
+    pub fn restore(&mut self, states: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+        let mut bad = Vec::new();
+        for (key, json) in states {
+            match serde_json::from_str::<Persisted>(&json) {
+                Ok(p) => {
+                    self.restored.insert(key, p);
+                }
+                Err(e) => bad.push((key, e.to_string())),
+            }
+        }
+        for rs in self.state.iter_mut().flatten() {
+            rs.bound_at = None;
+        }
+        bad
+    }
+
+    /// Replaces the rule set (a reload). Instances of rules that exist in both sets (same
+    /// group and rule name) keep their state and timers; the others start afresh.
+    pub fn replace_rules(&mut self, rules: Arc<RuleSet>) {
+        let mut old: HashMap<(String, String), RuleState> = HashMap::new();
+        for (g, group) in self.rules.groups.iter().enumerate() {
+            for (r, rule) in group.rules.iter().enumerate() {
+                let rs = std::mem::take(&mut self.state[g][r]);
+                old.insert((group.name.clone(), rule.name.clone()), rs);
+            }
+        }
+        self.state = rules
+            .groups
+            .iter()
+            .map(|g| {
+                g.rules
+                    .iter()
+                    .map(|r| {
+                        let mut rs = old.remove(&(g.name.clone(), r.name.clone())).unwrap_or_default();
+                        // The new rule may read other series or carry other labels: rebind, and
+                        // rebuild what is derived from the rule while keeping the state.
+                        rs.bound_at = None;
+                        for inst in &mut rs.instances {
+                            inst.base = base_labels(r, &inst.labels);
+                            let actions = r.alert().map_or(&[][..], |a| &a.actions[..]);
+                            inst.gates.resize(actions.len(), ActionGate::default());
+                        }
+                        rs
+                    })
+                    .collect()
+            })
+            .collect();
+        self.rules = rules;
+    }
+
+    /// The persisted form of every instance of group `g` that changed since the last call:
+    /// `(key, Some(json))` to store, `(key, None)` to delete (the instance went back to rest).
+    pub fn take_changes(&mut self, g: usize, out: &mut Vec<(String, Option<String>)>) {
+        let group = &self.rules.groups[g];
+        for (r, rule) in group.rules.iter().enumerate() {
+            let Some(alert) = rule.alert() else { continue };
+            for inst in &mut self.state[g][r].instances {
+                // The notify state outlives an episode (sequence numbers, a running cooldown), so
+                // only an instance that never notified is truly at rest.
+                let at_rest = inst.machine.is_at_rest() && inst.notify == NotifyState::default();
+                let key = || instance_key(&group.name, &rule.name, inst.fingerprint);
+                if at_rest && inst.gates.iter().all(|g| *g == ActionGate::default()) {
+                    if inst.persisted.take().is_some() {
+                        out.push((key(), None));
+                    }
+                    continue;
+                }
+                let p = Persisted {
+                    machine: inst.machine.clone(),
+                    notify: inst.notify.clone(),
+                    gates: alert
+                        .actions
+                        .iter()
+                        .map(|a| a.name.clone())
+                        .zip(inst.gates.iter().cloned())
+                        .collect(),
+                    nodata: inst.nodata,
+                };
+                let json = serde_json::to_string(&p).expect("instance state serializes");
+                let hash = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    json.hash(&mut h);
+                    h.finish()
+                };
+                if inst.persisted != Some(hash) {
+                    inst.persisted = Some(hash);
+                    out.push((key(), Some(json)));
+                }
+            }
         }
     }
 
@@ -211,17 +332,33 @@ impl Engine {
     /// Evaluates every rule of group `g` at `now`, in order, appending to `out`.
     /// Recording rules write their outputs to `store` at once, so later rules read them.
     pub fn evaluate_group(&mut self, g: usize, now: Timestamp, store: &mut SeriesStore, out: &mut Output) {
-        let rules = Arc::clone(&self.rules);
-        for (r, rule) in rules.groups[g].rules.iter().enumerate() {
-            let rref = RuleRef { group: g, rule: r };
-            if self.state[g][r].bound_at != Some(store.generation()) {
-                self.rebind(rref, rule, store);
-            }
-            match &rule.kind {
-                RuleKind::Record => self.evaluate_record(rref, rule, now, store),
-                RuleKind::Alert(_) => self.evaluate_alert(rref, rule, now, store, out),
-            }
+        for r in 0..self.rules.groups[g].rules.len() {
+            self.evaluate_rule(RuleRef { group: g, rule: r }, now, store, out);
         }
+    }
+
+    /// Evaluates one rule at `now` (the daemon times each rule; everything else evaluates
+    /// whole groups).
+    pub fn evaluate_rule(&mut self, rref: RuleRef, now: Timestamp, store: &mut SeriesStore, out: &mut Output) {
+        let rules = Arc::clone(&self.rules);
+        let rule = &rules.groups[rref.group].rules[rref.rule];
+        if self.state[rref.group][rref.rule].bound_at != Some(store.generation()) {
+            self.rebind(rref, rule, store);
+        }
+        match &rule.kind {
+            RuleKind::Record => self.evaluate_record(rref, rule, now, store),
+            RuleKind::Alert(_) => self.evaluate_alert(rref, rule, now, store, out),
+        }
+    }
+
+    /// Metrics a rule reads that have no series at all (after `select`), for rule health.
+    pub fn missing_metrics(&self, rref: RuleRef, store: &SeriesStore) -> Vec<String> {
+        let rule = &self.rules.groups[rref.group].rules[rref.rule];
+        rule.slots
+            .iter()
+            .filter(|s| store.series_of(&s.metric).is_empty())
+            .map(|s| s.metric.clone())
+            .collect()
     }
 
     fn evaluate_record(&mut self, rref: RuleRef, rule: &Rule, now: Timestamp, store: &mut SeriesStore) {
@@ -431,7 +568,10 @@ impl Engine {
         }
         let rs = &mut self.state[rref.group][rref.rule];
         let mut old: HashMap<u64, Instance> = rs.instances.drain(..).map(|i| (i.fingerprint, i)).collect();
-        let actions = rule.alert().map_or(0, |a| a.actions.len());
+        let action_names: Vec<&str> = rule
+            .alert()
+            .map_or(Vec::new(), |a| a.actions.iter().map(|a| a.name.as_str()).collect());
+        let group_name = &self.rules.groups[rref.group].name;
         let mut seen = std::collections::HashSet::new();
         for (labels, bindings) in joined {
             let fingerprint = labels.fingerprint();
@@ -444,18 +584,29 @@ impl Engine {
                     i.bindings = bindings;
                     i
                 }
-                None => Instance {
-                    base: base_labels(rule, &labels),
-                    labels,
-                    fingerprint,
-                    value: None,
-                    machine: InstanceState::default(),
-                    notify: NotifyState::default(),
-                    gates: vec![ActionGate::default(); actions],
-                    nodata: false,
-                    bindings,
-                    output: None,
-                },
+                None => {
+                    let restored = self
+                        .restored
+                        .remove(&instance_key(group_name, &rule.name, fingerprint))
+                        .unwrap_or_default();
+                    let mut gates = restored.gates;
+                    Instance {
+                        base: base_labels(rule, &labels),
+                        labels,
+                        fingerprint,
+                        value: None,
+                        machine: restored.machine,
+                        notify: restored.notify,
+                        gates: action_names
+                            .iter()
+                            .map(|n| gates.remove(*n).unwrap_or_default())
+                            .collect(),
+                        nodata: restored.nodata,
+                        persisted: None,
+                        bindings,
+                        output: None,
+                    }
+                }
             };
             rs.instances.push(inst);
         }

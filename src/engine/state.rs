@@ -168,6 +168,11 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
+    /// Inactive with no tier pending: nothing about it needs remembering.
+    pub fn is_at_rest(&self) -> bool {
+        self.firing.is_none() && self.pending.iter().all(Option::is_none)
+    }
+
     /// One evaluation at `now` (SPEC §3.4 steps 0–3), pushing at most one event into `out`.
     ///
     /// `obs` is `None` for "no data", else one [`TierObs`] per tier (missing entries count as
