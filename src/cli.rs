@@ -5,7 +5,6 @@
 //! Everything it prints is computed by `check`, `ruletest`, `config` and `diag`; it holds
 //! no rule semantics of its own.
 
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -14,12 +13,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use regex::Regex;
 
 use crate::check;
-use crate::config::{self, FileKind, RuleFile, Source};
+use crate::reload;
+use crate::config::{self, FileKind, RuleFile};
 use crate::diag::{self, Diagnostic, Severity};
 use crate::ruletest::{self, FileResult};
-
-/// Largest file tocsin reads; the config loader rejects larger ones with a diagnostic.
-const READ_LIMIT: u64 = 4 * 1024 * 1024 + 1;
 
 /// tocsin: a rule-driven alert engine.
 #[derive(Parser, Debug)]
@@ -31,6 +28,21 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the daemon: watch sources, evaluate rules, notify.
+    Run {
+        /// Engine config (default: tocsin.yaml when it exists, else built-in defaults).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Evaluate and log notifications and actions without sending or running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// One evaluation against the live sources, printed as a table.
+    Eval {
+        /// Engine config (default: tocsin.yaml when it exists, else built-in defaults).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Validate config, rule, receiver and test files without side effects.
     Check {
         /// Files or directories (every *.yaml / *.yml in them). Default: tocsin.yaml,
@@ -78,6 +90,8 @@ enum SchemaKind {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, dry_run } => crate::daemon::run(config.as_deref(), dry_run),
+        Command::Eval { config } => crate::daemon::eval(config.as_deref()),
         Command::Check { paths, format } => cmd_check(paths, format),
         Command::Test { paths, run, junit } => cmd_test(paths, run, junit),
         Command::Schema { kind } => {
@@ -98,42 +112,16 @@ pub fn main() -> ExitCode {
 
 /// Expands the named paths: directories into their *.yaml / *.yml files (sorted).
 fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && matches!(f.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else if p.is_file() {
-            out.push(p.clone());
-        } else {
-            return Err(format!("{}: no such file or directory", p.display()));
-        }
-    }
-    Ok(out)
+    reload::expand(paths).map_err(|d| format!("{}: {}", d.file, d.message))
 }
 
 fn defaults(candidates: &[&str]) -> Vec<PathBuf> {
     candidates.iter().map(PathBuf::from).filter(|p| p.exists()).collect()
 }
 
-/// Reads a file for the config loader (which rejects over-large or non-UTF-8 input).
-fn read_source(path: &Path) -> Result<Source, Diagnostic> {
-    let name = path.to_string_lossy().into_owned();
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(READ_LIMIT).read_to_end(&mut bytes))
-        .map_err(|e| Diagnostic::error(&name, 0, 0, "io", format!("cannot read: {e}")))?;
-    Source::new(&name, bytes)
-}
-
 /// Loads and parses a rule file named by a test file.
 fn load_rules(path: &str) -> Result<RuleFile, Vec<Diagnostic>> {
-    let src = read_source(Path::new(path)).map_err(|d| vec![d])?;
+    let src = reload::read_source(Path::new(path)).map_err(|d| vec![d])?;
     config::parse_rules(&src)
 }
 
@@ -168,7 +156,7 @@ fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
     let mut diags = Vec::new();
     let mut sources = Vec::new();
     for f in &files {
-        match read_source(f) {
+        match reload::read_source(f) {
             Ok(s) => sources.push(s),
             Err(d) => diags.push(d),
         }
@@ -217,7 +205,7 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
     for f in &files {
         let started = Instant::now();
         let name = f.to_string_lossy().into_owned();
-        let result = match read_source(f).map_err(|d| vec![d]).and_then(|s| config::parse_test(&s)) {
+        let result = match reload::read_source(f).map_err(|d| vec![d]).and_then(|s| config::parse_test(&s)) {
             Ok(test) => ruletest::run_file(&name, &test, &load_rules, filter.as_ref()),
             Err(diagnostics) => FileResult {
                 cases: Vec::new(),

@@ -4,12 +4,17 @@
 //! `engine`, `template`) is sans-IO: it takes time and samples as arguments and returns
 //! events. `check`, `ruletest` and `cli` are thin shells around it.
 
+pub mod api;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod expr;
+pub mod receivers;
+pub mod reload;
+pub mod route;
 pub mod rules;
 pub mod ruletest;
 pub mod series;

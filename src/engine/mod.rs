@@ -647,33 +647,41 @@ impl Engine {
     /// Renders the annotations of an alert as shown in the API and checked by rule tests.
     /// Template failures render the plain fallback text.
     pub fn annotations(&self, view: &AlertView) -> BTreeMap<String, String> {
-        let rule = &self.rules.groups[view.rule.group].rules[view.rule.rule];
-        let Some(alert) = rule.alert() else {
-            return BTreeMap::new();
+        let (tier, status) = match view.phase {
+            Phase::Firing { tier, .. } => (tier, "firing"),
+            Phase::Pending { tier } => (tier, "pending"),
+            Phase::Inactive => (0, "inactive"),
         };
-        let tier = match view.phase {
-            Phase::Pending { tier } | Phase::Firing { tier, .. } => tier,
-            Phase::Inactive => 0,
-        };
+        self.render_annotations(view.rule, &view.labels, &view.severity, tier, status, view.value)
+    }
+
+    /// Renders the annotations of a notification (status `resolved` for resolutions).
+    pub fn notification_annotations(&self, n: &Emitted<NoteKind>) -> BTreeMap<String, String> {
+        let status = if n.kind == NoteKind::Resolved { "resolved" } else { "firing" };
+        self.render_annotations(n.rule, &n.labels, &n.severity, n.tier, status, n.value)
+    }
+
+    fn render_annotations(
+        &self,
+        rref: RuleRef,
+        labels: &Labels,
+        severity: &str,
+        tier: usize,
+        status: &str,
+        value: Option<f64>,
+    ) -> BTreeMap<String, String> {
+        let rule = &self.rules.groups[rref.group].rules[rref.rule];
+        let Some(alert) = rule.alert() else { return BTreeMap::new() };
         let ctx = Context {
-            alertname: view.alertname.clone(),
-            status: if matches!(view.phase, Phase::Firing { .. }) {
-                "firing"
-            } else {
-                "pending"
-            }
-            .to_string(),
-            severity: view.severity.to_string(),
-            value: view.value,
+            alertname: rule.name.clone(),
+            status: status.to_string(),
+            severity: severity.to_string(),
+            value,
             threshold: alert.thresholds.get(tier).copied().flatten(),
-            labels: view.labels.to_map(),
+            labels: labels.to_map(),
             ..Context::default()
         };
-        alert
-            .annotations
-            .iter()
-            .map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0))
-            .collect()
+        alert.annotations.iter().map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0)).collect()
     }
 }
 

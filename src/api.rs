@@ -1,0 +1,400 @@
+//! The HTTP API (SPEC §7): metrics, alerts, rules, history, push, reload, health, and a
+//! status page.
+//!
+//! Owns request parsing, authentication of mutating endpoints (`api_token`), body limits
+//! and timeouts, and the JSON shapes the spec fixes. It reads the daemon's shared state
+//! and asks the daemon to reload; it never evaluates rules or writes the database itself.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::daemon::{Shared, now, rfc3339};
+use crate::engine::state::Phase;
+use crate::rules::RuleKind;
+use crate::store::HistoryQuery;
+
+/// How long any request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+type AppState = Arc<Shared>;
+
+/// The router of every endpoint.
+pub fn router(shared: Arc<Shared>) -> Router {
+    let mutating = Router::new()
+        .route("/api/v1/push", post(push))
+        .route("/-/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_token));
+    Router::new()
+        .route("/", get(status_page))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/alerts", get(alerts))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/history", get(history))
+        .route("/-/healthy", get(|| async { "OK\n" }))
+        .route("/-/ready", get(ready))
+        .merge(mutating)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn(timeout))
+        .with_state(shared)
+}
+
+/// `{"error": "..."}` with a status.
+pub fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, axum::Json(json!({ "error": msg.into() }))).into_response()
+}
+
+async fn timeout(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => error(StatusCode::REQUEST_TIMEOUT, "request took too long"),
+    }
+}
+
+async fn require_token(State(s): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    let Some(token) = s.loaded.cfg.api_token.as_ref().map(|t| t.expose()).filter(|t| !t.is_empty()) else {
+        return next.run(req).await;
+    };
+    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Compare in constant time so response timing does not leak the token.
+    let ok = given.is_some_and(|g| g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
+    if ok { next.run(req).await } else { error(StatusCode::UNAUTHORIZED, "this endpoint needs `Authorization: Bearer <api_token>`") }
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    if s.ready.load(Ordering::Relaxed) {
+        "Ready\n".into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+async fn reload(State(s): State<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.reload_tx.send(Some(tx)).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    match rx.await {
+        Ok(Ok(())) => axum::Json(json!({ "status": "success" })).into_response(),
+        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+    }
+}
+
+async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let push = &s.loaded.cfg.sources.push;
+    if !push.enabled {
+        return error(StatusCode::NOT_FOUND, "push is disabled (sources.push.enabled: false)");
+    }
+    let limit = usize::try_from(push.max_body.0).unwrap_or(usize::MAX);
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body ({limit} bytes)")),
+    };
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    match crate::daemon::parse_push(ct, &bytes) {
+        Ok(samples) => {
+            s.ingest("push", &samples, now());
+            axum::Json(json!({ "accepted": samples.len() })).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn alerts(State(s): State<AppState>) -> Response {
+    let core = s.core();
+    let list: Vec<Value> = core
+        .engine
+        .alerts()
+        .iter()
+        .map(|a| {
+            let (state, starts_at) = match a.phase {
+                Phase::Firing { starts_at, .. } => ("firing", Some(starts_at)),
+                Phase::Pending { tier } => {
+                    let inst = core.engine.instances(a.rule).iter().find(|i| i.fingerprint == a.fingerprint);
+                    ("pending", inst.and_then(|i| i.machine.pending_since(tier)))
+                }
+                Phase::Inactive => ("inactive", None),
+            };
+            json!({
+                "alertname": a.alertname,
+                "state": state,
+                "severity": &*a.severity,
+                "labels": a.labels.to_map(),
+                "annotations": core.engine.annotations(a),
+                "value": a.value.filter(|v| v.is_finite()),
+                "starts_at": starts_at.map(rfc3339),
+                "fingerprint": format!("{:016x}", a.fingerprint),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "alerts": list })).into_response()
+}
+
+async fn rules(State(s): State<AppState>) -> Response {
+    let core = s.core();
+    let default = s.loaded.cfg.evaluation_interval.value.0;
+    let groups: Vec<Value> = core
+        .policy
+        .rules
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(g, group)| {
+            let rules: Vec<Value> = group
+                .rules
+                .iter()
+                .enumerate()
+                .map(|(r, rule)| {
+                    let st = &core.status[g][r];
+                    json!({
+                        "name": rule.name,
+                        "kind": if matches!(rule.kind, RuleKind::Record) { "record" } else { "alert" },
+                        "expr": rule.expr.source(),
+                        "health": if st.last_error.is_some() { "err" } else { "ok" },
+                        "last_error": st.last_error,
+                        "last_evaluation": st.last_evaluation.map(rfc3339),
+                        "evaluation_seconds": st.evaluation_seconds,
+                        "instances": core.engine.instances(crate::engine::RuleRef { group: g, rule: r }).len(),
+                    })
+                })
+                .collect();
+            json!({
+                "name": group.name,
+                "file": group.file,
+                "interval": group.interval.unwrap_or(default).as_secs_f64(),
+                "rules": rules,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "groups": groups })).into_response()
+}
+
+#[derive(Deserialize)]
+struct HistoryParams {
+    since: Option<String>,
+    until: Option<String>,
+    rule: Option<String>,
+    limit: Option<usize>,
+}
+
+/// An RFC 3339 time or Unix seconds.
+fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1000.0) as i64);
+    }
+    humantime::parse_rfc3339_weak(s)
+        .map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+        .map_err(|e| format!("`{s}` is neither RFC 3339 nor Unix seconds: {e}"))
+}
+
+async fn history(State(s): State<AppState>, q: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let since_ms = match q.since.as_deref().map(parse_time).transpose() {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let until_ms = match q.until.as_deref().map(parse_time).transpose() {
+        Ok(v) => v,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let query = HistoryQuery { since_ms, until_ms, rule: q.rule, fingerprint: None, limit: q.limit.unwrap_or(0) };
+    match s.db().history(&query) {
+        Ok(rows) => {
+            let rows: Vec<Value> = rows
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "at": rfc3339(crate::series::Timestamp(r.at_ms)),
+                        "group": r.group,
+                        "rule": r.rule,
+                        "fingerprint": format!("{:016x}", r.fingerprint),
+                        "event": r.event,
+                        "severity": r.severity,
+                        "value": r.value.filter(|v| v.is_finite()),
+                        "labels": r.labels,
+                        "detail": r.detail,
+                    })
+                })
+                .collect();
+            axum::Json(json!({ "history": rows })).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Escapes a label value for the exposition format.
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}=\"{}\"", esc(v))).collect();
+    if inner.is_empty() { String::new() } else { format!("{{{}}}", inner.join(",")) }
+}
+
+fn num(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        v.to_string()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let m = &s.metrics;
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        out.len()
+    };
+    family("tocsin_config_last_reload_successful", "gauge", "Whether the last configuration reload attempt was successful.");
+    let _ = writeln!(out, "tocsin_config_last_reload_successful {}", u8::from(m.reload_ok.load(Ordering::Relaxed)));
+    family("tocsin_config_last_reload_success_timestamp_seconds", "gauge", "Timestamp of the last successful configuration reload.");
+    let _ = writeln!(out, "tocsin_config_last_reload_success_timestamp_seconds {}", m.reload_ok_at.load(Ordering::Relaxed));
+    family("tocsin_rule_group_iterations_total", "counter", "Scheduled evaluations of a rule group.");
+    let iterations = m.iterations.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (g, (n, _)) in &iterations {
+        let _ = writeln!(out, "tocsin_rule_group_iterations_total{{rule_group=\"{}\"}} {n}", esc(g));
+    }
+    family("tocsin_rule_group_iterations_missed_total", "counter", "Evaluations skipped because the previous one overran.");
+    for (g, (_, missed)) in &iterations {
+        let _ = writeln!(out, "tocsin_rule_group_iterations_missed_total{{rule_group=\"{}\"}} {missed}", esc(g));
+    }
+    family("tocsin_samples_ingested_total", "counter", "Samples accepted from sources.");
+    for (src, n) in m.samples_ingested.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(out, "tocsin_samples_ingested_total{{source=\"{}\"}} {n}", esc(src));
+    }
+    family("tocsin_notifications_total", "counter", "Notifications handed to receivers, by result.");
+    for ((r, res), n) in m.notifications.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(out, "tocsin_notifications_total{{receiver=\"{}\",result=\"{}\"}} {n}", esc(r), esc(res));
+    }
+    family("tocsin_state_store_errors_total", "counter", "Evaluations whose state could not be persisted.");
+    let _ = writeln!(out, "tocsin_state_store_errors_total {}", m.store_errors.load(Ordering::Relaxed));
+    let core = s.core();
+    family("tocsin_series", "gauge", "Series held in memory.");
+    let _ = writeln!(out, "tocsin_series {}", core.series.ids().count());
+    // Recorded series, under their own names.
+    for rule in core.policy.rules.rules().filter(|r| matches!(r.kind, RuleKind::Record)) {
+        let _ = writeln!(out, "# TYPE {} gauge", rule.name);
+        for id in core.series.series_of(&rule.name) {
+            if let Some(v) = core.series.window(*id).current(now(), s.loaded.cfg.staleness.value.0) {
+                let _ = writeln!(out, "{}{} {}", rule.name, labels_text(core.series.labels(*id).iter()), num(v));
+            }
+        }
+    }
+    family("ALERTS", "gauge", "Pending and firing alert instances.");
+    for a in core.engine.alerts() {
+        let state = if matches!(a.phase, Phase::Firing { .. }) { "firing" } else { "pending" };
+        let mut l = a.labels.clone();
+        l.set("alertstate", state);
+        let _ = writeln!(out, "ALERTS{} 1", labels_text(l.iter()));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A timeline of the last day's history of one rule: a dot per event, coloured by severity.
+fn timeline_svg(events: &[(i64, &str, &str)], end_ms: i64) -> String {
+    const W: f64 = 480.0;
+    const DAY: f64 = 86_400_000.0;
+    let mut svg = format!("<svg width=\"{W}\" height=\"18\"><line x1=\"0\" y1=\"9\" x2=\"{W}\" y2=\"9\" stroke=\"#ccc\"/>");
+    for (at, event, severity) in events {
+        let x = W - ((end_ms - at) as f64 / DAY * W).clamp(0.0, W);
+        let colour = match (*event, *severity) {
+            ("resolved", _) => "#2a2",
+            (_, "critical" | "emergency" | "page") => "#c00",
+            (_, "high" | "error") => "#e60",
+            _ => "#cb0",
+        };
+        let _ = write!(svg, "<circle cx=\"{x:.1}\" cy=\"9\" r=\"4\" fill=\"{colour}\"><title>{} {event} {severity}</title></circle>", rfc3339(crate::series::Timestamp(*at)));
+    }
+    svg + "</svg>"
+}
+
+async fn status_page(State(s): State<AppState>) -> Response {
+    let t = now();
+    let history = s
+        .db()
+        .history(&HistoryQuery { since_ms: Some(t.0 - 86_400_000), limit: 2000, ..HistoryQuery::default() })
+        .unwrap_or_default();
+    let core = s.core();
+    let mut h = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tocsin</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.firing{color:#c00}.pending{color:#e60}</style></head><body><h1>tocsin</h1>",
+    );
+    if let Some(e) = &core.reload_error {
+        let _ = write!(h, "<p class=\"firing\">The last reload failed; the previous rules keep running:</p><pre>{}</pre>", html_escape(e));
+    }
+    h += "<h2>Alerts</h2><table><tr><th>alert</th><th>state</th><th>severity</th><th>value</th><th>labels</th></tr>";
+    for a in core.engine.alerts() {
+        let state = if matches!(a.phase, Phase::Firing { .. }) { "firing" } else { "pending" };
+        let _ = write!(
+            h,
+            "<tr class=\"{state}\"><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&a.alertname),
+            html_escape(&a.severity),
+            a.value.map(crate::receivers::console::format_value).unwrap_or_default(),
+            html_escape(&a.labels.to_string())
+        );
+    }
+    h += "</table><h2>Rules</h2><table><tr><th>group</th><th>rule</th><th>expr</th><th>tiers</th><th>instances</th><th>last 24 h</th></tr>";
+    for (g, group) in core.policy.rules.groups.iter().enumerate() {
+        for (r, rule) in group.rules.iter().enumerate() {
+            let tiers = rule.alert().map_or_else(String::new, |a| {
+                a.policy.tiers.iter().zip(&a.thresholds).map(|(t, th)| match th {
+                    Some(v) => format!("{} {}", t.severity, v),
+                    None => t.severity.to_string(),
+                }).collect::<Vec<_>>().join(" → ")
+            });
+            let events: Vec<(i64, &str, &str)> = history
+                .iter()
+                .filter(|e| e.group == group.name && e.rule == rule.name && e.event != "action")
+                .map(|e| (e.at_ms, e.event.as_str(), e.severity.as_str()))
+                .collect();
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                html_escape(&group.name),
+                html_escape(&rule.name),
+                html_escape(rule.expr.source()),
+                html_escape(&tiers),
+                core.engine.instances(crate::engine::RuleRef { group: g, rule: r }).len(),
+                timeline_svg(&events, t.0)
+            );
+        }
+    }
+    h += "</table><h2>Recent history</h2><table><tr><th>time</th><th>rule</th><th>event</th><th>severity</th><th>labels</th></tr>";
+    for e in history.iter().take(50) {
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            rfc3339(crate::series::Timestamp(e.at_ms)),
+            html_escape(&e.rule),
+            html_escape(&e.event),
+            html_escape(&e.severity),
+            html_escape(&format!("{:?}", e.labels))
+        );
+    }
+    h += "</table></body></html>";
+    Html(h).into_response()
+}

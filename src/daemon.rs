@@ -1,0 +1,767 @@
+//! The daemon (`tocsin run`) and `tocsin eval`: the runtime around the pure core.
+//!
+//! Owns wiring: the tokio runtime, one aligned scheduler per rule group, the sources that
+//! feed the series store (system, scrape, logs; push arrives through the API), hot reload
+//! (directory watch, SIGHUP, `POST /-/reload`, a slow periodic re-read), persistence of
+//! instance state and history in SQLite after every evaluation, console delivery, and
+//! graceful shutdown. It holds no alerting semantics: evaluation is `engine`, validation is
+//! `reload`/`check`, storage is `store`, HTTP is `api`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::{self, EngineConfig};
+use crate::diag::{Diagnostic, render_text};
+use crate::engine::notify::NoteKind;
+use crate::engine::state::{Phase, Transition};
+use crate::engine::{Emitted, Engine, Output, RuleRef, Settings};
+use crate::receivers::console;
+use crate::reload::{self, PolicySet};
+use crate::series::{Labels, Sample, SeriesStore, Timestamp, stale_marker};
+use crate::sources::ParsedSample;
+use crate::sources::host::logs::LogTailer;
+use crate::sources::host::system::SystemCollector;
+use crate::store::{self, Batch, HistoryRow, Store};
+
+/// How often the files are re-read even without a file-system event, for file systems
+/// that send none (some network mounts).
+const PERIODIC_RELOAD: Duration = Duration::from_secs(60);
+/// How long a burst of file-system events is collapsed before reloading.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+/// How often log files are polled.
+const LOG_POLL: Duration = Duration::from_secs(1);
+/// Default scrape interval and timeout.
+const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default host-metrics interval.
+const SYSTEM_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now() -> Timestamp {
+    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+}
+
+/// RFC 3339 (UTC, milliseconds) of a timestamp.
+pub fn rfc3339(t: Timestamp) -> String {
+    let st = UNIX_EPOCH + Duration::from_millis(t.0.max(0) as u64);
+    humantime::format_rfc3339_millis(st).to_string()
+}
+
+/// The engine config and the folder its relative paths are relative to.
+pub struct Loaded {
+    /// The parsed config (defaults when there is no file).
+    pub cfg: EngineConfig,
+    /// The config file's folder, or the working directory.
+    pub base: PathBuf,
+}
+
+impl Loaded {
+    /// A configured path, relative to the config's folder.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+    }
+
+    fn rule_paths(&self) -> Vec<PathBuf> {
+        self.cfg.rules.iter().map(|t| self.path(t.expose())).collect()
+    }
+
+    fn receiver_paths(&self) -> Vec<PathBuf> {
+        self.cfg.receivers.iter().map(|t| self.path(t.expose())).collect()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// Loads `path`, or `tocsin.yaml` in the working directory when it exists, or the defaults.
+pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
+    let found = match path {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from("tocsin.yaml")).filter(|p| p.is_file()),
+    };
+    let Some(file) = found else {
+        return Ok(Loaded { cfg: EngineConfig::default(), base: PathBuf::from(".") });
+    };
+    let src = reload::read_source(&file).map_err(|d| vec![d])?;
+    let cfg = config::parse_config(&src, &env)?;
+    let base = file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
+    Ok(Loaded { cfg, base })
+}
+
+/// Per-rule evaluation health, for `/api/v1/rules`.
+#[derive(Clone, Debug, Default)]
+pub struct RuleStatus {
+    /// When it was last evaluated.
+    pub last_evaluation: Option<Timestamp>,
+    /// How long that took.
+    pub evaluation_seconds: f64,
+    /// Why it could not be evaluated fully, if so.
+    pub last_error: Option<String>,
+}
+
+/// Counters and gauges exposed on `/metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Whether the last reload attempt succeeded (starts true: the initial load succeeded).
+    pub reload_ok: AtomicBool,
+    /// Unix seconds of the last successful (re)load.
+    pub reload_ok_at: AtomicU64,
+    /// Samples accepted, by source kind.
+    pub samples_ingested: Mutex<BTreeMap<String, u64>>,
+    /// Group iterations done and skipped, by group name.
+    pub iterations: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Notifications handed to receivers, by (receiver, result).
+    pub notifications: Mutex<BTreeMap<(String, String), u64>>,
+    /// Failed state commits.
+    pub store_errors: AtomicU64,
+}
+
+/// What every task shares.
+pub struct Shared {
+    /// Engine config.
+    pub loaded: Loaded,
+    /// `--dry-run`: evaluate and log, never deliver or run anything.
+    pub dry_run: bool,
+    /// The evaluator and series (held briefly; never across an await).
+    pub core: Mutex<Core>,
+    /// The database.
+    pub db: Mutex<Store>,
+    /// Own metrics.
+    pub metrics: Metrics,
+    /// Set once the first policy is loaded and state restored.
+    pub ready: AtomicBool,
+    /// Asks the reload task to reload; the reply says how it went.
+    pub reload_tx: mpsc::Sender<Option<oneshot::Sender<Result<(), String>>>>,
+}
+
+/// The mutable heart: engine, series and the running policy.
+pub struct Core {
+    /// The evaluator.
+    pub engine: Engine,
+    /// Every series.
+    pub series: SeriesStore,
+    /// The running policy.
+    pub policy: PolicySet,
+    /// Per group, per rule health.
+    pub status: Vec<Vec<RuleStatus>>,
+    /// Metric names the rules read (sources collect only these).
+    pub wanted: HashSet<String>,
+    /// The last reload error, if the last attempt failed.
+    pub reload_error: Option<String>,
+}
+
+impl Shared {
+    /// Locks the core; a poisoned lock (a panic elsewhere) is taken over, since the core's
+    /// invariants hold between statements.
+    pub fn core(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks the database.
+    pub fn db(&self) -> MutexGuard<'_, Store> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores samples from a source at `now` (or their own timestamps).
+    pub fn ingest(&self, source: &str, samples: &[ParsedSample], now: Timestamp) {
+        let mut core = self.core();
+        for s in samples {
+            let t = s.timestamp_ms.map(Timestamp).unwrap_or(now);
+            core.series.push(&s.name, &s.labels, Sample { t, v: s.value });
+        }
+        drop(core);
+        *self.metrics.samples_ingested.lock().unwrap_or_else(|e| e.into_inner()).entry(source.to_string()).or_default() +=
+            samples.len() as u64;
+    }
+}
+
+fn wanted_metrics(p: &PolicySet) -> HashSet<String> {
+    p.rules.rules().flat_map(|r| r.slots.iter().map(|s| s.metric.clone())).collect()
+}
+
+fn status_for(p: &PolicySet) -> Vec<Vec<RuleStatus>> {
+    p.rules.groups.iter().map(|g| vec![RuleStatus::default(); g.rules.len()]).collect()
+}
+
+/// Series keep the longest window any rule reads, and at least the staleness period.
+fn retention(p: &PolicySet, staleness: Duration) -> Duration {
+    p.rules.longest_window().max(staleness) + Duration::from_secs(60)
+}
+
+/// Prints diagnostics to standard error.
+fn report(diags: &[Diagnostic]) {
+    let text = render_text(diags, &|f: &str| std::fs::read_to_string(f).ok());
+    if !text.is_empty() {
+        eprint!("{text}");
+    }
+}
+
+/// Sets up everything `run` and `eval` share: config, policy, engine, store.
+fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Receiver<ReloadRequest>), ExitCode> {
+    let loaded = load_config(config).map_err(|d| {
+        report(&d);
+        ExitCode::from(1)
+    })?;
+    let policy = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env).map_err(|d| {
+        report(&d);
+        ExitCode::from(1)
+    })?;
+    report(&policy.warnings);
+    let data_dir = loaded.path(loaded.cfg.data_dir.expose());
+    let opened = store::open(&data_dir, now().0).map_err(|e| {
+        eprintln!("tocsin: {e}");
+        ExitCode::from(1)
+    })?;
+    if let Some(msg) = &opened.recovered {
+        tracing::error!("{msg}");
+    }
+    let staleness = loaded.cfg.staleness.value.0;
+    let mut engine = Engine::new(Arc::clone(&policy.rules), Settings { staleness });
+    let saved = opened.store.load_states().map_err(|e| {
+        eprintln!("tocsin: {e}");
+        ExitCode::from(1)
+    })?;
+    let restored = saved.len();
+    for (key, err) in engine.restore(saved) {
+        tracing::warn!(key, err, "persisted instance state could not be read; that instance starts afresh");
+    }
+    tracing::info!(restored, db = %opened.store.path().display(), "state restored");
+    let (reload_tx, reload_rx) = mpsc::channel(8);
+    let core = Core {
+        engine,
+        series: SeriesStore::new(retention(&policy, staleness)),
+        status: status_for(&policy),
+        wanted: wanted_metrics(&policy),
+        policy,
+        reload_error: None,
+    };
+    let shared = Arc::new(Shared {
+        loaded,
+        dry_run,
+        core: Mutex::new(core),
+        db: Mutex::new(opened.store),
+        metrics: Metrics::default(),
+        ready: AtomicBool::new(false),
+        reload_tx,
+    });
+    shared.metrics.reload_ok.store(true, Ordering::Relaxed);
+    shared.metrics.reload_ok_at.store(now().0 as u64 / 1000, Ordering::Relaxed);
+    Ok((shared, reload_rx))
+}
+
+type ReloadRequest = Option<oneshot::Sender<Result<(), String>>>;
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOCSIN_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// `tocsin run`.
+pub fn run(config: Option<&Path>, dry_run: bool) -> ExitCode {
+    init_tracing();
+    let (shared, reload_rx) = match start(config, dry_run) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tocsin: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(serve(shared, reload_rx))
+}
+
+async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) -> ExitCode {
+    let listen = shared.loaded.cfg.listen.expose().to_string();
+    let listener = match tokio::net::TcpListener::bind(&listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tocsin: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(%listen, dry_run = shared.dry_run, "tocsin running");
+    let (policy_tx, policy_rx) = watch::channel(0u64);
+    spawn_sources(&shared);
+    tokio::spawn(schedule(Arc::clone(&shared), policy_rx));
+    tokio::spawn(reloader(Arc::clone(&shared), reload_rx, policy_tx));
+    let _watcher = start_watcher(&shared);
+    tokio::spawn(periodic(Arc::clone(&shared)));
+    shared.ready.store(true, Ordering::Relaxed);
+    let app = crate::api::router(Arc::clone(&shared));
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared)));
+    if let Err(e) = server.await {
+        eprintln!("tocsin: HTTP server failed: {e}");
+        return ExitCode::from(1);
+    }
+    // Every evaluation commits its own transaction, so nothing is left to flush beyond
+    // what the in-flight evaluation (which ran to completion: it has no await) committed.
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGTERM or SIGINT; SIGHUP asks for a reload meanwhile.
+async fn shutdown_signal(shared: Arc<Shared>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                let _ = shared.reload_tx.send(None).await;
+            }
+        }
+    }
+    tracing::info!("shutting down");
+}
+
+fn start_watcher(shared: &Arc<Shared>) -> Option<reload::Watcher> {
+    let mut paths = shared.loaded.rule_paths();
+    paths.extend(shared.loaded.receiver_paths());
+    let tx = shared.reload_tx.clone();
+    match reload::watch(&reload::watch_dirs(&paths), DEBOUNCE, move || {
+        let _ = tx.try_send(None);
+    }) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("{e}; relying on SIGHUP, POST /-/reload and the periodic re-read");
+            None
+        }
+    }
+}
+
+async fn periodic(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(PERIODIC_RELOAD);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let _ = shared.reload_tx.send(None).await;
+        let retention = shared.loaded.cfg.history_retention.value.0;
+        if let Err(e) = shared.db().prune_history(now().minus(retention).0) {
+            tracing::warn!("pruning history: {e}");
+        }
+    }
+}
+
+/// Applies reload requests one at a time.
+async fn reloader(shared: Arc<Shared>, mut rx: mpsc::Receiver<ReloadRequest>, policy_tx: watch::Sender<u64>) {
+    let mut generation = 0u64;
+    while let Some(reply) = rx.recv().await {
+        let result = reload_now(&shared);
+        match &result {
+            Ok(true) => {
+                generation += 1;
+                let _ = policy_tx.send(generation);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!("reload failed, keeping the running rules:\n{e}"),
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(result.map(|_| ()));
+        }
+    }
+}
+
+/// Reads and validates the policy; applies it when valid and different. Ok(true) when a
+/// new set was applied.
+pub fn reload_now(shared: &Shared) -> Result<bool, String> {
+    let loaded = &shared.loaded;
+    let result = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env);
+    let m = &shared.metrics;
+    match result {
+        Err(diags) => {
+            let text = render_text(&diags, &|f: &str| std::fs::read_to_string(f).ok());
+            m.reload_ok.store(false, Ordering::Relaxed);
+            shared.core().reload_error = Some(text.clone());
+            Err(text)
+        }
+        Ok(policy) => {
+            m.reload_ok.store(true, Ordering::Relaxed);
+            m.reload_ok_at.store(now().0 as u64 / 1000, Ordering::Relaxed);
+            let mut core = shared.core();
+            core.reload_error = None;
+            if policy.hash == core.policy.hash {
+                return Ok(false);
+            }
+            report(&policy.warnings);
+            core.engine.replace_rules(Arc::clone(&policy.rules));
+            core.series.set_retention(retention(&policy, loaded.cfg.staleness.value.0));
+            core.status = status_for(&policy);
+            core.wanted = wanted_metrics(&policy);
+            core.policy = policy;
+            tracing::info!(groups = core.policy.rules.groups.len(), "rules reloaded");
+            Ok(true)
+        }
+    }
+}
+
+/// Runs one task per rule group, restarting them all when the policy changes.
+async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>) {
+    loop {
+        let groups: Vec<(usize, String, Duration)> = {
+            let core = shared.core();
+            let default = shared.loaded.cfg.evaluation_interval.value.0;
+            core.policy
+                .rules
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (i, g.name.clone(), g.interval.unwrap_or(default)))
+                .collect()
+        };
+        let tasks: Vec<_> =
+            groups.into_iter().map(|(g, name, every)| tokio::spawn(run_group(Arc::clone(&shared), g, name, every))).collect();
+        if policy_rx.changed().await.is_err() {
+            return;
+        }
+        for t in tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
+/// that groups with the same interval tick together and never drift. A tick that comes too
+/// late (the previous evaluation overran) is skipped and counted.
+async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration) {
+    let every_ms = crate::series::duration_ms(every).max(1);
+    let wall = now().0;
+    let first = (wall / every_ms + 1) * every_ms;
+    let start = tokio::time::Instant::now() + Duration::from_millis((first - wall) as u64);
+    let mut ticker = tokio::time::interval_at(start, every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        let scheduled = ticker.tick().await;
+        let late = tokio::time::Instant::now().saturating_duration_since(scheduled);
+        let missed = (late.as_millis() as i64 / every_ms) as u64;
+        {
+            let mut it = shared.metrics.iterations.lock().unwrap_or_else(|e| e.into_inner());
+            let e = it.entry(name.clone()).or_default();
+            e.0 += 1;
+            e.1 += missed;
+        }
+        // Evaluate at the aligned instant, not whenever the task got the CPU.
+        let t = now().0;
+        evaluate(&shared, g, Timestamp(t - t.rem_euclid(every_ms)));
+    }
+}
+
+/// A notification ready for a receiver.
+struct Delivery {
+    receiver: String,
+    line: String,
+}
+
+/// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
+pub fn evaluate(shared: &Shared, g: usize, now: Timestamp) {
+    let mut batch = Batch::default();
+    let mut deliveries = Vec::new();
+    let mut out = Output::default();
+    {
+        let mut guard = shared.core();
+        let core = &mut *guard;
+        if g >= core.policy.rules.groups.len() {
+            return;
+        }
+        let group = &core.policy.rules.groups[g];
+        for r in 0..group.rules.len() {
+            let rref = RuleRef { group: g, rule: r };
+            let started = Instant::now();
+            core.engine.evaluate_rule(rref, now, &mut core.series, &mut out);
+            let missing = core.engine.missing_metrics(rref, &core.series);
+            let st = &mut core.status[g][r];
+            st.evaluation_seconds = started.elapsed().as_secs_f64();
+            st.last_evaluation = Some(now);
+            st.last_error = (!missing.is_empty()).then(|| format!("no series for {}", missing.join(", ")));
+        }
+        let mut changes = Vec::new();
+        core.engine.take_changes(g, &mut changes);
+        for (k, v) in changes {
+            match v {
+                Some(json) => batch.upserts.push((k, json)),
+                None => batch.deletes.push(k),
+            }
+        }
+        let rules = &core.policy.rules;
+        for ev in &out.events {
+            batch.history.push(history_row(rules, ev, transition_name(ev.kind), None));
+        }
+        for a in &out.actions {
+            let detail = if shared.dry_run { "dry-run: not run" } else { "due; running actions is not implemented yet" };
+            batch.history.push(history_row(rules, a, "action", Some(format!("{}: {detail}", a.kind.0))));
+            tracing::info!(action = %a.kind.0, alert = ?a.labels.get("alertname"), severity = %a.severity, "{detail}");
+        }
+        for n in &out.notifications {
+            let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
+            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
+            let summary = core.engine.notification_annotations(n).remove("summary");
+            for receiver in core.policy.routes.receivers_for(&n.labels, notify) {
+                deliveries.push(Delivery { receiver: receiver.to_string(), line: console::line(n, &rfc3339(n.at), summary.as_deref()) });
+            }
+        }
+    }
+    if !batch.is_empty()
+        && let Err(e) = shared.db().commit(&batch)
+    {
+        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("cannot persist state: {e}");
+    }
+    deliver(shared, deliveries);
+}
+
+fn deliver(shared: &Shared, deliveries: Vec<Delivery>) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let core = shared.core();
+    let console: HashSet<&str> = core
+        .policy
+        .receivers
+        .iter()
+        .flat_map(|(_, f)| f.receivers.iter())
+        .filter(|r| r.console.is_some())
+        .map(|r| r.name.expose())
+        .collect();
+    let mut counts = shared.metrics.notifications.lock().unwrap_or_else(|e| e.into_inner());
+    for d in deliveries {
+        let result = if shared.dry_run {
+            tracing::info!(receiver = %d.receiver, "dry-run, would notify: {}", d.line);
+            "dry_run"
+        } else if console.contains(d.receiver.as_str()) {
+            println!("{}", d.line);
+            "sent"
+        } else {
+            tracing::warn!(receiver = %d.receiver, "only console receivers deliver so far; not sent: {}", d.line);
+            "unsupported"
+        };
+        *counts.entry((d.receiver, result.to_string())).or_default() += 1;
+    }
+}
+
+fn transition_name(t: Transition) -> &'static str {
+    match t {
+        Transition::Firing => "firing",
+        Transition::Escalated => "escalated",
+        Transition::Deescalated => "deescalated",
+        Transition::Resolved => "resolved",
+    }
+}
+
+fn history_row<K>(rules: &crate::rules::RuleSet, e: &Emitted<K>, event: &str, detail: Option<String>) -> HistoryRow {
+    let group = &rules.groups[e.rule.group];
+    HistoryRow {
+        at_ms: e.at.0,
+        group: group.name.clone(),
+        rule: group.rules[e.rule.rule].name.clone(),
+        fingerprint: e.fingerprint,
+        event: event.to_string(),
+        severity: e.severity.to_string(),
+        value: e.value,
+        labels: e.labels.to_map(),
+        detail,
+    }
+}
+
+fn spawn_sources(shared: &Arc<Shared>) {
+    let cfg = &shared.loaded.cfg.sources;
+    if let Some(sys) = &cfg.system {
+        let every = sys.interval.as_ref().map(|d| d.value.0).unwrap_or(SYSTEM_INTERVAL);
+        let processes = sys.processes.iter().map(|p| p.expose().to_string()).collect();
+        tokio::spawn(system_loop(Arc::clone(shared), SystemCollector::new(processes), every));
+    }
+    for s in &cfg.scrape {
+        let every = s.interval.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_INTERVAL);
+        let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
+        let target = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout);
+        match target {
+            Ok(t) => {
+                tokio::spawn(scrape_loop(Arc::clone(shared), t, every));
+            }
+            Err(e) => tracing::error!("scrape target {}: {e}", s.name.expose()),
+        }
+    }
+    for l in &cfg.logs {
+        let patterns: Vec<(String, String)> = l.patterns.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
+        match LogTailer::new(shared.loaded.path(l.path.expose()), &patterns) {
+            Ok(t) => {
+                tokio::spawn(logs_loop(Arc::clone(shared), t));
+            }
+            Err(e) => tracing::error!("log source {}: {e}", l.path.expose()),
+        }
+    }
+}
+
+async fn system_loop(shared: Arc<Shared>, mut collector: SystemCollector, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut samples = Vec::new();
+    loop {
+        tick.tick().await;
+        let wanted = shared.core().wanted.clone();
+        samples.clear();
+        collector.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
+            samples.push(ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None });
+        });
+        shared.ingest("system", &samples, now());
+    }
+}
+
+async fn logs_loop(shared: Arc<Shared>, mut tailer: LogTailer) {
+    let mut tick = tokio::time::interval(LOG_POLL);
+    let mut samples = Vec::new();
+    loop {
+        tick.tick().await;
+        samples.clear();
+        let res = tailer.poll(&mut |name, labels, value| {
+            samples.push(ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None });
+        });
+        if let Err(e) = res {
+            tracing::warn!("log source: {e}");
+        }
+        shared.ingest("logs", &samples, now());
+    }
+}
+
+async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Series of the last successful scrape: marked stale when the target goes away.
+    let mut last: Vec<(String, Labels)> = Vec::new();
+    loop {
+        tick.tick().await;
+        let t = now();
+        let result = target.scrape().await;
+        let mut samples = Vec::new();
+        let up = match result {
+            Ok(scraped) => {
+                for e in &scraped.errors {
+                    tracing::warn!(job = %target.job, line = e.line, "scrape: {}", e.message);
+                }
+                let current: Vec<(String, Labels)> = scraped.samples.iter().map(|s| (s.name.clone(), s.labels.clone())).collect();
+                for (name, labels) in last.iter().filter(|k| !current.contains(k)) {
+                    samples.push(ParsedSample { name: name.clone(), labels: labels.clone(), value: stale_marker(), timestamp_ms: Some(t.0) });
+                }
+                last = current;
+                samples.extend(scraped.samples);
+                samples.push(target.meta("scrape_duration_seconds", scraped.duration.as_secs_f64()));
+                1.0
+            }
+            Err(e) => {
+                tracing::warn!(job = %target.job, "scrape failed: {e}");
+                for (name, labels) in last.drain(..) {
+                    samples.push(ParsedSample { name, labels, value: stale_marker(), timestamp_ms: Some(t.0) });
+                }
+                0.0
+            }
+        };
+        samples.push(target.meta("up", up));
+        shared.ingest("scrape", &samples, t);
+    }
+}
+
+/// `tocsin eval`: one collection from the live sources and one evaluation of every group,
+/// printed as a table.
+pub fn eval(config: Option<&Path>) -> ExitCode {
+    init_tracing();
+    let (shared, _rx) = match start(config, true) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tocsin: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async {
+        let cfg = &shared.loaded.cfg.sources;
+        if let Some(sys) = &cfg.system {
+            let mut c = SystemCollector::new(sys.processes.iter().map(|p| p.expose().to_string()).collect());
+            let wanted = shared.core().wanted.clone();
+            // CPU percentages need two readings some time apart.
+            for pass in 0..2 {
+                if pass == 1 {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                let mut samples = Vec::new();
+                c.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
+                    samples.push(ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None });
+                });
+                shared.ingest("system", &samples, now());
+            }
+        }
+        for s in &cfg.scrape {
+            let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
+            if let Ok(t) = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout) {
+                let mut samples = Vec::new();
+                let up = match t.scrape().await {
+                    Ok(sc) => {
+                        samples = sc.samples;
+                        1.0
+                    }
+                    Err(e) => {
+                        eprintln!("scrape {}: {e}", t.job);
+                        0.0
+                    }
+                };
+                samples.push(t.meta("up", up));
+                shared.ingest("scrape", &samples, now());
+            }
+        }
+    });
+    let t = now();
+    let mut core = shared.core();
+    let core = &mut *core;
+    let mut out = Output::default();
+    println!("{:<28} {:<10} {:<10} {:>12}  labels", "rule", "state", "severity", "value");
+    for g in 0..core.policy.rules.groups.len() {
+        core.engine.evaluate_group(g, t, &mut core.series, &mut out);
+        for (r, rule) in core.policy.rules.groups[g].rules.iter().enumerate() {
+            let rref = RuleRef { group: g, rule: r };
+            let missing = core.engine.missing_metrics(rref, &core.series);
+            if !missing.is_empty() {
+                println!("{:<28} {:<10} {:<10} {:>12}  no series for {}", rule.name, "-", "-", "-", missing.join(", "));
+                continue;
+            }
+            for inst in core.engine.instances(rref) {
+                let (state, sev) = match (inst.machine.phase(), rule.alert()) {
+                    (Phase::Firing { tier, .. }, Some(a)) => ("firing", a.policy.tiers[tier.min(a.policy.tiers.len() - 1)].severity.to_string()),
+                    (Phase::Pending { tier }, Some(a)) => ("pending", a.policy.tiers[tier.min(a.policy.tiers.len() - 1)].severity.to_string()),
+                    (_, Some(_)) => ("inactive", "-".to_string()),
+                    (_, None) => ("recorded", "-".to_string()),
+                };
+                let value = inst.value.map(console::format_value).unwrap_or_else(|| "no data".into());
+                println!("{:<28} {:<10} {:<10} {:>12}  {}", rule.name, state, sev, value, inst.labels);
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Parses a push request body (JSON when the content type says so, else exposition text).
+pub fn parse_push(content_type: Option<&str>, body: &[u8]) -> Result<Vec<ParsedSample>, String> {
+    if content_type.is_some_and(|c| c.starts_with("application/json")) {
+        crate::sources::push_json::parse(body).map_err(|e| format!("line {}: {}", e.line, e.message))
+    } else {
+        let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
+        crate::sources::exposition::parse_strict(text).map_err(|e| format!("line {}: {}", e.line, e.message))
+    }
+}

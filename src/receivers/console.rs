@@ -1,0 +1,66 @@
+//! The `console` receiver: one human-readable line per notification.
+
+use std::fmt::Write as _;
+
+use crate::engine::Emitted;
+use crate::engine::notify::NoteKind;
+
+/// The line printed for a notification: time, event, alert, severity, value, labels and
+/// the summary annotation when there is one.
+pub fn line(n: &Emitted<NoteKind>, at_rfc3339: &str, summary: Option<&str>) -> String {
+    let mut s = format!(
+        "{at_rfc3339} {:<11} {} severity={}",
+        crate::ruletest::note_name(n.kind).to_uppercase(),
+        n.labels.get("alertname").unwrap_or("?"),
+        n.severity
+    );
+    if let Some(v) = n.value {
+        let _ = write!(s, " value={}", format_value(v));
+    }
+    let labels: Vec<String> =
+        n.labels.iter().filter(|(k, _)| *k != "alertname" && *k != "severity").map(|(k, v)| format!("{k}={v:?}")).collect();
+    if !labels.is_empty() {
+        let _ = write!(s, " {{{}}}", labels.join(", "));
+    }
+    if let Some(summary) = summary.filter(|s| !s.is_empty()) {
+        let _ = write!(s, " — {summary}");
+    }
+    s
+}
+
+/// A value with at most 3 decimals and no trailing zeros.
+pub fn format_value(v: f64) -> String {
+    if v.is_finite() {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::RuleRef;
+    use crate::series::{Labels, Timestamp};
+
+    #[test]
+    fn one_readable_line() {
+        let n = Emitted {
+            rule: RuleRef { group: 0, rule: 0 },
+            fingerprint: 1,
+            labels: Labels::from_pairs([("alertname", "MemoryPressure"), ("severity", "warning"), ("team", "infra")]),
+            kind: NoteKind::Escalated,
+            tier: 0,
+            severity: "critical".into(),
+            at: Timestamp(0),
+            value: Some(92.5),
+            seq: 3,
+        };
+        assert_eq!(
+            line(&n, "2026-11-23T10:00:00Z", Some("Memory usage is 92.5%")),
+            "2026-11-23T10:00:00Z ESCALATED   MemoryPressure severity=critical value=92.5 {team=\"infra\"} — Memory usage is 92.5%"
+        );
+        assert_eq!(format_value(85.0), "85");
+    }
+}
