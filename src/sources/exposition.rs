@@ -248,6 +248,15 @@ impl<'a> Cursor<'a> {
         &self.line[start..self.i]
     }
 
+    /// The text from `start` up to the next blank or `{`, for error messages.
+    fn token_from(&self, start: usize) -> &'a str {
+        let end = self.b[start..]
+            .iter()
+            .position(|&b| is_blank(b) || b == b'{')
+            .map_or(self.b.len(), |p| start + p);
+        self.line.get(start..end).unwrap_or("")
+    }
+
     fn show_here(&self) -> String {
         show(self.line, self.i)
     }
@@ -296,8 +305,9 @@ fn parse_comment(mut c: Cursor<'_>) -> Result<(), String> {
     };
     if !c.at_end() && !c.peek().is_some_and(is_blank) {
         return Err(format!(
-            "invalid character {} in metric name {name:?} after # {keyword}",
-            c.show_here()
+            "invalid character {} in metric name {:?} after # {keyword}",
+            c.show_here(),
+            c.token_from(c.i - name.len())
         ));
     }
     if keyword == "TYPE" {
@@ -327,8 +337,9 @@ fn parse_sample(mut c: Cursor<'_>) -> Result<LineSample<'_>, String> {
         None | Some(b' ' | b'\t' | b'{') => {}
         Some(_) => {
             return Err(format!(
-                "invalid character {} in metric name {name:?} (names match [a-zA-Z_:][a-zA-Z0-9_:]*)",
-                c.show_here()
+                "invalid character {} in metric name {:?} (names match [a-zA-Z_:][a-zA-Z0-9_:]*)",
+                c.show_here(),
+                c.token_from(c.i - name.len())
             ));
         }
     }
@@ -416,6 +427,7 @@ fn parse_labels(c: &mut Cursor<'_>, metric: &str) -> Result<Labels, String> {
         match c.peek() {
             Some(b',') => c.i += 1,
             Some(b'}') => {}
+            None => return Err(format!("unterminated label set of {metric}: missing '}}'")),
             _ => {
                 return Err(format!(
                     "expected ',' or '}}' after the value of label {label:?} in {metric}, found {}",
@@ -517,4 +529,313 @@ fn parse_timestamp(s: &str) -> Option<i64> {
         return None;
     }
     s.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(pairs: &[(&str, &str)]) -> Labels {
+        Labels::from_pairs(pairs.iter().copied())
+    }
+
+    fn one(body: &str) -> ParsedSample {
+        let mut v = parse_strict(body).unwrap_or_else(|e| panic!("{body:?}: {e}"));
+        assert_eq!(v.len(), 1, "{body:?}");
+        v.pop().unwrap()
+    }
+
+    fn err(body: &str) -> LineError {
+        parse_strict(body).expect_err(body)
+    }
+
+    /// Prometheus' own example from docs/instrumenting/exposition_formats.md.
+    const DOCS_EXAMPLE: &str = r#"# HELP http_requests_total The total number of HTTP requests.
+# TYPE http_requests_total counter
+http_requests_total{method="post",code="200"} 1027 1395066363000
+http_requests_total{method="post",code="400"}    3 1395066363000
+
+# Escaping in label values:
+msdos_file_access_time_seconds{path="C:\\DIR\\FILE.TXT",error="Cannot find file:\n\"FILE.TXT\""} 1.458255915e9
+
+# Minimalistic line:
+metric_without_timestamp_and_labels 12.47
+
+# A weird metric from before the epoch:
+something_weird{problem="division by zero"} +Inf -3982045
+
+# A histogram, which has a pretty complex representation in the text format:
+# HELP http_request_duration_seconds A histogram of the request duration.
+# TYPE http_request_duration_seconds histogram
+http_request_duration_seconds_bucket{le="0.05"} 24054
+http_request_duration_seconds_bucket{le="0.1"} 33444
+http_request_duration_seconds_bucket{le="0.2"} 100392
+http_request_duration_seconds_bucket{le="0.5"} 129389
+http_request_duration_seconds_bucket{le="1"} 133988
+http_request_duration_seconds_bucket{le="+Inf"} 144320
+http_request_duration_seconds_sum 53423
+http_request_duration_seconds_count 144320
+
+# Finally a summary, which has a complex representation, too:
+# HELP rpc_duration_seconds A summary of the RPC duration in seconds.
+# TYPE rpc_duration_seconds summary
+rpc_duration_seconds{quantile="0.01"} 3102
+rpc_duration_seconds{quantile="0.05"} 3272
+rpc_duration_seconds{quantile="0.5"} 4773
+rpc_duration_seconds{quantile="0.9"} 9001
+rpc_duration_seconds{quantile="0.99"} 76656
+rpc_duration_seconds_sum 1.7560473e+07
+rpc_duration_seconds_count 2693
+"#;
+
+    #[test]
+    fn prometheus_docs_example() {
+        let got = parse_strict(DOCS_EXAMPLE).unwrap();
+        assert_eq!(got.len(), 20);
+        assert_eq!(
+            got[0],
+            ParsedSample {
+                name: "http_requests_total".into(),
+                labels: l(&[("method", "post"), ("code", "200")]),
+                value: 1027.0,
+                timestamp_ms: Some(1_395_066_363_000),
+            }
+        );
+        assert_eq!(
+            got[2].labels,
+            l(&[
+                ("path", r"C:\DIR\FILE.TXT"),
+                ("error", "Cannot find file:\n\"FILE.TXT\"")
+            ])
+        );
+        assert_eq!(got[2].value, 1.458255915e9);
+        assert_eq!((got[3].value, got[3].timestamp_ms), (12.47, None));
+        assert_eq!((got[4].value, got[4].timestamp_ms), (f64::INFINITY, Some(-3_982_045)));
+        // Histogram: buckets keep `le`, _sum and _count are plain series.
+        let buckets: Vec<_> = got
+            .iter()
+            .filter(|s| s.name == "http_request_duration_seconds_bucket")
+            .map(|s| (s.labels.get("le").unwrap().to_string(), s.value))
+            .collect();
+        assert_eq!(buckets.len(), 6);
+        assert_eq!(buckets[5], ("+Inf".to_string(), 144320.0));
+        assert!(
+            got.iter()
+                .any(|s| s.name == "http_request_duration_seconds_sum" && s.value == 53423.0)
+        );
+        // Summary: quantiles keep `quantile`.
+        let q = got.iter().find(|s| s.labels.get("quantile") == Some("0.99")).unwrap();
+        assert_eq!((q.name.as_str(), q.value), ("rpc_duration_seconds", 76656.0));
+        assert_eq!(got[18].value, 1.7560473e7);
+        assert_eq!(got[19].name, "rpc_duration_seconds_count");
+        assert_eq!(parse_lenient(DOCS_EXAMPLE), (got, vec![]));
+    }
+
+    #[test]
+    fn names_with_colons_are_kept() {
+        let s = one("job:http_requests:rate5m{job=\"api\"} 3\n");
+        assert_eq!(s.name, "job:http_requests:rate5m");
+        assert_eq!(one(":leading 1").name, ":leading");
+        assert_eq!(one("_x 1").name, "_x");
+    }
+
+    #[test]
+    fn label_values_with_escapes_commas_braces_and_unicode() {
+        let s = one(r#"m{a="x,y", b="}{", c="k=v", d="q\"uo\\te\nnl", e=" sp ace ", f="ünï😀"} 1"#);
+        assert_eq!(s.labels.get("a"), Some("x,y"));
+        assert_eq!(s.labels.get("b"), Some("}{"));
+        assert_eq!(s.labels.get("c"), Some("k=v"));
+        assert_eq!(s.labels.get("d"), Some("q\"uo\\te\nnl"));
+        assert_eq!(s.labels.get("e"), Some(" sp ace "));
+        assert_eq!(s.labels.get("f"), Some("ünï😀"));
+    }
+
+    #[test]
+    fn braces_trailing_comma_whitespace_and_crlf() {
+        assert_eq!(one("m{} 1").labels, Labels::new());
+        assert_eq!(one("m{a=\"1\",} 1").labels, l(&[("a", "1")]));
+        assert_eq!(
+            one("m { a = \"1\" , b=\"2\" , } 1").labels,
+            l(&[("a", "1"), ("b", "2")])
+        );
+        assert_eq!(one("m{a=\"1\"}2").value, 2.0); // no blank needed after '}'
+        assert_eq!(one("\t m \t 2 \t 5 \t").timestamp_ms, Some(5));
+        let got = parse_strict("# TYPE a gauge\r\na 1\r\n\r\nb{x=\"y\"} 2 7\r\n").unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[1].labels.get("x"), got[1].timestamp_ms), (Some("y"), Some(7)));
+        // An empty value means "no label", as in Prometheus.
+        assert_eq!(one("m{a=\"\",b=\"1\"} 1").labels, l(&[("b", "1")]));
+    }
+
+    #[test]
+    fn help_type_and_comments() {
+        let body = "# HELP m Some help with \\n escapes and \"quotes\"\n# HELP m\n# TYPE m counter\n\
+                    # TYPE m\tgauge \n#HELP whatever\n# help lower case is a comment\n# just a comment\n\
+                    #\n# HELP\n# TYPE\nm 1\n";
+        assert_eq!(parse_strict(body).unwrap().len(), 1);
+        for t in METRIC_TYPES {
+            assert!(parse_strict(&format!("# TYPE m {t}\n")).is_ok(), "{t}");
+        }
+        let e = err("m 1\n# TYPE m countr\n");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("invalid metric type \"countr\""), "{e}");
+        assert!(err("# TYPE m\n").message.contains("invalid metric type \"\""));
+        assert!(err("# TYPE m Counter\n").message.contains("invalid metric type"));
+        assert!(
+            err("# HELP 0m text\n")
+                .message
+                .contains("expected a metric name after # HELP")
+        );
+        assert!(err("# TYPE m-x gauge\n").message.contains("invalid character '-'"));
+    }
+
+    #[test]
+    fn values_and_timestamps() {
+        for (text, want) in [
+            ("1", 1.0),
+            ("-1.5e3", -1500.0),
+            ("1E-2", 0.01),
+            (".5", 0.5),
+            ("5.", 5.0),
+            ("+3", 3.0),
+            ("-0", -0.0),
+            ("+Inf", f64::INFINITY),
+            ("Inf", f64::INFINITY),
+            ("inf", f64::INFINITY),
+            ("-Inf", f64::NEG_INFINITY),
+            ("-infinity", f64::NEG_INFINITY),
+            ("1e-400", 0.0),
+        ] {
+            assert_eq!(one(&format!("m {text}")).value, want, "{text}");
+        }
+        for nan in ["NaN", "nan", "NAN"] {
+            let v = one(&format!("m {nan}")).value;
+            assert!(v.is_nan() && !crate::series::is_stale_marker(v));
+        }
+        for bad in [
+            "+NaN", "-nan", "1e400", "0x10", "0x1p3", "1_000", "1,5", "one", "1e", ".", "-", "--1", "Infx",
+        ] {
+            let e = err(&format!("m {bad}"));
+            assert!(
+                e.message.starts_with(&format!("invalid value {bad:?} for m")),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(one("m 1 0").timestamp_ms, Some(0));
+        assert_eq!(one("m 1 +12").timestamp_ms, Some(12));
+        assert_eq!(one("m 1 -12").timestamp_ms, Some(-12));
+        assert_eq!(one("m 1 9223372036854775807").timestamp_ms, Some(i64::MAX));
+        for bad in ["9223372036854775808", "1.5", "1e3", "12ms", "-", "now"] {
+            let e = err(&format!("m 1 {bad}"));
+            assert!(
+                e.message.starts_with(&format!("invalid timestamp {bad:?}")),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_error_kind_names_its_line() {
+        let cases: &[(&str, &str)] = &[
+            ("0bad 1", "invalid metric name"),
+            ("m-x 1", "invalid character '-' in metric name \"m-x\""),
+            ("{a=\"b\"} 1", "missing metric name before '{'"),
+            ("m{a=\"1\",a=\"2\"} 1", "duplicate label name \"a\""),
+            ("m{a=\"\",a=\"2\"} 1", "duplicate label name \"a\""),
+            ("m{a=\"1} 1", "unterminated label value"),
+            ("m{a=\"1\\", "unterminated label value"),
+            ("m{a=\"1\\t\"} 1", "invalid escape \\t in label value"),
+            ("m{a=\"1\"", "unterminated label set of m"),
+            (
+                "m{a=\"1\" b=\"2\"} 1",
+                "expected ',' or '}' after the value of label \"a\"",
+            ),
+            ("m{,} 1", "expected a label name in m, found ','"),
+            ("m{0a=\"1\"} 1", "expected a label name in m, found '0'"),
+            ("m{a:b=\"1\"} 1", "expected '=' after label name \"a\""),
+            ("m{\"a\"=\"1\"} 1", "quoted label names are not supported"),
+            ("m{a=1} 1", "expected a double-quoted value for label \"a\""),
+            ("m{__name__=\"x\"} 1", "label __name__ is not allowed"),
+            ("m", "missing value for m"),
+            ("m{a=\"1\"}   ", "missing value for m"),
+            ("m 1 2 3", "unexpected text \"3\" after the timestamp of m"),
+            ("m 1 2 # comment", "unexpected text \"# comment\" after the timestamp"),
+        ];
+        for (bad, want) in cases {
+            let body = format!("ok 1\n\n{bad}\nok2 2\n");
+            let e = err(&body);
+            assert_eq!(e.line, 3, "{bad}: {e}");
+            assert!(e.message.contains(want), "{bad}: got {:?}, want {want:?}", e.message);
+            // Lenient mode keeps the lines around it.
+            let (samples, errors) = parse_lenient(&body);
+            assert_eq!(
+                samples.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                ["ok", "ok2"]
+            );
+            assert_eq!(errors, vec![e]);
+        }
+    }
+
+    #[test]
+    fn lenient_keeps_the_rest_and_strict_stops_at_the_first_error() {
+        let body = "a 1\nb{ 2\nc 3\nd 1 2 x\ne 5\n";
+        let (samples, errors) = parse_lenient(body);
+        assert_eq!(
+            samples.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["a", "c", "e"]
+        );
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(parse_strict(body).unwrap_err(), errors[0]);
+        assert_eq!(errors[0].to_string(), format!("line 2: {}", errors[0].message));
+    }
+
+    #[test]
+    fn duplicate_series() {
+        // Same series: label order, blanks and empty values do not matter; timestamps neither.
+        let body = "m{a=\"1\",b=\"2\"} 1\nm{b=\"2\", a=\"1\",c=\"\"} 2 100\nm{a=\"1\"} 3\nm{b=\"2\",a=\"1\"} 4\n";
+        let (samples, errors) = parse_lenient(body);
+        assert_eq!(samples.iter().map(|s| s.value).collect::<Vec<_>>(), [1.0, 3.0]);
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 4]);
+        assert!(
+            errors[0]
+                .message
+                .contains("duplicate series m{a=\"1\", b=\"2\"} (first on line 1)"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(parse_strict(body).unwrap_err(), errors[0]);
+        // Different names are different series.
+        assert_eq!(parse_strict("a 1\nb 1\na{x=\"y\"} 1\n").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn long_lines_are_errors_not_panics() {
+        let long = format!("m{{a=\"{}\"}} 1", "x".repeat(MAX_LINE_BYTES));
+        let body = format!("a 1\n{long}\nb 2");
+        let (samples, errors) = parse_lenient(&body);
+        assert_eq!(samples.len(), 2);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            errors[0].message.contains("more than the 65536 allowed"),
+            "{}",
+            errors[0]
+        );
+        // Just under the limit is fine, however many labels it holds.
+        let mut many = String::from("m{");
+        let mut i = 0;
+        while many.len() < MAX_LINE_BYTES - 40 {
+            many.push_str(&format!("l{i}=\"v\","));
+            i += 1;
+        }
+        many.push_str("} 1");
+        assert_eq!(one(&many).labels.len(), i);
+    }
+
+    #[test]
+    fn empty_and_comment_only_bodies() {
+        assert_eq!(parse_strict("").unwrap(), vec![]);
+        assert_eq!(parse_strict("\n\n  \n# x\n").unwrap(), vec![]);
+        assert_eq!(parse_lenient("\r\n"), (vec![], vec![]));
+    }
 }
