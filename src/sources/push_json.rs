@@ -105,7 +105,10 @@ fn json_error(e: &serde_json::Error, element: usize) -> LineError {
 
 /// One array element, as sent.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a sample object {\"name\", \"value\", \"labels\"?, \"timestamp\"?}"
+)]
 struct Item {
     name: String,
     #[serde(default)]
@@ -266,4 +269,184 @@ fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error
         }
     }
     d.deserialize_option(V)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(body: &str) -> Vec<ParsedSample> {
+        parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"))
+    }
+
+    fn err(body: &str) -> LineError {
+        parse(body.as_bytes()).expect_err(body)
+    }
+
+    #[test]
+    fn full_and_minimal_elements() {
+        let got = ok(r#"[
+            {"name": "disk:used_percent", "labels": {"mount": "/", "host": "a,b}\"c", "empty": ""}, "value": 93.5, "timestamp": 1700000000000},
+            {"name": "up", "value": 1},
+            {"name": "up2", "labels": null, "value": -2, "timestamp": null}
+        ]"#);
+        assert_eq!(
+            got[0],
+            ParsedSample {
+                name: "disk:used_percent".into(),
+                labels: Labels::from_pairs([("mount", "/"), ("host", "a,b}\"c")]),
+                value: 93.5,
+                timestamp_ms: Some(1_700_000_000_000),
+            }
+        );
+        assert_eq!((got[1].labels.len(), got[1].value, got[1].timestamp_ms), (0, 1.0, None));
+        assert_eq!(got[2].value, -2.0);
+        assert_eq!(ok("[]"), vec![]);
+        assert_eq!(ok(" \n[ ]\n "), vec![]);
+    }
+
+    #[test]
+    fn non_finite_values_as_strings() {
+        let got = ok(
+            r#"[{"name":"a","value":"NaN"},{"name":"b","value":"+Inf"},{"name":"c","value":"-Inf"},{"name":"d","value":"Inf"}]"#,
+        );
+        assert!(got[0].value.is_nan() && !crate::series::is_stale_marker(got[0].value));
+        assert_eq!(got[1].value, f64::INFINITY);
+        assert_eq!(got[2].value, f64::NEG_INFINITY);
+        assert_eq!(got[3].value, f64::INFINITY);
+        let e = err(r#"[{"name":"a","value":1},{"name":"a","value":"nan"}]"#);
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message.starts_with("array element 2: invalid value: string \"nan\""),
+            "{e}"
+        );
+        assert!(
+            err(r#"[{"name":"a","value":"1"}]"#)
+                .message
+                .contains("expected a number or one of")
+        );
+        assert!(
+            err(r#"[{"name":"a","value":null}]"#)
+                .message
+                .contains("invalid type: null")
+        );
+        assert!(
+            err(r#"[{"name":"a","value":1e400}]"#)
+                .message
+                .contains("number out of range")
+        );
+    }
+
+    #[test]
+    fn timestamps_are_integer_milliseconds() {
+        assert_eq!(
+            ok(r#"[{"name":"a","value":1,"timestamp":-5}]"#)[0].timestamp_ms,
+            Some(-5)
+        );
+        for bad in [
+            "1700000000.5",
+            "1.7e12",
+            "\"1700000000000\"",
+            "9223372036854775808",
+            "true",
+        ] {
+            let e = err(&format!(r#"[{{"name":"a","value":1,"timestamp":{bad}}}]"#));
+            assert_eq!(e.line, 1, "{bad}");
+            assert!(
+                e.message.contains("expected an integer number of milliseconds"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn semantic_errors_name_the_array_element() {
+        let cases: &[(&str, &str)] = &[
+            (r#"{"name":"a-b","value":1}"#, "invalid metric name \"a-b\""),
+            (r#"{"name":"","value":1}"#, "invalid metric name \"\""),
+            (
+                r#"{"name":"a","labels":{"0x":"1"},"value":1}"#,
+                "invalid label name \"0x\"",
+            ),
+            (
+                r#"{"name":"a","labels":{"a:b":"1"},"value":1}"#,
+                "invalid label name \"a:b\"",
+            ),
+            (
+                r#"{"name":"a","labels":{"__name__":"x"},"value":1}"#,
+                "label __name__ is not allowed",
+            ),
+            (
+                r#"{"name":"a","labels":{"x":"1","x":""},"value":1}"#,
+                "duplicate label name \"x\"",
+            ),
+            (
+                r#"{"name":"a","labels":{"x":1},"value":1}"#,
+                "invalid type: integer `1`, expected a string",
+            ),
+            (
+                r#"{"name":"a","labels":["x"],"value":1}"#,
+                "expected an object of string label values",
+            ),
+            (r#"{"name":"a","value":1,"extra":2}"#, "unknown field `extra`"),
+            (r#"{"name":"a"}"#, "missing field `value`"),
+            (r#"{"value":1}"#, "missing field `name`"),
+            (r#"{"name":"a","value":1,"value":2}"#, "duplicate field `value`"),
+            (
+                r#"{"name":"ok","value":3}"#,
+                "duplicate sample of ok{} at the same timestamp as array element 1",
+            ),
+            (r#"5"#, "invalid type: integer `5`"),
+        ];
+        for (bad, want) in cases {
+            let body =
+                format!("[{{\"name\":\"ok\",\"value\":1}},\n{{\"name\":\"ok\",\"value\":1,\"timestamp\":5}},\n{bad}]");
+            let e = err(&body);
+            assert_eq!(e.line, 3, "{bad}: {e}");
+            assert!(e.message.starts_with("array element 3: "), "{bad}: {e}");
+            assert!(e.message.contains(want), "{bad}: got {:?}, want {want:?}", e.message);
+        }
+        // Same series at different timestamps is a backlog, not a duplicate.
+        assert_eq!(
+            ok(r#"[{"name":"a","value":1,"timestamp":1},{"name":"a","value":2,"timestamp":2}]"#).len(),
+            2
+        );
+        // Empty label values vanish, so these are the same sample.
+        let e = err(r#"[{"name":"a","value":1},{"name":"a","labels":{"x":""},"value":2}]"#);
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_text_line() {
+        let e = err("[\n{\"name\":\"a\",\"value\":1},\n{\"name\":\"a\" \"value\":1}]");
+        assert_eq!(e.line, 3);
+        assert!(
+            e.message
+                .starts_with("invalid JSON (line 3 of the text): expected `,` or `}`"),
+            "{e}"
+        );
+        let e = err("[{\"name\":\"a\",\"value\":1}]\n\n x");
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("trailing characters"), "{e}");
+        assert!(err("").message.starts_with("invalid JSON (line 1 of the text): EOF"));
+        assert!(
+            err("[{\"name\":\"a\",\"value\":1},]")
+                .message
+                .contains("trailing comma")
+        );
+        let e = err("\n{\"name\":\"a\",\"value\":1}");
+        assert_eq!(e.line, 2);
+        assert!(
+            e.message.starts_with(
+                "invalid JSON push body (line 2 of the text): invalid type: map, expected an array of samples"
+            ),
+            "{e}"
+        );
+        assert!(
+            err("[1,2")
+                .message
+                .starts_with("array element 1: invalid type: integer `1`, expected a sample object")
+        );
+        assert!(parse(b"[\"\xff\"]").is_err());
+    }
 }
