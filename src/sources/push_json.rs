@@ -12,7 +12,11 @@
 //!   Empty label values mean "no such label", as in the text format.
 //! * `value` is a JSON number, or, since JSON has none of them and for parity with the text
 //!   format, one of the strings `"NaN"`, `"Inf"`, `"+Inf"`, `"-Inf"` (exactly so spelled).
-//!   A number too large for an `f64` is an error.
+//!   A number too large for an `f64` is an error. Precision: serde_json is built without
+//!   its `float_roundtrip` feature here, so a float with a long mantissa may come out a
+//!   couple of ULPs off what an exact parse (like the text format's) gives; integers up to
+//!   2^53 and short decimals are exact. Enabling that feature (≈ 2× slower float parsing)
+//!   would make it exact.
 //! * `timestamp` is an integer number of milliseconds since the Unix epoch fitting an
 //!   `i64`. Floats are rejected, seconds-as-float included: `1700000000` and `1700000000.5`
 //!   would differ by a factor of 1000 from what the sender likely meant, and guessing the
