@@ -18,4 +18,5 @@ pub mod route;
 pub mod rules;
 pub mod ruletest;
 pub mod series;
+pub mod sources;
 pub mod template;
