@@ -19,4 +19,5 @@ pub mod rules;
 pub mod ruletest;
 pub mod series;
 pub mod sources;
+pub mod store;
 pub mod template;

@@ -1,0 +1,627 @@
+//! Store: the daemon's SQLite database (`<data_dir>/tocsin.db`).
+//!
+//! Holds every alert instance's persisted state (opaque JSON keyed by an opaque string; the
+//! daemon uses `group\u{1f}rule\u{1f}fingerprint`) and the history of transitions served by
+//! `GET /api/v1/history` (SPEC §3.5, §5, §7). The notification outbox and silences will join
+//! it as later schema migrations.
+//!
+//! Guarantees:
+//!
+//! * [`Store::commit`] applies a whole [`Batch`] in one transaction: after a crash (even
+//!   `kill -9` mid-commit) a reopen sees every committed batch whole and nothing of an
+//!   uncommitted one.
+//! * [`open`] never silently empties, and never deletes, a database. An unreadable or corrupt
+//!   file is *moved aside* (`tocsin.db.corrupt-<now_ms>`, with its `-wal`/`-shm`) and a fresh
+//!   database is started; [`Opened::recovered`] says so. A database written by a newer tocsin
+//!   (schema version above [`SCHEMA_VERSION`]) or by another program is refused and left
+//!   byte-for-byte untouched. Permission problems and unusable directories are errors, never
+//!   "corruption".
+//! * Nothing here reads the clock: `now_ms` only names a moved-aside file.
+//!
+//! Values are stored exactly: the `history.value_bits` column holds the `f64` bit pattern, so
+//! every value round-trips, including `-0.0`, NaN and ±Inf (SQLite's REAL cannot hold NaN and
+//! folds `-0.0` into `0`). `history.value` mirrors it as REAL for humans using `sqlite3`
+//! (NULL when absent or NaN); the code never reads it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::ffi::ErrorCode;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params, params_from_iter};
+
+/// The database file inside `data_dir`.
+pub const DB_FILE: &str = "tocsin.db";
+
+/// The schema version this code writes and understands: the number of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// `PRAGMA synchronous` for the read-write connection.
+///
+/// In WAL mode, `NORMAL` syncs the WAL only at checkpoints, not at every commit. A committed
+/// transaction is in the WAL file (the OS page cache) when `commit` returns, so it survives a
+/// crash or `kill -9` of the *process* — which is what the daemon needs, since it commits every
+/// evaluation. It does not survive a power loss or kernel crash: the last transactions before
+/// the outage may roll back (the database stays consistent, never corrupt). `FULL` would fsync
+/// the WAL on every commit and close that window at the cost of one fsync per evaluation
+/// (measure with `cargo bench --bench store`).
+pub const SYNCHRONOUS: &str = "NORMAL";
+
+/// How long a statement waits for a lock held by another connection before failing with
+/// `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// [`HistoryQuery::limit`] when it is 0.
+pub const DEFAULT_HISTORY_LIMIT: usize = 1_000;
+/// The largest [`HistoryQuery::limit`] honoured.
+pub const MAX_HISTORY_LIMIT: usize = 10_000;
+
+/// Upper bound of the WAL file size kept after a checkpoint.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// Schema migrations, in order: `MIGRATIONS[i]` takes the database from version `i` to
+/// `i + 1`. All pending ones run in one transaction at [`open`]. Never edit a shipped entry;
+/// append a new one.
+const MIGRATIONS: &[&str] = &[
+    // 1: instance states and transition history.
+    "CREATE TABLE states (
+        key   TEXT PRIMARY KEY NOT NULL,
+        state TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE history (
+        id          INTEGER PRIMARY KEY,
+        at_ms       INTEGER NOT NULL,
+        grp         TEXT NOT NULL,
+        rule        TEXT NOT NULL,
+        fingerprint INTEGER NOT NULL, -- the u64 fingerprint's bit pattern as i64
+        event       TEXT NOT NULL,
+        severity    TEXT NOT NULL,
+        value       REAL,             -- for humans only: NULL when absent or NaN
+        value_bits  INTEGER,          -- exact f64 bit pattern as i64; NULL when absent
+        labels      TEXT NOT NULL,    -- JSON object of strings
+        detail      TEXT
+    );
+    CREATE INDEX history_at ON history (at_ms);
+    CREATE INDEX history_rule_at ON history (rule, at_ms);
+    CREATE INDEX history_fingerprint_at ON history (fingerprint, at_ms);",
+];
+
+const UPSERT_STATE: &str =
+    "INSERT INTO states (key, state) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET state = excluded.state";
+const DELETE_STATE: &str = "DELETE FROM states WHERE key = ?1";
+const INSERT_HISTORY: &str = "INSERT INTO history \
+     (at_ms, grp, rule, fingerprint, event, severity, value, value_bits, labels, detail) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const HISTORY_COLUMNS: &str =
+    "SELECT id, at_ms, grp, rule, fingerprint, event, severity, value_bits, labels, detail FROM history";
+
+/// Everything that can go wrong. Every message names the database file (or directory).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file-system operation failed (permissions, missing or unusable directory, ...).
+    #[error("{}: cannot {action}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite reported an error.
+    #[error("{}: {action}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        action: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer tocsin. It was not modified.
+    #[error(
+        "{}: database schema version {found} is newer than this tocsin understands (up to {known}); \
+         refusing to use it (the file was not modified): upgrade tocsin or point data_dir elsewhere",
+        path.display()
+    )]
+    NewerSchema { path: PathBuf, found: i64, known: u32 },
+    /// A valid SQLite database that tocsin did not create. It was not modified.
+    #[error(
+        "{}: a SQLite database with tables but no tocsin schema version: not a tocsin database; \
+         refusing to use it (the file was not modified)",
+        path.display()
+    )]
+    Foreign { path: PathBuf },
+    /// The database can't be used for a reason that is not corruption (e.g. WAL unsupported).
+    #[error("{}: {what}", path.display())]
+    Unusable { path: PathBuf, what: String },
+    /// A stored history row could not be decoded.
+    #[error("{}: history row {id}: {what}", path.display())]
+    BadRow { path: PathBuf, id: i64, what: String },
+}
+
+/// The result of [`open`].
+pub struct Opened {
+    pub store: Store,
+    /// Set when an unreadable/corrupt database was moved aside: says where to.
+    pub recovered: Option<String>,
+}
+
+/// One transition in the history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryRow {
+    pub at_ms: i64,
+    pub group: String,
+    pub rule: String,
+    pub fingerprint: u64,
+    pub event: String,
+    pub severity: String,
+    /// Stored bit-exactly (NaN and ±Inf included). Note `PartialEq` compares NaN unequal.
+    pub value: Option<f64>,
+    pub labels: BTreeMap<String, String>,
+    pub detail: Option<String>,
+}
+
+/// Everything one evaluation wants persisted; [`Store::commit`] applies it atomically, in
+/// this order: upserts, deletes (so a key both upserted and deleted ends up deleted), history.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// (key, JSON state) rows to insert or replace. Keys are opaque to the store (the daemon uses "group\u{1f}rule\u{1f}fingerprint").
+    pub upserts: Vec<(String, String)>,
+    pub deletes: Vec<String>,
+    pub history: Vec<HistoryRow>,
+}
+
+impl Batch {
+    /// True when committing it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty() && self.history.is_empty()
+    }
+}
+
+/// A history query. Bounds are half-open: `since_ms <= at_ms < until_ms`, so adjacent windows
+/// never return a row twice.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    pub since_ms: Option<i64>,
+    pub until_ms: Option<i64>,
+    pub rule: Option<String>,
+    pub fingerprint: Option<u64>,
+    /// 0 = [`DEFAULT_HISTORY_LIMIT`]; capped at [`MAX_HISTORY_LIMIT`].
+    pub limit: usize,
+}
+
+impl HistoryQuery {
+    /// The number of rows the query returns at most.
+    pub fn effective_limit(&self) -> usize {
+        match self.limit {
+            0 => DEFAULT_HISTORY_LIMIT,
+            n => n.min(MAX_HISTORY_LIMIT),
+        }
+    }
+}
+
+/// An open read-write database. `Send`, not `Sync`: the daemon owns it from one task.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens (creating) `dir/tocsin.db`; `now_ms` only names a moved-aside file (the module never reads the clock).
+///
+/// Creates `dir` if needed. Checks an existing database (`PRAGMA quick_check`, schema version)
+/// through a read-only connection first, so a refused database is never modified; moves a
+/// corrupt one aside; then opens read-write (WAL, [`SYNCHRONOUS`]) and applies pending
+/// migrations in one transaction.
+pub fn open(dir: &Path, now_ms: i64) -> Result<Opened, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        path: dir.to_path_buf(),
+        action: "create the data directory",
+        source,
+    })?;
+    let path = dir.join(DB_FILE);
+    let recovered = match inspect(&path)? {
+        Health::Usable => None,
+        Health::Bad(why) => {
+            let moved = move_aside(&path, now_ms)?;
+            let names: Vec<String> = moved.iter().map(|p| p.display().to_string()).collect();
+            Some(format!(
+                "{}: {why}; moved it aside to {} and started a fresh database",
+                path.display(),
+                names.join(", ")
+            ))
+        }
+    };
+    let store = Store::open_rw(path)?;
+    Ok(Opened { store, recovered })
+}
+
+enum Health {
+    /// Absent, empty, or a healthy database of a version we can migrate.
+    Usable,
+    /// Corrupt or not a database: the reason.
+    Bad(String),
+}
+
+fn is_corruption(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt)
+    )
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Decides whether the file at `path` may be opened read-write, without modifying it.
+fn inspect(path: &Path) -> Result<Health, StoreError> {
+    let io = |action, source| StoreError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A WAL left without its database (e.g. a move-aside interrupted half-way) would
+            // be replayed into the new database: move it aside instead.
+            return Ok(match sibling(path, "-wal").try_exists() {
+                Ok(true) => Health::Bad(format!("found {DB_FILE}-wal without {DB_FILE}")),
+                Ok(false) => Health::Usable,
+                Err(e) => return Err(io("look for the write-ahead log", e)),
+            });
+        }
+        Err(e) => return Err(io("read file metadata", e)),
+    };
+    if !meta.is_file() {
+        return Err(StoreError::Unusable {
+            path: path.to_path_buf(),
+            what: "exists but is not a regular file".into(),
+        });
+    }
+    // Read the header ourselves: distinguishes "cannot read" (an error) from "not SQLite".
+    let mut header = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(16).read_to_end(&mut header))
+        .map_err(|e| io("read the database", e))?;
+    if header.is_empty() {
+        return Ok(Health::Usable); // SQLite treats an empty file as an empty database.
+    }
+    if header != b"SQLite format 3\0" {
+        return Ok(Health::Bad("not a SQLite database (bad file header)".into()));
+    }
+
+    let sqlite = |action, source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match Connection::open_with_flags(path, flags) {
+        Ok(c) => c,
+        Err(e) if is_corruption(&e) => return Ok(Health::Bad(format!("unreadable database: {e}"))),
+        Err(e) => return Err(sqlite("open read-only to check it", e)),
+    };
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| sqlite("set busy timeout", e))?;
+
+    // Version first: a newer database is refused without scanning it.
+    let version: i64 = match conn.pragma_query_value(None, "user_version", |r| r.get(0)) {
+        Ok(v) => v,
+        Err(e) if is_corruption(&e) => return Ok(Health::Bad(format!("unreadable database: {e}"))),
+        Err(e) => return Err(sqlite("read the schema version", e)),
+    };
+    if version < 0 || version > i64::from(SCHEMA_VERSION) {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+
+    let mut problems = Vec::new();
+    let checked = conn.prepare("PRAGMA quick_check(20)").and_then(|mut st| {
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let line: String = r.get(0)?;
+            problems.push(line);
+        }
+        Ok(())
+    });
+    match checked {
+        Ok(()) if problems.len() == 1 && problems[0] == "ok" => {}
+        Ok(()) => return Ok(Health::Bad(format!("integrity check failed: {}", problems.join("; ")))),
+        Err(e) if is_corruption(&e) => return Ok(Health::Bad(format!("integrity check failed: {e}"))),
+        Err(e) => return Err(sqlite("run the integrity check", e)),
+    }
+
+    if version == 0 && has_tables(&conn).map_err(|e| sqlite("read the schema", e))? {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(Health::Usable)
+}
+
+fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\')",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// Renames `path` (and its `-wal`, `-shm`) to `path.corrupt-<now_ms>[.N]`, keeping SQLite's
+/// naming so the three can still be opened together for forensics. Returns the new names.
+fn move_aside(path: &Path, now_ms: i64) -> Result<Vec<PathBuf>, StoreError> {
+    let io = |action, source| StoreError::Io {
+        path: path.to_path_buf(),
+        action,
+        source,
+    };
+    let suffixes = ["", "-wal", "-shm"];
+    let base = sibling(path, &format!(".corrupt-{now_ms}"));
+    let mut target = base.clone();
+    for n in 1.. {
+        let mut taken = false;
+        for s in suffixes {
+            taken |= sibling(&target, s)
+                .try_exists()
+                .map_err(|e| io("look for a free name to move it aside", e))?;
+        }
+        if !taken {
+            break;
+        }
+        target = sibling(&base, &format!(".{n}"));
+    }
+    let mut moved = Vec::new();
+    for s in suffixes {
+        let from = sibling(path, s);
+        match std::fs::symlink_metadata(&from) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io("look at a file to move aside", e)),
+        }
+        let to = sibling(&target, s);
+        std::fs::rename(&from, &to).map_err(|e| io("move the corrupt database aside", e))?;
+        moved.push(to);
+    }
+    Ok(moved)
+}
+
+impl Store {
+    fn open_rw(path: PathBuf) -> Result<Store, StoreError> {
+        let sqlite = |action, source| StoreError::Sqlite {
+            path: path.clone(),
+            action,
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| sqlite("open", e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| sqlite("set busy timeout", e))?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .map_err(|e| sqlite("enable WAL journal mode", e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Unusable {
+                path,
+                what: format!("could not enable WAL journal mode (got {mode:?}); is it on a network file system?"),
+            });
+        }
+        conn.pragma_update(None, "synchronous", SYNCHRONOUS)
+            .map_err(|e| sqlite("set synchronous", e))?;
+        conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+            .map_err(|e| sqlite("set journal_size_limit", e))?;
+        conn.set_prepared_statement_cache_capacity(32);
+        let mut store = Store { conn, path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        sql_err(&self.path, action)
+    }
+
+    /// Applies the pending [`MIGRATIONS`] and records the version, in one transaction.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sqlite = |action, source| StoreError::Sqlite {
+            path: path.clone(),
+            action,
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| sqlite("begin migration", e))?;
+        // Read again under the write lock: another process may have migrated meanwhile.
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| sqlite("read schema version", e))?;
+        if version < 0 || version > i64::from(SCHEMA_VERSION) {
+            return Err(StoreError::NewerSchema {
+                path,
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        if version == i64::from(SCHEMA_VERSION) {
+            return Ok(()); // dropping `tx` rolls back the (empty) transaction
+        }
+        if version == 0 && has_tables(&tx).map_err(|e| sqlite("read the schema", e))? {
+            return Err(StoreError::Foreign { path });
+        }
+        for m in &MIGRATIONS[version as usize..] {
+            tx.execute_batch(m).map_err(|e| sqlite("apply schema migration", e))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| sqlite("record schema version", e))?;
+        tx.commit().map_err(|e| sqlite("commit schema migration", e))
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// All persisted instance states, ordered by key.
+    pub fn load_states(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let e = self.err("load states");
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, state FROM states ORDER BY key")
+            .map_err(&e)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+    }
+
+    /// Applies a batch in ONE transaction (all or nothing).
+    ///
+    /// On error nothing of the batch is visible and the store remains usable.
+    pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sqlite = |action| sql_err(&self.path, action);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sqlite("begin batch"))?;
+        {
+            let mut up = tx
+                .prepare_cached(UPSERT_STATE)
+                .map_err(sqlite("prepare state upsert"))?;
+            for (key, state) in &batch.upserts {
+                up.execute(params![key, state]).map_err(sqlite("upsert state"))?;
+            }
+            let mut del = tx
+                .prepare_cached(DELETE_STATE)
+                .map_err(sqlite("prepare state delete"))?;
+            for key in &batch.deletes {
+                del.execute(params![key]).map_err(sqlite("delete state"))?;
+            }
+            let mut ins = tx
+                .prepare_cached(INSERT_HISTORY)
+                .map_err(sqlite("prepare history insert"))?;
+            for h in &batch.history {
+                let labels = labels_json(&h.labels);
+                let readable = h.value.filter(|v| !v.is_nan());
+                let bits = h.value.map(|v| v.to_bits() as i64);
+                ins.execute(params![
+                    h.at_ms,
+                    h.group,
+                    h.rule,
+                    h.fingerprint as i64,
+                    h.event,
+                    h.severity,
+                    readable,
+                    bits,
+                    labels,
+                    h.detail
+                ])
+                .map_err(sqlite("insert history"))?;
+            }
+        }
+        tx.commit().map_err(sqlite("commit batch"))
+    }
+
+    /// Newest first (ties by insertion order, newest first).
+    pub fn history(&self, q: &HistoryQuery) -> Result<Vec<HistoryRow>, StoreError> {
+        let mut sql = String::from(HISTORY_COLUMNS);
+        let mut args: Vec<Value> = Vec::new();
+        let cond = |sql: &mut String, args: &mut Vec<Value>, clause: &str, v: Value| {
+            sql.push_str(if args.is_empty() { " WHERE " } else { " AND " });
+            args.push(v);
+            let _ = write!(sql, "{clause} ?{}", args.len());
+        };
+        if let Some(s) = q.since_ms {
+            cond(&mut sql, &mut args, "at_ms >=", Value::Integer(s));
+        }
+        if let Some(u) = q.until_ms {
+            cond(&mut sql, &mut args, "at_ms <", Value::Integer(u));
+        }
+        if let Some(r) = &q.rule {
+            cond(&mut sql, &mut args, "rule =", Value::Text(r.clone()));
+        }
+        if let Some(f) = q.fingerprint {
+            cond(&mut sql, &mut args, "fingerprint =", Value::Integer(f as i64));
+        }
+        args.push(Value::Integer(q.effective_limit() as i64));
+        let _ = write!(sql, " ORDER BY at_ms DESC, id DESC LIMIT ?{}", args.len());
+
+        let e = self.err("query history");
+        let mut st = self.conn.prepare_cached(&sql).map_err(&e)?;
+        let mut rows = st.query(params_from_iter(args)).map_err(&e)?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(&e)? {
+            let id: i64 = r.get(0).map_err(&e)?;
+            let labels: String = r.get(8).map_err(&e)?;
+            let labels = serde_json::from_str(&labels).map_err(|err| StoreError::BadRow {
+                path: self.path.clone(),
+                id,
+                what: format!("labels are not a JSON object of strings: {err}"),
+            })?;
+            let bits: Option<i64> = r.get(7).map_err(&e)?;
+            let fingerprint: i64 = r.get(4).map_err(&e)?;
+            out.push(HistoryRow {
+                at_ms: r.get(1).map_err(&e)?,
+                group: r.get(2).map_err(&e)?,
+                rule: r.get(3).map_err(&e)?,
+                fingerprint: fingerprint as u64,
+                event: r.get(5).map_err(&e)?,
+                severity: r.get(6).map_err(&e)?,
+                value: bits.map(|b| f64::from_bits(b as u64)),
+                labels,
+                detail: r.get(9).map_err(&e)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes history older than `before_ms`; returns how many rows.
+    pub fn prune_history(&mut self, before_ms: i64) -> Result<usize, StoreError> {
+        let e = self.err("prune history");
+        let mut st = self
+            .conn
+            .prepare_cached("DELETE FROM history WHERE at_ms < ?1")
+            .map_err(&e)?;
+        st.execute(params![before_ms]).map_err(&e)
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let v: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(self.err("read schema version"))?;
+        u32::try_from(v).map_err(|_| StoreError::NewerSchema {
+            path: self.path.clone(),
+            found: v,
+            known: SCHEMA_VERSION,
+        })
+    }
+}
+
+fn sql_err<'a>(path: &'a Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
+    move |source| StoreError::Sqlite {
+        path: path.to_path_buf(),
+        action,
+        source,
+    }
+}
+
+fn labels_json(labels: &BTreeMap<String, String>) -> String {
+    // Serializing a map of strings cannot fail; fall back to an empty object rather than panic.
+    serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+}
