@@ -13,4 +13,5 @@ pub mod expr;
 pub mod rules;
 pub mod ruletest;
 pub mod series;
+pub mod sources;
 pub mod template;
