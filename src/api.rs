@@ -64,13 +64,32 @@ async fn timeout(req: Request, next: Next) -> Response {
 }
 
 async fn require_token(State(s): State<AppState>, headers: HeaderMap, req: Request, next: Next) -> Response {
-    let Some(token) = s.loaded.cfg.api_token.as_ref().map(|t| t.expose()).filter(|t| !t.is_empty()) else {
+    let Some(token) = s
+        .loaded
+        .cfg
+        .api_token
+        .as_ref()
+        .map(|t| t.expose())
+        .filter(|t| !t.is_empty())
+    else {
         return next.run(req).await;
     };
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     // Compare in constant time so response timing does not leak the token.
-    let ok = given.is_some_and(|g| g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0);
-    if ok { next.run(req).await } else { error(StatusCode::UNAUTHORIZED, "this endpoint needs `Authorization: Bearer <api_token>`") }
+    let ok = given.is_some_and(|g| {
+        g.len() == token.len() && g.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "this endpoint needs `Authorization: Bearer <api_token>`",
+        )
+    }
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
@@ -101,7 +120,12 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
     let limit = usize::try_from(push.max_body.0).unwrap_or(usize::MAX);
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
-        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, format!("body larger than max_body ({limit} bytes)")),
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body larger than max_body ({limit} bytes)"),
+            );
+        }
     };
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match crate::daemon::parse_push(ct, &bytes) {
@@ -123,7 +147,11 @@ async fn alerts(State(s): State<AppState>) -> Response {
             let (state, starts_at) = match a.phase {
                 Phase::Firing { starts_at, .. } => ("firing", Some(starts_at)),
                 Phase::Pending { tier } => {
-                    let inst = core.engine.instances(a.rule).iter().find(|i| i.fingerprint == a.fingerprint);
+                    let inst = core
+                        .engine
+                        .instances(a.rule)
+                        .iter()
+                        .find(|i| i.fingerprint == a.fingerprint);
                     ("pending", inst.and_then(|i| i.machine.pending_since(tier)))
                 }
                 Phase::Inactive => ("inactive", None),
@@ -196,11 +224,18 @@ fn parse_time(s: &str) -> Result<i64, String> {
         return Ok((secs * 1000.0) as i64);
     }
     humantime::parse_rfc3339_weak(s)
-        .map(|t| t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+        .map(|t| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0)
+        })
         .map_err(|e| format!("`{s}` is neither RFC 3339 nor Unix seconds: {e}"))
 }
 
-async fn history(State(s): State<AppState>, q: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>) -> Response {
+async fn history(
+    State(s): State<AppState>,
+    q: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     let Query(q) = match q {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
@@ -213,7 +248,13 @@ async fn history(State(s): State<AppState>, q: Result<Query<HistoryParams>, axum
         Ok(v) => v,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let query = HistoryQuery { since_ms, until_ms, rule: q.rule, fingerprint: None, limit: q.limit.unwrap_or(0) };
+    let query = HistoryQuery {
+        since_ms,
+        until_ms,
+        rule: q.rule,
+        fingerprint: None,
+        limit: q.limit.unwrap_or(0),
+    };
     match s.db().history(&query) {
         Ok(rows) => {
             let rows: Vec<Value> = rows
@@ -245,7 +286,11 @@ fn esc(v: &str) -> String {
 
 fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}=\"{}\"", esc(v))).collect();
-    if inner.is_empty() { String::new() } else { format!("{{{}}}", inner.join(",")) }
+    if inner.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", inner.join(","))
+    }
 }
 
 fn num(v: f64) -> String {
@@ -261,64 +306,143 @@ fn num(v: f64) -> String {
 async fn metrics(State(s): State<AppState>) -> Response {
     let m = &s.metrics;
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        out.len()
-    };
-    family("tocsin_config_last_reload_successful", "gauge", "Whether the last configuration reload attempt was successful.");
-    let _ = writeln!(out, "tocsin_config_last_reload_successful {}", u8::from(m.reload_ok.load(Ordering::Relaxed)));
-    family("tocsin_config_last_reload_success_timestamp_seconds", "gauge", "Timestamp of the last successful configuration reload.");
-    let _ = writeln!(out, "tocsin_config_last_reload_success_timestamp_seconds {}", m.reload_ok_at.load(Ordering::Relaxed));
-    family("tocsin_rule_group_iterations_total", "counter", "Scheduled evaluations of a rule group.");
+    family(
+        &mut out,
+        "tocsin_config_last_reload_successful",
+        "gauge",
+        "Whether the last configuration reload attempt was successful.",
+    );
+    let _ = writeln!(
+        out,
+        "tocsin_config_last_reload_successful {}",
+        u8::from(m.reload_ok.load(Ordering::Relaxed))
+    );
+    family(
+        &mut out,
+        "tocsin_config_last_reload_success_timestamp_seconds",
+        "gauge",
+        "Timestamp of the last successful configuration reload.",
+    );
+    let _ = writeln!(
+        out,
+        "tocsin_config_last_reload_success_timestamp_seconds {}",
+        m.reload_ok_at.load(Ordering::Relaxed)
+    );
+    family(
+        &mut out,
+        "tocsin_rule_group_iterations_total",
+        "counter",
+        "Scheduled evaluations of a rule group.",
+    );
     let iterations = m.iterations.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for (g, (n, _)) in &iterations {
-        let _ = writeln!(out, "tocsin_rule_group_iterations_total{{rule_group=\"{}\"}} {n}", esc(g));
+        let _ = writeln!(
+            out,
+            "tocsin_rule_group_iterations_total{{rule_group=\"{}\"}} {n}",
+            esc(g)
+        );
     }
-    family("tocsin_rule_group_iterations_missed_total", "counter", "Evaluations skipped because the previous one overran.");
+    family(
+        &mut out,
+        "tocsin_rule_group_iterations_missed_total",
+        "counter",
+        "Evaluations skipped because the previous one overran.",
+    );
     for (g, (_, missed)) in &iterations {
-        let _ = writeln!(out, "tocsin_rule_group_iterations_missed_total{{rule_group=\"{}\"}} {missed}", esc(g));
+        let _ = writeln!(
+            out,
+            "tocsin_rule_group_iterations_missed_total{{rule_group=\"{}\"}} {missed}",
+            esc(g)
+        );
     }
-    family("tocsin_samples_ingested_total", "counter", "Samples accepted from sources.");
+    family(
+        &mut out,
+        "tocsin_samples_ingested_total",
+        "counter",
+        "Samples accepted from sources.",
+    );
     for (src, n) in m.samples_ingested.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let _ = writeln!(out, "tocsin_samples_ingested_total{{source=\"{}\"}} {n}", esc(src));
     }
-    family("tocsin_notifications_total", "counter", "Notifications handed to receivers, by result.");
+    family(
+        &mut out,
+        "tocsin_notifications_total",
+        "counter",
+        "Notifications handed to receivers, by result.",
+    );
     for ((r, res), n) in m.notifications.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        let _ = writeln!(out, "tocsin_notifications_total{{receiver=\"{}\",result=\"{}\"}} {n}", esc(r), esc(res));
+        let _ = writeln!(
+            out,
+            "tocsin_notifications_total{{receiver=\"{}\",result=\"{}\"}} {n}",
+            esc(r),
+            esc(res)
+        );
     }
-    family("tocsin_state_store_errors_total", "counter", "Evaluations whose state could not be persisted.");
-    let _ = writeln!(out, "tocsin_state_store_errors_total {}", m.store_errors.load(Ordering::Relaxed));
+    family(
+        &mut out,
+        "tocsin_state_store_errors_total",
+        "counter",
+        "Evaluations whose state could not be persisted.",
+    );
+    let _ = writeln!(
+        out,
+        "tocsin_state_store_errors_total {}",
+        m.store_errors.load(Ordering::Relaxed)
+    );
     let core = s.core();
-    family("tocsin_series", "gauge", "Series held in memory.");
+    family(&mut out, "tocsin_series", "gauge", "Series held in memory.");
     let _ = writeln!(out, "tocsin_series {}", core.series.ids().count());
     // Recorded series, under their own names.
     for rule in core.policy.rules.rules().filter(|r| matches!(r.kind, RuleKind::Record)) {
         let _ = writeln!(out, "# TYPE {} gauge", rule.name);
         for id in core.series.series_of(&rule.name) {
             if let Some(v) = core.series.window(*id).current(now(), s.loaded.cfg.staleness.value.0) {
-                let _ = writeln!(out, "{}{} {}", rule.name, labels_text(core.series.labels(*id).iter()), num(v));
+                let _ = writeln!(
+                    out,
+                    "{}{} {}",
+                    rule.name,
+                    labels_text(core.series.labels(*id).iter()),
+                    num(v)
+                );
             }
         }
     }
-    family("ALERTS", "gauge", "Pending and firing alert instances.");
+    family(&mut out, "ALERTS", "gauge", "Pending and firing alert instances.");
     for a in core.engine.alerts() {
-        let state = if matches!(a.phase, Phase::Firing { .. }) { "firing" } else { "pending" };
+        let state = if matches!(a.phase, Phase::Firing { .. }) {
+            "firing"
+        } else {
+            "pending"
+        };
         let mut l = a.labels.clone();
         l.set("alertstate", state);
         let _ = writeln!(out, "ALERTS{} 1", labels_text(l.iter()));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}
+
+/// Writes the HELP and TYPE lines of a metric family.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A timeline of the last day's history of one rule: a dot per event, coloured by severity.
 fn timeline_svg(events: &[(i64, &str, &str)], end_ms: i64) -> String {
     const W: f64 = 480.0;
     const DAY: f64 = 86_400_000.0;
-    let mut svg = format!("<svg width=\"{W}\" height=\"18\"><line x1=\"0\" y1=\"9\" x2=\"{W}\" y2=\"9\" stroke=\"#ccc\"/>");
+    let mut svg =
+        format!("<svg width=\"{W}\" height=\"18\"><line x1=\"0\" y1=\"9\" x2=\"{W}\" y2=\"9\" stroke=\"#ccc\"/>");
     for (at, event, severity) in events {
         let x = W - ((end_ms - at) as f64 / DAY * W).clamp(0.0, W);
         let colour = match (*event, *severity) {
@@ -327,7 +451,11 @@ fn timeline_svg(events: &[(i64, &str, &str)], end_ms: i64) -> String {
             (_, "high" | "error") => "#e60",
             _ => "#cb0",
         };
-        let _ = write!(svg, "<circle cx=\"{x:.1}\" cy=\"9\" r=\"4\" fill=\"{colour}\"><title>{} {event} {severity}</title></circle>", rfc3339(crate::series::Timestamp(*at)));
+        let _ = write!(
+            svg,
+            "<circle cx=\"{x:.1}\" cy=\"9\" r=\"4\" fill=\"{colour}\"><title>{} {event} {severity}</title></circle>",
+            rfc3339(crate::series::Timestamp(*at))
+        );
     }
     svg + "</svg>"
 }
@@ -336,18 +464,30 @@ async fn status_page(State(s): State<AppState>) -> Response {
     let t = now();
     let history = s
         .db()
-        .history(&HistoryQuery { since_ms: Some(t.0 - 86_400_000), limit: 2000, ..HistoryQuery::default() })
+        .history(&HistoryQuery {
+            since_ms: Some(t.0 - 86_400_000),
+            limit: 2000,
+            ..HistoryQuery::default()
+        })
         .unwrap_or_default();
     let core = s.core();
     let mut h = String::from(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>tocsin</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.firing{color:#c00}.pending{color:#e60}</style></head><body><h1>tocsin</h1>",
     );
     if let Some(e) = &core.reload_error {
-        let _ = write!(h, "<p class=\"firing\">The last reload failed; the previous rules keep running:</p><pre>{}</pre>", html_escape(e));
+        let _ = write!(
+            h,
+            "<p class=\"firing\">The last reload failed; the previous rules keep running:</p><pre>{}</pre>",
+            html_escape(e)
+        );
     }
     h += "<h2>Alerts</h2><table><tr><th>alert</th><th>state</th><th>severity</th><th>value</th><th>labels</th></tr>";
     for a in core.engine.alerts() {
-        let state = if matches!(a.phase, Phase::Firing { .. }) { "firing" } else { "pending" };
+        let state = if matches!(a.phase, Phase::Firing { .. }) {
+            "firing"
+        } else {
+            "pending"
+        };
         let _ = write!(
             h,
             "<tr class=\"{state}\"><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -361,10 +501,16 @@ async fn status_page(State(s): State<AppState>) -> Response {
     for (g, group) in core.policy.rules.groups.iter().enumerate() {
         for (r, rule) in group.rules.iter().enumerate() {
             let tiers = rule.alert().map_or_else(String::new, |a| {
-                a.policy.tiers.iter().zip(&a.thresholds).map(|(t, th)| match th {
-                    Some(v) => format!("{} {}", t.severity, v),
-                    None => t.severity.to_string(),
-                }).collect::<Vec<_>>().join(" → ")
+                a.policy
+                    .tiers
+                    .iter()
+                    .zip(&a.thresholds)
+                    .map(|(t, th)| match th {
+                        Some(v) => format!("{} {}", t.severity, v),
+                        None => t.severity.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" → ")
             });
             let events: Vec<(i64, &str, &str)> = history
                 .iter()
@@ -378,7 +524,9 @@ async fn status_page(State(s): State<AppState>) -> Response {
                 html_escape(&rule.name),
                 html_escape(rule.expr.source()),
                 html_escape(&tiers),
-                core.engine.instances(crate::engine::RuleRef { group: g, rule: r }).len(),
+                core.engine
+                    .instances(crate::engine::RuleRef { group: g, rule: r })
+                    .len(),
                 timeline_svg(&events, t.0)
             );
         }

@@ -13,9 +13,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use regex::Regex;
 
 use crate::check;
-use crate::reload;
 use crate::config::{self, FileKind, RuleFile};
 use crate::diag::{self, Diagnostic, Severity};
+use crate::reload;
 use crate::ruletest::{self, FileResult};
 
 /// tocsin: a rule-driven alert engine.
@@ -205,7 +205,10 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
     for f in &files {
         let started = Instant::now();
         let name = f.to_string_lossy().into_owned();
-        let result = match reload::read_source(f).map_err(|d| vec![d]).and_then(|s| config::parse_test(&s)) {
+        let result = match reload::read_source(f)
+            .map_err(|d| vec![d])
+            .and_then(|s| config::parse_test(&s))
+        {
             Ok(test) => ruletest::run_file(&name, &test, &load_rules, filter.as_ref()),
             Err(diagnostics) => FileResult {
                 cases: Vec::new(),

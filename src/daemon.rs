@@ -18,7 +18,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{self, EngineConfig};
 use crate::diag::{Diagnostic, render_text};
-use crate::engine::notify::NoteKind;
 use crate::engine::state::{Phase, Transition};
 use crate::engine::{Emitted, Engine, Output, RuleRef, Settings};
 use crate::receivers::console;
@@ -44,7 +43,12 @@ const SYSTEM_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now() -> Timestamp {
-    Timestamp(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+    Timestamp(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    )
 }
 
 /// RFC 3339 (UTC, milliseconds) of a timestamp.
@@ -65,7 +69,11 @@ impl Loaded {
     /// A configured path, relative to the config's folder.
     pub fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.base.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base.join(p)
+        }
     }
 
     fn rule_paths(&self) -> Vec<PathBuf> {
@@ -88,11 +96,18 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
         None => Some(PathBuf::from("tocsin.yaml")).filter(|p| p.is_file()),
     };
     let Some(file) = found else {
-        return Ok(Loaded { cfg: EngineConfig::default(), base: PathBuf::from(".") });
+        return Ok(Loaded {
+            cfg: EngineConfig::default(),
+            base: PathBuf::from("."),
+        });
     };
     let src = reload::read_source(&file).map_err(|d| vec![d])?;
     let cfg = config::parse_config(&src, &env)?;
-    let base = file.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| ".".into());
+    let base = file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| ".".into());
     Ok(Loaded { cfg, base })
 }
 
@@ -178,17 +193,29 @@ impl Shared {
             core.series.push(&s.name, &s.labels, Sample { t, v: s.value });
         }
         drop(core);
-        *self.metrics.samples_ingested.lock().unwrap_or_else(|e| e.into_inner()).entry(source.to_string()).or_default() +=
-            samples.len() as u64;
+        *self
+            .metrics
+            .samples_ingested
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(source.to_string())
+            .or_default() += samples.len() as u64;
     }
 }
 
 fn wanted_metrics(p: &PolicySet) -> HashSet<String> {
-    p.rules.rules().flat_map(|r| r.slots.iter().map(|s| s.metric.clone())).collect()
+    p.rules
+        .rules()
+        .flat_map(|r| r.slots.iter().map(|s| s.metric.clone()))
+        .collect()
 }
 
 fn status_for(p: &PolicySet) -> Vec<Vec<RuleStatus>> {
-    p.rules.groups.iter().map(|g| vec![RuleStatus::default(); g.rules.len()]).collect()
+    p.rules
+        .groups
+        .iter()
+        .map(|g| vec![RuleStatus::default(); g.rules.len()])
+        .collect()
 }
 
 /// Series keep the longest window any rule reads, and at least the staleness period.
@@ -231,7 +258,11 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
     })?;
     let restored = saved.len();
     for (key, err) in engine.restore(saved) {
-        tracing::warn!(key, err, "persisted instance state could not be read; that instance starts afresh");
+        tracing::warn!(
+            key,
+            err,
+            "persisted instance state could not be read; that instance starts afresh"
+        );
     }
     tracing::info!(restored, db = %opened.store.path().display(), "state restored");
     let (reload_tx, reload_rx) = mpsc::channel(8);
@@ -253,7 +284,10 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         reload_tx,
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
-    shared.metrics.reload_ok_at.store(now().0 as u64 / 1000, Ordering::Relaxed);
+    shared
+        .metrics
+        .reload_ok_at
+        .store(now().0 as u64 / 1000, Ordering::Relaxed);
     Ok((shared, reload_rx))
 }
 
@@ -261,7 +295,12 @@ type ReloadRequest = Option<oneshot::Sender<Result<(), String>>>;
 
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOCSIN_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// `tocsin run`.
@@ -313,9 +352,11 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
 /// Resolves on SIGTERM or SIGINT; SIGHUP asks for a reload meanwhile.
 async fn shutdown_signal(shared: Arc<Shared>) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
-    else {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
         tracing::error!("cannot install signal handlers");
         return std::future::pending().await;
     };
@@ -402,7 +443,8 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
             }
             report(&policy.warnings);
             core.engine.replace_rules(Arc::clone(&policy.rules));
-            core.series.set_retention(retention(&policy, loaded.cfg.staleness.value.0));
+            core.series
+                .set_retention(retention(&policy, loaded.cfg.staleness.value.0));
             core.status = status_for(&policy);
             core.wanted = wanted_metrics(&policy);
             core.policy = policy;
@@ -426,8 +468,10 @@ async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>) {
                 .map(|(i, g)| (i, g.name.clone(), g.interval.unwrap_or(default)))
                 .collect()
         };
-        let tasks: Vec<_> =
-            groups.into_iter().map(|(g, name, every)| tokio::spawn(run_group(Arc::clone(&shared), g, name, every))).collect();
+        let tasks: Vec<_> = groups
+            .into_iter()
+            .map(|(g, name, every)| tokio::spawn(run_group(Arc::clone(&shared), g, name, every)))
+            .collect();
         if policy_rx.changed().await.is_err() {
             return;
         }
@@ -501,11 +545,19 @@ pub fn evaluate(shared: &Shared, g: usize, now: Timestamp) {
         }
         let rules = &core.policy.rules;
         for ev in &out.events {
-            batch.history.push(history_row(rules, ev, transition_name(ev.kind), None));
+            batch
+                .history
+                .push(history_row(rules, ev, transition_name(ev.kind), None));
         }
         for a in &out.actions {
-            let detail = if shared.dry_run { "dry-run: not run" } else { "due; running actions is not implemented yet" };
-            batch.history.push(history_row(rules, a, "action", Some(format!("{}: {detail}", a.kind.0))));
+            let detail = if shared.dry_run {
+                "dry-run: not run"
+            } else {
+                "due; running actions is not implemented yet"
+            };
+            batch
+                .history
+                .push(history_row(rules, a, "action", Some(format!("{}: {detail}", a.kind.0))));
             tracing::info!(action = %a.kind.0, alert = ?a.labels.get("alertname"), severity = %a.severity, "{detail}");
         }
         for n in &out.notifications {
@@ -513,7 +565,10 @@ pub fn evaluate(shared: &Shared, g: usize, now: Timestamp) {
             let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
             let summary = core.engine.notification_annotations(n).remove("summary");
             for receiver in core.policy.routes.receivers_for(&n.labels, notify) {
-                deliveries.push(Delivery { receiver: receiver.to_string(), line: console::line(n, &rfc3339(n.at), summary.as_deref()) });
+                deliveries.push(Delivery {
+                    receiver: receiver.to_string(),
+                    line: console::line(n, &rfc3339(n.at), summary.as_deref()),
+                });
             }
         }
     }
@@ -598,7 +653,11 @@ fn spawn_sources(shared: &Arc<Shared>) {
         }
     }
     for l in &cfg.logs {
-        let patterns: Vec<(String, String)> = l.patterns.iter().map(|(k, v)| (k.clone(), v.expose().to_string())).collect();
+        let patterns: Vec<(String, String)> = l
+            .patterns
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect();
         match LogTailer::new(shared.loaded.path(l.path.expose()), &patterns) {
             Ok(t) => {
                 tokio::spawn(logs_loop(Arc::clone(shared), t));
@@ -617,7 +676,12 @@ async fn system_loop(shared: Arc<Shared>, mut collector: SystemCollector, every:
         let wanted = shared.core().wanted.clone();
         samples.clear();
         collector.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
-            samples.push(ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None });
+            samples.push(ParsedSample {
+                name: name.to_string(),
+                labels,
+                value,
+                timestamp_ms: None,
+            });
         });
         shared.ingest("system", &samples, now());
     }
@@ -630,7 +694,12 @@ async fn logs_loop(shared: Arc<Shared>, mut tailer: LogTailer) {
         tick.tick().await;
         samples.clear();
         let res = tailer.poll(&mut |name, labels, value| {
-            samples.push(ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None });
+            samples.push(ParsedSample {
+                name: name.to_string(),
+                labels,
+                value,
+                timestamp_ms: None,
+            });
         });
         if let Err(e) = res {
             tracing::warn!("log source: {e}");
@@ -654,9 +723,18 @@ async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target
                 for e in &scraped.errors {
                     tracing::warn!(job = %target.job, line = e.line, "scrape: {}", e.message);
                 }
-                let current: Vec<(String, Labels)> = scraped.samples.iter().map(|s| (s.name.clone(), s.labels.clone())).collect();
+                let current: Vec<(String, Labels)> = scraped
+                    .samples
+                    .iter()
+                    .map(|s| (s.name.clone(), s.labels.clone()))
+                    .collect();
                 for (name, labels) in last.iter().filter(|k| !current.contains(k)) {
-                    samples.push(ParsedSample { name: name.clone(), labels: labels.clone(), value: stale_marker(), timestamp_ms: Some(t.0) });
+                    samples.push(ParsedSample {
+                        name: name.clone(),
+                        labels: labels.clone(),
+                        value: stale_marker(),
+                        timestamp_ms: Some(t.0),
+                    });
                 }
                 last = current;
                 samples.extend(scraped.samples);
@@ -666,7 +744,12 @@ async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target
             Err(e) => {
                 tracing::warn!(job = %target.job, "scrape failed: {e}");
                 for (name, labels) in last.drain(..) {
-                    samples.push(ParsedSample { name, labels, value: stale_marker(), timestamp_ms: Some(t.0) });
+                    samples.push(ParsedSample {
+                        name,
+                        labels,
+                        value: stale_marker(),
+                        timestamp_ms: Some(t.0),
+                    });
                 }
                 0.0
             }
@@ -703,7 +786,12 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
                 }
                 let mut samples = Vec::new();
                 c.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
-                    samples.push(ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None });
+                    samples.push(ParsedSample {
+                        name: name.to_string(),
+                        labels,
+                        value,
+                        timestamp_ms: None,
+                    });
                 });
                 shared.ingest("system", &samples, now());
             }
@@ -731,25 +819,47 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
     let mut core = shared.core();
     let core = &mut *core;
     let mut out = Output::default();
-    println!("{:<28} {:<10} {:<10} {:>12}  labels", "rule", "state", "severity", "value");
+    println!(
+        "{:<28} {:<10} {:<10} {:>12}  labels",
+        "rule", "state", "severity", "value"
+    );
     for g in 0..core.policy.rules.groups.len() {
         core.engine.evaluate_group(g, t, &mut core.series, &mut out);
         for (r, rule) in core.policy.rules.groups[g].rules.iter().enumerate() {
             let rref = RuleRef { group: g, rule: r };
             let missing = core.engine.missing_metrics(rref, &core.series);
             if !missing.is_empty() {
-                println!("{:<28} {:<10} {:<10} {:>12}  no series for {}", rule.name, "-", "-", "-", missing.join(", "));
+                println!(
+                    "{:<28} {:<10} {:<10} {:>12}  no series for {}",
+                    rule.name,
+                    "-",
+                    "-",
+                    "-",
+                    missing.join(", ")
+                );
                 continue;
             }
             for inst in core.engine.instances(rref) {
                 let (state, sev) = match (inst.machine.phase(), rule.alert()) {
-                    (Phase::Firing { tier, .. }, Some(a)) => ("firing", a.policy.tiers[tier.min(a.policy.tiers.len() - 1)].severity.to_string()),
-                    (Phase::Pending { tier }, Some(a)) => ("pending", a.policy.tiers[tier.min(a.policy.tiers.len() - 1)].severity.to_string()),
+                    (Phase::Firing { tier, .. }, Some(a)) => (
+                        "firing",
+                        a.policy.tiers[tier.min(a.policy.tiers.len() - 1)].severity.to_string(),
+                    ),
+                    (Phase::Pending { tier }, Some(a)) => (
+                        "pending",
+                        a.policy.tiers[tier.min(a.policy.tiers.len() - 1)].severity.to_string(),
+                    ),
                     (_, Some(_)) => ("inactive", "-".to_string()),
                     (_, None) => ("recorded", "-".to_string()),
                 };
-                let value = inst.value.map(console::format_value).unwrap_or_else(|| "no data".into());
-                println!("{:<28} {:<10} {:<10} {:>12}  {}", rule.name, state, sev, value, inst.labels);
+                let value = inst
+                    .value
+                    .map(console::format_value)
+                    .unwrap_or_else(|| "no data".into());
+                println!(
+                    "{:<28} {:<10} {:<10} {:>12}  {}",
+                    rule.name, state, sev, value, inst.labels
+                );
             }
         }
     }

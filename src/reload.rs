@@ -54,7 +54,13 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
         } else if p.is_file() {
             out.push(p.clone());
         } else {
-            return Err(Diagnostic::error(&p.to_string_lossy(), 0, 0, "io", "no such file or directory"));
+            return Err(Diagnostic::error(
+                &p.to_string_lossy(),
+                0,
+                0,
+                "io",
+                "no such file or directory",
+            ));
         }
     }
     Ok(out)
@@ -79,7 +85,11 @@ pub fn load(
 ) -> Result<PolicySet, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut sources = Vec::new();
-    for f in expand(rule_paths).map_err(|d| vec![d])?.into_iter().chain(expand(receiver_paths).map_err(|d| vec![d])?) {
+    for f in expand(rule_paths)
+        .map_err(|d| vec![d])?
+        .into_iter()
+        .chain(expand(receiver_paths).map_err(|d| vec![d])?)
+    {
         match read_source(&f) {
             Ok(s) => sources.push(s),
             Err(d) => diags.push(d),
@@ -91,7 +101,11 @@ pub fn load(
         s.text().hash(&mut h);
     }
     let hash = h.finish();
-    let load_rules = |p: &str| read_source(Path::new(p)).map_err(|d| vec![d]).and_then(|s| config::parse_rules(&s));
+    let load_rules = |p: &str| {
+        read_source(Path::new(p))
+            .map_err(|d| vec![d])
+            .and_then(|s| config::parse_rules(&s))
+    };
     diags.extend(crate::check::check(&sources, env, &load_rules));
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
@@ -107,7 +121,15 @@ pub fn load(
         }
     }
     let (set, _) = rules::compile(&rule_files);
-    let set = set.ok_or_else(|| vec![Diagnostic::error("", 0, 0, "internal", "rules compiled in check but not here")])?;
+    let set = set.ok_or_else(|| {
+        vec![Diagnostic::error(
+            "",
+            0,
+            0,
+            "internal",
+            "rules compiled in check but not here",
+        )]
+    })?;
     Ok(PolicySet {
         rules: Arc::new(set),
         routes: Routes::compile(&receiver_files),
@@ -121,8 +143,20 @@ pub fn load(
 pub fn watch_dirs(paths: &[PathBuf]) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = paths
         .iter()
-        .map(|p| if p.is_dir() { p.clone() } else { p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")) })
-        .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p })
+        .map(|p| {
+            if p.is_dir() {
+                p.clone()
+            } else {
+                p.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+            }
+        })
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p
+            }
+        })
         .collect();
     dirs.sort();
     dirs.dedup();
@@ -144,7 +178,9 @@ pub fn watch(dirs: &[PathBuf], debounce: Duration, changed: impl Fn() + Send + '
     })
     .map_err(|e| format!("cannot watch: {e}"))?;
     for d in dirs {
-        debouncer.watch(d, RecursiveMode::NonRecursive).map_err(|e| format!("cannot watch {}: {e}", d.display()))?;
+        debouncer
+            .watch(d, RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch {}: {e}", d.display()))?;
     }
     Ok(Watcher { _debouncer: debouncer })
 }

@@ -34,7 +34,12 @@ impl Routes {
                 matchers: r
                     .r#match
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.0.iter().filter_map(|t| Matcher::parse(t.expose()).ok()).collect()))
+                    .map(|(k, v)| {
+                        (
+                            k.clone(),
+                            v.0.iter().filter_map(|t| Matcher::parse(t.expose()).ok()).collect(),
+                        )
+                    })
                     .collect(),
                 receivers: r.receivers.iter().map(|t| t.expose().to_string()).collect(),
                 cont: r.r#continue,
@@ -51,7 +56,10 @@ impl Routes {
         }
         let mut out: Vec<&str> = Vec::new();
         for r in &self.routes {
-            let matched = r.matchers.iter().all(|(k, alts)| alts.iter().any(|m| m.matches(labels.get(k))));
+            let matched = r
+                .matchers
+                .iter()
+                .all(|(k, alts)| alts.iter().any(|m| m.matches(labels.get(k))));
             if !matched {
                 continue;
             }
@@ -84,9 +92,18 @@ mod tests {
     fn first_match_wins_unless_continue() {
         let r = routes(FILE);
         let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
-        assert_eq!(r.receivers_for(&l(&[("severity", "critical")]), &[]), vec!["page", "all"]);
-        assert_eq!(r.receivers_for(&l(&[("severity", "critical"), ("team", "infrastructure")]), &[]), vec!["page", "chat"]);
-        assert_eq!(r.receivers_for(&l(&[("severity", "warning"), ("team", "xinfra")]), &[]), vec!["all"]);
+        assert_eq!(
+            r.receivers_for(&l(&[("severity", "critical")]), &[]),
+            vec!["page", "all"]
+        );
+        assert_eq!(
+            r.receivers_for(&l(&[("severity", "critical"), ("team", "infrastructure")]), &[]),
+            vec!["page", "chat"]
+        );
+        assert_eq!(
+            r.receivers_for(&l(&[("severity", "warning"), ("team", "xinfra")]), &[]),
+            vec!["all"]
+        );
         assert_eq!(r.receivers_for(&l(&[]), &["chat".to_string()]), vec!["chat"]);
     }
 }

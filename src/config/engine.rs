@@ -57,7 +57,7 @@ impl Default for EngineConfig {
 }
 
 /// The metric sources.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesConfig {
     /// Host metrics (off when absent).
@@ -68,6 +68,18 @@ pub struct SourcesConfig {
     pub push: PushSource,
     /// Log files whose regex matches are counted.
     pub logs: Vec<LogSource>,
+}
+
+/// The host is watched unless `system: ~` (null) turns it off: a first run needs no file.
+impl Default for SourcesConfig {
+    fn default() -> SourcesConfig {
+        SourcesConfig {
+            system: Some(SystemSource::default()),
+            scrape: Vec::new(),
+            push: PushSource::default(),
+            logs: Vec::new(),
+        }
+    }
 }
 
 /// Host metrics.

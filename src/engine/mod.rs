@@ -657,7 +657,11 @@ impl Engine {
 
     /// Renders the annotations of a notification (status `resolved` for resolutions).
     pub fn notification_annotations(&self, n: &Emitted<NoteKind>) -> BTreeMap<String, String> {
-        let status = if n.kind == NoteKind::Resolved { "resolved" } else { "firing" };
+        let status = if n.kind == NoteKind::Resolved {
+            "resolved"
+        } else {
+            "firing"
+        };
         self.render_annotations(n.rule, &n.labels, &n.severity, n.tier, status, n.value)
     }
 
@@ -671,7 +675,9 @@ impl Engine {
         value: Option<f64>,
     ) -> BTreeMap<String, String> {
         let rule = &self.rules.groups[rref.group].rules[rref.rule];
-        let Some(alert) = rule.alert() else { return BTreeMap::new() };
+        let Some(alert) = rule.alert() else {
+            return BTreeMap::new();
+        };
         let ctx = Context {
             alertname: rule.name.clone(),
             status: status.to_string(),
@@ -681,7 +687,11 @@ impl Engine {
             labels: labels.to_map(),
             ..Context::default()
         };
-        alert.annotations.iter().map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0)).collect()
+        alert
+            .annotations
+            .iter()
+            .map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0))
+            .collect()
     }
 }
 

@@ -17,8 +17,12 @@ pub fn line(n: &Emitted<NoteKind>, at_rfc3339: &str, summary: Option<&str>) -> S
     if let Some(v) = n.value {
         let _ = write!(s, " value={}", format_value(v));
     }
-    let labels: Vec<String> =
-        n.labels.iter().filter(|(k, _)| *k != "alertname" && *k != "severity").map(|(k, v)| format!("{k}={v:?}")).collect();
+    let labels: Vec<String> = n
+        .labels
+        .iter()
+        .filter(|(k, _)| *k != "alertname" && *k != "severity")
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect();
     if !labels.is_empty() {
         let _ = write!(s, " {{{}}}", labels.join(", "));
     }
@@ -49,7 +53,11 @@ mod tests {
         let n = Emitted {
             rule: RuleRef { group: 0, rule: 0 },
             fingerprint: 1,
-            labels: Labels::from_pairs([("alertname", "MemoryPressure"), ("severity", "warning"), ("team", "infra")]),
+            labels: Labels::from_pairs([
+                ("alertname", "MemoryPressure"),
+                ("severity", "warning"),
+                ("team", "infra"),
+            ]),
             kind: NoteKind::Escalated,
             tier: 0,
             severity: "critical".into(),

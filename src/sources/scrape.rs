@@ -44,8 +44,16 @@ impl Target {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| e.to_string())?;
-        Ok(Target { job: job.to_string(), instance, url, client })
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Target {
+            job: job.to_string(),
+            instance,
+            url,
+            client,
+        })
     }
 
     /// Fetches and parses the target once.
@@ -73,14 +81,23 @@ impl Target {
         for s in &mut samples {
             self.label(&mut s.labels);
         }
-        Ok(Scraped { samples, errors, duration: started.elapsed() })
+        Ok(Scraped {
+            samples,
+            errors,
+            duration: started.elapsed(),
+        })
     }
 
     /// A meta series of this target (`up`, `scrape_duration_seconds`).
     pub fn meta(&self, name: &str, value: f64) -> ParsedSample {
         let mut labels = Labels::new();
         self.label(&mut labels);
-        ParsedSample { name: name.to_string(), labels, value, timestamp_ms: None }
+        ParsedSample {
+            name: name.to_string(),
+            labels,
+            value,
+            timestamp_ms: None,
+        }
     }
 
     /// Sets `job` and `instance`; a target's own labels of those names are kept as
