@@ -130,8 +130,8 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match crate::daemon::parse_push(ct, &bytes) {
         Ok(samples) => {
-            s.ingest("push", &samples, now());
-            axum::Json(json!({ "accepted": samples.len() })).into_response()
+            let (accepted, refused) = s.ingest("push", push.max_series, &samples, now());
+            axum::Json(json!({ "accepted": accepted, "refused": refused })).into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
@@ -361,8 +361,18 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "counter",
         "Samples accepted from sources.",
     );
-    for (src, n) in m.samples_ingested.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    let samples = m.samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    for (src, (n, _)) in &samples {
         let _ = writeln!(out, "tocsin_samples_ingested_total{{source=\"{}\"}} {n}", esc(src));
+    }
+    family(
+        &mut out,
+        "tocsin_samples_refused_total",
+        "counter",
+        "Samples refused because their source reached max_series.",
+    );
+    for (src, (_, n)) in &samples {
+        let _ = writeln!(out, "tocsin_samples_refused_total{{source=\"{}\"}} {n}", esc(src));
     }
     family(
         &mut out,

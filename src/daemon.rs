@@ -35,8 +35,7 @@ const PERIODIC_RELOAD: Duration = Duration::from_secs(60);
 const DEBOUNCE: Duration = Duration::from_millis(200);
 /// How often log files are polled.
 const LOG_POLL: Duration = Duration::from_secs(1);
-/// Default scrape interval and timeout.
-const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
+/// Default scrape timeout.
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default host-metrics interval.
 const SYSTEM_INTERVAL: Duration = Duration::from_secs(5);
@@ -129,8 +128,8 @@ pub struct Metrics {
     pub reload_ok: AtomicBool,
     /// Unix seconds of the last successful (re)load.
     pub reload_ok_at: AtomicU64,
-    /// Samples accepted, by source kind.
-    pub samples_ingested: Mutex<BTreeMap<String, u64>>,
+    /// Samples accepted and refused (cardinality limit), by source.
+    pub samples: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Group iterations done and skipped, by group name.
     pub iterations: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Notifications handed to receivers, by (receiver, result).
@@ -171,6 +170,8 @@ pub struct Core {
     pub wanted: HashSet<String>,
     /// The last reload error, if the last attempt failed.
     pub reload_error: Option<String>,
+    /// Series created by each source, for its `max_series` limit.
+    pub source_series: BTreeMap<String, u32>,
 }
 
 impl Shared {
@@ -185,23 +186,49 @@ impl Shared {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores samples from a source at `now` (or their own timestamps).
-    pub fn ingest(&self, source: &str, samples: &[ParsedSample], now: Timestamp) {
-        let mut core = self.core();
+    /// Stores samples from `source` at `now` (or their own timestamps). A sample that would
+    /// create a series beyond the source's `max_series` is refused. Returns how many were
+    /// accepted and refused.
+    pub fn ingest(&self, source: &str, max_series: u32, samples: &[ParsedSample], now: Timestamp) -> (u64, u64) {
+        let (mut accepted, mut refused) = (0u64, 0u64);
+        let mut guard = self.core();
+        let core = &mut *guard;
+        let created = core.source_series.entry(source.to_string()).or_default();
         for s in samples {
+            let id = match core.series.get(&s.name, &s.labels) {
+                Some(id) => id,
+                None if *created >= max_series => {
+                    refused += 1;
+                    continue;
+                }
+                None => {
+                    *created += 1;
+                    core.series.id(&s.name, &s.labels)
+                }
+            };
             let t = s.timestamp_ms.map(Timestamp).unwrap_or(now);
-            core.series.push(&s.name, &s.labels, Sample { t, v: s.value });
+            core.series.push_id(id, Sample { t, v: s.value });
+            accepted += 1;
         }
-        drop(core);
-        *self
-            .metrics
-            .samples_ingested
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(source.to_string())
-            .or_default() += samples.len() as u64;
+        drop(guard);
+        let mut m = self.metrics.samples.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry(source.to_string()).or_default();
+        e.0 += accepted;
+        e.1 += refused;
+        if refused > 0 {
+            tracing::warn!(
+                source,
+                refused,
+                max_series,
+                "series limit reached; samples of new series refused"
+            );
+        }
+        (accepted, refused)
     }
 }
+
+/// The limit for sources whose series are fixed by configuration (host, logs).
+const CONFIGURED_MAX_SERIES: u32 = 100_000;
 
 fn wanted_metrics(p: &PolicySet) -> HashSet<String> {
     p.rules
@@ -273,6 +300,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         wanted: wanted_metrics(&policy),
         policy,
         reload_error: None,
+        source_series: BTreeMap::new(),
     };
     let shared = Arc::new(Shared {
         loaded,
@@ -642,12 +670,16 @@ fn spawn_sources(shared: &Arc<Shared>) {
         tokio::spawn(system_loop(Arc::clone(shared), SystemCollector::new(processes), every));
     }
     for s in &cfg.scrape {
-        let every = s.interval.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_INTERVAL);
+        let every = s
+            .interval
+            .as_ref()
+            .map(|d| d.value.0)
+            .unwrap_or(shared.loaded.cfg.evaluation_interval.value.0);
         let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
         let target = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout);
         match target {
             Ok(t) => {
-                tokio::spawn(scrape_loop(Arc::clone(shared), t, every));
+                tokio::spawn(scrape_loop(Arc::clone(shared), t, every, s.max_series));
             }
             Err(e) => tracing::error!("scrape target {}: {e}", s.name.expose()),
         }
@@ -683,7 +715,7 @@ async fn system_loop(shared: Arc<Shared>, mut collector: SystemCollector, every:
                 timestamp_ms: None,
             });
         });
-        shared.ingest("system", &samples, now());
+        shared.ingest("system", CONFIGURED_MAX_SERIES, &samples, now());
     }
 }
 
@@ -704,11 +736,11 @@ async fn logs_loop(shared: Arc<Shared>, mut tailer: LogTailer) {
         if let Err(e) = res {
             tracing::warn!("log source: {e}");
         }
-        shared.ingest("logs", &samples, now());
+        shared.ingest("logs", CONFIGURED_MAX_SERIES, &samples, now());
     }
 }
 
-async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target, every: Duration) {
+async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target, every: Duration, max_series: u32) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     // Series of the last successful scrape: marked stale when the target goes away.
@@ -755,7 +787,7 @@ async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target
             }
         };
         samples.push(target.meta("up", up));
-        shared.ingest("scrape", &samples, t);
+        shared.ingest(&format!("scrape:{}", target.job), max_series, &samples, t);
     }
 }
 
@@ -793,7 +825,7 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
                         timestamp_ms: None,
                     });
                 });
-                shared.ingest("system", &samples, now());
+                shared.ingest("system", CONFIGURED_MAX_SERIES, &samples, now());
             }
         }
         for s in &cfg.scrape {
@@ -811,7 +843,7 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
                     }
                 };
                 samples.push(t.meta("up", up));
-                shared.ingest("scrape", &samples, now());
+                shared.ingest(&format!("scrape:{}", t.job), s.max_series, &samples, now());
             }
         }
     });

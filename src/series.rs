@@ -300,7 +300,7 @@ pub struct SeriesId(pub u32);
 /// can cache which series each rule instance reads and rebuild that only when it changes.
 #[derive(Debug, Default)]
 pub struct SeriesStore {
-    by_key: HashMap<(Arc<str>, Labels), SeriesId>,
+    by_key: HashMap<Arc<str>, HashMap<Labels, SeriesId>>,
     by_metric: HashMap<Arc<str>, Vec<SeriesId>>,
     entries: Vec<(Arc<str>, Labels, Window)>,
     retention: Duration,
@@ -321,10 +321,15 @@ impl SeriesStore {
         self.retention = retention;
     }
 
+    /// The id of series (metric, labels), if it exists. Allocation-free.
+    pub fn get(&self, metric: &str, labels: &Labels) -> Option<SeriesId> {
+        self.by_key.get(metric)?.get(labels).copied()
+    }
+
     /// The id of series (metric, labels), creating it empty if it does not exist.
     pub fn id(&mut self, metric: &str, labels: &Labels) -> SeriesId {
-        if let Some(id) = self.by_key.get(&(Arc::from(metric), labels.clone())) {
-            return *id;
+        if let Some(id) = self.get(metric, labels) {
+            return id;
         }
         let name: Arc<str> = self
             .by_metric
@@ -333,7 +338,7 @@ impl SeriesStore {
             .unwrap_or_else(|| Arc::from(metric));
         let id = SeriesId(self.entries.len() as u32);
         self.entries.push((name.clone(), labels.clone(), Window::default()));
-        self.by_key.insert((name.clone(), labels.clone()), id);
+        self.by_key.entry(name.clone()).or_default().insert(labels.clone(), id);
         self.by_metric.entry(name).or_default().push(id);
         self.generation += 1;
         id

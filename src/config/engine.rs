@@ -106,6 +106,14 @@ pub struct ScrapeSource {
     /// Request time limit.
     #[serde(default)]
     pub timeout: Option<Sp<Dur>>,
+    /// Most distinct series this target may create (default 100000); samples of further
+    /// series are refused and counted, so a label explosion cannot exhaust memory.
+    #[serde(default = "default_max_series")]
+    pub max_series: u32,
+}
+
+fn default_max_series() -> u32 {
+    100_000
 }
 
 /// The push endpoint.
@@ -116,6 +124,9 @@ pub struct PushSource {
     pub enabled: bool,
     /// Largest accepted body (default 1MiB).
     pub max_body: ByteSize,
+    /// Most distinct series pushes may create (default 100000); samples of further series
+    /// are refused and counted.
+    pub max_series: u32,
 }
 
 impl Default for PushSource {
@@ -123,6 +134,7 @@ impl Default for PushSource {
         PushSource {
             enabled: true,
             max_body: ByteSize(1 << 20),
+            max_series: default_max_series(),
         }
     }
 }
