@@ -41,6 +41,7 @@ echo "memory:   $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminf
 echo "kernel:   $(uname -sr)"
 echo "promtool: $(promtool --version 2>&1 | head -1)"
 echo "python:   $(python3 --version 2>&1)"
+echo "load:     $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; figures are only good on an idle machine)"
 echo
 
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
@@ -118,6 +119,7 @@ args+=(--ratio "promtool check:tocsin check" --ratio "promtool test:tocsin test"
 echo "== measurement ($RUNS rounds + $WARMUP warm-up, alternating)"
 for a in "${args[@]}"; do case $a in *::*) echo "  \$ ${a#*::}";; esac; done
 python3 -u bench/alternate.py "${args[@]}" || die "measurement aborted: a command failed (see above)"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "results: $OUT/results.json"
 
 if [ $TOCSIN_CHECK = 0 ] || [ $TOCSIN_TEST = 0 ]; then
