@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import statistics
 import subprocess
@@ -82,6 +83,25 @@ def run_rss(argv: list[str]) -> dict:
         return res
 
 
+def busy_cpu_s() -> float:
+    """System-wide busy CPU seconds since boot (all cores), from /proc/stat."""
+    with open("/proc/stat", encoding="ascii") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: in user]
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """CPU seconds of this process and every child it reaped (incl. those
+    run under GNU time, whose children GNU time reaps)."""
+    tot = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        tot += ru.ru_utime + ru.ru_stime
+    return tot
+
+
 def fmt_s(x: float) -> str:
     return f"{x * 1000:9.1f} ms" if x < 1 else f"{x:9.3f} s "
 
@@ -110,6 +130,7 @@ def main(argv: list[str]) -> int:
     samples = {label: [] for label, _, _ in cmds}
 
     total_rounds = args.warmup + args.runs
+    busy0, own0, t_start = busy_cpu_s(), own_cpu_s(), time.monotonic()
     for r in range(total_rounds):
         warm = r < args.warmup
         for j in range(n):
@@ -133,6 +154,10 @@ def main(argv: list[str]) -> int:
                 samples[label].append(res)
         print(f"  round {r + 1}/{total_rounds}{' (warm-up)' if warm else ''} done",
               file=sys.stderr, flush=True)
+
+    elapsed = time.monotonic() - t_start
+    foreign = max(0.0, (busy_cpu_s() - busy0) - (own_cpu_s() - own0))
+    foreign_cores = foreign / elapsed if elapsed > 0 else 0.0
 
     summary = {}
     print()
@@ -169,12 +194,18 @@ def main(argv: list[str]) -> int:
             print(f"speed-up {k}: {v['mean']:.1f}x on means "
                   f"(worst case min/max {v['worst']:.1f}x) -- {verdict} the >= 10x target")
 
+    print(f"\nother processes used {foreign_cores:.2f} cores on average during the "
+          f"{elapsed:.0f} s measurement ({os.cpu_count()} cores)")
+    if foreign_cores > 0.1:
+        print("WARNING: the machine was not idle; these figures are contaminated "
+              "by other work. Re-run on an idle machine.")
     print(f"\n{args.runs} measured rounds after {args.warmup} warm-up rounds, "
           f"commands alternating; wall time from spawn to reap;\npeak RSS = max over runs, from a separate run of each under GNU time.")
 
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"summary": summary, "ratios": ratios,
+                       "foreign_cores": foreign_cores, "elapsed_s": elapsed,
                        "samples": samples, "runs": args.runs, "warmup": args.warmup},
                       f, indent=2)
             f.write("\n")
