@@ -7,7 +7,8 @@ command always goes first after the same other one). Each run is a plain
 exec (no shell), spawned directly from here: wall time is perf_counter
 around spawn..reap, CPU time the child's rusage (os.wait4). Right after it
 the same command runs once more under GNU time (/usr/bin/time, Debian package
-`time`) for its peak RSS only, see run_rss().
+`time`) for its peak RSS only (first --rss-rounds measured rounds), see
+run_rss().
 Any run exiting non-zero aborts the whole benchmark with that run's output
 and exit status 1: a failing command never yields a figure.
 
@@ -110,6 +111,9 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rss-rounds", type=int, default=3,
+                    help="measure peak RSS (one extra run under GNU time) in the first N "
+                         "measured rounds only (default 3; peak RSS barely varies)")
     ap.add_argument("--json", help="write all samples and the summary here")
     ap.add_argument("--ratio", action="append", default=[],
                     help="SLOW:FAST label pair; prints mean(SLOW)/mean(FAST)")
@@ -136,7 +140,7 @@ def main(argv: list[str]) -> int:
         for j in range(n):
             label, argv_, line = cmds[(r + j) % n]
             res = run_timed(argv_)
-            if res["exit"] == 0:
+            if res["exit"] == 0 and 0 <= r - args.warmup < args.rss_rounds:
                 rss = run_rss(argv_)
                 res = {**res, **rss} if rss["exit"] != 0 else {**res, "maxrss_kib": rss["maxrss_kib"]}
             if res["exit"] != 0:
@@ -166,7 +170,7 @@ def main(argv: list[str]) -> int:
     for label, _, line in cmds:
         w = [s["wall_s"] for s in samples[label]]
         cpu = [s["user_s"] + s["sys_s"] for s in samples[label]]
-        rss = max(s["maxrss_kib"] for s in samples[label])
+        rss = max((s["maxrss_kib"] for s in samples[label] if "maxrss_kib" in s), default=0)
         sd = statistics.stdev(w) if len(w) > 1 else 0.0
         summary[label] = {
             "command": line, "runs": len(w), "mean_s": statistics.fmean(w),
@@ -176,7 +180,8 @@ def main(argv: list[str]) -> int:
         }
         s = summary[label]
         print(f"{label:<18} {fmt_s(s['mean_s']):>12} {fmt_s(sd):>11} {fmt_s(s['min_s']):>12} "
-              f"{fmt_s(s['max_s']):>12} {fmt_s(s['cpu_mean_s']):>12} {rss / 1024:7.1f} MiB")
+              f"{fmt_s(s['max_s']):>12} {fmt_s(s['cpu_mean_s']):>12} "
+              + (f"{rss / 1024:7.1f} MiB" if rss else "       n/a"))
 
     ratios = {}
     for pair in args.ratio:
@@ -200,7 +205,8 @@ def main(argv: list[str]) -> int:
         print("WARNING: the machine was not idle; these figures are contaminated "
               "by other work. Re-run on an idle machine.")
     print(f"\n{args.runs} measured rounds after {args.warmup} warm-up rounds, "
-          f"commands alternating; wall time from spawn to reap;\npeak RSS = max over runs, from a separate run of each under GNU time.")
+          f"commands alternating; wall time from spawn to reap;\npeak RSS = max over a separate run of each under GNU time in the first "
+          f"{min(args.rss_rounds, args.runs)} measured rounds.")
 
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
