@@ -551,7 +551,7 @@ impl Compiler {
         for (k, v) in &def.annotations {
             match self.templates.add(&v.value) {
                 Ok(t) => {
-                    for var in self.templates.unknown_variables(t) {
+                    for var in self.templates.unknown_variables(t).to_vec() {
                         self.diags.push(
                             Diagnostic::warning(
                                 file,

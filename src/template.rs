@@ -66,6 +66,10 @@ pub struct TemplateError {
 pub struct Templates {
     env: Environment<'static>,
     count: usize,
+    /// Already compiled sources: the same annotation text on many rules compiles once.
+    by_source: std::collections::HashMap<String, TemplateRef>,
+    /// Per template, the variables it reads that templates do not have.
+    unknown: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -89,17 +93,22 @@ impl Templates {
         // Missing keys render empty at run time, as operators expect from Alertmanager
         // templates; `check` reports them separately as warnings.
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
-        Templates { env, count: 0 }
+        Templates { env, count: 0, by_source: std::collections::HashMap::new(), unknown: Vec::new() }
     }
 
     /// Compiles `source` into the set.
     pub fn add(&mut self, source: &str) -> Result<TemplateRef, TemplateError> {
+        if let Some(t) = self.by_source.get(source) {
+            return Ok(*t);
+        }
         let name = format!("t{}", self.count);
-        self.env
-            .add_template_owned(name, source.to_string())
-            .map_err(to_error)?;
+        self.env.add_template_owned(name, source.to_string()).map_err(to_error)?;
         self.count += 1;
-        Ok(TemplateRef(self.count - 1))
+        let t = TemplateRef(self.count - 1);
+        self.by_source.insert(source.to_string(), t);
+        let unknown = self.compute_unknown(t);
+        self.unknown.push(unknown);
+        Ok(t)
     }
 
     /// Renders a template; errors (fuel exhausted, bad filter argument, …) as text.
@@ -124,7 +133,11 @@ impl Templates {
     }
 
     /// Top-level variables the template reads that are not in [`VARIABLES`].
-    pub fn unknown_variables(&self, t: TemplateRef) -> Vec<String> {
+    pub fn unknown_variables(&self, t: TemplateRef) -> &[String] {
+        self.unknown.get(t.0).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    fn compute_unknown(&self, t: TemplateRef) -> Vec<String> {
         let Ok(tmpl) = self.env.get_template(&format!("t{}", t.0)) else {
             return Vec::new();
         };
