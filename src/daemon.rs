@@ -8,6 +8,7 @@
 //! `reload`/`check`, storage is `store`, HTTP is `api`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +41,8 @@ const SCRAPE_INTERVAL: Duration = Duration::from_secs(15);
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default host-metrics interval.
 const SYSTEM_INTERVAL: Duration = Duration::from_secs(5);
+/// How long requests still in flight at SIGTERM/SIGINT may take before the daemon exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now() -> Timestamp {
@@ -338,10 +341,25 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
     tokio::spawn(periodic(Arc::clone(&shared)));
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::api::router(Arc::clone(&shared));
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared)));
-    if let Err(e) = server.await {
-        eprintln!("tocsin: HTTP server failed: {e}");
-        return ExitCode::from(1);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared), stop_tx));
+    // Graceful shutdown waits for every request in flight; a stalled client (a body that
+    // never arrives) must not hold the exit for the whole request timeout.
+    let grace = async {
+        if stop_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        res = server.into_future() => {
+            if let Err(e) = res {
+                eprintln!("tocsin: HTTP server failed: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        () = grace => tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
     // Every evaluation commits its own transaction, so nothing is left to flush beyond
     // what the in-flight evaluation (which ran to completion: it has no await) committed.
@@ -350,7 +368,7 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
 }
 
 /// Resolves on SIGTERM or SIGINT; SIGHUP asks for a reload meanwhile.
-async fn shutdown_signal(shared: Arc<Shared>) {
+async fn shutdown_signal(shared: Arc<Shared>, stopping: oneshot::Sender<()>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -371,6 +389,7 @@ async fn shutdown_signal(shared: Arc<Shared>) {
         }
     }
     tracing::info!("shutting down");
+    let _ = stopping.send(());
 }
 
 fn start_watcher(shared: &Arc<Shared>) -> Option<reload::Watcher> {
