@@ -8,6 +8,7 @@
 //! `reload`/`check`, storage is `store`, HTTP is `api`.
 
 use std::collections::{BTreeMap, HashSet};
+use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +40,8 @@ const LOG_POLL: Duration = Duration::from_secs(1);
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default host-metrics interval.
 const SYSTEM_INTERVAL: Duration = Duration::from_secs(5);
+/// How long requests still in flight at SIGTERM/SIGINT may take before the daemon exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now() -> Timestamp {
@@ -152,6 +155,9 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Set once the first policy is loaded and state restored.
     pub ready: AtomicBool,
+    /// When the daemon started: until the sources have had time to deliver (see
+    /// [`first_data_wait`]), rules whose inputs have no series yet are not evaluated.
+    pub started: Instant,
     /// Asks the reload task to reload; the reply says how it went.
     pub reload_tx: mpsc::Sender<Option<oneshot::Sender<Result<(), String>>>>,
 }
@@ -309,6 +315,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         db: Mutex::new(opened.store),
         metrics: Metrics::default(),
         ready: AtomicBool::new(false),
+        started: Instant::now(),
         reload_tx,
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
@@ -366,10 +373,25 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
     tokio::spawn(periodic(Arc::clone(&shared)));
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::api::router(Arc::clone(&shared));
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared)));
-    if let Err(e) = server.await {
-        eprintln!("tocsin: HTTP server failed: {e}");
-        return ExitCode::from(1);
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared), stop_tx));
+    // Graceful shutdown waits for every request in flight; a stalled client (a body that
+    // never arrives) must not hold the exit for the whole request timeout.
+    let grace = async {
+        if stop_rx.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        res = server.into_future() => {
+            if let Err(e) = res {
+                eprintln!("tocsin: HTTP server failed: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        () = grace => tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway"),
     }
     // Every evaluation commits its own transaction, so nothing is left to flush beyond
     // what the in-flight evaluation (which ran to completion: it has no await) committed.
@@ -378,7 +400,7 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
 }
 
 /// Resolves on SIGTERM or SIGINT; SIGHUP asks for a reload meanwhile.
-async fn shutdown_signal(shared: Arc<Shared>) {
+async fn shutdown_signal(shared: Arc<Shared>, stopping: oneshot::Sender<()>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
@@ -399,6 +421,7 @@ async fn shutdown_signal(shared: Arc<Shared>) {
         }
     }
     tracing::info!("shutting down");
+    let _ = stopping.send(());
 }
 
 fn start_watcher(shared: &Arc<Shared>) -> Option<reload::Watcher> {
@@ -509,6 +532,24 @@ async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>) {
     }
 }
 
+/// How long after start a group with interval `every` waits for its rules' inputs to appear:
+/// one interval of the group, or of the slowest source when that is longer. Evaluating
+/// before any sample could arrive would take the restored state for "no data" and clear
+/// the `for` timers of pending alerts that the restart was meant to keep (SPEC §3.5).
+fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
+    let s = &cfg.sources;
+    let system = s
+        .system
+        .as_ref()
+        .map(|sys| sys.interval.as_ref().map(|d| d.value.0).unwrap_or(SYSTEM_INTERVAL));
+    let scrape = s
+        .scrape
+        .iter()
+        .map(|t| t.interval.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_INTERVAL));
+    let logs = (!s.logs.is_empty()).then_some(LOG_POLL);
+    system.into_iter().chain(scrape).chain(logs).fold(every, Duration::max)
+}
+
 /// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
 /// that groups with the same interval tick together and never drift. A tick that comes too
 /// late (the previous evaluation overran) is skipped and counted.
@@ -531,7 +572,8 @@ async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration)
         }
         // Evaluate at the aligned instant, not whenever the task got the CPU.
         let t = now().0;
-        evaluate(&shared, g, Timestamp(t - t.rem_euclid(every_ms)));
+        let warming_up = shared.started.elapsed() < first_data_wait(&shared.loaded.cfg, every);
+        evaluate(&shared, g, Timestamp(t - t.rem_euclid(every_ms)), warming_up);
     }
 }
 
@@ -542,7 +584,8 @@ struct Delivery {
 }
 
 /// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
-pub fn evaluate(shared: &Shared, g: usize, now: Timestamp) {
+/// While `warming_up`, rules that read a metric with no series yet are skipped.
+pub fn evaluate(shared: &Shared, g: usize, now: Timestamp, warming_up: bool) {
     let mut batch = Batch::default();
     let mut deliveries = Vec::new();
     let mut out = Output::default();
@@ -555,9 +598,13 @@ pub fn evaluate(shared: &Shared, g: usize, now: Timestamp) {
         let group = &core.policy.rules.groups[g];
         for r in 0..group.rules.len() {
             let rref = RuleRef { group: g, rule: r };
+            let missing = core.engine.missing_metrics(rref, &core.series);
+            if warming_up && !missing.is_empty() {
+                core.status[g][r].last_error = Some(format!("waiting for the first samples of {}", missing.join(", ")));
+                continue;
+            }
             let started = Instant::now();
             core.engine.evaluate_rule(rref, now, &mut core.series, &mut out);
-            let missing = core.engine.missing_metrics(rref, &core.series);
             let st = &mut core.status[g][r];
             st.evaluation_seconds = started.elapsed().as_secs_f64();
             st.last_evaluation = Some(now);
