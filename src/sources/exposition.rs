@@ -114,9 +114,9 @@ pub fn parse_strict(body: &str) -> Result<Vec<ParsedSample>, LineError> {
 
 /// Parses every line, handing each error to `on_error`, which says whether to go on.
 fn parse_with(body: &str, mut on_error: impl FnMut(LineError) -> bool) -> Vec<ParsedSample> {
-    let mut samples = Vec::new();
-    // (name, labels) -> (line it first appeared on); the name borrows the body.
-    let mut seen: HashMap<(&str, Labels), usize> = HashMap::new();
+    let mut samples: Vec<ParsedSample> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new(); // the line of each sample
+    let mut seen = SeenSeries::default();
     for (i, raw) in body.split('\n').enumerate() {
         let line_no = i + 1;
         let line = raw.strip_suffix('\r').unwrap_or(raw);
@@ -128,36 +128,115 @@ fn parse_with(body: &str, mut on_error: impl FnMut(LineError) -> bool) -> Vec<Pa
         } else {
             parse_line(line)
         };
-        let error = match parsed {
+        let message = match parsed {
             Ok(None) => continue,
-            Ok(Some(s)) => match seen.entry((s.name, s.labels.clone())) {
-                std::collections::hash_map::Entry::Occupied(first) => format!(
-                    "duplicate series {}{} (first on line {}); each series may appear once per body",
-                    s.name,
-                    s.labels,
-                    first.get()
-                ),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(line_no);
-                    samples.push(ParsedSample {
-                        name: s.name.to_string(),
-                        labels: s.labels,
-                        value: s.value,
-                        timestamp_ms: s.timestamp_ms,
-                    });
-                    continue;
+            Ok(Some(s)) => {
+                let first = seen.first_or_insert(s.name, &s.labels, None, samples.len(), |j| {
+                    samples[j].name == s.name && samples[j].labels == s.labels
+                });
+                match first {
+                    Some(j) => format!(
+                        "duplicate series {}{} (first on line {}); each series may appear once per body",
+                        s.name, s.labels, lines[j]
+                    ),
+                    None => {
+                        samples.push(ParsedSample {
+                            name: s.name.to_string(),
+                            labels: s.labels,
+                            value: s.value,
+                            timestamp_ms: s.timestamp_ms,
+                        });
+                        lines.push(line_no);
+                        continue;
+                    }
                 }
-            },
+            }
             Err(message) => message,
         };
-        if !on_error(LineError {
-            line: line_no,
-            message: error,
-        }) {
+        if !on_error(LineError { line: line_no, message }) {
             break;
         }
     }
     samples
+}
+
+/// The series (and, for JSON, timestamps) already seen in one body, to find duplicates in
+/// linear time without cloning label sets: a keyed (SipHash, random key, so no crafted
+/// collisions) 64-bit hash of the series maps to the index of its first sample, which the
+/// caller compares; series that merely share a hash go to a map keyed by their full bytes.
+#[derive(Default)]
+pub(crate) struct SeenSeries {
+    hasher: std::hash::RandomState,
+    by_hash: HashMap<u64, usize, std::hash::BuildHasherDefault<U64Hasher>>,
+    spill: HashMap<Vec<u8>, usize>,
+    key: Vec<u8>,
+}
+
+impl SeenSeries {
+    /// The index of an earlier item with this series (and timestamp, when `Some`), or None
+    /// after recording `index` as its first. `same(j)` says whether item `j` has this key.
+    pub(crate) fn first_or_insert(
+        &mut self,
+        name: &str,
+        labels: &Labels,
+        timestamp: Option<Option<i64>>,
+        index: usize,
+        same: impl FnOnce(usize) -> bool,
+    ) -> Option<usize> {
+        // Unambiguous: UTF-8 text never holds the bytes 0xfe and 0xff.
+        self.key.clear();
+        self.key.extend_from_slice(name.as_bytes());
+        for (k, v) in labels.iter() {
+            self.key.push(0xff);
+            self.key.extend_from_slice(k.as_bytes());
+            self.key.push(0xfe);
+            self.key.extend_from_slice(v.as_bytes());
+        }
+        if let Some(t) = timestamp {
+            self.key.push(0xff);
+            self.key.extend_from_slice(&t.map_or([0xff; 9], |t| {
+                let mut b = [0; 9];
+                b[1..].copy_from_slice(&t.to_le_bytes());
+                b
+            }));
+        }
+        let h = std::hash::BuildHasher::hash_one(&self.hasher, self.key.as_slice());
+        match self.by_hash.entry(h) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(index);
+                None
+            }
+            std::collections::hash_map::Entry::Occupied(o) if same(*o.get()) => Some(*o.get()),
+            std::collections::hash_map::Entry::Occupied(_) => match self.spill.entry(self.key.clone()) {
+                std::collections::hash_map::Entry::Occupied(o) => Some(*o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(index);
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// Passes an already keyed-hashed `u64` through.
+#[derive(Default)]
+pub(crate) struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used; fold anything else in so it stays a hash.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
 }
 
 /// A sample whose name still borrows the line.
@@ -192,6 +271,11 @@ pub fn is_metric_name(s: &str) -> bool {
 pub fn is_label_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty() && is_name_start(b[0], false) && b[1..].iter().all(|&c| is_name_char(c, false))
+}
+
+/// At most the first 40 characters of `s`, for error messages.
+fn snippet(s: &str) -> &str {
+    s.char_indices().nth(40).map_or(s, |(i, _)| &s[..i])
 }
 
 /// How a character is shown in an error message.
@@ -254,7 +338,7 @@ impl<'a> Cursor<'a> {
             .iter()
             .position(|&b| is_blank(b) || b == b'{')
             .map_or(self.b.len(), |p| start + p);
-        self.line.get(start..end).unwrap_or("")
+        snippet(self.line.get(start..end).unwrap_or(""))
     }
 
     fn show_here(&self) -> String {
@@ -356,19 +440,24 @@ fn parse_sample(mut c: Cursor<'_>) -> Result<LineSample<'_>, String> {
     if value_text.is_empty() {
         return Err(format!("missing value for {name}"));
     }
-    let value = parse_value(value_text).map_err(|m| format!("invalid value {value_text:?} for {name}: {m}"))?;
+    let value =
+        parse_value(value_text).map_err(|m| format!("invalid value {:?} for {name}: {m}", snippet(value_text)))?;
     c.skip_blanks();
     let timestamp_ms = if c.at_end() {
         None
     } else {
         let ts_text = c.word();
-        let ts = parse_timestamp(ts_text)
-            .ok_or_else(|| format!("invalid timestamp {ts_text:?} for {name}: expected integer milliseconds"))?;
+        let ts = parse_timestamp(ts_text).ok_or_else(|| {
+            format!(
+                "invalid timestamp {:?} for {name}: expected integer milliseconds",
+                snippet(ts_text)
+            )
+        })?;
         c.skip_blanks();
         if !c.at_end() {
             return Err(format!(
                 "unexpected text {:?} after the timestamp of {name}",
-                &c.line[c.i..]
+                snippet(&c.line[c.i..])
             ));
         }
         Some(ts)
@@ -806,6 +895,24 @@ rpc_duration_seconds_count 2693
         assert_eq!(parse_strict(body).unwrap_err(), errors[0]);
         // Different names are different series.
         assert_eq!(parse_strict("a 1\nb 1\na{x=\"y\"} 1\n").unwrap().len(), 3);
+    }
+
+    #[test]
+    fn seen_series_handles_hash_collisions() {
+        // `same` answering false stands in for a different series with the same hash.
+        let mut seen = SeenSeries::default();
+        let (a, b) = (l(&[("x", "1")]), l(&[("x", "2")]));
+        assert_eq!(seen.first_or_insert("m", &a, None, 0, |_| unreachable!()), None);
+        assert_eq!(seen.first_or_insert("m", &a, None, 1, |j| j == 0), Some(0));
+        assert_eq!(seen.first_or_insert("m", &a, None, 2, |_| false), None); // spilled
+        assert_eq!(seen.first_or_insert("m", &a, None, 3, |_| false), Some(2));
+        assert_eq!(seen.first_or_insert("m", &b, None, 4, |_| unreachable!()), None);
+        assert_eq!(seen.first_or_insert("m", &b, Some(None), 5, |_| unreachable!()), None);
+        assert_eq!(
+            seen.first_or_insert("m", &b, Some(Some(0)), 6, |_| unreachable!()),
+            None
+        );
+        assert_eq!(seen.first_or_insert("m", &b, Some(Some(0)), 7, |j| j == 6), Some(6));
     }
 
     #[test]

@@ -30,13 +30,12 @@
 //! in the array and the message starts with "array element N".
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::exposition::{LineError, ParsedSample, is_label_name, is_metric_name};
+use super::exposition::{LineError, ParsedSample, SeenSeries, is_label_name, is_metric_name};
 use crate::series::Labels;
 
 /// `[{"name": .., "labels": {..}, "value": .., "timestamp": ..}]`, strictly; see the module docs.
@@ -47,8 +46,8 @@ pub fn parse(body: &[u8]) -> Result<Vec<ParsedSample>, LineError> {
         .deserialize(&mut de)
         .and_then(|items| de.end().map(|()| items))
         .map_err(|e| json_error(&e, element.get()))?;
-    let mut seen: HashMap<(&str, Labels, Option<i64>), usize> = HashMap::with_capacity(items.len());
-    let mut out = Vec::with_capacity(items.len());
+    let mut seen = SeenSeries::default();
+    let mut out: Vec<ParsedSample> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let n = i + 1;
         let err = |message: String| LineError {
@@ -66,18 +65,16 @@ pub fn parse(body: &[u8]) -> Result<Vec<ParsedSample>, LineError> {
             .as_ref()
             .map_or(Ok(Labels::new()), |l| l.to_labels())
             .map_err(err)?;
-        match seen.entry((&item.name, labels.clone(), item.timestamp)) {
-            std::collections::hash_map::Entry::Occupied(first) => {
-                return Err(err(format!(
-                    "duplicate sample of {}{} at the same timestamp as array element {}",
-                    item.name,
-                    labels,
-                    first.get()
-                )));
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(n);
-            }
+        let first = seen.first_or_insert(&item.name, &labels, Some(item.timestamp), i, |j| {
+            out[j].name == item.name && out[j].labels == labels && out[j].timestamp_ms == item.timestamp
+        });
+        if let Some(j) = first {
+            return Err(err(format!(
+                "duplicate sample of {}{} at the same timestamp as array element {}",
+                item.name,
+                labels,
+                j + 1
+            )));
         }
         out.push(ParsedSample {
             name: item.name.clone(),
