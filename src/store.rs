@@ -140,6 +140,7 @@ pub enum StoreError {
 }
 
 /// The result of [`open`].
+#[derive(Debug)]
 pub struct Opened {
     pub store: Store,
     /// Set when an unreadable/corrupt database was moved aside: says where to.
