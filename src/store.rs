@@ -140,6 +140,7 @@ pub enum StoreError {
 }
 
 /// The result of [`open`].
+#[derive(Debug)]
 pub struct Opened {
     pub store: Store,
     /// Set when an unreadable/corrupt database was moved aside: says where to.
@@ -624,4 +625,115 @@ fn sql_err<'a>(path: &'a Path, action: &'static str) -> impl Fn(rusqlite::Error)
 fn labels_json(labels: &BTreeMap<String, String>) -> String {
     // Serializing a map of strings cannot fail; fall back to an empty object rather than panic.
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_defaults_and_caps() {
+        let q = |limit| {
+            HistoryQuery {
+                limit,
+                ..Default::default()
+            }
+            .effective_limit()
+        };
+        assert_eq!(
+            (q(0), q(1), q(10_000), q(10_001), q(usize::MAX)),
+            (1_000, 1, 10_000, 10_000, 10_000)
+        );
+    }
+
+    #[test]
+    fn sibling_names_follow_sqlite() {
+        let p = Path::new("/d/tocsin.db");
+        assert_eq!(sibling(p, "-wal"), Path::new("/d/tocsin.db-wal"));
+        assert_eq!(
+            sibling(&sibling(p, ".corrupt-5"), "-shm"),
+            Path::new("/d/tocsin.db.corrupt-5-shm")
+        );
+    }
+
+    #[test]
+    fn migrations_build_the_documented_schema() {
+        let conn = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS {
+            conn.execute_batch(m).unwrap();
+        }
+        let names: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite%' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            names,
+            [
+                "history",
+                "history_at",
+                "history_fingerprint_at",
+                "history_rule_at",
+                "states"
+            ]
+        );
+        assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
+        // The statements used at run time all prepare against the final schema.
+        for sql in [UPSERT_STATE, DELETE_STATE, INSERT_HISTORY, HISTORY_COLUMNS] {
+            conn.prepare(sql).unwrap();
+        }
+    }
+
+    #[test]
+    fn history_queries_use_the_indexes() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        let plan = |filter: &str| -> String {
+            let sql =
+                format!("EXPLAIN QUERY PLAN {HISTORY_COLUMNS} WHERE {filter} ORDER BY at_ms DESC, id DESC LIMIT 5");
+            let mut st = conn.prepare(&sql).unwrap();
+            let rows = st.query_map([], |r| r.get::<_, String>(3)).unwrap();
+            rows.collect::<Result<Vec<_>, _>>().unwrap().join("; ")
+        };
+        assert!(
+            plan("rule = 'x' AND at_ms >= 1").contains("history_rule_at"),
+            "{}",
+            plan("rule = 'x'")
+        );
+        assert!(plan("fingerprint = 3").contains("history_fingerprint_at"));
+        assert!(plan("at_ms >= 1 AND at_ms < 5").contains("history_at"));
+    }
+
+    #[test]
+    fn undecodable_rows_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path(), 0).unwrap().store;
+        let row = HistoryRow {
+            at_ms: 1,
+            group: "g".into(),
+            rule: "r".into(),
+            fingerprint: 1,
+            event: "firing".into(),
+            severity: "page".into(),
+            value: Some(1.0),
+            labels: BTreeMap::new(),
+            detail: None,
+        };
+        s.commit(&Batch {
+            history: vec![row],
+            ..Batch::default()
+        })
+        .unwrap();
+        s.conn.execute("UPDATE history SET labels = '[1'", []).unwrap();
+        let err = s.history(&HistoryQuery::default()).unwrap_err();
+        assert!(matches!(err, StoreError::BadRow { id: 1, .. }), "{err}");
+        assert!(err.to_string().contains(DB_FILE), "{err}");
+        s.conn
+            .execute("UPDATE history SET labels = '{}', rule = x'00ff'", [])
+            .unwrap();
+        let err = s.history(&HistoryQuery::default()).unwrap_err();
+        assert!(err.to_string().contains("query history"), "{err}");
+    }
 }
