@@ -545,7 +545,7 @@ fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
     let scrape = s
         .scrape
         .iter()
-        .map(|t| t.interval.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_INTERVAL));
+        .map(|t| t.interval.as_ref().map(|d| d.value.0).unwrap_or(cfg.evaluation_interval.value.0));
     let logs = (!s.logs.is_empty()).then_some(LOG_POLL);
     system.into_iter().chain(scrape).chain(logs).fold(every, Duration::max)
 }

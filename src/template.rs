@@ -93,7 +93,12 @@ impl Templates {
         // Missing keys render empty at run time, as operators expect from Alertmanager
         // templates; `check` reports them separately as warnings.
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
-        Templates { env, count: 0, by_source: std::collections::HashMap::new(), unknown: Vec::new() }
+        Templates {
+            env,
+            count: 0,
+            by_source: std::collections::HashMap::new(),
+            unknown: Vec::new(),
+        }
     }
 
     /// Compiles `source` into the set.
@@ -102,7 +107,9 @@ impl Templates {
             return Ok(*t);
         }
         let name = format!("t{}", self.count);
-        self.env.add_template_owned(name, source.to_string()).map_err(to_error)?;
+        self.env
+            .add_template_owned(name, source.to_string())
+            .map_err(to_error)?;
         self.count += 1;
         let t = TemplateRef(self.count - 1);
         self.by_source.insert(source.to_string(), t);

@@ -45,14 +45,27 @@ fn a_steady_cycle_does_not_allocate() {
     let file = parse_rules(&Source::from_text("a.yaml", y).unwrap()).unwrap();
     let set = Arc::new(compile(&[("a.yaml".into(), file)]).0.expect("compiles"));
     let mut store = SeriesStore::new(Duration::from_secs(600));
-    let ids: Vec<_> = (0..50).map(|h| store.id("cpu", &Labels::from_pairs([("host", format!("h{h}"))]))).collect();
-    let mut engine = Engine::new(set, Settings { staleness: Duration::from_secs(300) });
+    let ids: Vec<_> = (0..50)
+        .map(|h| store.id("cpu", &Labels::from_pairs([("host", format!("h{h}"))])))
+        .collect();
+    let mut engine = Engine::new(
+        set,
+        Settings {
+            staleness: Duration::from_secs(300),
+        },
+    );
     let mut out = Output::default();
     let mut cycle = |k: i64, engine: &mut Engine, store: &mut SeriesStore, out: &mut Output| {
         let now = Timestamp(k * 15_000);
         for (h, id) in ids.iter().enumerate() {
             // Fixed levels: some hosts below every tier, some pending, some firing.
-            store.push_id(*id, Sample { t: now, v: (h * 2) as f64 });
+            store.push_id(
+                *id,
+                Sample {
+                    t: now,
+                    v: (h * 2) as f64,
+                },
+            );
         }
         out.clear();
         engine.evaluate_group(0, now, store, out);
@@ -66,6 +79,9 @@ fn a_steady_cycle_does_not_allocate() {
         cycle(k, &mut engine, &mut store, &mut out);
     }
     let allocations = ALLOCATIONS.with(Cell::get) - before;
-    assert_eq!(allocations, 0, "10 steady cycles of 10,000 instance evaluations allocated {allocations} times");
+    assert_eq!(
+        allocations, 0,
+        "10 steady cycles of 10,000 instance evaluations allocated {allocations} times"
+    );
     assert!(!engine.alerts().is_empty(), "the fixture should have firing alerts");
 }
