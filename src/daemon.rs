@@ -542,10 +542,12 @@ fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
         .system
         .as_ref()
         .map(|sys| sys.interval.as_ref().map(|d| d.value.0).unwrap_or(SYSTEM_INTERVAL));
-    let scrape = s
-        .scrape
-        .iter()
-        .map(|t| t.interval.as_ref().map(|d| d.value.0).unwrap_or(cfg.evaluation_interval.value.0));
+    let scrape = s.scrape.iter().map(|t| {
+        t.interval
+            .as_ref()
+            .map(|d| d.value.0)
+            .unwrap_or(cfg.evaluation_interval.value.0)
+    });
     let logs = (!s.logs.is_empty()).then_some(LOG_POLL);
     system.into_iter().chain(scrape).chain(logs).fold(every, Duration::max)
 }

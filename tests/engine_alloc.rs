@@ -55,7 +55,7 @@ fn a_steady_cycle_does_not_allocate() {
         },
     );
     let mut out = Output::default();
-    let mut cycle = |k: i64, engine: &mut Engine, store: &mut SeriesStore, out: &mut Output| {
+    let cycle = |k: i64, engine: &mut Engine, store: &mut SeriesStore, out: &mut Output| {
         let now = Timestamp(k * 15_000);
         for (h, id) in ids.iter().enumerate() {
             // Fixed levels: some hosts below every tier, some pending, some firing.
