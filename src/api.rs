@@ -330,6 +330,13 @@ async fn metrics(State(s): State<AppState>) -> Response {
     );
     family(
         &mut out,
+        "tocsin_config_reloads_total",
+        "counter",
+        "Reload attempts (file events, SIGHUP, API, periodic re-read).",
+    );
+    let _ = writeln!(out, "tocsin_config_reloads_total {}", m.reloads.load(Ordering::Relaxed));
+    family(
+        &mut out,
         "tocsin_rule_group_iterations_total",
         "counter",
         "Scheduled evaluations of a rule group.",

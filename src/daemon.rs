@@ -139,6 +139,8 @@ pub struct Metrics {
     pub notifications: Mutex<BTreeMap<(String, String), u64>>,
     /// Failed state commits.
     pub store_errors: AtomicU64,
+    /// Reload attempts, successful or not, changed or not.
+    pub reloads: AtomicU64,
 }
 
 /// What every task shares.
@@ -341,10 +343,6 @@ fn init_tracing() {
 /// `tocsin run`.
 pub fn run(config: Option<&Path>, dry_run: bool) -> ExitCode {
     init_tracing();
-    let (shared, reload_rx) = match start(config, dry_run) {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -352,10 +350,42 @@ pub fn run(config: Option<&Path>, dry_run: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rt.block_on(serve(shared, reload_rx))
+    rt.block_on(async {
+        // Signal handlers come first: a SIGTERM or SIGHUP during start-up must not kill the
+        // process with the default action.
+        let signals = match Signals::install() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tocsin: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        match start(config, dry_run) {
+            Ok((shared, reload_rx)) => serve(shared, reload_rx, signals).await,
+            Err(code) => code,
+        }
+    })
 }
 
-async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) -> ExitCode {
+/// The signals the daemon handles, installed before anything else happens.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+}
+
+async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, signals: Signals) -> ExitCode {
     let listen = shared.loaded.cfg.listen.expose().to_string();
     let listener = match tokio::net::TcpListener::bind(&listen).await {
         Ok(l) => l,
@@ -374,7 +404,8 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::api::router(Arc::clone(&shared));
     let (stop_tx, stop_rx) = oneshot::channel();
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared), stop_tx));
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared), signals, stop_tx));
     // Graceful shutdown waits for every request in flight; a stalled client (a body that
     // never arrives) must not hold the exit for the whole request timeout.
     let grace = async {
@@ -400,16 +431,12 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>) ->
 }
 
 /// Resolves on SIGTERM or SIGINT; SIGHUP asks for a reload meanwhile.
-async fn shutdown_signal(shared: Arc<Shared>, stopping: oneshot::Sender<()>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
-        tracing::error!("cannot install signal handlers");
-        return std::future::pending().await;
-    };
+async fn shutdown_signal(shared: Arc<Shared>, signals: Signals, stopping: oneshot::Sender<()>) {
+    let Signals {
+        mut term,
+        mut int,
+        mut hup,
+    } = signals;
     loop {
         tokio::select! {
             _ = term.recv() => break,
@@ -477,6 +504,7 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
     let loaded = &shared.loaded;
     let result = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env);
     let m = &shared.metrics;
+    m.reloads.fetch_add(1, Ordering::Relaxed);
     match result {
         Err(diags) => {
             let text = render_text(&diags, &|f: &str| std::fs::read_to_string(f).ok());

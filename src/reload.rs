@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use notify_debouncer_full::notify::RecursiveMode;
+use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
 use crate::config::{self, FileKind, ReceiverFile, Source};
@@ -172,7 +172,14 @@ pub struct Watcher {
 /// of file-system events.
 pub fn watch(dirs: &[PathBuf], debounce: Duration, changed: impl Fn() + Send + 'static) -> Result<Watcher, String> {
     let mut debouncer = new_debouncer(debounce, None, move |res: DebounceEventResult| {
-        if matches!(&res, Ok(events) if !events.is_empty()) {
+        // Reading the files (as every reload does) raises access events: reacting to them
+        // would make each reload trigger the next, forever.
+        let changes = |events: &Vec<notify_debouncer_full::DebouncedEvent>| {
+            events
+                .iter()
+                .any(|e| !matches!(e.event.kind, EventKind::Access(_) | EventKind::Other))
+        };
+        if matches!(&res, Ok(events) if changes(events)) {
             changed();
         }
     })

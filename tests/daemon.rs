@@ -155,6 +155,14 @@ fn reload_follows_rename_inplace_write_and_symlink_swap() {
     }
     wait_rule_evaluating(&d, "Version3", S2 + Duration::from_millis(500));
     assert_eq!(rule_names(&d), ["Version3"]);
+
+    // Reading the files during a reload must not count as a change: once the edits have
+    // been applied, reloads stop.
+    let reloads = || d.metric_line("tocsin_config_reloads_total").unwrap_or_default();
+    std::thread::sleep(Duration::from_millis(700));
+    let settled = reloads();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(reloads(), settled, "the daemon keeps reloading without any file change");
 }
 
 #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use crate::expr::{Data, EvalCtx, SlotKind};
 use crate::rules::{Rule, RuleKind, RuleSet};
-use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window};
+use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window, is_stale_marker, stale_marker};
 use crate::template::Context;
 use action::ActionGate;
 use notify::{NoteKind, Notification, NotifyState};
@@ -383,7 +383,7 @@ impl Engine {
         if new_series {
             for inst in &mut rs.instances {
                 if inst.output.is_none() {
-                    inst.output = Some(store.id(&rule.name, &inst.labels.union(&rule.labels)));
+                    inst.output = Some(store.id(&rule.name, &base_record_labels(rule, &inst.labels)));
                 }
             }
             // Creating the outputs changed the store; this rule's own bindings are still
@@ -391,8 +391,15 @@ impl Engine {
             rs.bound_at = Some(store.generation());
         }
         for inst in &rs.instances {
-            if let (Some(v), Some(id)) = (inst.value, inst.output) {
-                self.recorded.push((id, v));
+            let Some(id) = inst.output else { continue };
+            match inst.value {
+                Some(v) => self.recorded.push((id, v)),
+                // No value now: end the recorded series at once with a staleness marker, as
+                // Prometheus does, instead of letting its last value linger for `staleness`.
+                None if store.window(id).newest().is_some_and(|s| !is_stale_marker(s.v)) => {
+                    self.recorded.push((id, stale_marker()));
+                }
+                None => {}
             }
         }
         for (id, v) in self.recorded.drain(..) {
@@ -695,12 +702,18 @@ impl Engine {
     }
 }
 
-/// Series labels overridden by the rule's labels, plus `alertname`.
-fn base_labels(rule: &Rule, series: &Labels) -> Labels {
+/// A recorded series' labels: the instance's, overridden by the rule's own.
+fn base_record_labels(rule: &Rule, series: &Labels) -> Labels {
     let mut l = series.clone();
     for (k, v) in rule.labels.iter() {
         l.set(k, v);
     }
+    l
+}
+
+/// Series labels overridden by the rule's labels, plus `alertname`.
+fn base_labels(rule: &Rule, series: &Labels) -> Labels {
+    let mut l = base_record_labels(rule, series);
     l.set("alertname", &rule.name);
     l
 }
