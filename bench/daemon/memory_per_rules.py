@@ -7,7 +7,10 @@ with the same scheme but `interval: 1s` so that ~20 evaluations happen in the ru
 Per repetition and variant: a fresh daemon; push all 300 values every second for PUSH_S
 seconds (values (k*37)%100 as in gen_workload.py, so instances bind, go pending and the
 `page` tier fires); then read VmRSS, RssAnon and VmHWM. Variants alternate.
-A control variant (0) "no rules, nothing pushed" shows the empty daemon.
+A control variant (0) "no rules, nothing pushed" shows the empty daemon; diagnostic
+variants (c) (b) without annotation templates and (d) 1,000 rules, nothing pushed (no
+instances) split the cost between templates, compiled rules and per-instance state.
+RSS is read before any API call (their answers allocate).
 Usage: memory_per_rules.py [--reps 3] [--push-seconds 20]
 """
 
@@ -29,7 +32,7 @@ N_RULES, N_HOSTS = 1000, 300
 TIERS = [("info", 50, "1m"), ("warning", 70, "2m"), ("critical", 90, "1m"), ("page", 95, None)]
 
 
-def synth_rules(interval: str = "1s") -> str:
+def synth_rules(interval: str = "1s", annotations: bool = True) -> str:
     """bench/gen_workload.py's tocsin_rules() with a shorter group interval."""
     out = ["groups:", "  - name: synth", f"    interval: {interval}", "    rules:"]
     for i in range(N_RULES):
@@ -40,8 +43,9 @@ def synth_rules(interval: str = "1s") -> str:
             "        expr: synth_cpu_percent",
             f"        select: {{ instance: host-{i % N_HOSTS:03d} }}",
             f"        tiers: [{tier}]",
-            '        annotations: { summary: "{{ labels.instance }} CPU at {{ value }}%" }',
         ]
+        if annotations:
+            out.append('        annotations: { summary: "{{ labels.instance }} CPU at {{ value }}%" }')
     return "\n".join(out) + "\n"
 
 
@@ -51,8 +55,10 @@ BODY = "".join(f'synth_cpu_percent{{instance="host-{k:03d}"}} {(k * 37) % 100}\n
 def one(variant: str, tmp: Path, push_s: float) -> dict:
     rules = tmp / "rules"
     rules.mkdir()
-    if variant == "b":
+    if variant in ("b", "d"):
         (rules / "synth.yaml").write_text(synth_rules())
+    elif variant == "c":
+        (rules / "synth.yaml").write_text(synth_rules(annotations=False))
     recv = tmp / "receivers"
     recv.mkdir()
     # A receiver with no route target printing nothing: the console receiver would print
@@ -66,7 +72,7 @@ def one(variant: str, tmp: Path, push_s: float) -> dict:
     p = d.start_daemon(cfg, tmp / "tocsin.log", port)
     try:
         ready_rss = d.status_kib(p.pid) / 1024
-        if variant != "0":
+        if variant not in ("0", "d"):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             t0 = time.monotonic()
             n = 0
@@ -81,6 +87,8 @@ def one(variant: str, tmp: Path, push_s: float) -> dict:
             time.sleep(1.5)  # at least one more evaluation
         else:
             time.sleep(push_s + 1.5)
+        # RSS first: the API answers below allocate (and glibc may keep what they free).
+        rss, anon, hwm = (d.status_kib(p.pid, k) / 1024 for k in ("VmRSS", "RssAnon", "VmHWM"))
         rules_json = json.loads(d.get(port, "/api/v1/rules"))
         alerts = json.loads(d.get(port, "/api/v1/alerts"))["alerts"]
         n_rules = sum(len(g["rules"]) for g in rules_json["groups"])
@@ -90,9 +98,9 @@ def one(variant: str, tmp: Path, push_s: float) -> dict:
             "load_before": load_before,
             "load_after": d.loadavg(),
             "ready_mib": ready_rss,
-            "rss_mib": d.status_kib(p.pid) / 1024,
-            "anon_mib": d.status_kib(p.pid, "RssAnon") / 1024,
-            "hwm_mib": d.status_kib(p.pid, "VmHWM") / 1024,
+            "rss_mib": rss,
+            "anon_mib": anon,
+            "hwm_mib": hwm,
             "rules": n_rules,
             "instances": inst,
             "firing": sum(a["state"] == "firing" for a in alerts),
@@ -106,14 +114,19 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--push-seconds", type=float, default=20)
+    ap.add_argument("--diag-reps", type=int, default=1, help="reps of the diagnostic variants (c), (d)")
     a = ap.parse_args()
     print("== memory per 1,000 rules: tocsin run, 300 pushed series, no host source ==")
     print(d.machine())
     names = {"0": "(0) no rules, nothing pushed", "a": "(a) no rules, 300 series pushed",
-             "b": "(b) 1,000 rules, 300 series pushed"}
+             "b": "(b) 1,000 rules, 300 series pushed",
+             "c": "(c) diag: (b) without annotations",
+             "d": "(d) diag: 1,000 rules, nothing pushed"}
     runs: dict[str, list[dict]] = {k: [] for k in names}
     for i in range(a.reps):
         for v in names:
+            if v in ("c", "d") and i >= a.diag_reps:
+                continue
             with tempfile.TemporaryDirectory(prefix="tocsin-mem-") as tmp:
                 r = one(v, Path(tmp), a.push_seconds)
             runs[v].append(r)
@@ -123,6 +136,8 @@ def main() -> None:
                   f"load {r['load_before']} -> {r['load_after']}")
     print("summary: median [min .. max] MiB")
     for v in names:
+        if not runs[v]:
+            continue
         for f in ("rss_mib", "anon_mib", "hwm_mib"):
             print(f"  {names[v]:36} {f:8} {d.summary([r[f] for r in runs[v]])}")
     diffs = [b["rss_mib"] - x["rss_mib"] for x, b in zip(runs["a"], runs["b"])]
