@@ -59,11 +59,13 @@ def one(tmp: Path, warmup: float, duration: float) -> dict:
         procs = {"tocsin": t.pid, "monit": m.pid}
         start_ticks = {k: d.ticks(v) for k, v in procs.items()}
         rss = {k: [] for k in procs}
+        tk = {k: [] for k in procs}
         w0 = time.monotonic()
         nxt = w0
         while True:
             for k, pid in procs.items():
                 rss[k].append(d.status_kib(pid))
+                tk[k].append(d.ticks(pid)[0])
             nxt += 1.0
             if nxt - w0 > duration:
                 break
@@ -83,6 +85,9 @@ def one(tmp: Path, warmup: float, duration: float) -> dict:
                 "rss_max_mib": max(rss[k]) / 1024,
                 "rss_end_mib": rss[k][-1] / 1024,
                 "hwm_mib": d.status_kib(procs[k], "VmHWM") / 1024,
+                # CPU % per 10 s window (ticks sampled every second)
+                "cpu_10s": [100.0 * (tk[k][min(j + 10, len(tk[k]) - 1)] - tk[k][j]) / d.CLK_TCK / 10
+                            for j in range(0, len(tk[k]) - 1, 10)],
             }
         return res
     finally:
@@ -110,6 +115,7 @@ def main() -> None:
             x = r[k]
             print(f"  {k:6} CPU {x['cpu_pct']:.3f} % (children {x['children_cpu_pct']:.3f} %)  "
                   f"RSS max {x['rss_max_mib']:.2f} MiB  end {x['rss_end_mib']:.2f} MiB  HWM {x['hwm_mib']:.2f} MiB")
+            print(f"         CPU % per 10 s window: {' '.join(f'{c:.2f}' for c in x['cpu_10s'])}")
     print("summary: median [min .. max]")
     for k in ("tocsin", "monit"):
         for f, label in (("cpu_pct", "CPU % of one core"), ("rss_max_mib", "RSS max MiB"),

@@ -58,7 +58,7 @@ def push(port: int) -> None:
 
 def find(port: int, name: str) -> tuple[bool, float | None]:
     """(listed, last_evaluation as unix seconds or None)."""
-    doc = json.loads(d.get(port, "/api/v1/rules"))
+    doc = json.loads(d.get(port, "/api/v1/rules", timeout=60))
     for g in doc["groups"]:
         for r in g["rules"]:
             if r["name"] == name:
@@ -83,11 +83,13 @@ def run_size(n: int, reps: int, tmp: Path) -> dict:
     d.write_config(cfg, rules=[str(rules)], receivers=[str(recv)], data_dir=tmp / "data", port=port,
                    sources="{ system: ~ }")
     p = d.start_daemon(cfg, tmp / "tocsin.log", port, wait=120)
-    vis, ev, loads = [], [], []
+    vis, ev, loads, cpu = [], [], [], []
     rng = random.Random(n)
     try:
         push(port)
+        c0 = d.ticks(p.pid)[0]
         time.sleep(2.5)  # first evaluations
+        print(f"  n={n:5} daemon CPU before the first save: {100.0 * (d.ticks(p.pid)[0] - c0) / d.CLK_TCK / 2.5:.1f} %")
         for rep in range(reps):
             i = rng.randrange(n)
             new = f"Renamed{i:04d}x{rep}"
@@ -117,8 +119,11 @@ def run_size(n: int, reps: int, tmp: Path) -> dict:
                   f"load {loads[-1]}", flush=True)
             names[i] = new
             push(port)
+            c0, w0 = d.ticks(p.pid)[0], time.monotonic()
             time.sleep(1.0 + rng.random())  # de-phase the next save from the 1 s ticks
-        return {"n": n, "visible_ms": vis, "evaluated_ms": ev, "loads": loads}
+            cpu.append(100.0 * (d.ticks(p.pid)[0] - c0) / d.CLK_TCK / (time.monotonic() - w0))
+            print(f"           daemon CPU between saves: {cpu[-1]:.1f} %", flush=True)
+        return {"n": n, "visible_ms": vis, "evaluated_ms": ev, "loads": loads, "cpu": cpu}
     finally:
         d.stop(p)
 
@@ -143,6 +148,7 @@ def main() -> None:
     for r in res:
         print(f"  {r['n']:5} files  new name listed:           {fmt(r['visible_ms'])}")
         print(f"  {r['n']:5} files  listed and evaluated after: {fmt(r['evaluated_ms'])}")
+        print(f"  {r['n']:5} files  daemon CPU % between saves: {d.summary(r['cpu'], '{:.1f}')}")
     print(f"load at end: {d.loadavg()}")
 
 
