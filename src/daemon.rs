@@ -340,15 +340,24 @@ fn init_tracing() {
         .try_init();
 }
 
+/// The runtime: one thread. The daemon's work is small and bursty; a single thread keeps
+/// the idle footprint low and evaluation order simple.
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("tocsin: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        })
+}
+
 /// `tocsin run`.
 pub fn run(config: Option<&Path>, dry_run: bool) -> ExitCode {
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tocsin: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async {
         // Signal handlers come first: a SIGTERM or SIGHUP during start-up must not kill the
@@ -876,12 +885,9 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("tocsin: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     rt.block_on(async {
         let cfg = &shared.loaded.cfg.sources;
