@@ -24,7 +24,7 @@ fn batch(i: i64) -> Batch {
             at_ms: i,
             group: "synth".into(),
             rule: format!("Synth{j:04}"),
-            fingerprint: j as u64 * 0x9E37_79B9_7F4A_7C15,
+            fingerprint: (j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
             event: "firing".into(),
             severity: "warning".into(),
             value: Some(71.5),
