@@ -16,6 +16,23 @@ use crate::template::{Context, Templates};
 
 /// Checks the given files together and returns every finding.
 pub fn check(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Loader<'_>) -> Vec<Diagnostic> {
+    validate(sources, env, load).diagnostics
+}
+
+/// What validation found, and what it built on the way: the compiled rules (when they
+/// compiled) and the parsed receiver files, so that a reload runs exactly what was checked
+/// without parsing and compiling everything a second time.
+pub struct Validated {
+    /// Every finding, errors and warnings.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The compiled rules, when they have no error.
+    pub rules: Option<rules::RuleSet>,
+    /// The parsed receiver files.
+    pub receivers: Vec<(String, ReceiverFile)>,
+}
+
+/// [`check`], keeping the compiled rules and parsed receiver files.
+pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Loader<'_>) -> Validated {
     let mut diags = Vec::new();
     let mut rule_files = Vec::new();
     let mut receiver_files = Vec::new();
@@ -34,7 +51,8 @@ pub fn check(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Lo
             diags.extend(d);
         }
     }
-    diags.extend(rules::compile(&rule_files).1);
+    let (compiled, rule_diags) = rules::compile(&rule_files);
+    diags.extend(rule_diags);
     let notified: BTreeSet<String> = rule_files
         .iter()
         .flat_map(|(_, f)| {
@@ -63,7 +81,11 @@ pub fn check(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Lo
             }
         }
     }
-    diags
+    Validated {
+        diagnostics: diags,
+        rules: compiled,
+        receivers: receiver_files,
+    }
 }
 
 /// Checks receiver files together; returns the names of every receiver defined.

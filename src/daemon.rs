@@ -272,10 +272,12 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         report(&d);
         ExitCode::from(1)
     })?;
-    let policy = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env).map_err(|d| {
-        report(&d);
-        ExitCode::from(1)
-    })?;
+    let policy = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env, None)
+        .map_err(|d| {
+            report(&d);
+            ExitCode::from(1)
+        })?
+        .expect("a load without a known hash always yields a set");
     report(&policy.warnings);
     let data_dir = loaded.path(loaded.cfg.data_dir.expose());
     let opened = store::open(&data_dir, now().0).map_err(|e| {
@@ -511,7 +513,8 @@ async fn reloader(shared: Arc<Shared>, mut rx: mpsc::Receiver<ReloadRequest>, po
 /// new set was applied.
 pub fn reload_now(shared: &Shared) -> Result<bool, String> {
     let loaded = &shared.loaded;
-    let result = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env);
+    let running = shared.core().policy.hash;
+    let result = reload::load(&loaded.rule_paths(), &loaded.receiver_paths(), &env, Some(running));
     let m = &shared.metrics;
     m.reloads.fetch_add(1, Ordering::Relaxed);
     match result {
@@ -526,9 +529,10 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
             m.reload_ok_at.store(now().0 as u64 / 1000, Ordering::Relaxed);
             let mut core = shared.core();
             core.reload_error = None;
-            if policy.hash == core.policy.hash {
+            // Unchanged files (or a broken edit reverted): the running set stays.
+            let Some(policy) = policy.filter(|p| p.hash != core.policy.hash) else {
                 return Ok(false);
-            }
+            };
             report(&policy.warnings);
             core.engine.replace_rules(Arc::clone(&policy.rules));
             core.series

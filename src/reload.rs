@@ -17,10 +17,10 @@ use std::time::Duration;
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use crate::config::{self, FileKind, ReceiverFile, Source};
+use crate::config::{self, ReceiverFile, Source};
 use crate::diag::{Diagnostic, Severity};
 use crate::route::Routes;
-use crate::rules::{self, RuleSet};
+use crate::rules::RuleSet;
 
 /// A validated rule and receiver set, ready to run.
 #[derive(Debug)]
@@ -78,11 +78,14 @@ pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
 }
 
 /// Reads every file under `rule_paths` and `receiver_paths` and validates them as one set.
+/// When their content hash equals `unchanged`, nothing is validated and `Ok(None)` says so:
+/// the periodic re-read and duplicate file events cost a read and a hash, not a compile.
 pub fn load(
     rule_paths: &[PathBuf],
     receiver_paths: &[PathBuf],
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<PolicySet, Vec<Diagnostic>> {
+    unchanged: Option<u64>,
+) -> Result<Option<PolicySet>, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut sources = Vec::new();
     for f in expand(rule_paths)
@@ -101,42 +104,28 @@ pub fn load(
         s.text().hash(&mut h);
     }
     let hash = h.finish();
+    if unchanged == Some(hash) && diags.is_empty() {
+        return Ok(None);
+    }
     let load_rules = |p: &str| {
         read_source(Path::new(p))
             .map_err(|d| vec![d])
             .and_then(|s| config::parse_rules(&s))
     };
-    diags.extend(crate::check::check(&sources, env, &load_rules));
-    if diags.iter().any(|d| d.severity == Severity::Error) {
-        return Err(diags);
-    }
-    // Valid: parse again into the forms the daemon runs (check only validated them).
-    let mut rule_files = Vec::new();
-    let mut receiver_files = Vec::new();
-    for s in &sources {
-        match config::detect_kind(s) {
-            Some(FileKind::Rules) => rule_files.push((s.path().to_string(), config::parse_rules(s)?)),
-            Some(FileKind::Receivers) => receiver_files.push((s.path().to_string(), config::parse_receivers(s, env)?)),
-            _ => {}
-        }
-    }
-    let (set, _) = rules::compile(&rule_files);
-    let set = set.ok_or_else(|| {
-        vec![Diagnostic::error(
-            "",
-            0,
-            0,
-            "internal",
-            "rules compiled in check but not here",
-        )]
-    })?;
-    Ok(PolicySet {
+    let checked = crate::check::validate(&sources, env, &load_rules);
+    diags.extend(checked.diagnostics);
+    let set = match checked.rules {
+        Some(set) if !diags.iter().any(|d| d.severity == Severity::Error) => set,
+        _ => return Err(diags),
+    };
+    let receiver_files = checked.receivers;
+    Ok(Some(PolicySet {
         rules: Arc::new(set),
         routes: Routes::compile(&receiver_files),
         receivers: receiver_files,
         hash,
         warnings: diags,
-    })
+    }))
 }
 
 /// The directories to watch for `paths`: a directory itself, a file's parent.
