@@ -5,7 +5,7 @@
 //! Everything it prints is computed by `check`, `ruletest`, `config` and `diag`; it holds
 //! no rule semantics of its own.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use regex::Regex;
 
 use crate::check;
-use crate::config::{self, FileKind, RuleFile};
+use crate::config::{self, FileKind};
 use crate::diag::{self, Diagnostic, Severity};
 use crate::reload;
 use crate::ruletest::{self, FileResult};
@@ -119,12 +119,6 @@ fn defaults(candidates: &[&str]) -> Vec<PathBuf> {
     candidates.iter().map(PathBuf::from).filter(|p| p.exists()).collect()
 }
 
-/// Loads and parses a rule file named by a test file.
-fn load_rules(path: &str) -> Result<RuleFile, Vec<Diagnostic>> {
-    let src = reload::read_source(Path::new(path)).map_err(|d| vec![d])?;
-    config::parse_rules(&src)
-}
-
 fn print_diagnostics(diags: &[Diagnostic], format: Format) {
     let source_of = |file: &str| std::fs::read_to_string(file).ok();
     let text = match format {
@@ -162,7 +156,7 @@ fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
         }
     }
     let env = |name: &str| std::env::var(name).ok();
-    diags.extend(check::check(&sources, &env, &load_rules));
+    diags.extend(check::check(&sources, &env, &reload::load_rule_file));
     diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     print_diagnostics(&diags, format);
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
@@ -209,7 +203,7 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
             .map_err(|d| vec![d])
             .and_then(|s| config::parse_test(&s))
         {
-            Ok(test) => ruletest::run_file(&name, &test, &load_rules, filter.as_ref()),
+            Ok(test) => ruletest::run_file(&name, &test, &reload::load_rule_file, filter.as_ref()),
             Err(diagnostics) => FileResult {
                 cases: Vec::new(),
                 diagnostics,

@@ -174,8 +174,9 @@ pub struct Core {
     pub policy: PolicySet,
     /// Per group, per rule health.
     pub status: Vec<Vec<RuleStatus>>,
-    /// Metric names the rules read (sources collect only these).
-    pub wanted: HashSet<String>,
+    /// Metric names the rules read (sources collect only these); shared, so a collection
+    /// takes a reference instead of copying the set.
+    pub wanted: Arc<HashSet<String>>,
     /// The last reload error, if the last attempt failed.
     pub reload_error: Option<String>,
     /// Series created by each source, for its `max_series` limit.
@@ -238,11 +239,13 @@ impl Shared {
 /// The limit for sources whose series are fixed by configuration (host, logs).
 const CONFIGURED_MAX_SERIES: u32 = 100_000;
 
-fn wanted_metrics(p: &PolicySet) -> HashSet<String> {
-    p.rules
-        .rules()
-        .flat_map(|r| r.slots.iter().map(|s| s.metric.clone()))
-        .collect()
+fn wanted_metrics(p: &PolicySet) -> Arc<HashSet<String>> {
+    Arc::new(
+        p.rules
+            .rules()
+            .flat_map(|r| r.slots.iter().map(|s| s.metric.clone()))
+            .collect(),
+    )
 }
 
 fn status_for(p: &PolicySet) -> Vec<Vec<RuleStatus>> {
@@ -795,18 +798,23 @@ async fn system_loop(shared: Arc<Shared>, mut collector: SystemCollector, every:
     let mut samples = Vec::new();
     loop {
         tick.tick().await;
-        let wanted = shared.core().wanted.clone();
-        samples.clear();
-        collector.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
-            samples.push(ParsedSample {
-                name: name.to_string(),
-                labels,
-                value,
-                timestamp_ms: None,
-            });
-        });
-        shared.ingest("system", CONFIGURED_MAX_SERIES, &samples, now());
+        collect_system(&shared, &mut collector, &mut samples);
     }
+}
+
+/// One host collection of the metrics the rules read, stored at once.
+fn collect_system(shared: &Shared, collector: &mut SystemCollector, samples: &mut Vec<ParsedSample>) {
+    let wanted = Arc::clone(&shared.core().wanted);
+    samples.clear();
+    collector.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
+        samples.push(ParsedSample {
+            name: name.to_string(),
+            labels,
+            value,
+            timestamp_ms: None,
+        });
+    });
+    shared.ingest("system", CONFIGURED_MAX_SERIES, samples, now());
 }
 
 async fn logs_loop(shared: Arc<Shared>, mut tailer: LogTailer) {
@@ -897,23 +905,11 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
         let cfg = &shared.loaded.cfg.sources;
         if let Some(sys) = &cfg.system {
             let mut c = SystemCollector::new(sys.processes.iter().map(|p| p.expose().to_string()).collect());
-            let wanted = shared.core().wanted.clone();
             // CPU percentages need two readings some time apart.
-            for pass in 0..2 {
-                if pass == 1 {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                let mut samples = Vec::new();
-                c.collect(&|m| wanted.contains(m), &mut |name, labels, value| {
-                    samples.push(ParsedSample {
-                        name: name.to_string(),
-                        labels,
-                        value,
-                        timestamp_ms: None,
-                    });
-                });
-                shared.ingest("system", CONFIGURED_MAX_SERIES, &samples, now());
-            }
+            let mut samples = Vec::new();
+            collect_system(&shared, &mut c, &mut samples);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            collect_system(&shared, &mut c, &mut samples);
         }
         for s in &cfg.scrape {
             let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);

@@ -77,6 +77,12 @@ pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
     Source::new(&name, bytes)
 }
 
+/// Reads and parses one rule file (the loader for rule files that test files name).
+pub fn load_rule_file(path: &str) -> Result<config::RuleFile, Vec<Diagnostic>> {
+    let src = read_source(Path::new(path)).map_err(|d| vec![d])?;
+    config::parse_rules(&src)
+}
+
 /// Reads every file under `rule_paths` and `receiver_paths` and validates them as one set.
 /// When their content hash equals `unchanged`, nothing is validated and `Ok(None)` says so:
 /// the periodic re-read and duplicate file events cost a read and a hash, not a compile.
@@ -107,12 +113,7 @@ pub fn load(
     if unchanged == Some(hash) && diags.is_empty() {
         return Ok(None);
     }
-    let load_rules = |p: &str| {
-        read_source(Path::new(p))
-            .map_err(|d| vec![d])
-            .and_then(|s| config::parse_rules(&s))
-    };
-    let checked = crate::check::validate(&sources, env, &load_rules);
+    let checked = crate::check::validate(&sources, env, &load_rule_file);
     diags.extend(checked.diagnostics);
     let set = match checked.rules {
         Some(set) if !diags.iter().any(|d| d.severity == Severity::Error) => set,

@@ -32,11 +32,6 @@ impl Timestamp {
     pub fn since(self, earlier: Timestamp) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0).max(0) as u64)
     }
-
-    /// Seconds since the epoch as a float, for arithmetic in expressions.
-    pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / 1000.0
-    }
 }
 
 impl fmt::Display for Timestamp {

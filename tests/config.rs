@@ -62,10 +62,10 @@ fn spec_rule_file_parses_with_positions() {
         ),
         (13, 43)
     );
-    assert_eq!(tiers[0].r#for.as_ref().unwrap().value.get(), Duration::from_secs(300));
+    assert_eq!(tiers[0].r#for.as_ref().unwrap().value.0, Duration::from_secs(300));
     assert_eq!(alert.hysteresis.as_ref().unwrap().value, 5.0);
     assert_eq!(
-        alert.repeat_interval.as_ref().unwrap().value.get(),
+        alert.repeat_interval.as_ref().unwrap().value.0,
         Duration::from_secs(4 * 3600)
     );
     assert_eq!(alert.labels["team"].value, "infrastructure");
@@ -100,11 +100,11 @@ fn every_rule_key_parses() {
     );
     assert_eq!(rule.tiers.as_ref().unwrap()[0].clear.as_ref().unwrap().value, 100000.0);
     assert_eq!(rule.actions[0].webhook.as_ref().unwrap().headers["X-Source"], "tocsin");
-    assert_eq!(rule.keep_firing_for.as_ref().unwrap().value.get(), Duration::ZERO);
+    assert_eq!(rule.keep_firing_for.as_ref().unwrap().value.0, Duration::ZERO);
     assert_eq!(rule.cooldown_escalations, Some(true));
     let down = &file.groups[0].rules[2];
     assert_eq!(down.severity.as_ref().unwrap().value, "critical");
-    assert_eq!(down.r#for.as_ref().unwrap().value.get(), Duration::from_secs(60));
+    assert_eq!(down.r#for.as_ref().unwrap().value.0, Duration::from_secs(60));
 }
 
 #[test]
@@ -132,7 +132,7 @@ fn spec_receivers_file_parses_with_substitution() {
     let severities: Vec<&str> = route.r#match["severity"].0.iter().map(Text::expose).collect();
     assert_eq!(severities, ["critical", "emergency"]);
     assert!(route.r#continue);
-    assert_eq!(route.group_wait.as_ref().unwrap().value.get(), Duration::from_secs(10));
+    assert_eq!(route.group_wait.as_ref().unwrap().value.0, Duration::from_secs(10));
     assert!(file.routes[1].r#match.is_empty());
     let inhibit = &file.inhibit_rules[0];
     assert_eq!(inhibit.source["alertname"].0[0].expose(), "HostDown");
@@ -165,7 +165,7 @@ fn spec_config_parses_and_defaults_fill_the_rest() {
     let config = parse_config(&source, &no_env).unwrap();
     assert_eq!(config.rules[0].expose(), "rules/");
     assert_eq!(config.listen.expose(), "127.0.0.1:9470");
-    assert_eq!(config.history_retention.value.get(), Duration::from_secs(30 * 86400));
+    assert_eq!(config.history_retention.value.0, Duration::from_secs(30 * 86400));
     assert_eq!(
         config.api_token, None,
         "an empty token from `${{TOCSIN_API_TOKEN:-}}` is unset"
@@ -178,7 +178,7 @@ fn spec_config_parses_and_defaults_fill_the_rest() {
         config.sources.logs[0].patterns["oom_kill"].expose(),
         "Out of memory: Kill process"
     );
-    assert_eq!(config.staleness.value.get(), Duration::from_secs(300));
+    assert_eq!(config.staleness.value.0, Duration::from_secs(300));
 
     let with_token = parse_config(&source, &|n| (n == "TOCSIN_API_TOKEN").then(|| "t0k".to_string())).unwrap();
     let token = with_token.api_token.unwrap();
@@ -195,7 +195,7 @@ fn empty_files_are_valid_and_default() {
     assert_eq!(parse_test(&empty).unwrap(), TestFile::default());
     let config = parse_config(&text("tocsin.yaml", ""), &no_env).unwrap();
     assert_eq!(config, EngineConfig::default());
-    assert_eq!(config.evaluation_interval.value.get(), Duration::from_secs(15));
+    assert_eq!(config.evaluation_interval.value.0, Duration::from_secs(15));
     assert_eq!(config.data_dir.expose(), "data/");
     assert!(config.sources.push.enabled);
 }
@@ -210,14 +210,11 @@ fn spec_test_file_parses() {
     assert_eq!(case.name.value, "escalates, then clears with hysteresis");
     assert_eq!(case.input_series[1].series.value, "disk_used_percent{mount=\"/\"}");
     assert_eq!(case.input_series[1].values.value, "50+1x10 _ _ 70x3");
-    assert_eq!(case.alerts[0].at.value.get(), Duration::from_secs(360));
+    assert_eq!(case.alerts[0].at.value.0, Duration::from_secs(360));
     assert_eq!(case.alerts[0].firing[0].labels["severity"], "warning");
     assert!(case.alerts[2].firing.is_empty());
     let notifications = case.notifications.as_ref().unwrap();
-    assert_eq!(
-        notifications.until.as_ref().unwrap().value.get(),
-        Duration::from_secs(1200)
-    );
+    assert_eq!(notifications.until.as_ref().unwrap().value.0, Duration::from_secs(1200));
     let second = &notifications.expect[1];
     assert_eq!(second.value["at"], "8m");
     assert_eq!(second.value["event"], "escalated");

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use tocsin::config::{self, FileKind, RuleFile, Source};
+use tocsin::config::{self, FileKind, Source};
 use tocsin::diag::{Diagnostic, Severity, render_text};
 
 fn root() -> PathBuf {
@@ -40,11 +40,6 @@ fn source(p: &Path) -> Source {
     Source::new(&p.to_string_lossy(), std::fs::read(p).unwrap()).unwrap()
 }
 
-fn load(p: &str) -> Result<RuleFile, Vec<Diagnostic>> {
-    let bytes = std::fs::read(p).map_err(|e| vec![Diagnostic::error(p, 0, 0, "io", e.to_string())])?;
-    config::parse_rules(&Source::new(p, bytes).map_err(|d| vec![d])?)
-}
-
 fn show(diags: &[Diagnostic]) -> String {
     render_text(diags, &|f: &str| std::fs::read_to_string(f).ok())
 }
@@ -61,7 +56,7 @@ fn every_shipped_rule_test_passes() {
     for p in &tests {
         let name = p.to_string_lossy().into_owned();
         let test = config::parse_test(&source(p)).unwrap_or_else(|d| panic!("{}", show(&d)));
-        let r = tocsin::ruletest::run_file(&name, &test, &load, None);
+        let r = tocsin::ruletest::run_file(&name, &test, &tocsin::reload::load_rule_file, None);
         if r.diagnostics.iter().any(|d| d.severity == Severity::Error) {
             problems += &show(&r.diagnostics);
         }
@@ -114,7 +109,7 @@ fn every_shipped_policy_checks_clean() {
         let files = files_under(&set);
         assert!(!files.is_empty(), "{} holds no YAML", set.display());
         let sources: Vec<Source> = files.iter().map(|p| source(p)).collect();
-        let diags = tocsin::check::check(&sources, &|_| None, &load);
+        let diags = tocsin::check::check(&sources, &|_| None, &tocsin::reload::load_rule_file);
         assert!(diags.is_empty(), "{}", show(&diags));
     }
 }

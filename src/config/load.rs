@@ -113,11 +113,6 @@ impl FileKind {
             FileKind::Test => "test",
         }
     }
-
-    /// The kind named `name` (see [`FileKind::name`]).
-    pub fn from_name(name: &str) -> Option<FileKind> {
-        FileKind::ALL.into_iter().find(|k| k.name() == name)
-    }
 }
 
 /// Top-level keys of tocsin.yaml that no other kind has.

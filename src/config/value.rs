@@ -120,11 +120,6 @@ impl Dur {
             .map(Dur)
             .map_err(|e| format!("`{trimmed}` is not a duration ({e}); write e.g. `90s`, `5m` or `1h30m`"))
     }
-
-    /// The duration as a std `Duration`.
-    pub fn get(self) -> Duration {
-        self.0
-    }
 }
 
 impl fmt::Display for Dur {
@@ -551,7 +546,7 @@ mod tests {
 
     #[test]
     fn durations_parse_the_humantime_way() {
-        let secs = |t: &str| Dur::parse(t).map(|d| d.get().as_secs());
+        let secs = |t: &str| Dur::parse(t).map(|d| d.0.as_secs());
         assert_eq!(secs("90s"), Ok(90));
         assert_eq!(secs("5m"), Ok(300));
         assert_eq!(secs("1h30m"), Ok(5400));
