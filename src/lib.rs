@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod expr;
+pub mod message;
 pub mod receivers;
 pub mod reload;
 pub mod route;

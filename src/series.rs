@@ -272,6 +272,20 @@ impl Labels {
     }
 }
 
+/// Serialized as a JSON object of strings (the shape receivers and the outbox use).
+impl serde::Serialize for Labels {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Labels {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Labels, D::Error> {
+        let map = <BTreeMap<String, String> as serde::Deserialize>::deserialize(d)?;
+        Ok(Labels::from_pairs(map))
+    }
+}
+
 impl fmt::Display for Labels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;

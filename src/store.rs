@@ -87,6 +87,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX history_at ON history (at_ms);
     CREATE INDEX history_rule_at ON history (rule, at_ms);
     CREATE INDEX history_fingerprint_at ON history (fingerprint, at_ms);",
+    // 2: delivery: the durable outbox, notification-group state and silences.
+    "CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        receiver        TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL,
+        group_key       TEXT NOT NULL,
+        payload         TEXT NOT NULL,            -- JSON of receivers::Rendered
+        created_ms      INTEGER NOT NULL,
+        next_attempt_ms INTEGER NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        status          TEXT NOT NULL DEFAULT 'pending', -- pending | failed | dead
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (status, receiver, next_attempt_ms);
+    CREATE TABLE route_groups (
+        key   TEXT PRIMARY KEY NOT NULL,
+        state TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE silences (
+        id         TEXT PRIMARY KEY NOT NULL,
+        ends_at_ms INTEGER NOT NULL,
+        silence    TEXT NOT NULL                  -- JSON of message::Silence
+    ) WITHOUT ROWID;",
 ];
 
 const UPSERT_STATE: &str =
@@ -95,6 +118,11 @@ const DELETE_STATE: &str = "DELETE FROM states WHERE key = ?1";
 const INSERT_HISTORY: &str = "INSERT INTO history \
      (at_ms, grp, rule, fingerprint, event, severity, value, value_bits, labels, detail) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const UPSERT_GROUP: &str =
+    "INSERT INTO route_groups (key, state) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET state = excluded.state";
+const DELETE_GROUP: &str = "DELETE FROM route_groups WHERE key = ?1";
+const INSERT_OUTBOX: &str = "INSERT INTO outbox \
+     (receiver, idempotency_key, group_key, payload, created_ms, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
 const HISTORY_COLUMNS: &str =
     "SELECT id, at_ms, grp, rule, fingerprint, event, severity, value_bits, labels, detail FROM history";
 
@@ -170,12 +198,35 @@ pub struct Batch {
     pub upserts: Vec<(String, String)>,
     pub deletes: Vec<String>,
     pub history: Vec<HistoryRow>,
+    /// (key, JSON state or `None` to delete) of notification groups (`route`'s dispatcher).
+    pub groups: Vec<(String, Option<String>)>,
+    /// Notifications to queue for delivery, committed with the state that produced them.
+    pub outbox: Vec<NewOutboxEntry>,
+}
+
+/// A notification for one receiver, as queued in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOutboxEntry {
+    /// Receiver name.
+    pub receiver: String,
+    /// Idempotency key (group fingerprint + sequence).
+    pub idempotency_key: String,
+    /// The notification group's key (entries of one group are delivered in order).
+    pub group_key: String,
+    /// JSON of the `receivers::Rendered` message.
+    pub payload: String,
+    /// When it was queued; also its first attempt time.
+    pub created_ms: i64,
 }
 
 impl Batch {
     /// True when committing it would change nothing.
     pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty() && self.deletes.is_empty() && self.history.is_empty()
+        self.upserts.is_empty()
+            && self.deletes.is_empty()
+            && self.history.is_empty()
+            && self.groups.is_empty()
+            && self.outbox.is_empty()
     }
 }
 
@@ -203,8 +254,9 @@ impl HistoryQuery {
 
 /// An open read-write database. `Send`, not `Sync`: the daemon owns it from one task.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    /// Other modules' `impl Store` blocks (the outbox, silences) use it directly.
+    pub(crate) conn: Connection,
+    pub(crate) path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -430,7 +482,7 @@ impl Store {
         Ok(store)
     }
 
-    fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    pub(crate) fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sql_err(&self.path, action)
     }
 
@@ -487,6 +539,17 @@ impl Store {
         rows.collect::<Result<Vec<_>, _>>().map_err(&e)
     }
 
+    /// Every persisted notification group (`route`'s dispatcher state), by key.
+    pub fn load_groups(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let e = self.err("load notification groups");
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT key, state FROM route_groups ORDER BY key")
+            .map_err(&e)?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).map_err(&e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+    }
+
     /// Applies a batch in ONE transaction (all or nothing).
     ///
     /// On error nothing of the batch is visible and the store remains usable.
@@ -532,6 +595,31 @@ impl Store {
                     h.detail
                 ])
                 .map_err(sqlite("insert history"))?;
+            }
+            for (key, state) in &batch.groups {
+                match state {
+                    Some(state) => tx
+                        .prepare_cached(UPSERT_GROUP)
+                        .and_then(|mut st| st.execute(params![key, state]))
+                        .map_err(sqlite("upsert notification group"))?,
+                    None => tx
+                        .prepare_cached(DELETE_GROUP)
+                        .and_then(|mut st| st.execute(params![key]))
+                        .map_err(sqlite("delete notification group"))?,
+                };
+            }
+            let mut ob = tx
+                .prepare_cached(INSERT_OUTBOX)
+                .map_err(sqlite("prepare outbox insert"))?;
+            for e in &batch.outbox {
+                ob.execute(params![
+                    e.receiver,
+                    e.idempotency_key,
+                    e.group_key,
+                    e.payload,
+                    e.created_ms
+                ])
+                .map_err(sqlite("queue notification"))?;
             }
         }
         tx.commit().map_err(sqlite("commit batch"))

@@ -99,6 +99,7 @@ fn states_and_history_persist_across_reopen() {
             upserts: upserts(&[("g\u{1f}r\u{1f}1", r#"{"tier":1}"#), ("g\u{1f}r\u{1f}2", "{}")]),
             deletes: vec![],
             history: rows.clone(),
+            ..Batch::default()
         })
         .unwrap();
     }
@@ -180,6 +181,7 @@ fn a_failing_batch_leaves_nothing_behind_and_the_store_stays_usable() {
                 ..row(4, "R", 1, None)
             },
         ],
+        ..Batch::default()
     };
     let err = s.commit(&bad).unwrap_err();
     let msg = err.to_string();
@@ -616,6 +618,7 @@ fn kill_batch(i: i64) -> Batch {
         upserts,
         deletes,
         history,
+        ..Batch::default()
     }
 }
 
@@ -741,6 +744,7 @@ fn arb_batch() -> impl Strategy<Value = Batch> {
                     ..row(t, "P", fp, v)
                 })
                 .collect(),
+            ..Batch::default()
         })
 }
 
