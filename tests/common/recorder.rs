@@ -1,0 +1,227 @@
+//! Real receivers for delivery tests: an HTTP server on 127.0.0.1 that records every request
+//! and answers from a per-path script, and Python's aiosmtpd as an SMTP server writing a
+//! maildir.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+
+use crate::common::{free_port, wait_for};
+
+/// One request the recorder saw.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+    pub at: Instant,
+    /// The status the recorder answered.
+    pub status: u16,
+}
+
+impl Recorded {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    /// Per path: statuses to answer before answering 200.
+    scripts: HashMap<String, VecDeque<u16>>,
+    /// Paths that never answer (the request hangs until the client gives up).
+    hang: HashSet<String>,
+}
+
+/// A recording HTTP server; stops when dropped.
+pub struct Recorder {
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Recorder {
+    pub fn start() -> Recorder {
+        Recorder::start_on(free_port())
+    }
+
+    /// Listens on `port` (a test that simulates an outage starts it late).
+    pub fn start_on(port: u16) -> Recorder {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let st = Arc::clone(&state);
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+                ready_tx.send(()).unwrap();
+                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+                    let st = Arc::clone(&st);
+                    async move { answer(st, uri, headers, body).await }
+                });
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop_rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        ready_rx.recv_timeout(Duration::from_secs(5)).expect("recorder listens");
+        Recorder {
+            port,
+            state,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Answers `statuses` (in order) to the next requests on `path`, then 200.
+    pub fn script(&self, path: &str, statuses: &[u16]) {
+        self.state.lock().unwrap().scripts.insert(path.to_string(), statuses.iter().copied().collect());
+    }
+
+    /// Requests on `path` never get an answer.
+    pub fn hang(&self, path: &str) {
+        self.state.lock().unwrap().hang.insert(path.to_string());
+    }
+
+    pub fn requests(&self, path: &str) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()
+    }
+
+    /// Waits until `path` has seen `n` requests answered 2xx.
+    pub fn wait_ok(&self, path: &str, n: usize, timeout: Duration) -> Vec<Recorded> {
+        wait_for(timeout, || {
+            let ok: Vec<Recorded> = self.requests(path).into_iter().filter(|r| r.status < 300).collect();
+            (ok.len() >= n).then_some(ok)
+        })
+        .unwrap_or_else(|| panic!("{path}: fewer than {n} delivered requests; saw {:?}", self.requests(path)))
+    }
+}
+
+async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let path = uri.path().to_string();
+    let (status, hang) = {
+        let mut s = st.lock().unwrap();
+        let hang = s.hang.contains(&path);
+        let status = s.scripts.get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
+        let status = if hang { 0 } else { status };
+        s.requests.push(Recorded {
+            path,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect(),
+            body: body.to_vec(),
+            at: Instant::now(),
+            status,
+        });
+        (status, hang)
+    };
+    if hang {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+    StatusCode::from_u16(status.max(200)).unwrap()
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Python's aiosmtpd writing every message into a maildir; killed when dropped.
+pub struct Smtp {
+    pub port: u16,
+    pub maildir: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Smtp {
+    /// Starts aiosmtpd, or returns `None` (with a note) when it is not installed and
+    /// `TOCSIN_REQUIRE_SMTP` is unset. CI sets it, so there a missing server fails.
+    pub fn start() -> Option<Smtp> {
+        let available = Command::new("python3")
+            .args(["-c", "import aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !available {
+            assert!(
+                std::env::var_os("TOCSIN_REQUIRE_SMTP").is_none(),
+                "TOCSIN_REQUIRE_SMTP is set but python3 cannot import aiosmtpd"
+            );
+            eprintln!("note: aiosmtpd not installed (pip install aiosmtpd); email checks skipped");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("mail");
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        let up = wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        assert!(up.is_some(), "aiosmtpd never listened on {port}");
+        Some(Smtp {
+            port,
+            maildir,
+            child,
+            _dir: dir,
+        })
+    }
+
+    /// Every message received so far, as raw text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(rd) = std::fs::read_dir(self.maildir.join(sub)) {
+                let mut files: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                files.sort();
+                out.extend(files.iter().filter_map(|p| std::fs::read_to_string(p).ok()));
+            }
+        }
+        out
+    }
+
+    pub fn wait_messages(&self, n: usize, timeout: Duration) -> Vec<String> {
+        wait_for(timeout, || {
+            let m = self.messages();
+            (m.len() >= n).then_some(m)
+        })
+        .unwrap_or_else(|| panic!("fewer than {n} emails arrived; got {:?}", self.messages()))
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
