@@ -2,23 +2,59 @@
 
 use std::fmt::Write as _;
 
+use super::rfc3339_millis;
 use crate::engine::Emitted;
 use crate::engine::notify::NoteKind;
+use crate::message::{AlertNote, Dispatch};
+use crate::series::Labels;
 
 /// The line printed for a notification: time, event, alert, severity, value, labels and
 /// the summary annotation when there is one.
 pub fn line(n: &Emitted<NoteKind>, at_rfc3339: &str, summary: Option<&str>) -> String {
+    format_line(at_rfc3339, n.kind, &n.labels, &n.severity, n.value, summary)
+}
+
+/// [`line`] for an alert of a dispatch, told as `kind`: its own time and `summary`
+/// annotation.
+pub fn note_line(a: &AlertNote, kind: NoteKind) -> String {
+    let summary = a.annotations.get("summary").map(String::as_str);
+    format_line(&rfc3339_millis(a.at), kind, &a.labels, &a.severity, a.value, summary)
+}
+
+/// The console rendering of a dispatch: one [`note_line`] per item of its news, in order,
+/// joined by newlines. News whose alert the dispatch does not carry is skipped: there is
+/// nothing to print about it.
+pub fn lines(d: &Dispatch) -> String {
+    d.news
+        .iter()
+        .filter_map(|(fp, kind)| {
+            d.alerts
+                .iter()
+                .find(|a| a.fingerprint == *fp)
+                .map(|a| note_line(a, *kind))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn format_line(
+    at_rfc3339: &str,
+    kind: NoteKind,
+    labels: &Labels,
+    severity: &str,
+    value: Option<f64>,
+    summary: Option<&str>,
+) -> String {
     let mut s = format!(
         "{at_rfc3339} {:<11} {} severity={}",
-        crate::ruletest::note_name(n.kind).to_uppercase(),
-        n.labels.get("alertname").unwrap_or("?"),
-        n.severity
+        crate::ruletest::note_name(kind).to_uppercase(),
+        labels.get("alertname").unwrap_or("?"),
+        severity
     );
-    if let Some(v) = n.value {
+    if let Some(v) = value {
         let _ = write!(s, " value={}", format_value(v));
     }
-    let labels: Vec<String> = n
-        .labels
+    let labels: Vec<String> = labels
         .iter()
         .filter(|(k, _)| *k != "alertname" && *k != "severity")
         .map(|(k, v)| format!("{k}={v:?}"))
