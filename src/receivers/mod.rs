@@ -429,3 +429,224 @@ fn percent_encode(s: &str) -> String {
 fn to_json(body: &impl Serialize) -> String {
     serde_json::to_string(body).expect("string-keyed plain data serializes")
 }
+
+/// Builders shared by the receiver kinds' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::collections::BTreeMap;
+
+    use crate::engine::notify::NoteKind;
+    use crate::message::{AlertNote, Dispatch, Status};
+    use crate::series::{Labels, Timestamp};
+
+    /// 2026-11-23T08:00:00Z in ms.
+    pub const T0: i64 = 1_795_420_800_000;
+
+    /// A firing alert `name` at `severity` with extra labels, value 97 over threshold 90.
+    pub fn firing(fp: u64, name: &str, severity: &str, labels: &[(&str, &str)]) -> AlertNote {
+        let mut l = Labels::from_pairs(labels.iter().copied());
+        l.set("alertname", name);
+        l.set("severity", severity);
+        AlertNote {
+            fingerprint: fp,
+            seq: 1,
+            kind: NoteKind::Firing,
+            status: Status::Firing,
+            severity: severity.to_string(),
+            labels: l,
+            annotations: BTreeMap::from([("summary".to_string(), format!("{name} is bad"))]),
+            value: Some(97.0),
+            threshold: Some(90.0),
+            starts_at: Timestamp(T0),
+            ends_at: None,
+            at: Timestamp(T0),
+        }
+    }
+
+    /// `a` resolved 6.5 s after `T0`.
+    pub fn resolved(mut a: AlertNote) -> AlertNote {
+        a.kind = NoteKind::Resolved;
+        a.status = Status::Resolved;
+        a.ends_at = Some(Timestamp(T0 + 6_500));
+        a.at = Timestamp(T0 + 6_500);
+        a.seq += 1;
+        a
+    }
+
+    /// A dispatch to `receiver` of `alerts`, grouped by `alertname`, all of them news.
+    pub fn dispatch(receiver: &str, alerts: Vec<AlertNote>) -> Dispatch {
+        let name = alerts.first().map_or("", |a| a.alertname()).to_string();
+        Dispatch {
+            receiver: receiver.to_string(),
+            group_key: format!("{{}}:{{alertname=\"{name}\"}}"),
+            group_labels: BTreeMap::from([("alertname".to_string(), name)]),
+            news: alerts.iter().map(|a| (a.fingerprint, a.kind)).collect(),
+            idempotency_key: "00000000000000aa-1".to_string(),
+            at: Timestamp(T0 + 10_000),
+            alerts,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::config::{Source, parse_receivers};
+
+    fn compile_yaml(yaml: &str) -> Receivers {
+        let env = |k: &str| (k == "SECRET").then(|| "s3cret".to_string());
+        let file = parse_receivers(&Source::new("r.yaml", yaml.as_bytes().to_vec()).unwrap(), &env).unwrap();
+        Receivers::compile(&[("r.yaml".to_string(), file)])
+    }
+
+    #[test]
+    fn compile_applies_defaults_and_exposes_secrets() {
+        let r = compile_yaml(
+            r#"
+receivers:
+  - name: hook
+    webhook: { url: "http://h/x", hmac_secret: "${SECRET}", headers: { Authorization: "Bearer ${SECRET}" } }
+  - name: mail
+    send_resolved: false
+    max_retry_age: 1h
+    retry_backoff: 2s
+    max_backoff: 1m
+    email:
+      to: [a@example.com]
+      from: t@example.com
+      smtp: { host: smtp, port: 25, password: "${SECRET}" }
+      subject: "{{ alertname }}"
+      timeout: 3s
+  - name: chat
+    slack: { webhook_url: "${SECRET}", title: "{{ nope", text: "{{ status }}" }
+  - name: am
+    alertmanager: { url: "http://am:9093" }
+  - name: con
+    console: {}
+  - name: hook
+    console: {}
+"#,
+        );
+        let names: Vec<&str> = r.list.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["hook", "mail", "chat", "am", "con"]);
+        let hook = r.get("hook").unwrap();
+        assert!(hook.send_resolved);
+        assert_eq!(hook.retry, RetryPolicy::default());
+        let ReceiverKind::Webhook(w) = &hook.kind else { panic!() };
+        assert_eq!(w.format, WebhookFormat::Alertmanager);
+        assert_eq!(w.hmac_secret.as_deref(), Some("s3cret"));
+        assert_eq!(w.headers, [("Authorization".to_string(), "Bearer s3cret".to_string())]);
+        assert_eq!(w.timeout, DEFAULT_TIMEOUT);
+        let mail = r.get("mail").unwrap();
+        assert!(!mail.send_resolved);
+        assert_eq!(
+            mail.retry,
+            RetryPolicy {
+                backoff: Duration::from_secs(2),
+                max_backoff: Duration::from_secs(60),
+                max_retry_age: Duration::from_secs(3600),
+            }
+        );
+        let ReceiverKind::Email(e) = &mail.kind else { panic!() };
+        assert_eq!(e.tls, TlsMode::Starttls);
+        assert_eq!(e.password.as_deref(), Some("s3cret"));
+        assert_eq!(e.timeout, Duration::from_secs(3));
+        assert!(e.subject.is_some());
+        let ReceiverKind::Slack(s) = &r.get("chat").unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(s.webhook_url, "s3cret");
+        assert!(
+            s.title.is_none(),
+            "a template that does not compile falls back to the default"
+        );
+        assert!(s.text.is_some());
+        let ReceiverKind::Alertmanager(a) = &r.get("am").unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(a.resend_interval, DEFAULT_RESEND_INTERVAL);
+        assert!(matches!(r.get("con").unwrap().kind, ReceiverKind::Console));
+    }
+
+    #[test]
+    fn context_is_the_first_alert_with_every_alert() {
+        let d = dispatch(
+            "x",
+            vec![
+                firing(1, "HighCpu", "critical", &[("host", "a")]),
+                resolved(firing(2, "HighCpu", "warning", &[("host", "b")])),
+            ],
+        );
+        let ctx = context(&d);
+        assert_eq!(ctx.alertname, "HighCpu");
+        assert_eq!(ctx.status, "firing");
+        assert_eq!(ctx.severity, "critical");
+        assert_eq!(ctx.labels["host"], "a");
+        assert_eq!(ctx.starts_at.as_deref(), Some("2026-11-23T08:00:00.000Z"));
+        assert_eq!(ctx.alerts.len(), 2);
+        assert_eq!(ctx.alerts[1].status, "resolved");
+        assert!(ctx.alerts[1].alerts.is_empty());
+        let empty = context(&dispatch("x", vec![]));
+        assert_eq!(empty.status, "resolved");
+    }
+
+    #[test]
+    fn times_format_like_tocsin_and_like_go() {
+        for ms in [
+            0,
+            1,
+            T0,
+            T0 + 405,
+            951_782_400_000, /* 2000-02-29 */
+            4_102_444_799_999,
+        ] {
+            let st = std::time::UNIX_EPOCH + Duration::from_millis(ms as u64);
+            assert_eq!(
+                rfc3339_millis(Timestamp(ms)),
+                humantime::format_rfc3339_millis(st).to_string()
+            );
+        }
+        assert_eq!(rfc3339_go(Timestamp(T0 + 405)), "2026-11-23T08:00:00.405Z");
+        assert_eq!(rfc3339_go(Timestamp(T0 + 400)), "2026-11-23T08:00:00.4Z");
+        assert_eq!(rfc3339_go(Timestamp(T0)), "2026-11-23T08:00:00Z");
+        // Before 1970 formats instead of panicking.
+        assert_eq!(rfc3339_go(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn generator_url_links_the_rule_history() {
+        assert_eq!(
+            generator_url("http://tocsin:9470/", "High Cpu&x"),
+            "http://tocsin:9470/api/v1/history?rule=High%20Cpu%26x"
+        );
+    }
+
+    #[test]
+    fn a_template_failing_at_run_time_still_yields_a_message_and_one_error() {
+        let r = compile_yaml(
+            r#"
+receivers:
+  - name: chat
+    slack: { webhook_url: "http://slack", title: "{{ (alerts | length) // 0 }}" }
+  - name: mail
+    email: { to: [a@x], from: b@x, smtp: { host: h, port: 25 }, subject: "{{ (alerts | length) // 0 }}" }
+"#,
+        );
+        let d = dispatch("chat", vec![firing(1, "HighCpu", "critical", &[])]);
+        let (out, errors) = render(&d, r.get("chat").unwrap(), &r.templates, "http://t");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let Rendered::Json(body) = out else { panic!() };
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let text = v["text"].as_str().unwrap();
+        assert!(text.starts_with("[template error:"), "{text}");
+        assert!(text.contains("HighCpu firing (critical)"), "{text}");
+        let (out, errors) = render(&d, r.get("mail").unwrap(), &r.templates, "http://t");
+        assert_eq!(errors.len(), 1);
+        let Rendered::Email { subject, text, .. } = out else {
+            panic!()
+        };
+        assert!(subject.starts_with("[template error:"), "{subject}");
+        assert!(text.contains("[FIRING] HighCpu (critical)"));
+    }
+}
