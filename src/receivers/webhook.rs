@@ -187,3 +187,216 @@ fn native_alert(a: &AlertNote) -> NativeAlert<'_> {
         seq: a.seq,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::notify::NoteKind;
+    use crate::receivers::testing::*;
+    use crate::series::{Labels, Timestamp};
+
+    const FIRING: &str = include_str!("../../tests/fixtures/alertmanager/alertmanager-0.25-webhook-firing.json");
+    const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager/alertmanager-0.25-webhook-resolved.json");
+    const TOP_KEYS: &[&str] = &[
+        "receiver",
+        "status",
+        "alerts",
+        "groupLabels",
+        "commonLabels",
+        "commonAnnotations",
+        "externalURL",
+        "version",
+        "groupKey",
+        "truncatedAlerts",
+    ];
+    const ALERT_KEYS: &[&str] = &[
+        "status",
+        "labels",
+        "annotations",
+        "startsAt",
+        "endsAt",
+        "generatorURL",
+        "fingerprint",
+    ];
+
+    fn ms(rfc3339: &str) -> i64 {
+        let t = humantime::parse_rfc3339(rfc3339).unwrap();
+        t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    }
+
+    /// The dispatch that should produce the fixture `fixture` (parsed).
+    fn dispatch_like(fixture: &Value) -> Dispatch {
+        let a = &fixture["alerts"][0];
+        let map = |v: &Value| -> BTreeMap<String, String> {
+            v.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        };
+        let labels = map(&a["labels"]);
+        let resolved = a["status"] == "resolved";
+        let note = AlertNote {
+            fingerprint: u64::from_str_radix(a["fingerprint"].as_str().unwrap(), 16).unwrap(),
+            seq: 1,
+            kind: if resolved { NoteKind::Resolved } else { NoteKind::Firing },
+            status: if resolved { Status::Resolved } else { Status::Firing },
+            severity: labels["severity"].clone(),
+            labels: Labels::from_pairs(labels.iter()),
+            annotations: map(&a["annotations"]),
+            value: Some(97.0),
+            threshold: Some(90.0),
+            starts_at: Timestamp(ms(a["startsAt"].as_str().unwrap())),
+            ends_at: resolved.then(|| Timestamp(ms(a["endsAt"].as_str().unwrap()))),
+            at: Timestamp(ms("2026-11-23T08:22:13Z")),
+        };
+        Dispatch {
+            receiver: fixture["receiver"].as_str().unwrap().to_string(),
+            group_key: fixture["groupKey"].as_str().unwrap().to_string(),
+            group_labels: map(&fixture["groupLabels"]),
+            news: vec![(note.fingerprint, note.kind)],
+            alerts: vec![note],
+            idempotency_key: "b1efd309ff798888-1".to_string(),
+            at: Timestamp(ms("2026-11-23T08:22:13Z")),
+        }
+    }
+
+    /// Same JSON types and object keys everywhere, arrays of the same length.
+    fn assert_same_shape(ours: &Value, theirs: &Value, path: &str) {
+        match (ours, theirs) {
+            (Value::Object(a), Value::Object(b)) => {
+                let ka: Vec<&String> = a.keys().collect();
+                let kb: Vec<&String> = b.keys().collect();
+                assert_eq!(ka, kb, "keys of {path}");
+                for (k, v) in a {
+                    assert_same_shape(v, &b[k], &format!("{path}.{k}"));
+                }
+            }
+            (Value::Array(a), Value::Array(b)) => {
+                assert_eq!(a.len(), b.len(), "length of {path}");
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert_same_shape(x, y, &format!("{path}[{i}]"));
+                }
+            }
+            (Value::String(_), Value::String(_))
+            | (Value::Number(_), Value::Number(_))
+            | (Value::Bool(_), Value::Bool(_))
+            | (Value::Null, Value::Null) => {}
+            _ => panic!("{path}: {ours} is not the same type as {theirs}"),
+        }
+    }
+
+    /// `keys` appear in this order in `text` from `from` on; returns where the last one is.
+    fn assert_key_order(text: &str, keys: &[&str], mut from: usize) -> usize {
+        for k in keys {
+            let at = text[from..]
+                .find(&format!("\"{k}\":"))
+                .unwrap_or_else(|| panic!("`{k}` missing or out of order in {text}"));
+            from += at + 1;
+        }
+        from
+    }
+
+    #[test]
+    fn alertmanager_format_matches_what_alertmanager_0_25_sent() {
+        for fixture_text in [FIRING, RESOLVED] {
+            let fixture: Value = serde_json::from_str(fixture_text).unwrap();
+            let d = dispatch_like(&fixture);
+            let body = alertmanager_body(&d, "http://vm:9093");
+            let ours: Value = serde_json::from_str(&body).unwrap();
+            assert_same_shape(&ours, &fixture, "$");
+            for text in [fixture_text, body.as_str()] {
+                assert_key_order(text, TOP_KEYS, 0);
+                assert_key_order(text, ALERT_KEYS, text.find("\"alerts\":[").unwrap());
+            }
+            // Everything is equal but what cannot be: our clock has milliseconds, and our
+            // generatorURL points at tocsin.
+            let (mut ours, mut theirs) = (ours, fixture);
+            for v in [&mut ours, &mut theirs] {
+                let a = v["alerts"][0].as_object_mut().unwrap();
+                let starts = a.remove("startsAt").unwrap();
+                assert!(starts.as_str().unwrap().starts_with("2026-11-23T08:22:07.405"));
+                a.remove("generatorURL");
+            }
+            assert_eq!(ours, theirs);
+            let d_ours: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(d_ours["alerts"][0]["startsAt"], "2026-11-23T08:22:07.405Z");
+            assert_eq!(
+                d_ours["alerts"][0]["generatorURL"],
+                "http://vm:9093/api/v1/history?rule=HighCpu"
+            );
+        }
+    }
+
+    #[test]
+    fn common_labels_and_annotations_are_those_all_alerts_share() {
+        let mut b = firing(2, "HighCpu", "warning", &[("job", "node"), ("host", "b")]);
+        b.annotations.insert("summary".into(), "other".into());
+        let d = dispatch(
+            "hook",
+            vec![firing(1, "HighCpu", "critical", &[("job", "node"), ("host", "a")]), b],
+        );
+        let v: Value = serde_json::from_str(&alertmanager_body(&d, "http://t")).unwrap();
+        assert_eq!(v["commonLabels"], json!({"alertname": "HighCpu", "job": "node"}));
+        assert_eq!(v["commonAnnotations"], json!({}));
+        assert_eq!(v["alerts"][1]["fingerprint"], "0000000000000002");
+        let empty: Value = serde_json::from_str(&alertmanager_body(&dispatch("hook", vec![]), "")).unwrap();
+        assert_eq!(empty["status"], "resolved");
+        assert_eq!(empty["commonLabels"], json!({}));
+    }
+
+    #[test]
+    fn native_format() {
+        let mut a = firing(0xb1ef, "HighCpu", "critical", &[("host", "a")]);
+        a.kind = NoteKind::Escalated;
+        a.seq = 3;
+        let mut b = resolved(firing(2, "HighCpu", "warning", &[("host", "b")]));
+        b.value = None;
+        b.threshold = Some(f64::NAN);
+        let d = dispatch("hook", vec![a, b]);
+        let v: Value = serde_json::from_str(&native_body(&d)).unwrap();
+        assert_eq!(
+            v,
+            json!({
+                "version": "1",
+                "receiver": "hook",
+                "status": "firing",
+                "group_key": "{}:{alertname=\"HighCpu\"}",
+                "group_labels": {"alertname": "HighCpu"},
+                "idempotency_key": "00000000000000aa-1",
+                "alerts": [
+                    {
+                        "alertname": "HighCpu",
+                        "status": "firing",
+                        "event": "escalated",
+                        "severity": "critical",
+                        "labels": {"alertname": "HighCpu", "host": "a", "severity": "critical"},
+                        "annotations": {"summary": "HighCpu is bad"},
+                        "value": 97.0,
+                        "threshold": 90.0,
+                        "starts_at": "2026-11-23T08:00:00.000Z",
+                        "ends_at": null,
+                        "fingerprint": "000000000000b1ef",
+                        "seq": 3
+                    },
+                    {
+                        "alertname": "HighCpu",
+                        "status": "resolved",
+                        "event": "resolved",
+                        "severity": "warning",
+                        "labels": {"alertname": "HighCpu", "host": "b", "severity": "warning"},
+                        "annotations": {"summary": "HighCpu is bad"},
+                        "value": null,
+                        "threshold": null,
+                        "starts_at": "2026-11-23T08:00:00.000Z",
+                        "ends_at": "2026-11-23T08:00:06.500Z",
+                        "fingerprint": "0000000000000002",
+                        "seq": 2
+                    }
+                ]
+            })
+        );
+    }
+}
