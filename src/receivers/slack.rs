@@ -211,3 +211,155 @@ fn escape_cut(s: &str, max: usize) -> String {
     out.push('…');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::receivers::testing::*;
+    use crate::template::Templates;
+
+    fn slack(channel: Option<&str>) -> Slack {
+        Slack {
+            webhook_url: "http://slack".into(),
+            channel: channel.map(str::to_string),
+            title: None,
+            text: None,
+            timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    fn render(d: &Dispatch, s: &Slack, t: &Templates) -> (Value, Vec<TemplateError>) {
+        let mut errors = Vec::new();
+        let v = serde_json::from_str(&body(d, s, t, &mut errors)).unwrap();
+        (v, errors)
+    }
+
+    #[test]
+    fn one_alert_with_labels_value_threshold_and_runbook() {
+        let mut a = firing(1, "HighCpu", "critical", &[("instance", "host-1"), ("job", "node")]);
+        a.annotations
+            .insert("runbook_url".into(), "https://wiki/run?a=1&b=2".into());
+        let d = dispatch("chat", vec![a]);
+        let (v, errors) = render(&d, &slack(Some("#ops")), &Templates::new());
+        assert!(errors.is_empty());
+        assert_eq!(
+            v,
+            json!({
+                "channel": "#ops",
+                "text": "HighCpu is firing (critical)",
+                "attachments": [{
+                    "color": "#d00000",
+                    "blocks": [
+                        {"type": "section", "text": {"type": "mrkdwn", "text": "*HighCpu is firing (critical)*"}},
+                        {
+                            "type": "section",
+                            "text": {"type": "mrkdwn", "text": "*HighCpu* firing (critical)\nHighCpu is bad"},
+                            "fields": [
+                                {"type": "mrkdwn", "text": "*Labels*\ninstance=host-1\njob=node"},
+                                {"type": "mrkdwn", "text": "*Value*\n97"},
+                                {"type": "mrkdwn", "text": "*Threshold*\n90"},
+                                {"type": "mrkdwn", "text": "<https://wiki/run?a=1&amp;b=2|Runbook>"}
+                            ]
+                        }
+                    ]
+                }]
+            })
+        );
+    }
+
+    #[test]
+    fn templates_render_against_the_group_and_more_than_ten_alerts_are_counted() {
+        let alerts: Vec<_> = (0..12)
+            .map(|i| firing(i, "DiskFull", "warning", &[("mount", &format!("/m{i}"))]))
+            .collect();
+        let d = dispatch("chat", alerts);
+        let mut t = Templates::new();
+        let mut s = slack(None);
+        s.title = Some(t.add("{{ alerts | length }} × {{ alertname }}").unwrap());
+        s.text = Some(t.add("first: {{ labels.mount }}").unwrap());
+        let (v, errors) = render(&d, &s, &t);
+        assert!(errors.is_empty());
+        assert!(v.get("channel").is_none());
+        assert_eq!(v["text"], "12 × DiskFull\nfirst: /m0");
+        let blocks = v["attachments"][0]["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 2 + MAX_ALERTS + 1);
+        assert_eq!(blocks[0]["text"]["text"], "*12 × DiskFull*");
+        assert_eq!(blocks[1]["text"]["text"], "first: /m0");
+        assert_eq!(blocks.last().unwrap()["elements"][0]["text"], "and 2 more");
+        assert_eq!(v["attachments"][0]["color"], "#f2c744");
+    }
+
+    #[test]
+    fn colour_follows_the_worst_firing_severity() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["info", "emergency"], "#d00000"),
+            (&["critical"], "#d00000"),
+            (&["warning", "high"], "#e8590c"),
+            (&["error"], "#e8590c"),
+            (&["warning", "info"], "#f2c744"),
+            (&["info"], "#439fe0"),
+            (&["page-someone"], "#439fe0"),
+        ];
+        for (severities, want) in cases {
+            let alerts = severities
+                .iter()
+                .enumerate()
+                .map(|(i, s)| firing(i as u64, "A", s, &[]))
+                .collect();
+            assert_eq!(color(&dispatch("c", alerts)), *want, "{severities:?}");
+        }
+        // A resolved critical does not make a firing warning red; an all-resolved group is green.
+        let d = dispatch(
+            "c",
+            vec![
+                firing(1, "A", "warning", &[]),
+                resolved(firing(2, "A", "critical", &[])),
+            ],
+        );
+        assert_eq!(color(&d), "#f2c744");
+        assert_eq!(
+            color(&dispatch("c", vec![resolved(firing(2, "A", "critical", &[]))])),
+            "#2eb67d"
+        );
+    }
+
+    #[test]
+    fn everything_is_escaped_template_output_included() {
+        let mut a = firing(1, "Bad<Alert>", "critical", &[("who", "<!channel> & co")]);
+        a.annotations.insert("summary".into(), "x > y".into());
+        a.annotations.insert("runbook".into(), "see <wiki>".into());
+        let d = dispatch("chat", vec![a]);
+        let mut t = Templates::new();
+        let mut s = slack(None);
+        s.text = Some(t.add("{{ labels.who }}").unwrap());
+        let (v, _) = render(&d, &s, &t);
+        let text = v.to_string();
+        assert!(!text.contains("<!channel>"), "{text}");
+        assert_eq!(
+            v["text"],
+            "Bad&lt;Alert&gt; is firing (critical)\n&lt;!channel&gt; &amp; co"
+        );
+        let blocks = &v["attachments"][0]["blocks"];
+        assert_eq!(blocks[1]["text"]["text"], "&lt;!channel&gt; &amp; co");
+        assert_eq!(
+            blocks[2]["text"]["text"],
+            "*Bad&lt;Alert&gt;* firing (critical)\nx &gt; y"
+        );
+        assert_eq!(
+            blocks[2]["fields"][0]["text"],
+            "*Labels*\nwho=&lt;!channel&gt; &amp; co"
+        );
+        assert_eq!(blocks[2]["fields"][3]["text"], "*Runbook*\nsee &lt;wiki&gt;");
+    }
+
+    #[test]
+    fn long_texts_are_cut_without_splitting_entities() {
+        assert_eq!(escape_cut("a<b", 10), "a&lt;b");
+        assert_eq!(escape_cut("abcdef", 6), "abcdef");
+        assert_eq!(escape_cut("abcdefg", 6), "abcde…");
+        assert_eq!(escape_cut("ab<<<<", 6), "ab…");
+        assert!(escape_cut(&"&".repeat(5000), MAX_FIELD_CHARS).chars().count() <= MAX_FIELD_CHARS);
+    }
+}
