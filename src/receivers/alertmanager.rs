@@ -47,3 +47,49 @@ pub fn body(d: &Dispatch, a: &Alertmanager, external_url: &str) -> String {
         .collect();
     to_json(&alerts)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::receivers::testing::*;
+
+    #[test]
+    fn firing_alerts_stay_valid_for_four_resend_intervals() {
+        let d = dispatch(
+            "am",
+            vec![
+                firing(1, "HighCpu", "critical", &[("host", "a")]),
+                resolved(firing(2, "HighCpu", "warning", &[("host", "b")])),
+            ],
+        );
+        let am = Alertmanager {
+            url: "http://am:9093".into(),
+            timeout: Duration::from_secs(10),
+            resend_interval: Duration::from_secs(60),
+        };
+        let v: Value = serde_json::from_str(&body(&d, &am, "http://tocsin:9470")).unwrap();
+        assert_eq!(
+            v,
+            json!([
+                {
+                    "labels": {"alertname": "HighCpu", "host": "a", "severity": "critical"},
+                    "annotations": {"summary": "HighCpu is bad"},
+                    "startsAt": "2026-11-23T08:00:00Z",
+                    "endsAt": "2026-11-23T08:04:10Z",
+                    "generatorURL": "http://tocsin:9470/api/v1/history?rule=HighCpu"
+                },
+                {
+                    "labels": {"alertname": "HighCpu", "host": "b", "severity": "warning"},
+                    "annotations": {"summary": "HighCpu is bad"},
+                    "startsAt": "2026-11-23T08:00:00Z",
+                    "endsAt": "2026-11-23T08:00:06.5Z",
+                    "generatorURL": "http://tocsin:9470/api/v1/history?rule=HighCpu"
+                }
+            ])
+        );
+    }
+}

@@ -107,4 +107,21 @@ mod tests {
         );
         assert_eq!(format_value(85.0), "85");
     }
+
+    #[test]
+    fn a_dispatch_prints_one_line_per_news() {
+        use crate::receivers::testing::*;
+        let a = firing(1, "HighCpu", "critical", &[("host", "a")]);
+        let b = resolved(firing(2, "HighCpu", "warning", &[("host", "b")]));
+        let mut d = dispatch("con", vec![a, b]);
+        // The news says what happened; an alert carried along without news is not printed.
+        d.news = vec![(2, NoteKind::Resolved), (1, NoteKind::Escalated), (9, NoteKind::Firing)];
+        assert_eq!(
+            lines(&d),
+            "2026-11-23T08:00:06.500Z RESOLVED    HighCpu severity=warning value=97 {host=\"b\"} — HighCpu is bad\n\
+             2026-11-23T08:00:00.000Z ESCALATED   HighCpu severity=critical value=97 {host=\"a\"} — HighCpu is bad"
+        );
+        d.news.clear();
+        assert_eq!(lines(&d), "");
+    }
 }

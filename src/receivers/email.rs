@@ -134,3 +134,108 @@ pub fn html_escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::TlsMode;
+    use crate::receivers::testing::*;
+
+    fn email() -> Email {
+        Email {
+            to: vec!["a@example.com".into()],
+            from: "t@example.com".into(),
+            host: "smtp".into(),
+            port: 25,
+            tls: TlsMode::None,
+            username: None,
+            password: None,
+            subject: None,
+            timeout: std::time::Duration::from_secs(1),
+        }
+    }
+
+    fn parts(d: &Dispatch, e: &Email, t: &Templates) -> (String, String, String) {
+        let mut errors = Vec::new();
+        let Rendered::Email { subject, text, html } = message(d, e, t, &mut errors) else {
+            panic!()
+        };
+        assert!(errors.is_empty(), "{errors:?}");
+        (subject, text, html)
+    }
+
+    #[test]
+    fn default_subject_and_text_part() {
+        let d = dispatch(
+            "mail",
+            vec![
+                firing(1, "HighCpu", "critical", &[("instance", "host-1")]),
+                resolved(firing(2, "HighCpu", "warning", &[("instance", "host-2")])),
+            ],
+        );
+        let (subject, text, _) = parts(&d, &email(), &Templates::new());
+        assert_eq!(subject, "[CRITICAL] HighCpu is firing (2 alerts)");
+        assert_eq!(
+            text,
+            "[CRITICAL] HighCpu is firing (2 alerts)
+
+[FIRING] HighCpu (critical)
+  value: 97
+  threshold: 90
+  starts_at: 2026-11-23T08:00:00.000Z
+  labels:
+    instance: host-1
+  annotations:
+    summary: HighCpu is bad
+
+[RESOLVED] HighCpu (warning)
+  value: 97
+  threshold: 90
+  starts_at: 2026-11-23T08:00:00.000Z
+  ends_at: 2026-11-23T08:00:06.500Z
+  labels:
+    instance: host-2
+  annotations:
+    summary: HighCpu is bad
+"
+        );
+        let one = dispatch("mail", vec![firing(1, "HighCpu", "critical", &[])]);
+        assert_eq!(
+            parts(&one, &email(), &Templates::new()).0,
+            "[CRITICAL] HighCpu is firing"
+        );
+    }
+
+    #[test]
+    fn subject_template_is_one_line() {
+        let mut t = Templates::new();
+        let mut e = email();
+        e.subject = Some(
+            t.add("{{ severity | upper }}\n{{ alertname }}  ({{ alerts | length }})")
+                .unwrap(),
+        );
+        let d = dispatch("mail", vec![firing(1, "HighCpu", "critical", &[])]);
+        assert_eq!(parts(&d, &e, &t).0, "CRITICAL HighCpu (1)");
+    }
+
+    #[test]
+    fn html_part_escapes_every_value() {
+        let mut a = firing(1, "HighCpu", "critical", &[("host", "<script>alert(1)</script>")]);
+        a.annotations
+            .insert("runbook_url".into(), "https://wiki/r?a=1&b=\"2\"".into());
+        a.annotations.insert("summary".into(), "x < y & z".into());
+        let d = dispatch("mail", vec![a]);
+        let (_, _, html) = parts(&d, &email(), &Templates::new());
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("host=&lt;script&gt;alert(1)&lt;/script&gt;"), "{html}");
+        assert!(html.contains("summary: x &lt; y &amp; z"), "{html}");
+        assert!(
+            html.contains("<a href=\"https://wiki/r?a=1&amp;b=&quot;2&quot;\">"),
+            "{html}"
+        );
+        assert!(html.contains(
+            "<tr><td>firing</td><td>HighCpu</td><td>critical</td><td>97</td><td>90</td>\
+             <td>2026-11-23T08:00:00.000Z</td><td></td>"
+        ));
+    }
+}
