@@ -47,7 +47,7 @@ fn format_line(
 ) -> String {
     let mut s = format!(
         "{at_rfc3339} {:<11} {} severity={}",
-        crate::ruletest::note_name(kind).to_uppercase(),
+        super::event_name(kind).to_uppercase(),
         labels.get("alertname").unwrap_or("?"),
         severity
     );
