@@ -10,9 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::{self, FileKind, ReceiverFile, Source};
 use crate::diag::Diagnostic;
+use crate::engine::notify::NoteKind;
+use crate::message::{AlertNote, Dispatch, Status};
+use crate::receivers;
 use crate::rules::{self, Matcher};
 use crate::ruletest::{self, Loader};
-use crate::template::{Context, Templates};
+use crate::series::{Labels, Timestamp};
+use crate::template::Templates;
 
 /// Checks the given files together and returns every finding.
 pub fn check(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: &Loader<'_>) -> Vec<Diagnostic> {
@@ -96,22 +100,7 @@ fn check_receivers(
 ) -> BTreeSet<String> {
     let mut defined: BTreeMap<String, (String, u64, u64)> = BTreeMap::new();
     let mut templates = Templates::new();
-    let sample = Context {
-        alertname: "SampleAlert".into(),
-        status: "firing".into(),
-        severity: "critical".into(),
-        value: Some(91.5),
-        threshold: Some(90.0),
-        labels: [
-            ("alertname", "SampleAlert"),
-            ("severity", "critical"),
-            ("instance", "host-1"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-        ..Context::default()
-    };
+    let sample = receivers::context(&sample_dispatch());
     for (path, f) in files {
         for r in &f.receivers {
             let name = r.name.expose();
@@ -220,10 +209,97 @@ fn check_receivers(
     defined.into_keys().collect()
 }
 
+/// What receiver templates are rendered against in `check`: a group of two alerts (one
+/// firing with value and threshold, one resolved), turned into a template context by the
+/// same [`receivers::context`] the daemon uses, so every variable (`alerts` included) has
+/// the shape it has at run time.
+fn sample_dispatch() -> Dispatch {
+    let note = |fingerprint, instance: &str, status, severity: &str| AlertNote {
+        fingerprint,
+        seq: 1,
+        kind: match status {
+            Status::Firing => NoteKind::Firing,
+            Status::Resolved => NoteKind::Resolved,
+        },
+        status,
+        severity: severity.to_string(),
+        labels: Labels::from_pairs([
+            ("alertname", "SampleAlert"),
+            ("severity", severity),
+            ("instance", instance),
+        ]),
+        annotations: [
+            ("summary", format!("SampleAlert on {instance}")),
+            ("runbook_url", "https://runbooks.example.com/sample".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        value: Some(91.5),
+        threshold: Some(90.0),
+        starts_at: Timestamp(1_795_420_800_000),
+        ends_at: (status == Status::Resolved).then_some(Timestamp(1_795_421_100_000)),
+        at: Timestamp(1_795_421_100_000),
+    };
+    let alerts = vec![
+        note(1, "host-1", Status::Firing, "critical"),
+        note(2, "host-2", Status::Resolved, "warning"),
+    ];
+    Dispatch {
+        receiver: "sample".to_string(),
+        group_key: "{}:{alertname=\"SampleAlert\"}".to_string(),
+        group_labels: [("alertname".to_string(), "SampleAlert".to_string())].into(),
+        news: alerts.iter().map(|a| (a.fingerprint, a.kind)).collect(),
+        alerts,
+        idempotency_key: "sample-1".to_string(),
+        at: Timestamp(1_795_421_100_000),
+    }
+}
+
 fn strsim_hint<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> Option<String> {
     known
         .map(|k| (strsim::jaro_winkler(name, k), k))
         .filter(|(s, _)| *s > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, k)| format!("did you mean `{k}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_receivers_yaml(yaml: &str) -> Vec<Diagnostic> {
+        let src = Source::new("r.yaml", yaml.as_bytes().to_vec()).unwrap();
+        check(&[src], &|_| None, &|_| Err(Vec::new()))
+    }
+
+    #[test]
+    fn receiver_templates_render_against_a_sample_group() {
+        let diags = check_receivers_yaml(
+            r#"
+receivers:
+  - name: chat
+    slack:
+      webhook_url: http://slack
+      title: "{{ alerts | length }} alerts, first {{ alerts[0].labels.instance }} since {{ starts_at }}"
+      text: "{% for a in alerts %}{{ a.status }} {{ a.annotations.summary }} {{ a.value }}/{{ a.threshold }}{% endfor %}"
+  - name: mail
+    email:
+      to: [a@example.com]
+      from: t@example.com
+      smtp: { host: smtp, port: 25 }
+      subject: "{{ (alerts | length) // 0 }}"
+routes:
+  - receivers: [chat, mail]
+"#,
+        );
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!(diags[0].code, "template");
+        assert_eq!(diags[0].line, 13);
+        assert!(
+            diags[0].message.contains("fails on sample data"),
+            "{}",
+            diags[0].message
+        );
+    }
 }

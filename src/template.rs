@@ -139,6 +139,12 @@ impl Templates {
         }
     }
 
+    /// The source text `t` was compiled from. A linear scan: meant for the few receiver
+    /// templates and error paths, not for per-sample work.
+    pub fn source(&self, t: TemplateRef) -> Option<&str> {
+        self.by_source.iter().find(|(_, r)| **r == t).map(|(s, _)| s.as_str())
+    }
+
     /// Top-level variables the template reads that are not in [`VARIABLES`].
     pub fn unknown_variables(&self, t: TemplateRef) -> &[String] {
         self.unknown.get(t.0).map(Vec::as_slice).unwrap_or(&[])

@@ -35,6 +35,15 @@ pub struct ReceiverDef {
     /// Whether resolutions are sent too (default true).
     #[serde(default)]
     pub send_resolved: Option<bool>,
+    /// How long an undelivered notification is retried before it is given up (default 24h).
+    #[serde(default)]
+    pub max_retry_age: Option<Sp<Dur>>,
+    /// Delay before the first retry; it doubles per attempt, with jitter (default 1s).
+    #[serde(default)]
+    pub retry_backoff: Option<Sp<Dur>>,
+    /// Ceiling of the retry delay (default 5m).
+    #[serde(default)]
+    pub max_backoff: Option<Sp<Dur>>,
     /// HTTP webhook.
     #[serde(default)]
     pub webhook: Option<WebhookDef>,
@@ -91,7 +100,7 @@ pub struct WebhookDef {
     /// Adds `X-Tocsin-Signature: sha256=<hex>` of the body.
     #[serde(default)]
     pub hmac_secret: Option<Text>,
-    /// Request time limit.
+    /// Request time limit (default 10s).
     #[serde(default)]
     pub timeout: Option<Sp<Dur>>,
 }
@@ -111,6 +120,9 @@ pub struct SlackDef {
     /// Text template.
     #[serde(default)]
     pub text: Option<Text>,
+    /// Request time limit (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Sp<Dur>>,
 }
 
 /// Email receiver.
@@ -126,6 +138,9 @@ pub struct EmailDef {
     /// Subject template.
     #[serde(default)]
     pub subject: Option<Text>,
+    /// Time limit of one SMTP transaction (default 10s).
+    #[serde(default)]
+    pub timeout: Option<Sp<Dur>>,
 }
 
 /// SMTP connection settings.
@@ -173,6 +188,10 @@ pub struct AlertmanagerDef {
     /// Request time limit.
     #[serde(default)]
     pub timeout: Option<Sp<Dur>>,
+    /// How often firing alerts are re-sent (default 1m); each one is sent with an `endsAt`
+    /// four intervals ahead, so the Alertmanager resolves it if tocsin stops sending.
+    #[serde(default)]
+    pub resend_interval: Option<Sp<Dur>>,
 }
 
 /// A route: notifications whose labels match go to `receivers`.

@@ -2,23 +2,59 @@
 
 use std::fmt::Write as _;
 
+use super::rfc3339_millis;
 use crate::engine::Emitted;
 use crate::engine::notify::NoteKind;
+use crate::message::{AlertNote, Dispatch};
+use crate::series::Labels;
 
 /// The line printed for a notification: time, event, alert, severity, value, labels and
 /// the summary annotation when there is one.
 pub fn line(n: &Emitted<NoteKind>, at_rfc3339: &str, summary: Option<&str>) -> String {
+    format_line(at_rfc3339, n.kind, &n.labels, &n.severity, n.value, summary)
+}
+
+/// [`line`] for an alert of a dispatch, told as `kind`: its own time and `summary`
+/// annotation.
+pub fn note_line(a: &AlertNote, kind: NoteKind) -> String {
+    let summary = a.annotations.get("summary").map(String::as_str);
+    format_line(&rfc3339_millis(a.at), kind, &a.labels, &a.severity, a.value, summary)
+}
+
+/// The console rendering of a dispatch: one [`note_line`] per item of its news, in order,
+/// joined by newlines. News whose alert the dispatch does not carry is skipped: there is
+/// nothing to print about it.
+pub fn lines(d: &Dispatch) -> String {
+    d.news
+        .iter()
+        .filter_map(|(fp, kind)| {
+            d.alerts
+                .iter()
+                .find(|a| a.fingerprint == *fp)
+                .map(|a| note_line(a, *kind))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn format_line(
+    at_rfc3339: &str,
+    kind: NoteKind,
+    labels: &Labels,
+    severity: &str,
+    value: Option<f64>,
+    summary: Option<&str>,
+) -> String {
     let mut s = format!(
         "{at_rfc3339} {:<11} {} severity={}",
-        crate::ruletest::note_name(n.kind).to_uppercase(),
-        n.labels.get("alertname").unwrap_or("?"),
-        n.severity
+        super::event_name(kind).to_uppercase(),
+        labels.get("alertname").unwrap_or("?"),
+        severity
     );
-    if let Some(v) = n.value {
+    if let Some(v) = value {
         let _ = write!(s, " value={}", format_value(v));
     }
-    let labels: Vec<String> = n
-        .labels
+    let labels: Vec<String> = labels
         .iter()
         .filter(|(k, _)| *k != "alertname" && *k != "severity")
         .map(|(k, v)| format!("{k}={v:?}"))
@@ -70,5 +106,22 @@ mod tests {
             "2026-11-23T10:00:00Z ESCALATED   MemoryPressure severity=critical value=92.5 {team=\"infra\"} — Memory usage is 92.5%"
         );
         assert_eq!(format_value(85.0), "85");
+    }
+
+    #[test]
+    fn a_dispatch_prints_one_line_per_news() {
+        use crate::receivers::testing::*;
+        let a = firing(1, "HighCpu", "critical", &[("host", "a")]);
+        let b = resolved(firing(2, "HighCpu", "warning", &[("host", "b")]));
+        let mut d = dispatch("con", vec![a, b]);
+        // The news says what happened; an alert carried along without news is not printed.
+        d.news = vec![(2, NoteKind::Resolved), (1, NoteKind::Escalated), (9, NoteKind::Firing)];
+        assert_eq!(
+            lines(&d),
+            "2026-11-23T08:00:06.500Z RESOLVED    HighCpu severity=warning value=97 {host=\"b\"} — HighCpu is bad\n\
+             2026-11-23T08:00:00.000Z ESCALATED   HighCpu severity=critical value=97 {host=\"a\"} — HighCpu is bad"
+        );
+        d.news.clear();
+        assert_eq!(lines(&d), "");
     }
 }
