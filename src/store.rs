@@ -764,12 +764,24 @@ mod tests {
                 "history_at",
                 "history_fingerprint_at",
                 "history_rule_at",
+                "outbox",
+                "outbox_due",
+                "route_groups",
+                "silences",
                 "states"
             ]
         );
         assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
         // The statements used at run time all prepare against the final schema.
-        for sql in [UPSERT_STATE, DELETE_STATE, INSERT_HISTORY, HISTORY_COLUMNS] {
+        for sql in [
+            UPSERT_STATE,
+            DELETE_STATE,
+            INSERT_HISTORY,
+            HISTORY_COLUMNS,
+            UPSERT_GROUP,
+            DELETE_GROUP,
+            INSERT_OUTBOX,
+        ] {
             conn.prepare(sql).unwrap();
         }
     }
