@@ -215,6 +215,38 @@ pub async fn run(
     }
 }
 
+/// How many actions the daemon runs at once; more wait for a slot.
+pub const MAX_CONCURRENT: usize = 8;
+
+/// What the daemon keeps for running actions: a limit on concurrent runs (a burst of
+/// alerts must not fork hundreds of processes) and one HTTP client for every webhook.
+#[derive(Debug)]
+pub struct Runner {
+    slots: tokio::sync::Semaphore,
+    client: reqwest::Client,
+}
+
+impl Runner {
+    /// A runner allowing `max_concurrent` runs at once.
+    pub fn new(max_concurrent: usize) -> Result<Runner, String> {
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| format!("cannot set up the HTTP client for webhook actions: {e}"))?;
+        Ok(Runner {
+            slots: tokio::sync::Semaphore::new(max_concurrent.max(1)),
+            client,
+        })
+    }
+
+    /// [`run`] once a slot is free (the action's timeout starts then).
+    pub async fn run(&self, action: &Action, run: &ActionRun, alertname: &str) -> ActionOutcome {
+        // The semaphore is never closed, so acquiring cannot fail; if it ever did, running
+        // without a slot beats dropping the action.
+        let _slot = self.slots.acquire().await.ok();
+        self::run(action, run, alertname, false, &self.client).await
+    }
+}
+
 /// RFC 3339 (UTC, milliseconds) of a timestamp.
 fn rfc3339(t: crate::series::Timestamp) -> String {
     let at = std::time::UNIX_EPOCH + Duration::from_millis(t.0.max(0) as u64);
