@@ -3,9 +3,10 @@
 //! Owns wiring: the tokio runtime, one aligned scheduler per rule group, the sources that
 //! feed the series store (system, scrape, logs; push arrives through the API), hot reload
 //! (directory watch, SIGHUP, `POST /-/reload`, a slow periodic re-read), persistence of
-//! instance state and history in SQLite after every evaluation, console delivery, and
-//! graceful shutdown. It holds no alerting semantics: evaluation is `engine`, validation is
-//! `reload`/`check`, storage is `store`, HTTP is `api`.
+//! instance state and history in SQLite after every evaluation, running admitted actions
+//! (as tasks, after that commit), console delivery, and graceful shutdown. It holds no
+//! alerting semantics: evaluation is `engine`, validation is `reload`/`check`, storage is
+//! `store`, running actions is `actions`, HTTP is `api`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::IntoFuture;
