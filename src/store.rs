@@ -764,6 +764,10 @@ mod tests {
                 "history_at",
                 "history_fingerprint_at",
                 "history_rule_at",
+                "outbox",
+                "outbox_due",
+                "route_groups",
+                "silences",
                 "states"
             ]
         );
