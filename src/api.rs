@@ -1,9 +1,10 @@
-//! The HTTP API (SPEC §7): metrics, alerts, rules, history, push, reload, health, and a
-//! status page.
+//! The HTTP API (SPEC §7): metrics, alerts, rules, history, silences, push, reload,
+//! health, and a status page.
 //!
 //! Owns request parsing, authentication of mutating endpoints (`api_token`), body limits
 //! and timeouts, and the JSON shapes the spec fixes. It reads the daemon's shared state
-//! and asks the daemon to reload; it never evaluates rules or writes the database itself.
+//! and asks the daemon to reload; it never evaluates rules, and writes the database only
+//! to store silences (validated by `silence`).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -12,11 +13,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -24,10 +25,13 @@ use tokio::sync::oneshot;
 use crate::daemon::{Shared, now, rfc3339};
 use crate::engine::state::Phase;
 use crate::rules::RuleKind;
+use crate::silence;
 use crate::store::HistoryQuery;
 
 /// How long any request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest accepted silence body.
+const MAX_SILENCE_BODY: usize = 64 * 1024;
 
 type AppState = Arc<Shared>;
 
@@ -36,6 +40,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let mutating = Router::new()
         .route("/api/v1/push", post(push))
         .route("/-/reload", post(reload))
+        .route("/api/v1/silences", post(create_silence))
+        .route("/api/v1/silences/{id}", delete(expire_silence))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_token));
     Router::new()
         .route("/", get(status_page))
@@ -43,6 +49,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/silences", get(list_silences))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
         .merge(mutating)
@@ -279,6 +286,79 @@ async fn history(
     }
 }
 
+/// `GET /api/v1/silences`: every stored silence (expired ones until pruned with the
+/// history), active first, then pending, then expired, each by end time.
+async fn list_silences(State(s): State<AppState>) -> Response {
+    let t = now();
+    let mut list = match s.db().load_silences() {
+        Ok(l) => l,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    list.sort_by_key(|x| (silence::status(x, t), x.ends_at));
+    let list: Vec<Value> = list
+        .iter()
+        .map(|x| {
+            json!({
+                "id": x.id,
+                "matchers": x.matchers,
+                "starts_at": rfc3339(x.starts_at),
+                "ends_at": rfc3339(x.ends_at),
+                "created_by": x.created_by,
+                "comment": x.comment,
+                "status": silence::status(x, t).as_str(),
+            })
+        })
+        .collect();
+    axum::Json(json!({ "silences": list })).into_response()
+}
+
+/// `POST /api/v1/silences`: creates a silence, or replaces the one whose `id` the body names.
+async fn create_silence(State(s): State<AppState>, body: Body) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_SILENCE_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {MAX_SILENCE_BODY} bytes"),
+        );
+    };
+    let t = now();
+    let draft = match silence::parse(&bytes, t) {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let id = draft.silence.id.clone();
+    {
+        let mut db = s.db();
+        if draft.replaces {
+            match db.silence(&id) {
+                Ok(Some(_)) => {}
+                Ok(None) => return error(StatusCode::NOT_FOUND, format!("no silence with id `{id}`")),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        if let Err(e) = db.save_silence(&draft.silence) {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+        }
+    }
+    // Stored first: a silence the daemon mutes with is always one it will still have after
+    // a restart.
+    silence::remember(&mut s.core().silences, draft.silence, t);
+    axum::Json(json!({ "silence_id": id })).into_response()
+}
+
+/// `DELETE /api/v1/silences/{id}`: expires the silence now (it stays listed as expired).
+async fn expire_silence(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    let t = now();
+    let expired = s.db().expire_silence(&id, t);
+    match expired {
+        Ok(Some(_)) => {
+            s.core().silences.retain(|x| x.id != id);
+            axum::Json(json!({ "silence_id": id, "status": "expired" })).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no silence with id `{id}`")),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
 /// Escapes a label value for the exposition format.
 fn esc(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
@@ -394,6 +474,15 @@ async fn metrics(State(s): State<AppState>) -> Response {
             esc(r),
             esc(res)
         );
+    }
+    family(
+        &mut out,
+        "tocsin_actions_total",
+        "counter",
+        "Finished action runs, by result (ok, failed, timeout).",
+    );
+    for (res, n) in m.actions.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(out, "tocsin_actions_total{{result=\"{res}\"}} {n}");
     }
     family(
         &mut out,

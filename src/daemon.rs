@@ -3,9 +3,10 @@
 //! Owns wiring: the tokio runtime, one aligned scheduler per rule group, the sources that
 //! feed the series store (system, scrape, logs; push arrives through the API), hot reload
 //! (directory watch, SIGHUP, `POST /-/reload`, a slow periodic re-read), persistence of
-//! instance state and history in SQLite after every evaluation, console delivery, and
-//! graceful shutdown. It holds no alerting semantics: evaluation is `engine`, validation is
-//! `reload`/`check`, storage is `store`, HTTP is `api`.
+//! instance state and history in SQLite after every evaluation, running admitted actions
+//! (as tasks, after that commit), console delivery, and graceful shutdown. It holds no
+//! alerting semantics: evaluation is `engine`, validation is `reload`/`check`, storage is
+//! `store`, running actions is `actions`, HTTP is `api`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::future::IntoFuture;
@@ -17,10 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::actions;
 use crate::config::{self, EngineConfig};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::state::{Phase, Transition};
-use crate::engine::{Emitted, Engine, Output, RuleRef, Settings};
+use crate::engine::{ActionRun, Emitted, Engine, Output, RuleRef, Settings};
+use crate::message::Silence;
 use crate::receivers::console;
 use crate::reload::{self, PolicySet};
 use crate::series::{Labels, Sample, SeriesStore, Timestamp, stale_marker};
@@ -141,6 +144,8 @@ pub struct Metrics {
     pub store_errors: AtomicU64,
     /// Reload attempts, successful or not, changed or not.
     pub reloads: AtomicU64,
+    /// Finished action runs, by result (`ok`, `failed`, `timeout`).
+    pub actions: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// What every task shares.
@@ -162,6 +167,8 @@ pub struct Shared {
     pub started: Instant,
     /// Asks the reload task to reload; the reply says how it went.
     pub reload_tx: mpsc::Sender<Option<oneshot::Sender<Result<(), String>>>>,
+    /// Runs admitted actions, a bounded number at a time.
+    pub actions: actions::Runner,
 }
 
 /// The mutable heart: engine, series and the running policy.
@@ -181,6 +188,9 @@ pub struct Core {
     pub reload_error: Option<String>,
     /// Series created by each source, for its `max_series` limit.
     pub source_series: BTreeMap<String, u32>,
+    /// Silences that mute now or will (expired ones are dropped), mirrored from the
+    /// database so that delivery reads them without touching SQLite.
+    pub silences: Vec<Silence>,
 }
 
 impl Shared {
@@ -305,6 +315,15 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         );
     }
     tracing::info!(restored, db = %opened.store.path().display(), "state restored");
+    let mut silences = opened.store.load_silences().map_err(|e| {
+        eprintln!("tocsin: {e}");
+        ExitCode::from(1)
+    })?;
+    crate::silence::forget_expired(&mut silences, now());
+    let runner = actions::Runner::new(actions::MAX_CONCURRENT).map_err(|e| {
+        eprintln!("tocsin: {e}");
+        ExitCode::from(1)
+    })?;
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let core = Core {
         engine,
@@ -314,6 +333,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         policy,
         reload_error: None,
         source_series: BTreeMap::new(),
+        silences,
     };
     let shared = Arc::new(Shared {
         loaded,
@@ -324,6 +344,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         ready: AtomicBool::new(false),
         started: Instant::now(),
         reload_tx,
+        actions: runner,
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
     shared
@@ -490,6 +511,11 @@ async fn periodic(shared: Arc<Shared>) {
         if let Err(e) = shared.db().prune_history(now().minus(retention).0) {
             tracing::warn!("pruning history: {e}");
         }
+        // Expired silences stay listed (and in the database) as long as history is kept.
+        if let Err(e) = shared.db().prune_silences(now().minus(retention).0) {
+            tracing::warn!("pruning silences: {e}");
+        }
+        crate::silence::forget_expired(&mut shared.core().silences, now());
     }
 }
 
@@ -631,9 +657,10 @@ struct Delivery {
 
 /// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
 /// While `warming_up`, rules that read a metric with no series yet are skipped.
-pub fn evaluate(shared: &Shared, g: usize, now: Timestamp, warming_up: bool) {
+pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool) {
     let mut batch = Batch::default();
     let mut deliveries = Vec::new();
+    let mut jobs = Vec::new();
     let mut out = Output::default();
     {
         let mut guard = shared.core();
@@ -671,15 +698,24 @@ pub fn evaluate(shared: &Shared, g: usize, now: Timestamp, warming_up: bool) {
                 .push(history_row(rules, ev, transition_name(ev.kind), None));
         }
         for a in &out.actions {
-            let detail = if shared.dry_run {
-                "dry-run: not run"
-            } else {
-                "due; running actions is not implemented yet"
+            let rule = &rules.groups[a.rule.group].rules[a.rule.rule];
+            let Some(def) = rule.alert().and_then(|r| r.actions.iter().find(|d| d.name == a.kind.0)) else {
+                continue;
             };
-            batch
-                .history
-                .push(history_row(rules, a, "action", Some(format!("{}: {detail}", a.kind.0))));
-            tracing::info!(action = %a.kind.0, alert = ?a.labels.get("alertname"), severity = %a.severity, "{detail}");
+            if shared.dry_run {
+                let detail = format!("dry-run: {}", actions::describe(def));
+                tracing::info!(action = %a.kind.0, alert = %rule.name, severity = %a.severity, "{detail}");
+                batch
+                    .history
+                    .push(history_row(rules, a, "action", Some(format!("{}: {detail}", a.kind.0))));
+            } else {
+                jobs.push(ActionJob {
+                    action: def.clone(),
+                    run: a.clone(),
+                    alertname: rule.name.clone(),
+                    row: history_row(rules, a, "action", None),
+                });
+            }
         }
         for n in &out.notifications {
             let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
@@ -699,7 +735,60 @@ pub fn evaluate(shared: &Shared, g: usize, now: Timestamp, warming_up: bool) {
         shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!("cannot persist state: {e}");
     }
+    // Actions start only after the state that admitted them is committed, so a crash cannot
+    // run an action whose gate (cooldown, hourly limit) was never saved.
+    for job in jobs {
+        tokio::spawn(run_action(Arc::clone(shared), job));
+    }
     deliver(shared, deliveries);
+}
+
+/// An admitted action, with what is needed to run it and record the result.
+struct ActionJob {
+    action: crate::rules::Action,
+    run: ActionRun,
+    alertname: String,
+    /// The history row to write when it finishes (detail and time filled in then).
+    row: HistoryRow,
+}
+
+/// Runs one action and records its outcome as one history row.
+async fn run_action(shared: Arc<Shared>, job: ActionJob) {
+    let ActionJob {
+        action,
+        run,
+        alertname,
+        mut row,
+    } = job;
+    let outcome = shared.actions.run(&action, &run, &alertname).await;
+    let detail = outcome.detail();
+    let result = match (outcome.ok, outcome.timed_out) {
+        (true, _) => "ok",
+        (false, true) => "timeout",
+        (false, false) => "failed",
+    };
+    if outcome.ok {
+        tracing::info!(action = %action.name, alert = %alertname, severity = %run.severity, "action ran: {detail}");
+    } else {
+        tracing::warn!(action = %action.name, alert = %alertname, severity = %run.severity, "action failed: {detail}");
+    }
+    *shared
+        .metrics
+        .actions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(result)
+        .or_default() += 1;
+    row.at_ms = now().0;
+    row.detail = Some(format!("{}: {detail}", action.name));
+    let batch = Batch {
+        history: vec![row],
+        ..Batch::default()
+    };
+    if let Err(e) = shared.db().commit(&batch) {
+        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("cannot record the action run: {e}");
+    }
 }
 
 fn deliver(shared: &Shared, deliveries: Vec<Delivery>) {

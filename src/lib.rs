@@ -4,6 +4,7 @@
 //! `engine`, `template`) is sans-IO: it takes time and samples as arguments and returns
 //! events. `check`, `ruletest` and `cli` are thin shells around it.
 
+pub mod actions;
 pub mod api;
 pub mod check;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod route;
 pub mod rules;
 pub mod ruletest;
 pub mod series;
+pub mod silence;
 pub mod sources;
 pub mod store;
 pub mod template;
