@@ -135,8 +135,9 @@ fn print_diagnostics(diags: &[Diagnostic], format: Format) {
 }
 
 /// Loads the rule and receiver files that test files name from disk (`${ENV}` in receiver
-/// files from the process environment, as `run` does).
-struct DiskFiles;
+/// files from the process environment, as `run` does): the loader of `tocsin test` and
+/// `tocsin check`.
+pub struct DiskFiles;
 
 impl ruletest::Load for DiskFiles {
     fn rules(&self, path: &str) -> Result<config::RuleFile, Vec<Diagnostic>> {
