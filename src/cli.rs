@@ -134,6 +134,22 @@ fn print_diagnostics(diags: &[Diagnostic], format: Format) {
     }
 }
 
+/// Loads the rule and receiver files that test files name from disk (`${ENV}` in receiver
+/// files from the process environment, as `run` does): the loader of `tocsin test` and
+/// `tocsin check`.
+pub struct DiskFiles;
+
+impl ruletest::Load for DiskFiles {
+    fn rules(&self, path: &str) -> Result<config::RuleFile, Vec<Diagnostic>> {
+        reload::load_rule_file(path)
+    }
+
+    fn receivers(&self, path: &str) -> Result<config::ReceiverFile, Vec<Diagnostic>> {
+        let src = reload::read_source(std::path::Path::new(path)).map_err(|d| vec![d])?;
+        config::parse_receivers(&src, &|name| std::env::var(name).ok())
+    }
+}
+
 fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
     let paths = if paths.is_empty() {
         defaults(&["tocsin.yaml", "rules", "receivers", "tests/rules"])
@@ -156,7 +172,7 @@ fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
         }
     }
     let env = |name: &str| std::env::var(name).ok();
-    diags.extend(check::check(&sources, &env, &reload::load_rule_file));
+    diags.extend(check::check(&sources, &env, &DiskFiles));
     diags.sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     print_diagnostics(&diags, format);
     let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
@@ -203,7 +219,7 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
             .map_err(|d| vec![d])
             .and_then(|s| config::parse_test(&s))
         {
-            Ok(test) => ruletest::run_file(&name, &test, &reload::load_rule_file, filter.as_ref()),
+            Ok(test) => ruletest::run_file(&name, &test, &DiskFiles, filter.as_ref()),
             Err(diagnostics) => FileResult {
                 cases: Vec::new(),
                 diagnostics,

@@ -148,6 +148,45 @@ fn a_failing_test_shows_a_diff_and_exits_1_and_junit_records_it() {
 }
 
 #[test]
+fn receiver_files_put_routes_groups_and_inhibition_under_test() {
+    let o = tocsin(&["test", "tests/rules/routing_test.yaml"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).ends_with("1 passed, 0 failed\n"), "{}", stdout(&o));
+    assert_eq!(
+        tocsin(&["check", "tests/rules/routing_test.yaml"]).status.code(),
+        Some(0)
+    );
+
+    // A wrong receiver fails with a diff that names receivers.
+    let dir = tempfile::tempdir().unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let original = std::fs::read_to_string(Path::new(root).join("tests/rules/routing_test.yaml")).unwrap();
+    let absolute = original.replace("../fixtures/", &format!("{root}/tests/fixtures/"));
+    let wrong = write(
+        dir.path(),
+        "wrong.yaml",
+        &absolute.replace("receiver: audit", "receiver: pager"),
+    );
+    let o = tocsin(&["test", wrong.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("- at     3m  pager"), "{text}");
+    assert!(text.contains("+ at     3m  audit"), "{text}");
+
+    // With receiver files, an expectation without `receiver` is a located error.
+    let unnamed = write(dir.path(), "unnamed.yaml", &absolute.replace("receiver: audit, ", ""));
+    let o = tocsin(&["test", unnamed.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.contains("unnamed.yaml:38:11"), "{text}");
+    assert!(
+        text.contains("every expected notification names its `receiver`"),
+        "{text}"
+    );
+    assert_eq!(tocsin(&["check", unnamed.to_str().unwrap()]).status.code(), Some(1));
+}
+
+#[test]
 fn malformed_test_input_is_a_located_error() {
     let dir = tempfile::tempdir().unwrap();
     let root = env!("CARGO_MANIFEST_DIR");

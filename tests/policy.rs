@@ -56,7 +56,7 @@ fn every_shipped_rule_test_passes() {
     for p in &tests {
         let name = p.to_string_lossy().into_owned();
         let test = config::parse_test(&source(p)).unwrap_or_else(|d| panic!("{}", show(&d)));
-        let r = tocsin::ruletest::run_file(&name, &test, &tocsin::reload::load_rule_file, None);
+        let r = tocsin::ruletest::run_file(&name, &test, &tocsin::cli::DiskFiles, None);
         if r.diagnostics.iter().any(|d| d.severity == Severity::Error) {
             problems += &show(&r.diagnostics);
         }
@@ -109,7 +109,7 @@ fn every_shipped_policy_checks_clean() {
         let files = files_under(&set);
         assert!(!files.is_empty(), "{} holds no YAML", set.display());
         let sources: Vec<Source> = files.iter().map(|p| source(p)).collect();
-        let diags = tocsin::check::check(&sources, &|_| None, &tocsin::reload::load_rule_file);
+        let diags = tocsin::check::check(&sources, &|_| None, &tocsin::cli::DiskFiles);
         assert!(diags.is_empty(), "{}", show(&diags));
     }
 }

@@ -672,6 +672,44 @@ impl Engine {
         self.render_annotations(n.rule, &n.labels, &n.severity, n.tier, status, n.value)
     }
 
+    /// The notification as receivers see it ([`crate::message::AlertNote`]): rendered
+    /// annotations, the tier's threshold and the episode's start (for a resolution, the start
+    /// of the episode it ends; `n.at` when the instance is gone or never recorded one).
+    ///
+    /// Its fingerprint is that of the full labels without `severity` and `nodata`, not the
+    /// engine's instance fingerprint: two rules reading the same series share the latter, and
+    /// receivers must tell their alerts (and idempotency keys) apart.
+    pub fn alert_note(&self, n: &Emitted<NoteKind>) -> crate::message::AlertNote {
+        use crate::message::{AlertNote, Status};
+        let resolved = n.kind == NoteKind::Resolved;
+        let starts_at = self.state[n.rule.group][n.rule.rule]
+            .instances
+            .iter()
+            .find(|i| i.fingerprint == n.fingerprint)
+            .and_then(|i| i.machine.episode_start())
+            .unwrap_or(n.at);
+        let threshold = self.rules.groups[n.rule.group].rules[n.rule.rule]
+            .alert()
+            .and_then(|a| a.thresholds.get(n.tier).copied().flatten());
+        let mut identity = n.labels.clone();
+        identity.remove("severity");
+        identity.remove("nodata");
+        AlertNote {
+            fingerprint: identity.fingerprint(),
+            seq: n.seq,
+            kind: n.kind,
+            status: if resolved { Status::Resolved } else { Status::Firing },
+            severity: n.severity.to_string(),
+            labels: n.labels.clone(),
+            annotations: self.notification_annotations(n),
+            value: n.value,
+            threshold,
+            starts_at,
+            ends_at: resolved.then_some(n.at),
+            at: n.at,
+        }
+    }
+
     fn render_annotations(
         &self,
         rref: RuleRef,

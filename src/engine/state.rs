@@ -165,6 +165,10 @@ pub struct InstanceState {
     /// Per tier: when it became met, while it stays met.
     pending: Vec<Option<Timestamp>>,
     firing: Option<Firing>,
+    /// Start of the latest episode, kept after it ends: a resolution names the episode it
+    /// ends (`starts_at` of a resolved alert). Absent in states saved by older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_start: Option<Timestamp>,
 }
 
 impl InstanceState {
@@ -249,6 +253,7 @@ impl InstanceState {
                     starts_at: now,
                     keep_since: None,
                 });
+                self.last_start = Some(now);
                 out.push(event(Transition::Firing, tier));
             }
             return;
@@ -287,6 +292,12 @@ impl InstanceState {
                 None => Phase::Inactive,
             },
         }
+    }
+
+    /// Start of the current episode, or of the last one when the instance no longer fires
+    /// (`None` before its first firing).
+    pub fn episode_start(&self) -> Option<Timestamp> {
+        self.firing.map(|f| f.starts_at).or(self.last_start)
     }
 
     /// The tier the instance fires at, if it is firing.

@@ -2,9 +2,12 @@
 //!
 //! Owns running one parsed test file against the rules it names: expanding input series,
 //! driving the very same [`Engine`] the daemon runs on a simulated clock, and comparing
-//! firing sets and notifications with what the file expects. Pure: rule files come from
-//! a loader the caller passes, time is simulated, and results come back as values (the
-//! CLI prints them and writes JUnit).
+//! firing sets and notifications with what the file expects. With `receiver_files`, every
+//! notification also goes through the same [`Dispatcher`] the daemon uses (routes, groups,
+//! inhibition; no silences) and expectations are per receiver: the clock then also stops at
+//! every instant the dispatcher has a timer for (`group_wait`, `group_interval`, repeats).
+//! Pure: files come from a loader the caller passes, time is simulated, and results come
+//! back as values (the CLI prints them and writes JUnit).
 
 pub mod notation;
 
@@ -15,11 +18,13 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::config::{Dur, RuleFile, Sp, TestCase, TestFile};
+use crate::config::{Dur, ReceiverFile, RuleFile, Sp, TestCase, TestFile};
 use crate::diag::Diagnostic;
 use crate::engine::notify::NoteKind;
 use crate::engine::state::Phase;
 use crate::engine::{Engine, Output, Settings};
+use crate::message::Dispatch;
+use crate::route::Dispatcher;
 use crate::rules::{RuleSet, compile};
 use crate::series::{Labels, Sample, SeriesStore, Timestamp, duration_ms};
 use notation::{Point, parse_series, parse_values};
@@ -48,8 +53,34 @@ pub struct FileResult {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Loads a rule file named by a test file (path already resolved against the test file).
-pub type Loader<'a> = dyn Fn(&str) -> Result<RuleFile, Vec<Diagnostic>> + 'a;
+/// Loads the files a test file names (paths already resolved against the test file).
+///
+/// Any `Fn(&str) -> Result<RuleFile, _>` is a loader of rule files only; a test file that
+/// names receiver files needs one that implements [`Load::receivers`] too.
+pub trait Load {
+    /// Reads and parses a rule file.
+    fn rules(&self, path: &str) -> Result<RuleFile, Vec<Diagnostic>>;
+
+    /// Reads and parses a receivers file.
+    fn receivers(&self, path: &str) -> Result<ReceiverFile, Vec<Diagnostic>> {
+        Err(vec![Diagnostic::error(
+            path,
+            0,
+            0,
+            "receiver-files",
+            "receiver files of test files cannot be loaded here; run `tocsin test` or `tocsin check` on the test file",
+        )])
+    }
+}
+
+impl<F: Fn(&str) -> Result<RuleFile, Vec<Diagnostic>>> Load for F {
+    fn rules(&self, path: &str) -> Result<RuleFile, Vec<Diagnostic>> {
+        self(path)
+    }
+}
+
+/// The loader as the test runner and `check` take it.
+pub type Loader<'a> = dyn Load + 'a;
 
 /// Runs the cases of `test` (read from `path`) whose names match `filter`.
 pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&Regex>) -> FileResult {
@@ -58,20 +89,20 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
     let mut files = Vec::new();
     for f in &test.rule_files {
         let p = dir.join(f).to_string_lossy().into_owned();
-        match load(&p) {
+        match load.rules(&p) {
             Ok(rf) => files.push((p, rf)),
             Err(d) => result.diagnostics.extend(d),
         }
     }
-    if !test.receiver_files.is_empty() {
-        result.diagnostics.push(Diagnostic::error(
-            path,
-            0,
-            0,
-            "receiver-files",
-            "`receiver_files` (testing routes and receivers) is not supported yet; test the rules alone",
-        ));
+    let mut receiver_files = Vec::new();
+    for f in &test.receiver_files {
+        let p = dir.join(f).to_string_lossy().into_owned();
+        match load.receivers(&p) {
+            Ok(rf) => receiver_files.push((p, rf)),
+            Err(d) => result.diagnostics.extend(d),
+        }
     }
+    check_receiver_names(path, &files, &receiver_files, &mut result.diagnostics);
     if result
         .diagnostics
         .iter()
@@ -83,6 +114,7 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
     result.diagnostics.extend(diags);
     let Some(set) = set else { return result };
     let set = Arc::new(set);
+    let receivers = (!test.receiver_files.is_empty()).then_some(receiver_files.as_slice());
     let eval_interval = test
         .evaluation_interval
         .as_ref()
@@ -92,7 +124,7 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
         if filter.is_some_and(|re| !re.is_match(&case.name.value)) {
             continue;
         }
-        match run_case(path, &set, eval_interval, case) {
+        match run_case(path, &set, receivers, eval_interval, case) {
             Ok(failures) => result.cases.push(CaseResult {
                 name: case.name.value.clone(),
                 failures,
@@ -103,6 +135,48 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
     result
 }
 
+/// Every receiver a route or a rule's `notify:` names must be defined: the dispatcher skips
+/// unknown receivers, which would make expectations fail for a reason the diff cannot show.
+fn check_receiver_names(
+    path: &str,
+    rules: &[(String, RuleFile)],
+    receivers: &[(String, ReceiverFile)],
+    diags: &mut Vec<Diagnostic>,
+) {
+    if receivers.is_empty() {
+        return;
+    }
+    let defined: Vec<&str> = receivers
+        .iter()
+        .flat_map(|(_, f)| f.receivers.iter().map(|r| r.name.expose()))
+        .collect();
+    let mut unknown = |file: &str, line: u64, column: u64, name: &str, what: &str| {
+        if !defined.contains(&name) {
+            diags.push(Diagnostic::error(
+                file,
+                line,
+                column,
+                "unknown-receiver",
+                format!("{what} names receiver `{name}`, which no receiver file of `{path}` defines"),
+            ));
+        }
+    };
+    for (file, f) in receivers {
+        for r in &f.routes {
+            for name in &r.receivers {
+                unknown(file, name.line(), name.column(), name.expose(), "a route");
+            }
+        }
+    }
+    for (file, f) in rules {
+        for r in f.groups.iter().flat_map(|g| g.rules.iter()) {
+            for n in &r.notify {
+                unknown(file, n.line(), n.column(), &n.value, "`notify`");
+            }
+        }
+    }
+}
+
 /// A notification as the test compares it.
 #[derive(Clone, Debug)]
 struct Got {
@@ -110,6 +184,8 @@ struct Got {
     event: &'static str,
     severity: String,
     labels: Labels,
+    /// The receiver (only with receiver files).
+    receiver: Option<String>,
 }
 
 /// The lower-case name of a notification kind, as written in test files.
@@ -138,7 +214,7 @@ struct Prepared {
     expected_notes: Vec<ExpectedNote>,
 }
 
-fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
+fn prepare(path: &str, case: &TestCase, with_receivers: bool) -> Result<Prepared, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let step = case.interval.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_INTERVAL);
     if let Some(i) = case.interval.as_ref().filter(|i| i.value.0.is_zero()) {
@@ -179,12 +255,12 @@ fn prepare(path: &str, case: &TestCase) -> Result<Prepared, Vec<Diagnostic>> {
     let mut expected_notes = Vec::new();
     if let Some(n) = &case.notifications {
         for e in &n.expect {
-            match expected_note(e) {
+            match expected_note(e, with_receivers) {
                 Ok(x) => expected_notes.push(x),
                 Err(msg) => diags.push(located(path, e, "notifications", msg)),
             }
         }
-        if expected_notes.windows(2).any(|w| w[0].0 > w[1].0) {
+        if expected_notes.windows(2).any(|w| w[0].at > w[1].at) {
             diags.push(located(
                 path,
                 &n.expect[0],
@@ -216,7 +292,7 @@ pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnosti
         None,
     );
     for case in &test.tests {
-        if let Err(d) = prepare(path, case) {
+        if let Err(d) = prepare(path, case, !test.receiver_files.is_empty()) {
             result.diagnostics.extend(d);
         }
     }
@@ -226,16 +302,17 @@ pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnosti
 fn run_case(
     path: &str,
     set: &Arc<RuleSet>,
+    receivers: Option<&[(String, ReceiverFile)]>,
     eval_interval: Duration,
     case: &TestCase,
 ) -> Result<Vec<String>, Vec<Diagnostic>> {
     let Prepared {
         samples,
         expected_notes,
-    } = prepare(path, case)?;
+    } = prepare(path, case, receivers.is_some())?;
     let until = case.notifications.as_ref().map(|n| match &n.until {
         Some(u) => Timestamp(duration_ms(u.value.0)),
-        None => expected_notes.last().map(|e| e.0).unwrap_or_default(),
+        None => expected_notes.last().map(|e| e.at).unwrap_or_default(),
     });
     let mut checkpoints: Vec<(Timestamp, usize)> =
         case.alerts.iter().enumerate().map(|(i, a)| (at(&a.at), i)).collect();
@@ -265,6 +342,9 @@ fn run_case(
     };
     let mut engine = Engine::new(Arc::clone(set), settings);
     let mut out = Output::default();
+    let mut dispatcher = receivers.map(Dispatcher::new);
+    let mut dispatches: Vec<Dispatch> = Vec::new();
+    let mut last_flush = Timestamp(i64::MIN);
     let mut got = Vec::new();
     let mut failures = Vec::new();
     let mut next_sample = 0;
@@ -272,6 +352,15 @@ fn run_case(
     let mut next_eval: Vec<i64> = vec![0; intervals.len()];
     loop {
         let t = next_eval.iter().copied().min().unwrap_or(i64::MAX);
+        // The dispatcher's timers (group_wait, group_interval, repeats) between evaluations.
+        if let Some(d) = &mut dispatcher {
+            run_timers(
+                d,
+                Timestamp(t.min(end.0.saturating_add(1))),
+                &mut last_flush,
+                &mut dispatches,
+            );
+        }
         // Expectations between evaluations see the state of the last evaluation before them.
         while next_check < checkpoints.len() && (checkpoints[next_check].0.0 < t || t > end.0) {
             check_alerts(&engine, &case.alerts[checkpoints[next_check].1], &mut failures);
@@ -290,23 +379,54 @@ fn run_case(
             if next_eval[g] == t {
                 out.clear();
                 engine.evaluate_group(g, now, &mut store, &mut out);
-                got.extend(
-                    out.notifications
-                        .iter()
-                        .filter(|n| until.is_some_and(|u| n.at <= u))
-                        .map(|n| Got {
-                            at: n.at,
-                            event: note_name(n.kind),
-                            severity: n.severity.to_string(),
-                            labels: n.labels.clone(),
-                        }),
-                );
+                match &mut dispatcher {
+                    Some(d) => {
+                        for n in &out.notifications {
+                            let rule = &set.groups[n.rule.group].rules[n.rule.rule];
+                            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
+                            d.notify(engine.alert_note(n), notify);
+                        }
+                    }
+                    None => got.extend(
+                        out.notifications
+                            .iter()
+                            .filter(|n| until.is_some_and(|u| n.at <= u))
+                            .map(|n| Got {
+                                at: n.at,
+                                event: note_name(n.kind),
+                                severity: n.severity.to_string(),
+                                labels: n.labels.clone(),
+                                receiver: None,
+                            }),
+                    ),
+                }
                 next_eval[g] += intervals[g];
             }
+        }
+        if let Some(d) = &mut dispatcher {
+            d.flush(now, &[], &mut dispatches);
+            last_flush = now;
         }
         while next_check < checkpoints.len() && checkpoints[next_check].0 == now {
             check_alerts(&engine, &case.alerts[checkpoints[next_check].1], &mut failures);
             next_check += 1;
+        }
+    }
+    for d in &dispatches {
+        if until.is_none_or(|u| d.at > u) {
+            continue;
+        }
+        for (fp, kind) in &d.news {
+            let Some(a) = d.alerts.iter().find(|a| a.fingerprint == *fp) else {
+                continue;
+            };
+            got.push(Got {
+                at: d.at,
+                event: note_name(*kind),
+                severity: a.severity.clone(),
+                labels: a.labels.clone(),
+                receiver: Some(d.receiver.clone()),
+            });
         }
     }
     if case.notifications.is_some() {
@@ -315,16 +435,32 @@ fn run_case(
     Ok(failures)
 }
 
+/// Flushes the dispatcher at each of its timers before `before`.
+fn run_timers(d: &mut Dispatcher, before: Timestamp, last_flush: &mut Timestamp, out: &mut Vec<Dispatch>) {
+    // A timer at or before the last flush would mean no progress; never spin on one.
+    while let Some(due) = d.next_due().filter(|&due| due < before && due > *last_flush) {
+        d.flush(due, &[], out);
+        *last_flush = due;
+    }
+}
+
 fn at(d: &Sp<Dur>) -> Timestamp {
     Timestamp(duration_ms(d.value.0))
 }
 
-/// (at, event, severity, labels) of one `expect` entry.
-type ExpectedNote = (Timestamp, Option<String>, Option<String>, Vec<(String, String)>);
+/// One `expect` entry.
+#[derive(Debug)]
+struct ExpectedNote {
+    at: Timestamp,
+    event: Option<String>,
+    severity: Option<String>,
+    receiver: Option<String>,
+    labels: Vec<(String, String)>,
+}
 
-fn expected_note(e: &Sp<BTreeMap<String, String>>) -> Result<ExpectedNote, String> {
+fn expected_note(e: &Sp<BTreeMap<String, String>>, with_receivers: bool) -> Result<ExpectedNote, String> {
     let mut at = None;
-    let (mut event, mut severity, mut labels) = (None, None, Vec::new());
+    let (mut event, mut severity, mut receiver, mut labels) = (None, None, None, Vec::new());
     for (k, v) in e.value.iter() {
         match k.as_str() {
             "at" => {
@@ -333,12 +469,22 @@ fn expected_note(e: &Sp<BTreeMap<String, String>>) -> Result<ExpectedNote, Strin
             "event" if EVENTS.contains(&v.as_str()) => event = Some(v.clone()),
             "event" => return Err(format!("unknown event `{v}`; events are {}", EVENTS.join(", "))),
             "severity" => severity = Some(v.clone()),
+            "receiver" if with_receivers => receiver = Some(v.clone()),
             "receiver" => return Err("`receiver` needs `receiver_files:` in the test file".into()),
             _ => labels.push((k.clone(), v.clone())),
         }
     }
     let at = at.ok_or("every expected notification needs `at`")?;
-    Ok((Timestamp(duration_ms(at)), event, severity, labels))
+    if with_receivers && receiver.is_none() {
+        return Err("with `receiver_files:`, every expected notification names its `receiver`".into());
+    }
+    Ok(ExpectedNote {
+        at: Timestamp(duration_ms(at)),
+        event,
+        severity,
+        receiver,
+        labels,
+    })
 }
 
 fn fmt_time(t: Timestamp) -> String {
@@ -397,10 +543,11 @@ fn check_alerts(engine: &Engine, exp: &crate::config::AlertExpectation, failures
 }
 
 fn matches_note(e: &ExpectedNote, g: &Got) -> bool {
-    e.0 == g.at
-        && e.1.as_deref().is_none_or(|ev| ev == g.event)
-        && e.2.as_deref().is_none_or(|s| s == g.severity)
-        && e.3.iter().all(|(k, v)| g.labels.get(k) == Some(v.as_str()))
+    e.at == g.at
+        && e.event.as_deref().is_none_or(|ev| ev == g.event)
+        && e.severity.as_deref().is_none_or(|s| s == g.severity)
+        && e.receiver == g.receiver
+        && e.labels.iter().all(|(k, v)| g.labels.get(k) == Some(v.as_str()))
 }
 
 fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut Vec<String>) {
@@ -420,15 +567,16 @@ fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut 
     let mut lines: Vec<(Timestamp, u8, String)> = Vec::new();
     for (e, m) in expected.iter().zip(&missing) {
         let mark = if *m { "-" } else { " " };
-        let labels: Vec<String> = e.3.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
         let text = format!(
-            "{mark} at {:>6}  {:<11} {:<9} {{{}}}",
-            fmt_time(e.0),
-            e.1.as_deref().unwrap_or("*"),
-            e.2.as_deref().unwrap_or("*"),
+            "{mark} at {:>6}  {}{:<11} {:<9} {{{}}}",
+            fmt_time(e.at),
+            receiver_column(e.receiver.as_deref()),
+            e.event.as_deref().unwrap_or("*"),
+            e.severity.as_deref().unwrap_or("*"),
             labels.join(", ")
         );
-        lines.push((e.0, if *m { 0 } else { 1 }, text));
+        lines.push((e.at, if *m { 0 } else { 1 }, text));
     }
     for (g, u) in got.iter().zip(&used) {
         if !u {
@@ -436,8 +584,9 @@ fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut 
                 g.at,
                 2,
                 format!(
-                    "+ at {:>6}  {:<11} {:<9} {}",
+                    "+ at {:>6}  {}{:<11} {:<9} {}",
                     fmt_time(g.at),
+                    receiver_column(g.receiver.as_deref()),
                     g.event,
                     g.severity,
                     g.labels
@@ -453,4 +602,9 @@ fn compare_notifications(expected: &[ExpectedNote], got: &[Got], failures: &mut 
         msg.push('\n');
     }
     failures.push(msg.trim_end().to_string());
+}
+
+/// `receiver ` for the diff of a test with receiver files, nothing without.
+fn receiver_column(receiver: Option<&str>) -> String {
+    receiver.map(|r| format!("{r:<12} ")).unwrap_or_default()
 }

@@ -1,0 +1,654 @@
+//! The dispatcher: alert notes in, per-receiver messages out (semantics in the module doc of
+//! [`crate::route`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::mute::{Inhibit, SilenceMatcherCache, Sources};
+use super::{LabelMatchers, ReceiverPolicy, compile_matchers, fnv, matches_all, policy_of};
+use crate::config::{MatchValue, ReceiverFile, RouteDef};
+use crate::engine::notify::NoteKind;
+use crate::message::{AlertNote, Dispatch, Silence, Status};
+use crate::series::{Labels, Timestamp};
+
+/// Row key of the persisted counter of timer-caused and multi-alert flushes.
+const COUNTER_KEY: &str = "n";
+/// Row key prefix of a group.
+const GROUP_PREFIX: &str = "g/";
+/// Row key prefix of a firing-map entry.
+const FIRING_PREFIX: &str = "f/";
+/// Flushes of one group at one instant: a deferred new episode needs a second one; more
+/// would mean a bug, and must not hang the caller.
+const MAX_FLUSHES_PER_INSTANT: usize = 4;
+
+/// One compiled route of the receiver files.
+#[derive(Debug)]
+struct RouteSpec {
+    /// Identity across reloads and restarts: a hash of the definition.
+    id: u64,
+    matchers: LabelMatchers,
+    /// The Alertmanager route key, `{}` or `{}/{matchers}`.
+    path: String,
+    settings: Settings,
+    cont: bool,
+}
+
+/// What a group needs of its route; kept in the group so that a group whose route was
+/// removed by a reload can still finish the alerts it holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Settings {
+    receivers: Vec<String>,
+    /// `None`: one group per alert instance.
+    group_by: Option<Vec<String>>,
+    group_wait: Duration,
+    group_interval: Duration,
+    repeat: Option<Duration>,
+}
+
+/// One alert of a group.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Entry {
+    /// The latest note that says what state the alert is in (never a `Flapping` one).
+    note: AlertNote,
+    /// The resolve of an earlier episode that receivers were told fires, not flushed yet
+    /// when the alert fired again.
+    ended: Option<AlertNote>,
+    /// Kind of the latest note that changed the firing state (names escalations).
+    change: NoteKind,
+    /// News owed although the state did not change (`Repeat`, `Flapping`).
+    forced: Option<NoteKind>,
+}
+
+/// What one receiver of a group was told.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct Told {
+    /// Fingerprint → severity it was last delivered firing at.
+    firing: BTreeMap<u64, String>,
+    /// Next re-send (receivers with a `resend` policy).
+    resend_at: Option<Timestamp>,
+}
+
+/// An aggregation group and everything it remembers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Group {
+    route: u64,
+    settings: Settings,
+    group_key: String,
+    group_labels: BTreeMap<String, String>,
+    alerts: BTreeMap<u64, Entry>,
+    /// When pending news is due.
+    due: Option<Timestamp>,
+    last_flush: Option<Timestamp>,
+    /// Next route `repeat_interval` re-send.
+    repeat_at: Option<Timestamp>,
+    /// Some change was held back by muting: re-check at flushes after `group_interval`.
+    muted_wait: bool,
+    /// Per-instance groups: `seq` of the newest note not flushed yet.
+    cause_seq: Option<u64>,
+    told: BTreeMap<String, Told>,
+}
+
+impl Group {
+    fn per_instance(&self) -> bool {
+        self.settings.group_by.is_none()
+    }
+
+    /// Whether a flush at `now` has work (a muted change counts only when a flush is allowed).
+    fn due_at(&self, now: Timestamp, policies: &BTreeMap<String, ReceiverPolicy>) -> bool {
+        self.due.is_some_and(|d| d <= now)
+            || self.repeat_at.is_some_and(|r| r <= now)
+            || (self.muted_wait
+                && self
+                    .last_flush
+                    .is_none_or(|l| l.plus(self.settings.group_interval) <= now))
+            || self.told.iter().any(|(r, t)| {
+                policies.get(r).is_some_and(|p| p.resend.is_some()) && t.resend_at.is_some_and(|at| at <= now)
+            })
+    }
+
+    /// The earliest timer (muted re-checks have none: they ride on other flushes).
+    fn next_due(&self, policies: &BTreeMap<String, ReceiverPolicy>) -> Option<Timestamp> {
+        let resend = self
+            .told
+            .iter()
+            .filter(|(r, _)| policies.get(*r).is_some_and(|p| p.resend.is_some()))
+            .filter_map(|(_, t)| t.resend_at);
+        self.due.into_iter().chain(self.repeat_at).chain(resend).min()
+    }
+
+    /// When news that arrives at `at` is due.
+    fn schedule(&mut self, at: Timestamp) {
+        if self.due.is_none() {
+            self.due = Some(match self.last_flush {
+                None => at,
+                Some(l) => at.max(l.plus(self.settings.group_interval)),
+            });
+        }
+    }
+}
+
+/// Turns alert notes into per-receiver messages: routes, groups, inhibition, silences.
+#[derive(Debug)]
+pub struct Dispatcher {
+    routes: Vec<RouteSpec>,
+    inhibit: Vec<Inhibit>,
+    policies: BTreeMap<String, ReceiverPolicy>,
+    groups: BTreeMap<String, Group>,
+    /// Every alert whose latest note fires, routed or not: the inhibition sources.
+    firing: BTreeMap<u64, Labels>,
+    /// Counter for idempotency keys of multi-alert and timer-caused flushes.
+    counter: u64,
+    /// Derived: the groups each alert is in.
+    member_of: BTreeMap<u64, BTreeSet<String>>,
+    /// Row keys changed since the last `take_changes`.
+    dirty: BTreeSet<String>,
+    silence_cache: SilenceMatcherCache,
+}
+
+impl Dispatcher {
+    /// A dispatcher for the routes, inhibit rules and receivers of `files`, with no state.
+    pub fn new(files: &[(String, ReceiverFile)]) -> Dispatcher {
+        let mut d = Dispatcher {
+            routes: Vec::new(),
+            inhibit: Vec::new(),
+            policies: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            firing: BTreeMap::new(),
+            counter: 0,
+            member_of: BTreeMap::new(),
+            dirty: BTreeSet::new(),
+            silence_cache: SilenceMatcherCache::default(),
+        };
+        d.replace(files);
+        d
+    }
+
+    /// Takes new receiver files (a reload). Every group is kept: one whose route survives
+    /// (same definition) goes on as before, one whose route is gone finishes its alerts.
+    pub fn replace(&mut self, files: &[(String, ReceiverFile)]) {
+        let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut paths: BTreeSet<String> = BTreeSet::new();
+        self.routes = files
+            .iter()
+            .flat_map(|(_, f)| f.routes.iter())
+            .enumerate()
+            .map(|(i, r)| {
+                let base = route_hash(r);
+                // Identical definitions are different routes: number the repeats.
+                let n = seen.entry(base).or_default();
+                let id = fnv(&[&base.to_le_bytes(), &n.to_le_bytes()]);
+                *n += 1;
+                let mut path = route_path(&r.r#match);
+                if !paths.insert(path.clone()) {
+                    path = format!("{path}/{i}");
+                }
+                let group_by: Vec<String> = r.group_by.iter().map(|t| t.expose().to_string()).collect();
+                RouteSpec {
+                    id,
+                    matchers: compile_matchers(&r.r#match),
+                    path,
+                    settings: Settings {
+                        receivers: r.receivers.iter().map(|t| t.expose().to_string()).collect(),
+                        group_by: (!group_by.is_empty() && !group_by.iter().any(|g| g == "...")).then_some(group_by),
+                        group_wait: r.group_wait.as_ref().map(|d| d.value.0).unwrap_or_default(),
+                        group_interval: r.group_interval.as_ref().map(|d| d.value.0).unwrap_or_default(),
+                        repeat: r.repeat_interval.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero()),
+                    },
+                    cont: r.r#continue,
+                }
+            })
+            .collect();
+        self.inhibit = files
+            .iter()
+            .flat_map(|(_, f)| f.inhibit_rules.iter())
+            .map(|r| Inhibit::compile(r))
+            .collect();
+        self.policies = files
+            .iter()
+            .flat_map(|(_, f)| f.receivers.iter())
+            .map(|r| (r.name.expose().to_string(), policy_of(r)))
+            .collect();
+    }
+
+    /// Feeds one note; its time is `note.at`. `notify` is the rule's `notify:` list (empty
+    /// for routing by labels).
+    pub fn notify(&mut self, note: AlertNote, notify: &[String]) {
+        let fp = note.fingerprint;
+        self.track_firing(&note);
+        let mut targets = self.member_of.get(&fp).cloned().unwrap_or_default();
+        // Only a firing note makes an alert join groups; a resolve or a flapping note for an
+        // alert no group holds concerns no receiver.
+        if note.status == Status::Firing && note.kind != NoteKind::Flapping {
+            for (route, path, settings) in self.targets(&note.labels, notify) {
+                let key = self.join(route, &path, &settings, &note);
+                targets.insert(key);
+            }
+        }
+        for key in targets {
+            if let Some(g) = self.groups.get_mut(&key) {
+                add_note(g, &note);
+                self.dirty.insert(key);
+            }
+        }
+    }
+
+    /// Emits every message due at `now`, muting by `silences` (those active at `now`).
+    pub fn flush(&mut self, now: Timestamp, silences: &[Silence], out: &mut Vec<Dispatch>) {
+        let due: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.due_at(now, &self.policies))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let sources = Sources::index(&self.inhibit, &self.firing);
+        for key in due {
+            for _ in 0..MAX_FLUSHES_PER_INSTANT {
+                let Some(g) = self.groups.get(&key) else { break };
+                if !g.due_at(now, &self.policies) {
+                    break;
+                }
+                self.flush_group(&key, now, silences, &sources, out);
+            }
+        }
+        self.silence_cache.trim(silences);
+    }
+
+    /// The earliest time [`flush`](Self::flush) has timed work (news, repeats, re-sends).
+    /// Changes held back by a silence have no timer: they go out at the first flush after
+    /// the silence ends, so callers flush after every evaluation as well.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.groups.values().filter_map(|g| g.next_due(&self.policies)).min()
+    }
+
+    /// The persisted rows changed since the last call: `(key, Some(json))` to store,
+    /// `(key, None)` to delete. Keys are opaque.
+    pub fn take_changes(&mut self, out: &mut Vec<(String, Option<String>)>) {
+        for key in std::mem::take(&mut self.dirty) {
+            let json = if key == COUNTER_KEY {
+                Some(self.counter.to_string())
+            } else if let Some(fp) = key.strip_prefix(FIRING_PREFIX) {
+                u64::from_str_radix(fp, 16)
+                    .ok()
+                    .and_then(|fp| self.firing.get(&fp))
+                    .map(|l| serde_json::to_string(l).expect("labels serialize"))
+            } else {
+                self.groups
+                    .get(&key)
+                    .map(|g| serde_json::to_string(g).expect("group serializes"))
+            };
+            out.push((key, json));
+        }
+    }
+
+    /// Restores the rows of [`take_changes`](Self::take_changes) after a restart. Rows that
+    /// do not decode are skipped (their state is lost, the rest is not).
+    pub fn restore(&mut self, rows: impl IntoIterator<Item = (String, String)>) {
+        for (key, json) in rows {
+            if key == COUNTER_KEY {
+                if let Ok(n) = json.parse() {
+                    self.counter = n;
+                }
+            } else if let Some(fp) = key.strip_prefix(FIRING_PREFIX) {
+                if let (Ok(fp), Ok(labels)) = (u64::from_str_radix(fp, 16), serde_json::from_str(&json)) {
+                    self.firing.insert(fp, labels);
+                }
+            } else if key.starts_with(GROUP_PREFIX)
+                && let Ok(g) = serde_json::from_str::<Group>(&json)
+            {
+                for fp in g.alerts.keys() {
+                    self.member_of.entry(*fp).or_default().insert(key.clone());
+                }
+                self.groups.insert(key, g);
+            }
+        }
+    }
+
+    fn track_firing(&mut self, note: &AlertNote) {
+        if note.kind == NoteKind::Flapping {
+            return;
+        }
+        let fp = note.fingerprint;
+        let changed = match note.status {
+            Status::Firing => self.firing.insert(fp, note.labels.clone()).as_ref() != Some(&note.labels),
+            Status::Resolved => self.firing.remove(&fp).is_some(),
+        };
+        if changed {
+            self.dirty.insert(format!("{FIRING_PREFIX}{fp:016x}"));
+        }
+    }
+
+    /// The routes a note goes to: (route id, route key, settings).
+    fn targets(&self, labels: &Labels, notify: &[String]) -> Vec<(u64, String, Settings)> {
+        if !notify.is_empty() {
+            let names: Vec<&[u8]> = notify.iter().map(String::as_bytes).collect();
+            let mut parts: Vec<&[u8]> = vec![b"notify"];
+            parts.extend(names);
+            let settings = Settings {
+                receivers: notify.to_vec(),
+                group_by: None,
+                group_wait: Duration::ZERO,
+                group_interval: Duration::ZERO,
+                repeat: None,
+            };
+            return vec![(fnv(&parts), format!("{{}}/notify={{{}}}", notify.join(",")), settings)];
+        }
+        let mut out = Vec::new();
+        for r in &self.routes {
+            if !matches_all(&r.matchers, labels) {
+                continue;
+            }
+            out.push((r.id, r.path.clone(), r.settings.clone()));
+            if !r.cont {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The key of the group of `route` that `note` belongs in, creating the group if needed.
+    fn join(&mut self, route: u64, path: &str, settings: &Settings, note: &AlertNote) -> String {
+        let (gfp, group_labels) = match &settings.group_by {
+            None => {
+                let mut l = note.labels.clone();
+                l.remove("severity");
+                l.remove("nodata");
+                (note.fingerprint, l)
+            }
+            Some(by) => {
+                let l = note.labels.project(by);
+                let mut parts: Vec<&[u8]> = Vec::new();
+                for (k, v) in l.iter() {
+                    parts.push(k.as_bytes());
+                    parts.push(v.as_bytes());
+                }
+                (fnv(&parts), l)
+            }
+        };
+        let key = format!("{GROUP_PREFIX}{route:016x}/{gfp:016x}");
+        if !self.groups.contains_key(&key) {
+            let g = Group {
+                route,
+                settings: settings.clone(),
+                group_key: format!("{path}:{}", am_labels(&group_labels)),
+                group_labels: group_labels.to_map(),
+                alerts: BTreeMap::new(),
+                due: Some(note.at.plus(settings.group_wait)),
+                last_flush: None,
+                repeat_at: None,
+                muted_wait: false,
+                cause_seq: None,
+                told: BTreeMap::new(),
+            };
+            self.groups.insert(key.clone(), g);
+        }
+        self.member_of.entry(note.fingerprint).or_default().insert(key.clone());
+        key
+    }
+
+    fn flush_group(
+        &mut self,
+        key: &str,
+        now: Timestamp,
+        silences: &[Silence],
+        sources: &Sources,
+        out: &mut Vec<Dispatch>,
+    ) {
+        let Some(mut g) = self.groups.remove(key) else { return };
+        let repeat_due = g.repeat_at.is_some_and(|r| r <= now);
+        let timed = g.due.is_some_and(|d| d <= now)
+            || repeat_due
+            || g.told.iter().any(|(r, t)| {
+                self.policies.get(r).is_some_and(|p| p.resend.is_some()) && t.resend_at.is_some_and(|at| at <= now)
+            });
+        // A re-check of muted changes that sends nothing must leave no trace (no row write,
+        // no shifted timer): keep the group as it was.
+        let before = (!timed).then(|| g.clone());
+        // Muting is per alert, the same for every receiver: decide it once.
+        let muted: BTreeMap<u64, bool> = g
+            .alerts
+            .iter()
+            .filter(|(_, e)| e.note.status == Status::Firing && e.ended.is_none())
+            .map(|(fp, e)| {
+                let m = self.silence_cache.silenced(silences, now, &e.note.labels)
+                    || sources.inhibits(&self.inhibit, *fp, &e.note.labels);
+                (*fp, m)
+            })
+            .collect();
+        let is_muted = |fp: &u64| muted.get(fp).copied().unwrap_or(false);
+        let mut muted_wait = false;
+        let mut sent = false;
+        let mut flush_key: Option<String> = None;
+        for receiver in g.settings.receivers.clone() {
+            // A receiver a reload removed (or a `notify:` naming none) gets nothing.
+            let Some(policy) = self.policies.get(&receiver).copied() else {
+                continue;
+            };
+            let told = g.told.entry(receiver.clone()).or_default();
+            let resend_due = policy.resend.is_some() && told.resend_at.is_some_and(|at| at <= now);
+            let (mut alerts, mut resolved, mut news) = (Vec::new(), Vec::new(), Vec::new());
+            for (fp, e) in &g.alerts {
+                let ending = e
+                    .ended
+                    .as_ref()
+                    .or((e.note.status == Status::Resolved).then_some(&e.note));
+                if let Some(end) = ending {
+                    // Never lost: whoever was told it fires hears it resolved, muted or not.
+                    if told.firing.remove(fp).is_some() && policy.send_resolved {
+                        resolved.push(end.clone());
+                        news.push((*fp, NoteKind::Resolved));
+                    }
+                    continue;
+                }
+                let known = told.firing.get(fp);
+                if is_muted(fp) {
+                    muted_wait |= known != Some(&e.note.severity);
+                    continue;
+                }
+                alerts.push(e.note.clone());
+                if known != Some(&e.note.severity) {
+                    let kind = match (known, e.change) {
+                        (Some(_), k @ (NoteKind::Escalated | NoteKind::Deescalated)) => k,
+                        _ => NoteKind::Firing,
+                    };
+                    news.push((*fp, kind));
+                    told.firing.insert(*fp, e.note.severity.clone());
+                } else if let Some(k) = e.forced {
+                    news.push((*fp, k));
+                } else if repeat_due {
+                    news.push((*fp, NoteKind::Repeat));
+                }
+            }
+            let send = !news.is_empty() || (resend_due && !alerts.is_empty());
+            if let Some(every) = policy.resend
+                && (send || resend_due || told.firing.is_empty())
+            {
+                told.resend_at = (!told.firing.is_empty()).then(|| now.plus(every));
+            }
+            if !send {
+                continue;
+            }
+            let idempotency_key = flush_key
+                .get_or_insert_with(|| idempotency_key(&g, &mut self.counter, &mut self.dirty))
+                .clone();
+            alerts.extend(resolved);
+            out.push(Dispatch {
+                receiver,
+                group_key: g.group_key.clone(),
+                group_labels: g.group_labels.clone(),
+                alerts,
+                idempotency_key,
+                at: now,
+                news,
+            });
+            sent = true;
+        }
+        if let Some(before) = before
+            && !sent
+        {
+            self.groups.insert(key.to_string(), before);
+            return;
+        }
+        // Resolved alerts leave; a new episode behind a flushed resolve is due next.
+        let mut deferred = None;
+        let mut left = Vec::new();
+        g.alerts.retain(|fp, e| {
+            if e.note.status == Status::Resolved {
+                left.push(*fp);
+                return false;
+            }
+            if e.ended.take().is_some() {
+                deferred = Some(e.note.seq);
+            } else {
+                e.forced = None;
+            }
+            true
+        });
+        for fp in left {
+            if let Some(keys) = self.member_of.get_mut(&fp) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.member_of.remove(&fp);
+                }
+            }
+            for t in g.told.values_mut() {
+                t.firing.remove(&fp);
+            }
+        }
+        g.told.retain(|_, t| !t.firing.is_empty());
+        g.last_flush = Some(now);
+        g.muted_wait = muted_wait;
+        g.due = deferred.map(|_| now.plus(g.settings.group_interval));
+        g.cause_seq = if g.per_instance() { deferred } else { None };
+        let has_firing = !g.alerts.is_empty();
+        g.repeat_at = match g.settings.repeat {
+            Some(r) if has_firing && (sent || g.repeat_at.is_none_or(|at| at <= now)) => Some(now.plus(r)),
+            Some(_) if has_firing => g.repeat_at,
+            _ => None,
+        };
+        self.dirty.insert(key.to_string());
+        if !g.alerts.is_empty() {
+            self.groups.insert(key.to_string(), g);
+        }
+    }
+}
+
+/// Records `note` in group `g` and schedules the news.
+fn add_note(g: &mut Group, note: &AlertNote) {
+    let fp = note.fingerprint;
+    let told_firing = g.told.values().any(|t| t.firing.contains_key(&fp));
+    match g.alerts.get_mut(&fp) {
+        None if note.status == Status::Resolved || note.kind == NoteKind::Flapping => return,
+        None => {
+            g.alerts.insert(
+                fp,
+                Entry {
+                    note: note.clone(),
+                    ended: None,
+                    change: NoteKind::Firing,
+                    forced: (note.kind == NoteKind::Repeat).then_some(NoteKind::Repeat),
+                },
+            );
+        }
+        // Flapping says nothing about the state: it is news, not a new state.
+        Some(e) if note.kind == NoteKind::Flapping => e.forced = Some(NoteKind::Flapping),
+        Some(e) if note.status == Status::Resolved => {
+            e.note = note.clone();
+            e.forced = None;
+        }
+        Some(e) => {
+            let previous = std::mem::replace(&mut e.note, note.clone());
+            if previous.status == Status::Resolved {
+                // A new episode before the resolve went out: keep the first unsent resolve of an
+                // episode receivers were told about; later episodes were never delivered.
+                if e.ended.is_none() && told_firing {
+                    e.ended = Some(previous);
+                }
+                e.change = NoteKind::Firing;
+            }
+            match note.kind {
+                NoteKind::Repeat => e.forced = Some(NoteKind::Repeat),
+                k @ (NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated) => e.change = k,
+                NoteKind::Resolved | NoteKind::Flapping => {}
+            }
+        }
+    }
+    if g.per_instance() {
+        g.cause_seq = Some(note.seq);
+    }
+    g.schedule(note.at);
+}
+
+/// The idempotency key of a flush (see the module doc).
+fn idempotency_key(g: &Group, counter: &mut u64, dirty: &mut BTreeSet<String>) -> String {
+    let mut bump = || {
+        *counter += 1;
+        dirty.insert(COUNTER_KEY.to_string());
+        *counter
+    };
+    if g.per_instance()
+        && let Some((fp, e)) = g.alerts.iter().next()
+    {
+        return match (&e.ended, g.cause_seq) {
+            (Some(end), _) => format!("{fp:016x}-{}", end.seq),
+            (None, Some(seq)) => format!("{fp:016x}-{seq}"),
+            (None, None) => format!("{fp:016x}-{}-r{}", e.note.seq, bump()),
+        };
+    }
+    let gfp = fnv(&[g.group_key.as_bytes()]);
+    format!("{gfp:016x}-{}", bump())
+}
+
+/// A route's definition as one stable hash.
+fn route_hash(r: &RouteDef) -> u64 {
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    for (k, v) in &r.r#match {
+        parts.push(k.as_bytes().to_vec());
+        for t in &v.0 {
+            parts.push(t.expose().as_bytes().to_vec());
+        }
+        parts.push(b"\x1e".to_vec());
+    }
+    parts.push(b"receivers".to_vec());
+    parts.extend(r.receivers.iter().map(|t| t.expose().as_bytes().to_vec()));
+    parts.push(b"group_by".to_vec());
+    parts.extend(r.group_by.iter().map(|t| t.expose().as_bytes().to_vec()));
+    for d in [&r.group_wait, &r.group_interval, &r.repeat_interval] {
+        let ms = d.as_ref().map(|d| d.value.0.as_millis());
+        parts.push(format!("{ms:?}").into_bytes());
+    }
+    parts.push(vec![u8::from(r.r#continue)]);
+    let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+    fnv(&refs)
+}
+
+/// Alertmanager's route key: `{}` for a catch-all, else `{}/{name="v",other=~"a|b"}`.
+fn route_path(m: &BTreeMap<String, MatchValue>) -> String {
+    if m.is_empty() {
+        return "{}".into();
+    }
+    let parts: Vec<String> = m
+        .iter()
+        .map(|(k, v)| {
+            let alts: Vec<&str> = v.0.iter().map(|t| t.expose()).collect();
+            match alts.as_slice() {
+                [one] if !one.starts_with('~') => format!("{k}={one:?}"),
+                _ => {
+                    let re: Vec<&str> = alts.iter().map(|a| a.strip_prefix('~').unwrap_or(a)).collect();
+                    format!("{k}=~{:?}", re.join("|"))
+                }
+            }
+        })
+        .collect();
+    format!("{{}}/{{{}}}", parts.join(","))
+}
+
+/// Labels as Alertmanager prints them in group keys: `{a="x", b="y"}`.
+fn am_labels(l: &Labels) -> String {
+    let parts: Vec<String> = l.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", parts.join(", "))
+}

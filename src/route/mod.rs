@@ -1,0 +1,200 @@
+//! Routes, grouping, inhibition and silences (SPEC §4): which receivers hear about an alert,
+//! when, and in which message.
+//!
+//! Owns two things. [`Routes`] answers "which receivers for these labels" (ordered routes,
+//! exact values, lists and anchored `~regex`, the first match wins unless it says
+//! `continue: true`, a route without `match` catches everything, a rule's `notify:` list
+//! bypasses routes). [`Dispatcher`] turns the engine's per-alert notes
+//! ([`AlertNote`](crate::message::AlertNote)) into per-receiver messages
+//! ([`Dispatch`](crate::message::Dispatch)) after grouping, inhibition and silences. Both
+//! are pure: time, silences and persisted state come in as arguments and go out as values;
+//! nothing here sends, reads a clock or touches a file.
+//!
+//! # Dispatcher semantics
+//!
+//! SPEC §4 names the knobs; where it is silent, these are the choices (Alertmanager's
+//! where one exists):
+//!
+//! * **Groups.** An aggregation group is (route, values of its `group_by` labels). Without
+//!   `group_by` (or with `['...']`) every alert instance is its own group, so with the
+//!   defaults (`group_wait` 0, `group_interval` 0, no route `repeat_interval`) routing is
+//!   transparent: each note becomes a message at the same instant, and the timings of SPEC
+//!   §8 stay what the engine produced. A rule's `notify:` list is an implicit route with
+//!   per-instance groups and no waits. A note that matches nothing goes nowhere, but still
+//!   counts as a firing source for inhibition.
+//! * **Membership.** An alert joins the groups of the routes its labels match when it fires,
+//!   and stays in every group it joined until it resolves *there*: later notes (an
+//!   escalation that changes which routes match, a reload that removed the route, a rule
+//!   whose `notify:` changed) still reach those groups. Otherwise a receiver told "firing"
+//!   could be left without the resolve.
+//! * **Timing.** A new group flushes at its first note + `group_wait`; later news flushes at
+//!   max(note time, last flush + `group_interval`); with a route `repeat_interval`, the
+//!   group's firing alerts are re-sent (news `repeat`) that long after the last flush. A
+//!   `repeat` note from the engine forces news for its alert although its state is known.
+//! * **Per receiver**, a group remembers the state each alert was last delivered in (firing
+//!   at a severity). News is every change of that state, plus forced repeats and `flapping`
+//!   (the latter only to receivers that know the alert fires: it does not change the state).
+//!   A receiver without news is skipped. The message carries every unmuted firing alert of
+//!   the group, then the resolved ones of this message.
+//! * **Resolves are never lost.** A resolve goes to exactly the receivers that were told the
+//!   alert fires and have `send_resolved`, muted or not. When an alert resolves and fires
+//!   again before its group flushed, the flush sends the resolve and the new episode
+//!   follows at the next flush (`group_interval` later), so one message never carries the
+//!   same alert twice. An alert that fires and resolves inside `group_wait` is never sent.
+//! * **Muting.** Silences (active when `starts_at <= now < ends_at`, every matcher
+//!   matching, an absent label matching as empty) and inhibit rules (some *other* firing
+//!   alert matches `source`, this one `target`, and both agree on every `equal` label,
+//!   absent equal to absent) are evaluated at flush time. Firing news of a muted alert is not
+//!   sent; it is sent at the first flush (any call at or after last flush +
+//!   `group_interval`) after the muting ends. "Firing" for inhibition means the latest note
+//!   of the alert, routed or not, is a firing one.
+//! * **Re-sends.** `alertmanager` receivers are re-sent their group's delivered firing
+//!   alerts every `resend` (Alertmanager drops alerts that are not refreshed), with empty
+//!   news.
+//! * **Idempotency keys**, stable across restarts, never repeated for two messages to one
+//!   receiver: a per-instance group's flush is `{fingerprint:016x}-{seq}` of the note that
+//!   caused it, or `{fingerprint:016x}-{seq}-r{n}` when a timer or the end of a muting
+//!   caused it; other groups use `{group:016x}-{n}`; `n` is a persisted counter.
+//! * **Group keys** are Alertmanager's: `{}` then `/{matchers}` of the route, `:` and the
+//!   group labels, e.g. `{}/{severity=~"critical|emergency"}:{alertname="HighCpu"}`.
+//! * **Persistence.** Everything above (groups and their pending notes, delivered states,
+//!   timers, counters, the firing map) goes out as opaque JSON rows through
+//!   [`Dispatcher::take_changes`] and comes back through [`Dispatcher::restore`]; a run split
+//!   and restored at any point produces the same messages as one that was not.
+//! * **Reloads** ([`Dispatcher::replace`]) keep every group: a route's identity is a hash of
+//!   its definition, so a group whose route survives goes on receiving new alerts, and one
+//!   whose route is gone only finishes the alerts it holds. Receivers no longer defined are
+//!   not sent to.
+
+mod dispatch;
+mod mute;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use dispatch::Dispatcher;
+
+use crate::config::{MatchValue, ReceiverDef, ReceiverFile};
+use crate::rules::Matcher;
+use crate::series::Labels;
+
+/// How the dispatcher treats one receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReceiverPolicy {
+    /// Whether resolutions are sent (SPEC §4: default true).
+    pub send_resolved: bool,
+    /// Re-send delivered firing alerts this often (Alertmanager receivers).
+    pub resend: Option<Duration>,
+}
+
+impl Default for ReceiverPolicy {
+    fn default() -> Self {
+        ReceiverPolicy {
+            send_resolved: true,
+            resend: None,
+        }
+    }
+}
+
+/// The dispatch policy of a receiver definition.
+pub fn policy_of(def: &ReceiverDef) -> ReceiverPolicy {
+    ReceiverPolicy {
+        send_resolved: def.send_resolved.unwrap_or(true),
+        resend: def
+            .alertmanager
+            .is_some()
+            .then_some(crate::receivers::DEFAULT_RESEND_INTERVAL),
+    }
+}
+
+/// Compiled label matchers: per label, alternatives any of which may match.
+pub(crate) type LabelMatchers = Vec<(String, Vec<Matcher>)>;
+
+/// Compiles a `match`-style map. Invalid regexes never match (`check` reports them).
+pub(crate) fn compile_matchers(map: &BTreeMap<String, MatchValue>) -> LabelMatchers {
+    map.iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.0.iter().filter_map(|t| Matcher::parse(t.expose()).ok()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Whether every label matches one of its alternatives.
+pub(crate) fn matches_all(matchers: &LabelMatchers, labels: &Labels) -> bool {
+    matchers
+        .iter()
+        .all(|(k, alts)| alts.iter().any(|m| m.matches(labels.get(k))))
+}
+
+/// FNV-1a: stable across processes and Rust versions, so it can key persisted rows.
+pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// One compiled route.
+#[derive(Debug)]
+struct Route {
+    /// Per label: the alternatives, any of which may match.
+    matchers: LabelMatchers,
+    receivers: Vec<String>,
+    cont: bool,
+}
+
+/// The routes of every receiver file, in file order.
+#[derive(Debug, Default)]
+pub struct Routes {
+    routes: Vec<Route>,
+}
+
+impl Routes {
+    /// Compiles routes. Invalid regexes never match (`check` reports them).
+    pub fn compile(files: &[(String, ReceiverFile)]) -> Routes {
+        let routes = files
+            .iter()
+            .flat_map(|(_, f)| f.routes.iter())
+            .map(|r| Route {
+                matchers: compile_matchers(&r.r#match),
+                receivers: r.receivers.iter().map(|t| t.expose().to_string()).collect(),
+                cont: r.r#continue,
+            })
+            .collect();
+        Routes { routes }
+    }
+
+    /// The receivers for a notification with `labels`: the rule's own `notify:` list when it
+    /// has one, else those of the matching routes. Each receiver appears once.
+    pub fn receivers_for<'a>(&'a self, labels: &Labels, notify: &'a [String]) -> Vec<&'a str> {
+        if !notify.is_empty() {
+            return notify.iter().map(String::as_str).collect();
+        }
+        let mut out: Vec<&str> = Vec::new();
+        for r in &self.routes {
+            if !matches_all(&r.matchers, labels) {
+                continue;
+            }
+            for name in &r.receivers {
+                if !out.contains(&name.as_str()) {
+                    out.push(name);
+                }
+            }
+            if !r.cont {
+                break;
+            }
+        }
+        out
+    }
+}
