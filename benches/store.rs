@@ -36,6 +36,7 @@ fn batch(i: i64) -> Batch {
         upserts,
         deletes: vec![],
         history,
+        ..Batch::default()
     }
 }
 
