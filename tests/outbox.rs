@@ -639,3 +639,33 @@ async fn email_is_sent_as_multipart_alternative_over_smtp() {
     assert!(parts[1].contains("<b>DiskFull</b>"), "{}", parts[1]);
     task.abort();
 }
+
+/// A backlog of many groups drains completely. (A loop turn in which every send of a full
+/// in-flight budget had finished once counted them as still busy, fetched nothing and waited
+/// forever; it showed in release builds at this scale, rarely in debug ones.)
+#[tokio::test]
+async fn a_full_in_flight_budget_keeps_flowing() {
+    let server = Server::start(|_| status(200)).await;
+    let mut env = Env::new();
+    let keys: Vec<(String, String)> = (0..5_000)
+        .map(|i| (format!("g{}", i % 1_000), format!("k{i}")))
+        .collect();
+    let refs: Vec<(&str, &str, &str)> = keys.iter().map(|(g, k)| ("hook", g.as_str(), k.as_str())).collect();
+    env.queue(&refs, &json("{}"));
+    let (_ob, task) = env.outbox(
+        vec![webhook(
+            "hook",
+            &server.url(),
+            retry(50, 100, 3_600_000),
+            Duration::from_secs(5),
+        )],
+        false,
+    );
+    assert!(
+        until(Duration::from_secs(60), || env.pending() == 0).await,
+        "{} sent",
+        server.count()
+    );
+    assert_eq!(server.count(), 5_000);
+    task.abort();
+}

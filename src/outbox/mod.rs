@@ -119,10 +119,18 @@ impl Outbox {
                 .then(|| receivers.list.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
             let judged = self.judge(&mut lp, now);
 
+            // Entries settled in this round free their slots in it: counting them as busy
+            // could leave a receiver whose sends all just finished with nothing to fetch and
+            // nothing to wait for.
+            let mut settling: HashMap<&str, usize> = HashMap::new();
+            for j in &judged {
+                *settling.entry(j.receiver.as_str()).or_default() += 1;
+            }
             let mut asks = Vec::new();
             let mut wake_at: Option<i64> = None;
             for r in &receivers.list {
                 let busy = lp.in_flight.get(&r.name).map_or(0, HashSet::len);
+                let busy = busy.saturating_sub(settling.get(r.name.as_str()).copied().unwrap_or(0));
                 let free = MAX_IN_FLIGHT_PER_RECEIVER.saturating_sub(busy);
                 if free == 0 {
                     continue;
