@@ -765,6 +765,11 @@ mod tests {
                 "history_at",
                 "history_fingerprint_at",
                 "history_rule_at",
+                "outbox",
+                "outbox_due",
+                "outbox_group",
+                "route_groups",
+                "silences",
                 "states"
             ]
         );
