@@ -14,6 +14,7 @@ pub mod diag;
 pub mod engine;
 pub mod expr;
 pub mod message;
+pub mod outbox;
 pub mod receivers;
 pub mod reload;
 pub mod route;

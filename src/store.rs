@@ -101,6 +101,7 @@ const MIGRATIONS: &[&str] = &[
         last_error      TEXT
     );
     CREATE INDEX outbox_due ON outbox (status, receiver, next_attempt_ms);
+    CREATE INDEX outbox_group ON outbox (status, receiver, group_key, id); -- oldest of a group
     CREATE TABLE route_groups (
         key   TEXT PRIMARY KEY NOT NULL,
         state TEXT NOT NULL
@@ -766,6 +767,7 @@ mod tests {
                 "history_rule_at",
                 "outbox",
                 "outbox_due",
+                "outbox_group",
                 "route_groups",
                 "silences",
                 "states"
