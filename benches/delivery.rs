@@ -27,7 +27,11 @@ fn wall_ms() -> f64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A webhook sink on its own thread and runtime (not the benchmark's cores' business to
@@ -37,7 +41,10 @@ fn start_sink(port: u16) -> Arrivals {
     let a = Arc::clone(&arrivals);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
             ready_tx.send(()).unwrap();
@@ -126,7 +133,9 @@ fn start_tocsin(dir: &Path, port: u16, sink: u16) -> Daemon {
 
 fn starts_at_ms(body: &[u8]) -> f64 {
     let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    let s = v["alerts"][0]["starts_at"].as_str().expect("native payload has starts_at");
+    let s = v["alerts"][0]["starts_at"]
+        .as_str()
+        .expect("native payload has starts_at");
     let t = humantime::parse_rfc3339(s).unwrap();
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0
 }
@@ -170,7 +179,10 @@ fn main() {
     for i in 0..latency_n {
         let before = arrivals.lock().unwrap().len();
         assert_eq!(post(port, "/api/v1/push", &format!("lat{{i=\"{i}\"}} 10\n")), 200);
-        assert!(wait_count(&arrivals, before + 1, Duration::from_secs(5)), "notification {i} never arrived");
+        assert!(
+            wait_count(&arrivals, before + 1, Duration::from_secs(5)),
+            "notification {i} never arrived"
+        );
         let (at, body) = arrivals.lock().unwrap()[before].clone();
         lat.push(at - starts_at_ms(&body));
     }

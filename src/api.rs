@@ -461,20 +461,18 @@ async fn metrics(State(s): State<AppState>) -> Response {
     for (src, (_, n)) in &samples {
         let _ = writeln!(out, "tocsin_samples_refused_total{{source=\"{}\"}} {n}", esc(src));
     }
+    s.outbox.render_metrics(&mut out);
     family(
         &mut out,
-        "tocsin_notifications_total",
+        "tocsin_template_errors_total",
         "counter",
-        "Notifications handed to receivers, by result.",
+        "Receiver templates that failed at run time; the message was sent with a fallback text.",
     );
-    for ((r, res), n) in m.notifications.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        let _ = writeln!(
-            out,
-            "tocsin_notifications_total{{receiver=\"{}\",result=\"{}\"}} {n}",
-            esc(r),
-            esc(res)
-        );
-    }
+    let _ = writeln!(
+        out,
+        "tocsin_template_errors_total {}",
+        m.template_errors.load(Ordering::Relaxed)
+    );
     family(
         &mut out,
         "tocsin_actions_total",

@@ -270,7 +270,7 @@ mod tests {
 
     fn check_receivers_yaml(yaml: &str) -> Vec<Diagnostic> {
         let src = Source::new("r.yaml", yaml.as_bytes().to_vec()).unwrap();
-        check(&[src], &|_| None, &|_| Err(Vec::new()))
+        check(&[src], &|_| None, &|_: &str| Err(Vec::new()))
     }
 
     #[test]

@@ -24,13 +24,15 @@ use crate::diag::{Diagnostic, render_text};
 use crate::engine::state::{Phase, Transition};
 use crate::engine::{ActionRun, Emitted, Engine, Output, RuleRef, Settings};
 use crate::message::Silence;
-use crate::receivers::console;
+use crate::outbox::Outbox;
+use crate::receivers::{Receivers, console};
 use crate::reload::{self, PolicySet};
+use crate::route::Dispatcher;
 use crate::series::{Labels, Sample, SeriesStore, Timestamp, stale_marker};
 use crate::sources::ParsedSample;
 use crate::sources::host::logs::LogTailer;
 use crate::sources::host::system::SystemCollector;
-use crate::store::{self, Batch, HistoryRow, Store};
+use crate::store::{self, Batch, HistoryRow, NewOutboxEntry, Store};
 
 /// How often the files are re-read even without a file-system event, for file systems
 /// that send none (some network mounts).
@@ -138,8 +140,8 @@ pub struct Metrics {
     pub samples: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Group iterations done and skipped, by group name.
     pub iterations: Mutex<BTreeMap<String, (u64, u64)>>,
-    /// Notifications handed to receivers, by (receiver, result).
-    pub notifications: Mutex<BTreeMap<(String, String), u64>>,
+    /// Receiver templates that failed at run time (the message went out with the fallback).
+    pub template_errors: AtomicU64,
     /// Failed state commits.
     pub store_errors: AtomicU64,
     /// Reload attempts, successful or not, changed or not.
@@ -169,6 +171,10 @@ pub struct Shared {
     pub reload_tx: mpsc::Sender<Option<oneshot::Sender<Result<(), String>>>>,
     /// Runs admitted actions, a bounded number at a time.
     pub actions: actions::Runner,
+    /// Delivers what evaluations queue (its own SQLite connection).
+    pub outbox: Arc<Outbox>,
+    /// Wakes the dispatch timer when a group's timers may have moved earlier.
+    pub dispatch_wake: tokio::sync::Notify,
 }
 
 /// The mutable heart: engine, series and the running policy.
@@ -191,9 +197,18 @@ pub struct Core {
     /// Silences that mute now or will (expired ones are dropped), mirrored from the
     /// database so that delivery reads them without touching SQLite.
     pub silences: Vec<Silence>,
+    /// Routing, grouping and inhibition state (persisted with the instance states).
+    pub dispatcher: Dispatcher,
+    /// The running receivers, compiled.
+    pub receivers: Arc<Receivers>,
 }
 
 impl Shared {
+    /// The URL receivers link back to (`generatorURL`, links in messages).
+    pub fn external_url(&self) -> String {
+        format!("http://{}", self.loaded.cfg.listen.expose())
+    }
+
     /// Locks the core; a poisoned lock (a panic elsewhere) is taken over, since the core's
     /// invariants hold between statements.
     pub fn core(&self) -> MutexGuard<'_, Core> {
@@ -324,6 +339,12 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         eprintln!("tocsin: {e}");
         ExitCode::from(1)
     })?;
+    let mut dispatcher = Dispatcher::new(&policy.receivers);
+    dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
+    let receivers = Arc::new(Receivers::compile(&policy.receivers));
+    // The outbox gets its own connection: sends settle entries while evaluations commit.
+    let outbox_store = store::open(&data_dir, now().0).map_err(fatal)?.store;
+    let outbox = Outbox::new(outbox_store, Arc::clone(&receivers), dry_run);
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let core = Core {
         engine,
@@ -334,6 +355,8 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         reload_error: None,
         source_series: BTreeMap::new(),
         silences,
+        dispatcher,
+        receivers,
     };
     let shared = Arc::new(Shared {
         loaded,
@@ -345,6 +368,8 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         started: Instant::now(),
         reload_tx,
         actions: runner,
+        outbox,
+        dispatch_wake: tokio::sync::Notify::new(),
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
     shared
@@ -352,6 +377,12 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         .reload_ok_at
         .store(now().0 as u64 / 1000, Ordering::Relaxed);
     Ok((shared, reload_rx))
+}
+
+/// Reports a start-up error and turns it into the exit code.
+fn fatal(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("tocsin: {e}");
+    ExitCode::from(1)
 }
 
 type ReloadRequest = Option<oneshot::Sender<Result<(), String>>>;
@@ -436,6 +467,8 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     tokio::spawn(reloader(Arc::clone(&shared), reload_rx, policy_tx));
     let _watcher = start_watcher(&shared);
     tokio::spawn(periodic(Arc::clone(&shared)));
+    tokio::spawn(Arc::clone(&shared.outbox).run());
+    tokio::spawn(dispatch_timer(Arc::clone(&shared)));
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::api::router(Arc::clone(&shared));
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -516,6 +549,10 @@ async fn periodic(shared: Arc<Shared>) {
             tracing::warn!("pruning silences: {e}");
         }
         crate::silence::forget_expired(&mut shared.core().silences, now());
+        // Failed and dead-lettered notifications stay inspectable as long as history.
+        if let Err(e) = shared.db().outbox_prune(now().minus(retention).0) {
+            tracing::warn!("pruning the outbox: {e}");
+        }
     }
 }
 
@@ -564,6 +601,10 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
             };
             report(&policy.warnings);
             core.engine.replace_rules(Arc::clone(&policy.rules));
+            core.dispatcher.replace(&policy.receivers);
+            core.receivers = Arc::new(Receivers::compile(&policy.receivers));
+            // Before any entry for a new receiver is committed (the core lock is held).
+            shared.outbox.set_receivers(Arc::clone(&core.receivers));
             core.series
                 .set_retention(retention(&policy, loaded.cfg.staleness.value.0));
             core.status = status_for(&policy);
@@ -649,17 +690,10 @@ async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration)
     }
 }
 
-/// A notification ready for a receiver.
-struct Delivery {
-    receiver: String,
-    line: String,
-}
-
 /// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
 /// While `warming_up`, rules that read a metric with no series yet are skipped.
 pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool) {
     let mut batch = Batch::default();
-    let mut deliveries = Vec::new();
     let mut jobs = Vec::new();
     let mut out = Output::default();
     {
@@ -720,27 +754,96 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
         for n in &out.notifications {
             let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
             let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
-            let summary = core.engine.notification_annotations(n).remove("summary");
-            for receiver in core.policy.routes.receivers_for(&n.labels, notify) {
-                deliveries.push(Delivery {
-                    receiver: receiver.to_string(),
-                    line: console::line(n, &rfc3339(n.at), summary.as_deref()),
-                });
-            }
+            let note = core.engine.alert_note(n);
+            core.dispatcher.notify(note, notify);
         }
+        queue_dispatches(shared, core, now, &mut batch);
     }
-    if !batch.is_empty()
-        && let Err(e) = shared.db().commit(&batch)
-    {
-        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("cannot persist state: {e}");
-    }
+    commit(shared, &batch);
     // Actions start only after the state that admitted them is committed, so a crash cannot
     // run an action whose gate (cooldown, hourly limit) was never saved.
     for job in jobs {
         tokio::spawn(run_action(Arc::clone(shared), job));
     }
-    deliver(shared, deliveries);
+}
+
+/// Commits one evaluation's (or flush's) batch, then lets the outbox see new entries.
+fn commit(shared: &Shared, batch: &Batch) {
+    if batch.is_empty() {
+        return;
+    }
+    if let Err(e) = shared.db().commit(batch) {
+        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+        tracing::error!("cannot persist state: {e}");
+        return;
+    }
+    if !batch.outbox.is_empty() {
+        shared.outbox.wake();
+    }
+}
+
+/// Flushes the dispatcher at `now`: every due message is rendered for its receiver and
+/// queued in `batch` (the outbox), together with the dispatcher's changed state, so the
+/// queue and the state that produced it commit in one transaction.
+fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mut Batch) {
+    let mut due = Vec::new();
+    core.dispatcher.flush(now, &core.silences, &mut due);
+    for d in &due {
+        let Some(r) = core.receivers.get(&d.receiver) else {
+            tracing::warn!(receiver = %d.receiver, "receiver is not defined; message dropped");
+            continue;
+        };
+        let (rendered, errors) = crate::receivers::render(d, r, &core.receivers.templates, &shared.external_url());
+        for e in &errors {
+            tracing::warn!(receiver = %d.receiver, "template failed, sending the fallback text: {}", e.message);
+        }
+        shared
+            .metrics
+            .template_errors
+            .fetch_add(errors.len() as u64, Ordering::Relaxed);
+        let payload = match serde_json::to_string(&rendered) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(receiver = %d.receiver, "cannot serialize a message: {e}");
+                continue;
+            }
+        };
+        batch.outbox.push(NewOutboxEntry {
+            receiver: d.receiver.clone(),
+            idempotency_key: d.idempotency_key.clone(),
+            group_key: d.group_key.clone(),
+            payload,
+            created_ms: now.0,
+        });
+    }
+    core.dispatcher.take_changes(&mut batch.groups);
+    shared.dispatch_wake.notify_one();
+}
+
+/// Flushes notification groups whose timers (`group_wait`, `group_interval`, repeats,
+/// Alertmanager re-sends, held news) come due between evaluations.
+async fn dispatch_timer(shared: Arc<Shared>) {
+    /// Upper bound of one sleep: silences ending and clock steps are noticed within it.
+    const MAX_SLEEP: Duration = Duration::from_secs(1);
+    loop {
+        let next = shared.core().dispatcher.next_due();
+        let wait = next.map_or(MAX_SLEEP, |t| {
+            Duration::from_millis(t.0.saturating_sub(now().0).max(0) as u64).min(MAX_SLEEP)
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.dispatch_wake.notified() => continue,
+        }
+        let mut batch = Batch::default();
+        {
+            let mut core = shared.core();
+            let t = now();
+            if core.dispatcher.next_due().is_some_and(|d| d <= t) {
+                queue_dispatches(&shared, &mut core, t, &mut batch);
+            }
+        }
+        commit(&shared, &batch);
+    }
 }
 
 /// An admitted action, with what is needed to run it and record the result.
@@ -788,35 +891,6 @@ async fn run_action(shared: Arc<Shared>, job: ActionJob) {
     if let Err(e) = shared.db().commit(&batch) {
         shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!("cannot record the action run: {e}");
-    }
-}
-
-fn deliver(shared: &Shared, deliveries: Vec<Delivery>) {
-    if deliveries.is_empty() {
-        return;
-    }
-    let core = shared.core();
-    let console: HashSet<&str> = core
-        .policy
-        .receivers
-        .iter()
-        .flat_map(|(_, f)| f.receivers.iter())
-        .filter(|r| r.console.is_some())
-        .map(|r| r.name.expose())
-        .collect();
-    let mut counts = shared.metrics.notifications.lock().unwrap_or_else(|e| e.into_inner());
-    for d in deliveries {
-        let result = if shared.dry_run {
-            tracing::info!(receiver = %d.receiver, "dry-run, would notify: {}", d.line);
-            "dry_run"
-        } else if console.contains(d.receiver.as_str()) {
-            println!("{}", d.line);
-            "sent"
-        } else {
-            tracing::warn!(receiver = %d.receiver, "only console receivers deliver so far; not sent: {}", d.line);
-            "unsupported"
-        };
-        *counts.entry((d.receiver, result.to_string())).or_default() += 1;
     }
 }
 

@@ -19,7 +19,6 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 
 use crate::config::{self, ReceiverFile, Source};
 use crate::diag::{Diagnostic, Severity};
-use crate::route::Routes;
 use crate::rules::RuleSet;
 
 /// A validated rule and receiver set, ready to run.
@@ -27,8 +26,6 @@ use crate::rules::RuleSet;
 pub struct PolicySet {
     /// The compiled rules.
     pub rules: Arc<RuleSet>,
-    /// Compiled routes.
-    pub routes: Routes,
     /// The parsed receiver files (receiver definitions).
     pub receivers: Vec<(String, ReceiverFile)>,
     /// Hash of every file's path and content: equal hashes mean nothing changed.
@@ -122,7 +119,6 @@ pub fn load(
     let receiver_files = checked.receivers;
     Ok(Some(PolicySet {
         rules: Arc::new(set),
-        routes: Routes::compile(&receiver_files),
         receivers: receiver_files,
         hash,
         warnings: diags,

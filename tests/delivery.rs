@@ -21,7 +21,11 @@ const DISK_RULE: &str = "      - alert: DiskFull\n        expr: disk_used\n     
 
 /// A daemon home whose only receivers file is `receivers`.
 fn env_with(receivers: &str, rules: &str) -> Env {
-    let env = Env::new("", Some("sources:\n  system: ~\n  push: { enabled: true }\n"), &rules_file(rules));
+    let env = Env::new(
+        "",
+        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
+        &rules_file(rules),
+    );
     std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
     write(env.path(), "receivers/r.yaml", receivers);
     env
@@ -95,7 +99,10 @@ fn firing_and_resolved_reach_webhook_slack_and_email() {
             r.json()
         );
     }
-    let keys: BTreeSet<&str> = hook.iter().map(|r| r.header("x-tocsin-idempotency-key").unwrap()).collect();
+    let keys: BTreeSet<&str> = hook
+        .iter()
+        .map(|r| r.header("x-tocsin-idempotency-key").unwrap())
+        .collect();
     assert_eq!(keys.len(), 2, "{keys:?}");
 
     // Slack: coloured by severity, titled by the template, with the runbook link.
@@ -103,7 +110,10 @@ fn firing_and_resolved_reach_webhook_slack_and_email() {
     assert_eq!(fire["channel"], "#ops");
     assert_eq!(fire["attachments"][0]["color"], "#d00000", "{fire}");
     assert_eq!(resolve["attachments"][0]["color"], "#2eb67d", "{resolve}");
-    assert!(fire["text"].as_str().unwrap().contains("DiskFull is firing (critical)"), "{fire}");
+    assert!(
+        fire["text"].as_str().unwrap().contains("DiskFull is firing (critical)"),
+        "{fire}"
+    );
     let blocks = fire["attachments"][0]["blocks"].to_string();
     assert!(blocks.contains("https://runbooks.example.com/disk"), "{blocks}");
     assert!(blocks.contains("95"), "the value is listed: {blocks}");
@@ -111,12 +121,18 @@ fn firing_and_resolved_reach_webhook_slack_and_email() {
     // Email: a multipart message with text and HTML parts and the templated subject.
     if let Some(s) = &smtp {
         let mails = s.wait_messages(2, S10);
-        let fire = mails.iter().find(|m| m.contains("Subject: [CRITICAL] DiskFull")).expect("firing mail");
+        let fire = mails
+            .iter()
+            .find(|m| m.contains("Subject: [CRITICAL] DiskFull"))
+            .expect("firing mail");
         assert!(fire.contains("multipart/alternative"), "{fire}");
         assert!(fire.contains("text/plain") && fire.contains("text/html"), "{fire}");
         assert!(fire.contains("To: oncall@example.com"), "{fire}");
     }
-    assert_eq!(metric(&d, "tocsin_notifications_total{receiver=\"hook\",result=\"sent\"}"), 2.0);
+    assert_eq!(
+        metric(&d, "tocsin_notifications_total{receiver=\"hook\",result=\"sent\"}"),
+        2.0
+    );
 }
 
 #[test]
@@ -135,11 +151,23 @@ fn a_webhook_answering_503_three_times_gets_the_notification_once_on_the_fourth_
     // Give a wrong extra attempt time to show up.
     std::thread::sleep(Duration::from_millis(800));
     let all = http.requests("/flaky");
-    assert_eq!(all.iter().map(|r| r.status).collect::<Vec<_>>(), vec![503, 503, 503, 200]);
-    let keys: BTreeSet<&str> = all.iter().map(|r| r.header("x-tocsin-idempotency-key").unwrap()).collect();
+    assert_eq!(
+        all.iter().map(|r| r.status).collect::<Vec<_>>(),
+        vec![503, 503, 503, 200]
+    );
+    let keys: BTreeSet<&str> = all
+        .iter()
+        .map(|r| r.header("x-tocsin-idempotency-key").unwrap())
+        .collect();
     assert_eq!(keys.len(), 1, "retries carry the same key: {keys:?}");
-    assert_eq!(metric(&d, "tocsin_notifications_total{receiver=\"flaky\",result=\"sent\"}"), 1.0);
-    assert_eq!(metric(&d, "tocsin_notifications_total{receiver=\"flaky\",result=\"retried\"}"), 3.0);
+    assert_eq!(
+        metric(&d, "tocsin_notifications_total{receiver=\"flaky\",result=\"sent\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&d, "tocsin_notifications_total{receiver=\"flaky\",result=\"retried\"}"),
+        3.0
+    );
     assert_eq!(metric(&d, "tocsin_outbox_pending{receiver=\"flaky\"}"), 0.0);
 }
 
@@ -165,7 +193,11 @@ fn a_hanging_webhook_does_not_delay_slack() {
         "Slack waited {:?} behind the hanging webhook",
         slack[1].at.duration_since(pushed)
     );
-    assert_eq!(http.requests("/slow").len(), 1, "one group's messages go in order: the second waits");
+    assert_eq!(
+        http.requests("/slow").len(),
+        1,
+        "one group's messages go in order: the second waits"
+    );
 }
 
 #[test]
@@ -182,7 +214,11 @@ fn kill_9_during_an_outage_then_recovery_delivers_everything_that_was_due() {
     let pending = wait_for(S10, || {
         (metric(&d, "tocsin_outbox_pending{receiver=\"hook\"}") == n as f64).then_some(())
     });
-    assert!(pending.is_some(), "{n} notifications never pending:\n{}", d.get("/metrics").body);
+    assert!(
+        pending.is_some(),
+        "{n} notifications never pending:\n{}",
+        d.get("/metrics").body
+    );
     let (_, stderr) = d.kill9();
 
     // The receiver comes back, then tocsin restarts and delivers what the dead process queued.
@@ -211,7 +247,11 @@ fn kill_9_during_an_outage_then_recovery_delivers_everything_that_was_due() {
         .map(|r| r.json()["alerts"][0]["labels"]["i"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(instances.len(), n);
-    assert!(wait_for(S5, || (metric(&d, "tocsin_outbox_pending{receiver=\"hook\"}") == 0.0).then_some(())).is_some());
+    assert!(
+        wait_for(S5, || (metric(&d, "tocsin_outbox_pending{receiver=\"hook\"}") == 0.0)
+            .then_some(()))
+        .is_some()
+    );
 }
 
 #[test]
@@ -224,14 +264,21 @@ fn a_label_that_looks_like_a_command_reaches_an_exec_action_only_as_data() {
     );
     write(env.path(), "rules/r.yaml", &rules_file(&rules));
     let d = env.spawn(&[]);
-    assert_eq!(d.push("v{cmd=\"$(touch pwned)\",sep=\"; touch pwned2\"} 10\n").status, 200);
+    assert_eq!(
+        d.push("v{cmd=\"$(touch pwned)\",sep=\"; touch pwned2\"} 10\n").status,
+        200
+    );
     let json = wait_for(S5, || std::fs::read_to_string(&out).ok().filter(|s| !s.is_empty()))
         .unwrap_or_else(|| panic!("the action never ran; stderr:\n{}", d.stderr()));
     let labels: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(labels["cmd"], "$(touch pwned)");
     assert_eq!(labels["sep"], "; touch pwned2");
     for dir in [env.path().to_path_buf(), std::env::current_dir().unwrap()] {
-        assert!(!dir.join("pwned").exists() && !dir.join("pwned2").exists(), "{}", dir.display());
+        assert!(
+            !dir.join("pwned").exists() && !dir.join("pwned2").exists(),
+            "{}",
+            dir.display()
+        );
     }
 }
 
@@ -250,5 +297,9 @@ fn a_template_failing_at_run_time_still_delivers_with_the_fallback_text() {
     let body = slack[0].json();
     assert!(body["text"].as_str().unwrap().contains("template error"), "{body}");
     assert!(body.to_string().contains("DiskFull"), "{body}");
-    assert!(metric(&d, "tocsin_template_errors_total") >= 1.0, "{}", d.get("/metrics").body);
+    assert!(
+        metric(&d, "tocsin_template_errors_total") >= 1.0,
+        "{}",
+        d.get("/metrics").body
+    );
 }

@@ -1,13 +1,12 @@
 //! Routes, grouping, inhibition and silences (SPEC §4): which receivers hear about an alert,
 //! when, and in which message.
 //!
-//! Owns two things. [`Routes`] answers "which receivers for these labels" (ordered routes,
-//! exact values, lists and anchored `~regex`, the first match wins unless it says
-//! `continue: true`, a route without `match` catches everything, a rule's `notify:` list
-//! bypasses routes). [`Dispatcher`] turns the engine's per-alert notes
-//! ([`AlertNote`](crate::message::AlertNote)) into per-receiver messages
-//! ([`Dispatch`](crate::message::Dispatch)) after grouping, inhibition and silences. Both
-//! are pure: time, silences and persisted state come in as arguments and go out as values;
+//! [`Dispatcher`] decides which receivers hear about an alert (ordered routes, exact values,
+//! lists and anchored `~regex`, the first match wins unless it says `continue: true`, a
+//! route without `match` catches everything, a rule's `notify:` list bypasses routes) and
+//! turns the engine's per-alert notes ([`AlertNote`](crate::message::AlertNote)) into
+//! per-receiver messages ([`Dispatch`](crate::message::Dispatch)) after grouping,
+//! inhibition and silences. It is pure: time, silences and persisted state come in as arguments and go out as values;
 //! nothing here sends, reads a clock or touches a file.
 //!
 //! # Dispatcher semantics
@@ -76,7 +75,7 @@ use std::time::Duration;
 
 pub use dispatch::Dispatcher;
 
-use crate::config::{MatchValue, ReceiverDef, ReceiverFile};
+use crate::config::{MatchValue, ReceiverDef};
 use crate::rules::Matcher;
 use crate::series::Labels;
 
@@ -143,58 +142,4 @@ pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-/// One compiled route.
-#[derive(Debug)]
-struct Route {
-    /// Per label: the alternatives, any of which may match.
-    matchers: LabelMatchers,
-    receivers: Vec<String>,
-    cont: bool,
-}
-
-/// The routes of every receiver file, in file order.
-#[derive(Debug, Default)]
-pub struct Routes {
-    routes: Vec<Route>,
-}
-
-impl Routes {
-    /// Compiles routes. Invalid regexes never match (`check` reports them).
-    pub fn compile(files: &[(String, ReceiverFile)]) -> Routes {
-        let routes = files
-            .iter()
-            .flat_map(|(_, f)| f.routes.iter())
-            .map(|r| Route {
-                matchers: compile_matchers(&r.r#match),
-                receivers: r.receivers.iter().map(|t| t.expose().to_string()).collect(),
-                cont: r.r#continue,
-            })
-            .collect();
-        Routes { routes }
-    }
-
-    /// The receivers for a notification with `labels`: the rule's own `notify:` list when it
-    /// has one, else those of the matching routes. Each receiver appears once.
-    pub fn receivers_for<'a>(&'a self, labels: &Labels, notify: &'a [String]) -> Vec<&'a str> {
-        if !notify.is_empty() {
-            return notify.iter().map(String::as_str).collect();
-        }
-        let mut out: Vec<&str> = Vec::new();
-        for r in &self.routes {
-            if !matches_all(&r.matchers, labels) {
-                continue;
-            }
-            for name in &r.receivers {
-                if !out.contains(&name.as_str()) {
-                    out.push(name);
-                }
-            }
-            if !r.cont {
-                break;
-            }
-        }
-        out
-    }
 }

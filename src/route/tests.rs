@@ -1,33 +1,7 @@
 //! Routing, grouping, muting and persistence tests of the dispatcher.
 
 use super::*;
-use crate::config::{Source, parse_receivers};
-
-fn routes(yaml: &str) -> Routes {
-    let f = parse_receivers(&Source::from_text("r.yaml", yaml).unwrap(), &|_| None).unwrap();
-    Routes::compile(&[("r.yaml".into(), f)])
-}
-
-const FILE: &str = "receivers:\n  - { name: page, console: {} }\n  - { name: chat, console: {} }\n  - { name: all, console: {} }\nroutes:\n  - match: { severity: [critical, emergency] }\n    receivers: [page]\n    continue: true\n  - match: { team: '~infra.*' }\n    receivers: [chat]\n  - receivers: [all]\n";
-
-#[test]
-fn first_match_wins_unless_continue() {
-    let r = routes(FILE);
-    let l = |pairs: &[(&str, &str)]| Labels::from_pairs(pairs.iter().copied());
-    assert_eq!(
-        r.receivers_for(&l(&[("severity", "critical")]), &[]),
-        vec!["page", "all"]
-    );
-    assert_eq!(
-        r.receivers_for(&l(&[("severity", "critical"), ("team", "infrastructure")]), &[]),
-        vec!["page", "chat"]
-    );
-    assert_eq!(
-        r.receivers_for(&l(&[("severity", "warning"), ("team", "xinfra")]), &[]),
-        vec!["all"]
-    );
-    assert_eq!(r.receivers_for(&l(&[]), &["chat".to_string()]), vec!["chat"]);
-}
+use crate::config::{ReceiverFile, Source, parse_receivers};
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -63,7 +63,10 @@ impl Recorder {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let st = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
                 ready_tx.send(()).unwrap();
@@ -94,7 +97,11 @@ impl Recorder {
 
     /// Answers `statuses` (in order) to the next requests on `path`, then 200.
     pub fn script(&self, path: &str, statuses: &[u16]) {
-        self.state.lock().unwrap().scripts.insert(path.to_string(), statuses.iter().copied().collect());
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(path.to_string(), statuses.iter().copied().collect());
     }
 
     /// Requests on `path` never get an answer.
@@ -103,7 +110,14 @@ impl Recorder {
     }
 
     pub fn requests(&self, path: &str) -> Vec<Recorded> {
-        self.state.lock().unwrap().requests.iter().filter(|r| r.path == path).cloned().collect()
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
     }
 
     /// Waits until `path` has seen `n` requests answered 2xx.
@@ -112,7 +126,12 @@ impl Recorder {
             let ok: Vec<Recorded> = self.requests(path).into_iter().filter(|r| r.status < 300).collect();
             (ok.len() >= n).then_some(ok)
         })
-        .unwrap_or_else(|| panic!("{path}: fewer than {n} delivered requests; saw {:?}", self.requests(path)))
+        .unwrap_or_else(|| {
+            panic!(
+                "{path}: fewer than {n} delivered requests; saw {:?}",
+                self.requests(path)
+            )
+        })
     }
 }
 
@@ -181,13 +200,23 @@ impl Smtp {
         let maildir = dir.path().join("mail");
         let port = free_port();
         let child = Command::new("python3")
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(&maildir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("aiosmtpd starts");
-        let up = wait_for(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         assert!(up.is_some(), "aiosmtpd never listened on {port}");
         Some(Smtp {
             port,
