@@ -19,7 +19,6 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 use crate::engine::ActionRun;
-use crate::engine::state::Transition;
 use crate::rules::{Action, ActionKind};
 
 /// How much of stdout, stderr or a response body is kept.
@@ -147,28 +146,6 @@ fn format_duration(d: Duration) -> String {
     }
 }
 
-/// The event name of a transition, as in history and `TOCSIN_EVENT`.
-pub fn event_name(t: Transition) -> &'static str {
-    match t {
-        Transition::Firing => "firing",
-        Transition::Escalated => "escalated",
-        Transition::Deescalated => "deescalated",
-        Transition::Resolved => "resolved",
-    }
-}
-
-/// A value as the environment and JSON payload show it: Prometheus spelling for the
-/// non-finite ones.
-fn value_text(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        v.to_string()
-    }
-}
-
 /// What running `action` means, for logs and dry runs: `would run ["a", "b"]` or
 /// `would POST <url>`.
 pub fn describe(action: &Action) -> String {
@@ -203,7 +180,7 @@ pub async fn run(
             let body = json!({
                 "action": action.name,
                 "alertname": alertname,
-                "event": event_name(run.kind.1),
+                "event": run.kind.1.name(),
                 "severity": &*run.severity,
                 "value": run.value.filter(|v| v.is_finite()),
                 "labels": run.labels.to_map(),
@@ -259,9 +236,12 @@ fn environment(run: &ActionRun, alertname: &str) -> Vec<(&'static str, String)> 
     vec![
         ("TOCSIN_ALERT", alertname.to_string()),
         ("TOCSIN_SEVERITY", run.severity.to_string()),
-        ("TOCSIN_VALUE", run.value.map(value_text).unwrap_or_default()),
+        (
+            "TOCSIN_VALUE",
+            run.value.map(crate::series::float_text).unwrap_or_default(),
+        ),
         ("TOCSIN_LABELS", labels),
-        ("TOCSIN_EVENT", event_name(run.kind.1).to_string()),
+        ("TOCSIN_EVENT", run.kind.1.name().to_string()),
         ("TOCSIN_FINGERPRINT", format!("{:016x}", run.fingerprint)),
         ("TOCSIN_ACTION", run.kind.0.clone()),
     ]
@@ -473,8 +453,8 @@ mod tests {
 
     #[test]
     fn values_use_prometheus_spelling() {
-        assert_eq!(value_text(1.5), "1.5");
-        assert_eq!(value_text(f64::INFINITY), "+Inf");
-        assert_eq!(value_text(f64::NAN), "NaN");
+        assert_eq!(crate::series::float_text(1.5), "1.5");
+        assert_eq!(crate::series::float_text(f64::INFINITY), "+Inf");
+        assert_eq!(crate::series::float_text(f64::NAN), "NaN");
     }
 }

@@ -373,16 +373,6 @@ fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     }
 }
 
-fn num(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
-    } else {
-        v.to_string()
-    }
-}
-
 async fn metrics(State(s): State<AppState>) -> Response {
     let m = &s.metrics;
     let mut out = String::new();
@@ -506,7 +496,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
                     "{}{} {}",
                     rule.name,
                     labels_text(core.series.labels(*id).iter()),
-                    num(v)
+                    crate::series::float_text(v)
                 );
             }
         }

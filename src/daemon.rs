@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::actions;
 use crate::config::{self, EngineConfig};
 use crate::diag::{Diagnostic, render_text};
-use crate::engine::state::{Phase, Transition};
+use crate::engine::state::Phase;
 use crate::engine::{ActionRun, Emitted, Engine, Output, RuleRef, Settings};
 use crate::message::Silence;
 use crate::outbox::Outbox;
@@ -727,9 +727,7 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
         }
         let rules = &core.policy.rules;
         for ev in &out.events {
-            batch
-                .history
-                .push(history_row(rules, ev, transition_name(ev.kind), None));
+            batch.history.push(history_row(rules, ev, ev.kind.name(), None));
         }
         for a in &out.actions {
             let rule = &rules.groups[a.rule.group].rules[a.rule.rule];
@@ -891,15 +889,6 @@ async fn run_action(shared: Arc<Shared>, job: ActionJob) {
     if let Err(e) = shared.db().commit(&batch) {
         shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
         tracing::error!("cannot record the action run: {e}");
-    }
-}
-
-fn transition_name(t: Transition) -> &'static str {
-    match t {
-        Transition::Firing => "firing",
-        Transition::Escalated => "escalated",
-        Transition::Deescalated => "deescalated",
-        Transition::Resolved => "resolved",
     }
 }
 

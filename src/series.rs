@@ -299,6 +299,18 @@ impl fmt::Display for Labels {
     }
 }
 
+/// A value as Prometheus spells it in text: `NaN`, `+Inf`, `-Inf`, else the shortest
+/// representation that reads back exactly.
+pub fn float_text(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+    } else {
+        v.to_string()
+    }
+}
+
 /// Identifies one series inside a [`SeriesStore`]; stable for the store's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId(pub u32);

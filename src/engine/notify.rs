@@ -72,6 +72,21 @@ pub enum NoteKind {
     Flapping,
 }
 
+impl NoteKind {
+    /// The lower-case name receivers print and rule test files use (`firing`, `escalated`,
+    /// `deescalated`, `repeat`, `resolved`, `flapping`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NoteKind::Firing => "firing",
+            NoteKind::Escalated => "escalated",
+            NoteKind::Deescalated => "deescalated",
+            NoteKind::Repeat => "repeat",
+            NoteKind::Resolved => "resolved",
+            NoteKind::Flapping => "flapping",
+        }
+    }
+}
+
 /// A notification to deliver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Notification {

@@ -116,6 +116,18 @@ pub enum Transition {
     Resolved,
 }
 
+impl Transition {
+    /// The lower-case name history, the API and `TOCSIN_EVENT` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transition::Firing => "firing",
+            Transition::Escalated => "escalated",
+            Transition::Deescalated => "deescalated",
+            Transition::Resolved => "resolved",
+        }
+    }
+}
+
 /// One transition produced by [`InstanceState::step`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {

@@ -40,7 +40,7 @@ fn format_line(
 ) -> String {
     let mut s = format!(
         "{at_rfc3339} {:<11} {} severity={}",
-        super::event_name(kind).to_uppercase(),
+        kind.name().to_uppercase(),
         labels.get("alertname").unwrap_or("?"),
         severity
     );

@@ -19,7 +19,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Dur, ReceiverDef, ReceiverFile, Sp, Text, TlsMode, WebhookFormat};
-use crate::engine::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Status};
 use crate::series::Timestamp;
 use crate::template::{Context, TemplateError, TemplateRef, Templates};
@@ -197,20 +196,6 @@ fn render_template(
     let (text, err) = templates.render_or_fallback(t, ctx, templates.source(t).unwrap_or(""));
     errors.extend(err);
     Some(text)
-}
-
-/// The lower-case name of a notification kind, as receivers print it (`firing`,
-/// `escalated`, `deescalated`, `repeat`, `resolved`, `flapping`): the same words as rule
-/// test files, kept here so that receivers do not depend on the test runner.
-pub fn event_name(k: NoteKind) -> &'static str {
-    match k {
-        NoteKind::Firing => "firing",
-        NoteKind::Escalated => "escalated",
-        NoteKind::Deescalated => "deescalated",
-        NoteKind::Repeat => "repeat",
-        NoteKind::Resolved => "resolved",
-        NoteKind::Flapping => "flapping",
-    }
 }
 
 /// `firing` or `resolved`.
@@ -627,14 +612,6 @@ receivers:
         assert_eq!(rfc3339_go(Timestamp(T0)), "2026-11-23T08:00:00Z");
         // Before 1970 formats instead of panicking.
         assert_eq!(rfc3339_go(Timestamp(-1)), "1969-12-31T23:59:59.999Z");
-    }
-
-    #[test]
-    fn event_names_are_the_rule_test_words() {
-        use NoteKind::*;
-        for k in [Firing, Escalated, Deescalated, Repeat, Resolved, Flapping] {
-            assert_eq!(event_name(k), crate::ruletest::note_name(k));
-        }
     }
 
     #[test]

@@ -175,7 +175,7 @@ fn native_alert(a: &AlertNote) -> NativeAlert<'_> {
     NativeAlert {
         alertname: a.alertname(),
         status: status_name(a.status),
-        event: super::event_name(a.kind),
+        event: a.kind.name(),
         severity: &a.severity,
         labels: a.labels.to_map(),
         annotations: &a.annotations,

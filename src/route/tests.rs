@@ -66,7 +66,7 @@ fn summary(out: &[Dispatch]) -> Vec<(String, Vec<String>)> {
                         "{}/{} {}",
                         a.alertname(),
                         a.labels.get("instance").unwrap_or(""),
-                        crate::ruletest::note_name(*k)
+                        k.name()
                     )
                 })
                 .collect();

@@ -20,7 +20,6 @@ use regex::Regex;
 
 use crate::config::{Dur, ReceiverFile, RuleFile, Sp, TestCase, TestFile};
 use crate::diag::Diagnostic;
-use crate::engine::notify::NoteKind;
 use crate::engine::state::Phase;
 use crate::engine::{Engine, Output, Settings};
 use crate::message::Dispatch;
@@ -186,18 +185,6 @@ struct Got {
     labels: Labels,
     /// The receiver (only with receiver files).
     receiver: Option<String>,
-}
-
-/// The lower-case name of a notification kind, as written in test files.
-pub fn note_name(k: NoteKind) -> &'static str {
-    match k {
-        NoteKind::Firing => "firing",
-        NoteKind::Escalated => "escalated",
-        NoteKind::Deescalated => "deescalated",
-        NoteKind::Repeat => "repeat",
-        NoteKind::Resolved => "resolved",
-        NoteKind::Flapping => "flapping",
-    }
 }
 
 const EVENTS: &[&str] = &["firing", "escalated", "deescalated", "repeat", "resolved", "flapping"];
@@ -393,7 +380,7 @@ fn run_case(
                             .filter(|n| until.is_some_and(|u| n.at <= u))
                             .map(|n| Got {
                                 at: n.at,
-                                event: note_name(n.kind),
+                                event: n.kind.name(),
                                 severity: n.severity.to_string(),
                                 labels: n.labels.clone(),
                                 receiver: None,
@@ -422,7 +409,7 @@ fn run_case(
             };
             got.push(Got {
                 at: d.at,
-                event: note_name(*kind),
+                event: kind.name(),
                 severity: a.severity.clone(),
                 labels: a.labels.clone(),
                 receiver: Some(d.receiver.clone()),
