@@ -201,6 +201,10 @@ pub struct Core {
     pub dispatcher: Dispatcher,
     /// The running receivers, compiled.
     pub receivers: Arc<Receivers>,
+    /// The latest time the dispatcher was flushed at. Evaluations run at their aligned tick
+    /// (slightly in the past) and the timer at the wall clock; the dispatcher only ever sees
+    /// time move forward.
+    pub dispatched_at: Timestamp,
 }
 
 impl Shared {
@@ -357,6 +361,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         silences,
         dispatcher,
         receivers,
+        dispatched_at: Timestamp(0),
     };
     let shared = Arc::new(Shared {
         loaded,
@@ -784,6 +789,8 @@ fn commit(shared: &Shared, batch: &Batch) {
 /// queued in `batch` (the outbox), together with the dispatcher's changed state, so the
 /// queue and the state that produced it commit in one transaction.
 fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mut Batch) {
+    let now = now.max(core.dispatched_at);
+    core.dispatched_at = now;
     let mut due = Vec::new();
     core.dispatcher.flush(now, &core.silences, &mut due);
     for d in &due {

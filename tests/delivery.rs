@@ -303,3 +303,36 @@ fn a_template_failing_at_run_time_still_delivers_with_the_fallback_text() {
         d.get("/metrics").body
     );
 }
+
+#[test]
+fn an_alertmanager_receiver_gets_firing_alerts_re_sent_and_an_end_on_resolve() {
+    let http = Recorder::start();
+    let receivers = format!(
+        "receivers:\n  - name: am\n    alertmanager: {{ url: \"{}\", resend_interval: 1s }}\nroutes:\n  - receivers: [am]\n",
+        http.url("/")
+    );
+    let env = env_with(&receivers, DISK_RULE);
+    let d = env.spawn(&[]);
+    d.push("disk_used 95\n");
+    // The first POST and at least one re-send while the alert fires.
+    let posts = http.wait_ok("/api/v2/alerts", 2, S5);
+    for p in &posts {
+        let alerts = p.json();
+        assert_eq!(alerts[0]["labels"]["alertname"], "DiskFull", "{alerts}");
+        let ends = humantime::parse_rfc3339(alerts[0]["endsAt"].as_str().unwrap()).unwrap();
+        assert!(
+            ends > std::time::SystemTime::now(),
+            "a firing alert ends in the future: {alerts}"
+        );
+    }
+    d.push("disk_used 10\n");
+    let resolved = wait_for(S5, || {
+        http.requests("/api/v2/alerts").into_iter().find(|r| {
+            let ends = r.json()[0]["endsAt"]
+                .as_str()
+                .map(|e| humantime::parse_rfc3339(e).unwrap());
+            ends.is_some_and(|e| e <= std::time::SystemTime::now())
+        })
+    });
+    assert!(resolved.is_some(), "no resolve: {:?}", http.requests("/api/v2/alerts"));
+}

@@ -101,10 +101,11 @@ impl Default for ReceiverPolicy {
 pub fn policy_of(def: &ReceiverDef) -> ReceiverPolicy {
     ReceiverPolicy {
         send_resolved: def.send_resolved.unwrap_or(true),
-        resend: def
-            .alertmanager
-            .is_some()
-            .then_some(crate::receivers::DEFAULT_RESEND_INTERVAL),
+        resend: def.alertmanager.as_ref().map(|a| {
+            a.resend_interval
+                .as_ref()
+                .map_or(crate::receivers::DEFAULT_RESEND_INTERVAL, |d| d.value.0)
+        }),
     }
 }
 
