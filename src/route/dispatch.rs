@@ -54,7 +54,7 @@ struct Entry {
     note: AlertNote,
     /// The resolve of an earlier episode that receivers were told fires, not flushed yet
     /// when the alert fired again.
-    ended: Option<AlertNote>,
+    ended: Option<Box<AlertNote>>,
     /// Kind of the latest note that changed the firing state (names escalations).
     change: NoteKind,
     /// News owed although the state did not change (`Repeat`, `Flapping`).
@@ -77,7 +77,8 @@ struct Group {
     settings: Settings,
     group_key: String,
     group_labels: BTreeMap<String, String>,
-    alerts: BTreeMap<u64, Entry>,
+    /// Boxed: a B-tree node holds room for 11 values, and most groups hold one alert.
+    alerts: BTreeMap<u64, Box<Entry>>,
     /// When pending news is due.
     due: Option<Timestamp>,
     last_flush: Option<Timestamp>,
@@ -434,7 +435,7 @@ impl Dispatcher {
             for (fp, e) in &g.alerts {
                 let ending = e
                     .ended
-                    .as_ref()
+                    .as_deref()
                     .or((e.note.status == Status::Resolved).then_some(&e.note));
                 if let Some(end) = ending {
                     // Never lost: whoever was told it fires hears it resolved, muted or not.
@@ -546,12 +547,12 @@ fn add_note(g: &mut Group, note: &AlertNote) {
         None => {
             g.alerts.insert(
                 fp,
-                Entry {
+                Box::new(Entry {
                     note: note.clone(),
                     ended: None,
                     change: NoteKind::Firing,
                     forced: (note.kind == NoteKind::Repeat).then_some(NoteKind::Repeat),
-                },
+                }),
             );
         }
         // Flapping says nothing about the state: it is news, not a new state.
@@ -566,7 +567,7 @@ fn add_note(g: &mut Group, note: &AlertNote) {
                 // A new episode before the resolve went out: keep the first unsent resolve of an
                 // episode receivers were told about; later episodes were never delivered.
                 if e.ended.is_none() && told_firing {
-                    e.ended = Some(previous);
+                    e.ended = Some(Box::new(previous));
                 }
                 e.change = NoteKind::Firing;
             }
