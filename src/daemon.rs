@@ -669,29 +669,50 @@ fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
 }
 
 /// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
-/// that groups with the same interval tick together and never drift. A tick that comes too
+/// that groups with the same interval tick together and never drift (each deadline comes
+/// from the wall clock, not from a monotonic interval started once). A tick that comes too
 /// late (the previous evaluation overran) is skipped and counted.
 async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration) {
     let every_ms = crate::series::duration_ms(every).max(1);
-    let wall = now().0;
-    let first = (wall / every_ms + 1) * every_ms;
-    let start = tokio::time::Instant::now() + Duration::from_millis((first - wall) as u64);
-    let mut ticker = tokio::time::interval_at(start, every);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut next = (now().0 / every_ms + 1) * every_ms;
     loop {
-        let scheduled = ticker.tick().await;
-        let late = tokio::time::Instant::now().saturating_duration_since(scheduled);
-        let missed = (late.as_millis() as i64 / every_ms) as u64;
+        wait_until(next).await;
+        let missed = (now().0 - next) / every_ms;
         {
             let mut it = shared.metrics.iterations.lock().unwrap_or_else(|e| e.into_inner());
             let e = it.entry(name.clone()).or_default();
             e.0 += 1;
-            e.1 += missed;
+            e.1 += missed as u64;
         }
         // Evaluate at the aligned instant, not whenever the task got the CPU.
-        let t = now().0;
+        let at = next + missed * every_ms;
         let warming_up = shared.started.elapsed() < first_data_wait(&shared.loaded.cfg, every);
-        evaluate(&shared, g, Timestamp(t - t.rem_euclid(every_ms)), warming_up);
+        evaluate(&shared, g, Timestamp(at), warming_up);
+        next = at + every_ms;
+    }
+}
+
+/// Sleeps until the wall clock reaches `deadline_ms`. tokio's timers round up to the
+/// millisecond and the runtime parks in whole milliseconds, so a tick would come 1–2 ms late
+/// (all of it transition-to-notification latency); the last stretch is slept precisely on
+/// the blocking pool instead, while the runtime goes on serving.
+async fn wait_until(deadline_ms: i64) {
+    /// How much of the wait is left to the precise sleep.
+    const LEAD: Duration = Duration::from_millis(2);
+    loop {
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let deadline = Duration::from_millis(deadline_ms.max(0) as u64);
+        let Some(left) = deadline.checked_sub(wall).filter(|d| !d.is_zero()) else {
+            return;
+        };
+        if left > LEAD {
+            tokio::time::sleep(left - LEAD).await;
+        } else if tokio::task::spawn_blocking(move || std::thread::sleep(left))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(left).await;
+        }
     }
 }
 
