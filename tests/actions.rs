@@ -35,6 +35,7 @@ fn admitted(labels: &[(&str, &str)], transition: Transition, value: Option<f64>)
         at: Timestamp(1_700_000_000_000),
         value,
         seq: 0,
+        starts_at: None,
     }
 }
 

@@ -55,6 +55,8 @@ pub struct Emitted<K> {
     pub value: Option<f64>,
     /// Per-instance notification sequence number (notifications only; 0 otherwise).
     pub seq: u64,
+    /// Start of the instance's (current or just ended) firing episode, when it has one.
+    pub starts_at: Option<Timestamp>,
 }
 
 /// An action that is due to run, with the name of the action inside its rule.
@@ -469,6 +471,7 @@ impl Engine {
                             ev.at,
                             inst.value,
                             0,
+                            inst.machine.episode_start(),
                         ));
                     }
                 }
@@ -482,6 +485,7 @@ impl Engine {
                     ev.at,
                     inst.value,
                     0,
+                    inst.machine.episode_start(),
                 ));
             }
             let firing = match inst.machine.phase() {
@@ -506,6 +510,7 @@ impl Engine {
                     n.at,
                     inst.value,
                     n.seq,
+                    inst.machine.episode_start(),
                 ));
             }
         }
@@ -682,12 +687,7 @@ impl Engine {
     pub fn alert_note(&self, n: &Emitted<NoteKind>) -> crate::message::AlertNote {
         use crate::message::{AlertNote, Status};
         let resolved = n.kind == NoteKind::Resolved;
-        let starts_at = self.state[n.rule.group][n.rule.rule]
-            .instances
-            .iter()
-            .find(|i| i.fingerprint == n.fingerprint)
-            .and_then(|i| i.machine.episode_start())
-            .unwrap_or(n.at);
+        let starts_at = n.starts_at.unwrap_or(n.at);
         let threshold = self.rules.groups[n.rule.group].rules[n.rule.rule]
             .alert()
             .and_then(|a| a.thresholds.get(n.tier).copied().flatten());
@@ -775,6 +775,7 @@ fn emitted<K>(
     at: Timestamp,
     value: Option<f64>,
     seq: u64,
+    starts_at: Option<Timestamp>,
 ) -> Emitted<K> {
     let tier = tier.min(policy.tiers.len() - 1);
     Emitted {
@@ -787,5 +788,6 @@ fn emitted<K>(
         at,
         value,
         seq,
+        starts_at,
     }
 }

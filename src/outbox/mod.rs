@@ -39,8 +39,12 @@ use self::send::Transport;
 use crate::receivers::{Receiver, Receivers, Rendered, RetryPolicy};
 use crate::store::{Store, StoreError};
 
-/// Concurrent sends per receiver.
-pub const MAX_IN_FLIGHT_PER_RECEIVER: usize = 32;
+/// Concurrent sends per receiver. Each send waits a network round trip, and the loop
+/// settles and fetches once per turn, so the budget is what bounds throughput: 32 gave
+/// ≈ 6,900 notifications/s to a loopback webhook, 128 gives ≈ 10,000/s (`cargo bench
+/// --bench delivery`). Alertmanager has no such limit at all; a receiver that answers
+/// 429 slows itself down through `Retry-After` and the circuit breaker.
+pub const MAX_IN_FLIGHT_PER_RECEIVER: usize = 128;
 
 /// Upper bounds (seconds) of the `tocsin_notification_latency_seconds` buckets.
 pub const LATENCY_BUCKETS: [f64; 16] = [
