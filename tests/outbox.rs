@@ -2,16 +2,20 @@
 //! 127.0.0.1, a real SQLite store, the delivery loop on a current-thread runtime. Every wait
 //! is a bounded poll; backoffs are tens of milliseconds.
 
+mod common;
+#[path = "common/recorder.rs"]
+mod recorder;
+
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use common::free_port;
 use hmac::{Hmac, KeyInit as _, Mac as _};
+use recorder::Smtp;
 use sha2::Sha256;
 use tocsin::config::{TlsMode, WebhookFormat};
 use tocsin::outbox::Outbox;
@@ -314,19 +318,12 @@ async fn client_errors_fail_without_retry_and_keep_the_body() {
 }
 
 /// A port nothing listens on.
-fn closed_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn connection_refused_retries_until_dead() {
     let mut env = Env::new();
     env.queue(&[("hook", "g", "k")], &json("{}"));
-    let url = format!("http://127.0.0.1:{}/hook", closed_port());
+    let url = format!("http://127.0.0.1:{}/hook", free_port());
     let (ob, task) = env.outbox(
         vec![webhook("hook", &url, retry(20, 50, 400), Duration::from_secs(2))],
         false,
@@ -417,7 +414,7 @@ async fn circuit_breaker_slows_a_failing_receiver_to_probes() {
 
 #[tokio::test]
 async fn pending_entries_survive_a_restart_and_arrive_once_in_group_order() {
-    let port = closed_port();
+    let port = free_port();
     let url = format!("http://127.0.0.1:{port}/hook");
     let mut env = Env::new();
     let mut entries = Vec::new();
@@ -507,57 +504,9 @@ async fn entries_of_removed_receivers_fail() {
     task.abort();
 }
 
-/// `python3 -m aiosmtpd` storing mail in a maildir; killed on drop.
-struct Smtp {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts aiosmtpd, or returns `None` (after saying why) when it is not installed and
-/// `TOCSIN_REQUIRE_SMTP` is unset.
-fn smtp_server(maildir: &Path) -> Option<Smtp> {
-    let importable = Command::new("python3")
-        .args(["-c", "import aiosmtpd"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !importable {
-        assert!(
-            std::env::var_os("TOCSIN_REQUIRE_SMTP").is_none(),
-            "TOCSIN_REQUIRE_SMTP is set but python3 cannot import aiosmtpd (pip install aiosmtpd)"
-        );
-        eprintln!("note: skipping the SMTP test: python3 cannot import aiosmtpd (pip install aiosmtpd)");
-        return None;
-    }
-    let port = closed_port();
-    let child = Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-        .args(["-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let smtp = Smtp { child, port };
-    let end = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "aiosmtpd did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(smtp)
-}
-
 #[tokio::test]
 async fn email_is_sent_as_multipart_alternative_over_smtp() {
-    let mail = tempfile::tempdir().unwrap();
-    let maildir = mail.path().join("maildir");
-    let Some(smtp) = smtp_server(&maildir) else { return };
+    let Some(smtp) = Smtp::start() else { return };
     let mut env = Env::new();
     let receiver = Receiver {
         name: "mail".into(),
@@ -585,10 +534,9 @@ async fn email_is_sent_as_multipart_alternative_over_smtp() {
     assert!(until(Duration::from_secs(15), || env.pending() == 0).await);
     assert!(env.entries(EntryStatus::Failed).is_empty());
 
-    let files: Vec<_> = std::fs::read_dir(maildir.join("new")).unwrap().collect();
-    assert_eq!(files.len(), 1);
-    let raw = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
-    let raw = raw.replace("\r\n", "\n");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    let raw = mails[0].replace("\r\n", "\n");
     let (head, body) = raw.split_once("\n\n").unwrap();
     // Unfold continuation lines so each header is one line.
     let head = head.replace("\n ", " ").replace("\n\t", " ");

@@ -2,6 +2,8 @@
 //! and answers from a per-path script, and Python's aiosmtpd as an SMTP server writing a
 //! maildir.
 
+#![allow(dead_code)]
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
