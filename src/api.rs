@@ -24,8 +24,10 @@ use tokio::sync::oneshot;
 
 use crate::daemon::{Shared, now, rfc3339};
 use crate::engine::state::Phase;
+use crate::receivers::email::html_escape;
 use crate::rules::RuleKind;
 use crate::silence;
+use crate::sources::exposition::{escape_label_value, write_family};
 use crate::store::HistoryQuery;
 
 /// How long any request may take.
@@ -359,13 +361,10 @@ async fn expire_silence(State(s): State<AppState>, Path(id): Path<String>) -> Re
     }
 }
 
-/// Escapes a label value for the exposition format.
-fn esc(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let inner: Vec<String> = pairs.map(|(k, v)| format!("{k}=\"{}\"", esc(v))).collect();
+    let inner: Vec<String> = pairs
+        .map(|(k, v)| format!("{k}=\"{}\"", escape_label_value(v)))
+        .collect();
     if inner.is_empty() {
         String::new()
     } else {
@@ -376,7 +375,7 @@ fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
 async fn metrics(State(s): State<AppState>) -> Response {
     let m = &s.metrics;
     let mut out = String::new();
-    family(
+    write_family(
         &mut out,
         "tocsin_config_last_reload_successful",
         "gauge",
@@ -387,7 +386,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "tocsin_config_last_reload_successful {}",
         u8::from(m.reload_ok.load(Ordering::Relaxed))
     );
-    family(
+    write_family(
         &mut out,
         "tocsin_config_last_reload_success_timestamp_seconds",
         "gauge",
@@ -398,14 +397,14 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "tocsin_config_last_reload_success_timestamp_seconds {}",
         m.reload_ok_at.load(Ordering::Relaxed)
     );
-    family(
+    write_family(
         &mut out,
         "tocsin_config_reloads_total",
         "counter",
         "Reload attempts (file events, SIGHUP, API, periodic re-read).",
     );
     let _ = writeln!(out, "tocsin_config_reloads_total {}", m.reloads.load(Ordering::Relaxed));
-    family(
+    write_family(
         &mut out,
         "tocsin_rule_group_iterations_total",
         "counter",
@@ -416,10 +415,10 @@ async fn metrics(State(s): State<AppState>) -> Response {
         let _ = writeln!(
             out,
             "tocsin_rule_group_iterations_total{{rule_group=\"{}\"}} {n}",
-            esc(g)
+            escape_label_value(g)
         );
     }
-    family(
+    write_family(
         &mut out,
         "tocsin_rule_group_iterations_missed_total",
         "counter",
@@ -429,10 +428,10 @@ async fn metrics(State(s): State<AppState>) -> Response {
         let _ = writeln!(
             out,
             "tocsin_rule_group_iterations_missed_total{{rule_group=\"{}\"}} {missed}",
-            esc(g)
+            escape_label_value(g)
         );
     }
-    family(
+    write_family(
         &mut out,
         "tocsin_samples_ingested_total",
         "counter",
@@ -440,19 +439,27 @@ async fn metrics(State(s): State<AppState>) -> Response {
     );
     let samples = m.samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
     for (src, (n, _)) in &samples {
-        let _ = writeln!(out, "tocsin_samples_ingested_total{{source=\"{}\"}} {n}", esc(src));
+        let _ = writeln!(
+            out,
+            "tocsin_samples_ingested_total{{source=\"{}\"}} {n}",
+            escape_label_value(src)
+        );
     }
-    family(
+    write_family(
         &mut out,
         "tocsin_samples_refused_total",
         "counter",
         "Samples refused because their source reached max_series.",
     );
     for (src, (_, n)) in &samples {
-        let _ = writeln!(out, "tocsin_samples_refused_total{{source=\"{}\"}} {n}", esc(src));
+        let _ = writeln!(
+            out,
+            "tocsin_samples_refused_total{{source=\"{}\"}} {n}",
+            escape_label_value(src)
+        );
     }
     s.outbox.render_metrics(&mut out);
-    family(
+    write_family(
         &mut out,
         "tocsin_template_errors_total",
         "counter",
@@ -463,7 +470,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "tocsin_template_errors_total {}",
         m.template_errors.load(Ordering::Relaxed)
     );
-    family(
+    write_family(
         &mut out,
         "tocsin_actions_total",
         "counter",
@@ -472,7 +479,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
     for (res, n) in m.actions.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         let _ = writeln!(out, "tocsin_actions_total{{result=\"{res}\"}} {n}");
     }
-    family(
+    write_family(
         &mut out,
         "tocsin_state_store_errors_total",
         "counter",
@@ -484,7 +491,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         m.store_errors.load(Ordering::Relaxed)
     );
     let core = s.core();
-    family(&mut out, "tocsin_series", "gauge", "Series held in memory.");
+    write_family(&mut out, "tocsin_series", "gauge", "Series held in memory.");
     let _ = writeln!(out, "tocsin_series {}", core.series.ids().count());
     // Recorded series, under their own names.
     for rule in core.policy.rules.rules().filter(|r| matches!(r.kind, RuleKind::Record)) {
@@ -501,7 +508,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
             }
         }
     }
-    family(&mut out, "ALERTS", "gauge", "Pending and firing alert instances.");
+    write_family(&mut out, "ALERTS", "gauge", "Pending and firing alert instances.");
     for a in core.engine.alerts() {
         let state = if matches!(a.phase, Phase::Firing { .. }) {
             "firing"
@@ -517,18 +524,6 @@ async fn metrics(State(s): State<AppState>) -> Response {
         out,
     )
         .into_response()
-}
-
-/// Writes the HELP and TYPE lines of a metric family.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// A timeline of the last day's history of one rule: a dot per event, coloured by severity.

@@ -783,6 +783,8 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
         }
         queue_dispatches(shared, core, now, &mut batch);
     }
+    // The notes may have started groups whose timers come before the timer's next wake.
+    shared.dispatch_wake.notify_one();
     commit(shared, &batch);
     // Actions start only after the state that admitted them is committed, so a crash cannot
     // run an action whose gate (cooldown, hourly limit) was never saved.
@@ -814,12 +816,13 @@ fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mu
     core.dispatched_at = now;
     let mut due = Vec::new();
     core.dispatcher.flush(now, &core.silences, &mut due);
+    let external_url = shared.external_url();
     for d in &due {
         let Some(r) = core.receivers.get(&d.receiver) else {
             tracing::warn!(receiver = %d.receiver, "receiver is not defined; message dropped");
             continue;
         };
-        let (rendered, errors) = crate::receivers::render(d, r, &core.receivers.templates, &shared.external_url());
+        let (rendered, errors) = crate::receivers::render(d, r, &core.receivers.templates, &external_url);
         for e in &errors {
             tracing::warn!(receiver = %d.receiver, "template failed, sending the fallback text: {}", e.message);
         }
@@ -843,7 +846,6 @@ fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mu
         });
     }
     core.dispatcher.take_changes(&mut batch.groups);
-    shared.dispatch_wake.notify_one();
 }
 
 /// Flushes notification groups whose timers (`group_wait`, `group_interval`, repeats,

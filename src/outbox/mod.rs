@@ -37,6 +37,7 @@ use self::db::{Admitted, OutboxEntry, Settled, Settlement};
 use self::policy::{Breaker, Permit, Schedule, SendResult, Verdict};
 use self::send::Transport;
 use crate::receivers::{Receiver, Receivers, Rendered, RetryPolicy};
+use crate::sources::exposition::{escape_label_value, write_family};
 use crate::store::{Store, StoreError};
 
 /// Concurrent sends per receiver. Each send waits a network round trip, and the loop
@@ -409,7 +410,7 @@ impl Outbox {
     /// `tocsin_receiver_circuit_open{receiver}`.
     pub fn render_metrics(&self, out: &mut String) {
         let m = lock(&self.metrics);
-        family(
+        write_family(
             out,
             "tocsin_notifications_total",
             "counter",
@@ -419,10 +420,10 @@ impl Outbox {
             let _ = writeln!(
                 out,
                 "tocsin_notifications_total{{receiver=\"{}\",result=\"{result}\"}} {n}",
-                escape(r)
+                escape_label_value(r)
             );
         }
-        family(
+        write_family(
             out,
             "tocsin_outbox_pending",
             "gauge",
@@ -435,9 +436,13 @@ impl Outbox {
             }
         }
         for (r, n) in pending {
-            let _ = writeln!(out, "tocsin_outbox_pending{{receiver=\"{}\"}} {n}", escape(r));
+            let _ = writeln!(
+                out,
+                "tocsin_outbox_pending{{receiver=\"{}\"}} {n}",
+                escape_label_value(r)
+            );
         }
-        family(
+        write_family(
             out,
             "tocsin_notification_latency_seconds",
             "histogram",
@@ -458,7 +463,7 @@ impl Outbox {
              tocsin_notification_latency_seconds_count {}",
             m.latency.count, m.latency.sum, m.latency.count
         );
-        family(
+        write_family(
             out,
             "tocsin_receiver_circuit_open",
             "gauge",
@@ -468,7 +473,7 @@ impl Outbox {
             let _ = writeln!(
                 out,
                 "tocsin_receiver_circuit_open{{receiver=\"{}\"}} {}",
-                escape(r),
+                escape_label_value(r),
                 u8::from(*open)
             );
         }
@@ -635,24 +640,6 @@ impl Histogram {
     }
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-/// A label value escaped for the text exposition format.
-fn escape(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
 fn min_opt(a: Option<i64>, b: Option<i64>) -> Option<i64> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -676,7 +663,7 @@ mod tests {
 
     #[test]
     fn label_values_are_escaped() {
-        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        assert_eq!(escape_label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
     #[test]

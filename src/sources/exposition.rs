@@ -1,4 +1,6 @@
-//! The Prometheus text exposition format (0.0.4), parsed the way Prometheus parses it.
+//! The Prometheus text exposition format (0.0.4), parsed the way Prometheus parses it, and
+//! the two pieces tocsin's own `/metrics` writers share ([`write_family`],
+//! [`escape_label_value`]).
 //!
 //! Sans-IO: a body (`&str`, so invalid UTF-8 is the caller's to reject) goes in, samples
 //! come out. [`parse_lenient`] is for scrapes: every valid sample is kept, each malformed
@@ -50,6 +52,17 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::series::Labels;
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric family.
+pub fn write_family(out: &mut String, name: &str, kind: &str, help: &str) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value escaped for the text format: backslash, double quote and newline.
+pub fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
 
 /// The longest line accepted, in bytes, line break excluded (64 KiB).
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
