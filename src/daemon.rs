@@ -312,19 +312,13 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         .expect("a load without a known hash always yields a set");
     report(&policy.warnings);
     let data_dir = loaded.path(loaded.cfg.data_dir.expose());
-    let opened = store::open(&data_dir, now().0).map_err(|e| {
-        eprintln!("tocsin: {e}");
-        ExitCode::from(1)
-    })?;
+    let opened = store::open(&data_dir, now().0).map_err(fatal)?;
     if let Some(msg) = &opened.recovered {
         tracing::error!("{msg}");
     }
     let staleness = loaded.cfg.staleness.value.0;
     let mut engine = Engine::new(Arc::clone(&policy.rules), Settings { staleness });
-    let saved = opened.store.load_states().map_err(|e| {
-        eprintln!("tocsin: {e}");
-        ExitCode::from(1)
-    })?;
+    let saved = opened.store.load_states().map_err(fatal)?;
     let restored = saved.len();
     for (key, err) in engine.restore(saved) {
         tracing::warn!(
@@ -334,20 +328,14 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         );
     }
     tracing::info!(restored, db = %opened.store.path().display(), "state restored");
-    let mut silences = opened.store.load_silences().map_err(|e| {
-        eprintln!("tocsin: {e}");
-        ExitCode::from(1)
-    })?;
+    let mut silences = opened.store.load_silences().map_err(fatal)?;
     crate::silence::forget_expired(&mut silences, now());
-    let runner = actions::Runner::new(actions::MAX_CONCURRENT).map_err(|e| {
-        eprintln!("tocsin: {e}");
-        ExitCode::from(1)
-    })?;
+    let runner = actions::Runner::new(actions::MAX_CONCURRENT).map_err(fatal)?;
     let mut dispatcher = Dispatcher::new(&policy.receivers);
     dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
     let receivers = Arc::new(Receivers::compile(&policy.receivers));
     // The outbox gets its own connection: sends settle entries while evaluations commit.
-    let outbox_store = store::open(&data_dir, now().0).map_err(fatal)?.store;
+    let outbox_store = opened.store.another_connection().map_err(fatal)?;
     let outbox = Outbox::new(outbox_store, Arc::clone(&receivers), dry_run);
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let core = Core {

@@ -483,6 +483,13 @@ impl Store {
         Ok(store)
     }
 
+    /// A second read-write connection to the same database (the outbox settles its entries
+    /// on its own connection while evaluations commit). The database was checked and
+    /// migrated by [`open`]; this skips both.
+    pub fn another_connection(&self) -> Result<Store, StoreError> {
+        Store::open_rw(self.path.clone())
+    }
+
     pub(crate) fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         sql_err(&self.path, action)
     }
