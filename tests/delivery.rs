@@ -331,3 +331,37 @@ fn an_alertmanager_receiver_gets_firing_alerts_re_sent_and_an_end_on_resolve() {
     });
     assert!(resolved.is_some(), "no resolve: {:?}", http.requests("/api/v2/alerts"));
 }
+
+#[test]
+fn a_silence_mutes_delivery_until_it_is_expired() {
+    let http = Recorder::start();
+    let receivers = format!(
+        "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n",
+        http.url("/hook")
+    );
+    let env = env_with(&receivers, DISK_RULE);
+    let d = env.spawn(&[]);
+    let ends = humantime::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
+    let body = format!(
+        r#"{{"matchers":[{{"name":"alertname","value":"DiskFull"}}],"ends_at":"{ends}","created_by":"test","comment":"maintenance"}}"#
+    );
+    let r = d.post(
+        "/api/v1/silences",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["silence_id"].as_str().unwrap().to_string();
+
+    d.push("disk_used 95\n");
+    d.wait_alert("DiskFull", "firing", S5);
+    // Several evaluations and dispatch-timer turns pass without a message.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(http.requests("/hook").is_empty(), "{:?}", http.requests("/hook"));
+
+    let r = request(d.port, "DELETE", &format!("/api/v1/silences/{id}"), &[], b"").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let got = http.wait_ok("/hook", 1, S5);
+    assert_eq!(got[0].json()["alerts"][0]["labels"]["alertname"], "DiskFull");
+    assert_eq!(got[0].json()["status"], "firing");
+}
