@@ -1,4 +1,4 @@
-//! Whole-process delivery benchmark (SPEC §11): the release `tocsin run` binary notifying a
+//! Whole-process delivery benchmark: the release `tocsin run` binary notifying a
 //! webhook sink on 127.0.0.1 through the durable outbox.
 //!
 //! * latency: one transition per evaluation tick (group interval 100 ms, `group_wait` 0);

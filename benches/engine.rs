@@ -1,6 +1,6 @@
 //! One evaluation cycle of 1,000 compiled threshold rules over 300 instances each
 //! (300,000 instance evaluations: expression, tier observation, state machine and
-//! notification rules). Target (SPEC §11): ≥ 10 million instance evaluations per second
+//! notification rules). Target: ≥ 10 million instance evaluations per second
 //! on one core, i.e. ≤ 30 ms per cycle here.
 
 use std::hint::black_box;

@@ -1,4 +1,4 @@
-//! Evaluation cost of compiled expressions for one instance (SPEC §11: ≤ 0.1 µs).
+//! Evaluation cost of compiled expressions for one instance (≤ 0.1 µs).
 
 use std::hint::black_box;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! Running response actions (SPEC §3.6): `exec` and `webhook`, with timeouts, and a
+//! Running response actions: `exec` and `webhook`, with timeouts, and a
 //! one-line record of each run for the history.
 //!
 //! The engine decides *whether* an action runs (`engine::action`); this module runs it. It is

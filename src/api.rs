@@ -1,4 +1,4 @@
-//! The HTTP API (SPEC §7): metrics, alerts, rules, history, silences, push, reload,
+//! The HTTP API: metrics, alerts, rules, history, silences, push, reload,
 //! health, and a status page.
 //!
 //! Owns request parsing, authentication of mutating endpoints (`api_token`), body limits

@@ -1,7 +1,7 @@
 //! The command line: one function per subcommand, each a thin shell around the core.
 //!
 //! Owns argument parsing (clap), reading the files the user names, printing results and
-//! choosing exit codes (SPEC §7: 0 clean, 1 findings or failures, 2 unusable invocation).
+//! choosing exit codes (0 clean, 1 findings or failures, 2 unusable invocation).
 //! Everything it prints is computed by `check`, `ruletest`, `config` and `diag`; it holds
 //! no rule semantics of its own.
 

@@ -639,7 +639,7 @@ async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>) {
 /// How long after start a group with interval `every` waits for its rules' inputs to appear:
 /// one interval of the group, or of the slowest source when that is longer. Evaluating
 /// before any sample could arrive would take the restored state for "no data" and clear
-/// the `for` timers of pending alerts that the restart was meant to keep (SPEC §3.5).
+/// the `for` timers of pending alerts that the restart was meant to keep.
 fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
     let s = &cfg.sources;
     let system = s

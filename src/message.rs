@@ -28,7 +28,7 @@ pub enum Status {
 pub struct AlertNote {
     /// The instance fingerprint (labels without `severity`).
     pub fingerprint: u64,
-    /// The instance's notification sequence number (SPEC §3.5): with the fingerprint, the
+    /// The instance's notification sequence number: with the fingerprint, the
     /// idempotency key of a single-alert message.
     pub seq: u64,
     /// What the engine said.

@@ -1,7 +1,7 @@
 //! Reload: reading the policy files from disk, validating them as one set, and watching
 //! their directories for changes.
 //!
-//! Owns the rule that a broken file never replaces a working set (SPEC §7): a new
+//! Owns the rule that a broken file never replaces a working set: a new
 //! [`PolicySet`] exists only when every rule and receiver file parses, compiles and passes
 //! the same cross-file checks as `tocsin check`. It watches *directories*, never files,
 //! because editors save by renaming a temporary file over the old one and Kubernetes swaps

@@ -173,7 +173,7 @@ pub struct Alert {
     pub receivers: Vec<String>,
 }
 
-/// A response action (SPEC §3.6).
+/// A response action.
 #[derive(Debug, Clone)]
 pub struct Action {
     /// Its name, unique within the rule.

@@ -48,7 +48,7 @@ pub fn duration_ms(d: Duration) -> i64 {
 /// The bit pattern Prometheus uses for a staleness marker: a NaN that is not the default NaN.
 const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 
-/// A staleness marker as a sample value: after it a series has no current value (SPEC §2).
+/// A staleness marker as a sample value: after it a series has no current value.
 pub fn stale_marker() -> f64 {
     f64::from_bits(STALE_NAN_BITS)
 }
@@ -98,7 +98,7 @@ impl Window {
         self.samples.back().copied()
     }
 
-    /// The series' current value at `now` (SPEC §2): the newest sample if it is not a stale
+    /// The series' current value at `now`: the newest sample if it is not a stale
     /// marker, not later than `now`, and younger than `staleness`.
     pub fn current(&self, now: Timestamp, staleness: Duration) -> Option<f64> {
         let s = self.latest_at(now)?;

@@ -1,4 +1,4 @@
-//! Silences as the API and the database see them (SPEC §4): validating a `POST
+//! Silences as the API and the database see them: validating a `POST
 //! /api/v1/silences` body into a [`Silence`], a silence's status at a time, and persistence
 //! (an `impl Store` block over the `silences` table).
 //!

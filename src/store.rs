@@ -2,7 +2,7 @@
 //!
 //! Holds every alert instance's persisted state (opaque JSON keyed by an opaque string; the
 //! daemon uses `group\u{1f}rule\u{1f}fingerprint`) and the history of transitions served by
-//! `GET /api/v1/history` (SPEC §3.5, §5, §7). The notification outbox and silences will join
+//! `GET /api/v1/history`. The notification outbox and silences will join
 //! it as later schema migrations.
 //!
 //! Guarantees:

@@ -1,7 +1,7 @@
 //! Templates: Jinja (minijinja) text for annotations and receiver messages.
 //!
 //! Owns compiling template sources once, rendering them with a fuel limit (a template can
-//! never spin forever), and the plain fallback text used when rendering fails (SPEC §4: a
+//! never spin forever), and the plain fallback text used when rendering fails (a
 //! broken template never blackholes an alert). It knows nothing about rules or receivers:
 //! callers hand it a [`Context`].
 
@@ -13,7 +13,7 @@ use serde::Serialize;
 /// Instructions a single render may execute before it is stopped.
 const FUEL: u64 = 100_000;
 
-/// The variables every template sees (SPEC §4).
+/// The variables every template sees.
 pub const VARIABLES: &[&str] = &[
     "alertname",
     "status",

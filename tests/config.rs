@@ -1,4 +1,4 @@
-//! Loading of the four file kinds from bytes: the SPEC's own examples, each error kind with
+//! Loading of the four file kinds from bytes: the documented examples, each error kind with
 //! its location, hostile inputs, environment substitution and secret redaction.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! A steady-state evaluation cycle allocates nothing per instance: with values that do not
 //! cross thresholds, evaluating 200 rules over 50 instances each makes zero allocations
-//! (SPEC §11 budgets 0.1 µs per instance; allocation would blow it).
+//! (budgets 0.1 µs per instance; allocation would blow it).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -27,7 +27,7 @@ fn settings() -> Settings {
     }
 }
 
-/// Runs the SPEC §8 timeline; at evaluation `cut` (if any) the engine is interrupted by
+/// Runs the documented rule-test timeline; at evaluation `cut` (if any) the engine is interrupted by
 /// `interrupt`, which returns the engine to continue with. Returns every notification as
 /// (time, kind, severity).
 fn run(cut: Option<i64>, interrupt: &dyn Fn(Engine) -> Engine) -> Vec<(i64, String, String)> {

@@ -1,4 +1,4 @@
-//! Property tests of the per-instance state machine and notification rules (SPEC §3.4–§3.5)
+//! Property tests of the per-instance state machine and notification rules
 //! over random policies and random value sequences, including missing data.
 
 use proptest::prelude::*;

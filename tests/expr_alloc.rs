@@ -1,4 +1,4 @@
-//! Evaluating a compiled expression must not allocate (SPEC §11 budgets ≤ 0.1 µs per instance).
+//! Evaluating a compiled expression must not allocate (budgets ≤ 0.1 µs per instance).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

@@ -1,5 +1,5 @@
 //! Runs every rule unit-test file shipped in the repository (the default policy's, the
-//! examples' and the SPEC fixtures') through the same runner as `tocsin test`, and checks
+//! examples' and the contract fixtures') through the same runner as `tocsin test`, and checks
 //! every shipped YAML file with the same code as `tocsin check`.
 
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn every_shipped_rule_test_passes() {
 }
 
 /// The policy sets shipped in the repository, each checked on its own as an operator would
-/// (`tocsin check rules receivers tests/rules` in its folder): the default policy, the SPEC
+/// (`tocsin check rules receivers tests/rules` in its folder): the default policy, the contract
 /// fixtures, and every example (except `examples/ci`, which holds a GitHub workflow).
 fn policy_sets() -> Vec<PathBuf> {
     let mut sets = vec![root(), root().join("tests/spec")];

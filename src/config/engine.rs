@@ -1,4 +1,4 @@
-//! The typed form of the engine config, `tocsin.yaml` (SPEC §5). Every key has a default, so
+//! The typed form of the engine config, `tocsin.yaml`. Every key has a default, so
 //! an empty or absent file is a valid configuration. Every string value is a [`Text`] (after
 //! `${ENV}` substitution, secret-aware).
 

@@ -1,4 +1,4 @@
-//! The typed form of a receivers file (`receivers/*.yaml`, SPEC §4), as parsed. Every string
+//! The typed form of a receivers file (`receivers/*.yaml`), as parsed. Every string
 //! value is a [`Text`] (after `${ENV}` substitution, secret-aware). Cross-references (route
 //! receivers that exist, templates that render) are checked by the integrating pass.
 

@@ -1,4 +1,4 @@
-//! The typed form of a rule file (`rules/*.yaml`, SPEC §3), as parsed: no semantic checks
+//! The typed form of a rule file (`rules/*.yaml`), as parsed: no semantic checks
 //! (tier order, exactly-one-of, expressions) happen here; those belong to the rule compiler,
 //! which uses the positions kept in [`Sp`] to report them.
 

@@ -1,4 +1,4 @@
-//! The typed form of a rule unit-test file (`tests/rules/*.yaml`, SPEC §8), as parsed. The
+//! The typed form of a rule unit-test file (`tests/rules/*.yaml`), as parsed. The
 //! `values` notation and the expectations are interpreted by the test runner.
 
 use std::collections::BTreeMap;

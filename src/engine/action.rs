@@ -1,4 +1,4 @@
-//! Action gating (SPEC §3.6): whether an event runs a rule's action now.
+//! Action gating: whether an event runs a rule's action now.
 //!
 //! Owns the per (instance, action) rate-limit state, [`ActionGate`]. Pure: running the action
 //! (exec, webhook, timeouts, dry-run) is someone else's job, and time comes from the event.

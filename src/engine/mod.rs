@@ -1,6 +1,6 @@
 //! Engine: one deterministic evaluation of a rule group at a given time.
 //!
-//! Owns the alert instances of every rule: which series each instance reads (SPEC §3.2:
+//! Owns the alert instances of every rule: which series each instance reads (
 //! `select`, joins on label sets, broadcast, `by` groups), evaluating its expressions,
 //! feeding the per-instance state machine ([`state`]), the notification rules ([`notify`])
 //! and action gates ([`action`]), and writing recording-rule outputs back to the series
@@ -144,7 +144,7 @@ pub struct AlertView {
 /// Evaluation settings that are not part of the rules.
 #[derive(Clone, Copy, Debug)]
 pub struct Settings {
-    /// How old a sample may be and still be a series' current value (SPEC §2).
+    /// How old a sample may be and still be a series' current value.
     pub staleness: Duration,
 }
 
@@ -163,7 +163,7 @@ pub struct Engine {
     restored: HashMap<String, Persisted>,
 }
 
-/// The persisted form of one instance: everything SPEC §3.5 says survives a restart.
+/// The persisted form of one instance: everything that survives a restart.
 #[derive(Clone, Debug, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Persisted {
     /// Tier state machine.
@@ -225,7 +225,7 @@ impl Engine {
         }
     }
 
-    /// Seeds instance states saved by an earlier process (SPEC §3.5: a restart neither
+    /// Seeds instance states saved by an earlier process (a restart neither
     /// re-notifies nor forgets a pending alert). Each is claimed when its instance appears;
     /// undecodable entries are returned so the caller can report them.
     pub fn restore(&mut self, states: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {

@@ -1,4 +1,4 @@
-//! Notification rules (SPEC §3.5): cooldown, coalescing, repeats and flapping, per instance.
+//! Notification rules: cooldown, coalescing, repeats and flapping, per instance.
 //!
 //! Owns [`NotifyState`], which turns the [`Event`]s of one instance into [`Notification`]s.
 //! Pure: no I/O, no clock (times come from events and from the caller), no routing, grouping,

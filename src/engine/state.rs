@@ -1,4 +1,4 @@
-//! Per-instance tier state machine (SPEC §3.3–§3.4).
+//! Per-instance tier state machine.
 //!
 //! Owns the compiled tier policy of an alert rule ([`Policy`]) and the persisted state of one
 //! instance ([`InstanceState`]): pending starts, the firing tier, the episode start and the
@@ -45,7 +45,7 @@ pub struct TierSpec {
     pub for_: Duration,
 }
 
-/// What an evaluation without data does (SPEC §3.4 step 0).
+/// What an evaluation without data does (step 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum NoData {
     /// Leave a firing instance as it is; clear pending starts.
@@ -189,7 +189,7 @@ impl InstanceState {
         self.firing.is_none() && self.pending.iter().all(Option::is_none)
     }
 
-    /// One evaluation at `now` (SPEC §3.4 steps 0–3), pushing at most one event into `out`.
+    /// One evaluation at `now` (steps 0–3), pushing at most one event into `out`.
     ///
     /// `obs` is `None` for "no data", else one [`TierObs`] per tier (missing entries count as
     /// neither met nor holding). A state restored from before a reload that removed tiers is
@@ -347,7 +347,7 @@ mod tests {
         }
     }
 
-    /// The `MemoryPressure` rule of SPEC §3.
+    /// The `MemoryPressure` rule of the rule-file reference.
     fn memory() -> Policy {
         Policy {
             tiers: vec![

@@ -502,7 +502,7 @@ impl Compiler<'_> {
             let mut e = self.err(pos, format!("unknown function `{name}`"));
             e.hint = Some(match did_you_mean(name) {
                 Some(f) => format!("did you mean `{f}`?"),
-                None => "see the function list in SPEC §3.1".to_string(),
+                None => "see the function list in docs/rules.md".to_string(),
             });
             return Err(e);
         };

@@ -217,7 +217,7 @@ impl Cond {
     }
 }
 
-/// A series' current value (SPEC §2) if it is finite.
+/// A series' current value if it is finite.
 ///
 /// Same answer as `Window::current`, but tries the newest sample first: it is the current
 /// one unless it lies after `now`, and that check is O(1) where `current`'s search is

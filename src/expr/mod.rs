@@ -1,4 +1,4 @@
-//! Expressions: compiles a rule's `expr` (SPEC §3.1) and evaluates it for one instance.
+//! Expressions: compiles a rule's `expr` and evaluates it for one instance.
 //!
 //! Owns the expression language: syntax checks, static typing (number or condition), metric
 //! names bound to slot indices, window functions, aggregations and the float-only,
@@ -7,7 +7,7 @@
 //!
 //! It must not touch I/O or a clock: time arrives in [`EvalCtx`], samples through [`Data`],
 //! which the engine implements. It does not decide which series an instance reads (that is
-//! the engine's join, SPEC §3.2); it only says which metrics it reads and how ([`Slot`]).
+//! the engine's join); it only says which metrics it reads and how ([`Slot`]).
 //!
 //! Semantics the specification leaves open, decided here:
 //! - `rate` and `increase` are not extrapolated to the window edges as in Prometheus:
@@ -19,7 +19,7 @@
 //!   not exactly at the limit) or when the trend is moving away from the limit.
 //! - `age(m)` skips stale markers: it is the time since the newest real sample, so it keeps
 //!   growing after a target disappears. It ignores staleness and counts non-finite samples.
-//! - `present(m)` is 1 when m has a current value (SPEC §2), even a non-finite one.
+//! - `present(m)` is 1 when m has a current value, even a non-finite one.
 //! - `zscore` and `stddev_over_time` use the population standard deviation (as Prometheus'
 //!   `stddev_over_time`); `ci_low`/`ci_high` use the sample standard deviation.
 //! - `quantile_over_time` follows Prometheus: q < 0 gives -inf, q > 1 gives +inf.
@@ -58,7 +58,7 @@ pub struct Expr {
 pub enum Type {
     /// A number: compared against tiers, or recorded.
     Number,
-    /// A condition: the rule has one implicit tier (SPEC §3.3).
+    /// A condition: the rule has one implicit tier.
     Bool,
 }
 
@@ -145,7 +145,7 @@ pub trait Data {
 pub struct EvalCtx {
     /// The evaluation time; windows end here.
     pub now: Timestamp,
-    /// How old a sample may be and still be a series' current value (SPEC §2).
+    /// How old a sample may be and still be a series' current value.
     pub staleness: Duration,
 }
 

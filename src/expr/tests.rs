@@ -501,7 +501,7 @@ fn unknown_function_suggests_a_name() {
     let e = err_contains("stddev_overtime(m, \"5m\")", "unknown function");
     assert_eq!(e.hint.as_deref(), Some("did you mean `stddev_over_time`?"));
     let e = err_contains("zzz(m)", "unknown function `zzz`");
-    assert_eq!(e.hint.as_deref(), Some("see the function list in SPEC §3.1"));
+    assert_eq!(e.hint.as_deref(), Some("see the function list in docs/rules.md"));
 }
 
 #[test]

@@ -23,7 +23,7 @@ use crate::message::{AlertNote, Dispatch, Status};
 use crate::series::Timestamp;
 use crate::template::{Context, TemplateError, TemplateRef, Templates};
 
-/// Default `max_retry_age` (SPEC §4).
+/// Default `max_retry_age`.
 pub const DEFAULT_MAX_RETRY_AGE: Duration = Duration::from_secs(24 * 3600);
 /// Default first retry delay.
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
@@ -136,7 +136,7 @@ fn dur(d: &Option<Sp<Dur>>, default: Duration) -> Duration {
 
 /// Formats `d` for receiver `r`. Pure: the outbox stores and sends what this returns.
 ///
-/// Never fails: a template that fails at run time is replaced by its fallback text (SPEC §4:
+/// Never fails: a template that fails at run time is replaced by its fallback text (
 /// a broken template never blackholes an alert) and its error is returned, one per failed
 /// render, for the caller to count in `tocsin_template_errors_total`. `external_url` is
 /// where tocsin's API is reachable from the receiver's side (Alertmanager's `externalURL`,

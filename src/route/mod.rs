@@ -1,4 +1,4 @@
-//! Routes, grouping, inhibition and silences (SPEC §4): which receivers hear about an alert,
+//! Routes, grouping, inhibition and silences: which receivers hear about an alert,
 //! when, and in which message.
 //!
 //! [`Dispatcher`] decides which receivers hear about an alert (ordered routes, exact values,
@@ -11,14 +11,14 @@
 //!
 //! # Dispatcher semantics
 //!
-//! SPEC §4 names the knobs; where it is silent, these are the choices (Alertmanager's
+//! The routing file format names the knobs; where it is silent, these are the choices (Alertmanager's
 //! where one exists):
 //!
 //! * **Groups.** An aggregation group is (route, values of its `group_by` labels). Without
 //!   `group_by` (or with `['...']`) every alert instance is its own group, so with the
 //!   defaults (`group_wait` 0, `group_interval` 0, no route `repeat_interval`) routing is
-//!   transparent: each note becomes a message at the same instant, and the timings of SPEC
-//!   §8 stay what the engine produced. A rule's `notify:` list is an implicit route with
+//!   transparent: each note becomes a message at the same instant, and the timings of rule
+//!   tests stay what the engine produced. A rule's `notify:` list is an implicit route with
 //!   per-instance groups and no waits. A note that matches nothing goes nowhere, but still
 //!   counts as a firing source for inhibition.
 //! * **Membership.** An alert joins the groups of the routes its labels match when it fires,
@@ -82,7 +82,7 @@ use crate::series::Labels;
 /// How the dispatcher treats one receiver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReceiverPolicy {
-    /// Whether resolutions are sent (SPEC §4: default true).
+    /// Whether resolutions are sent (default true).
     pub send_resolved: bool,
     /// Re-send delivered firing alerts this often (Alertmanager receivers).
     pub resend: Option<Duration>,

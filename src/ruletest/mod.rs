@@ -1,4 +1,4 @@
-//! `tocsin test`: rule unit tests (SPEC §8).
+//! `tocsin test`: rule unit tests.
 //!
 //! Owns running one parsed test file against the rules it names: expanding input series,
 //! driving the very same [`Engine`] the daemon runs on a simulated clock, and comparing

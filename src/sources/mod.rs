@@ -1,4 +1,4 @@
-//! Sources: everything that produces samples (SPEC §6).
+//! Sources: everything that produces samples.
 //!
 //! Owns the sans-IO parsers of the Prometheus text exposition and JSON push formats
 //! ([`exposition`], [`push_json`]), and the I/O collectors the daemon polls: host metrics

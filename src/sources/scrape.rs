@@ -1,4 +1,4 @@
-//! `scrape`: Prometheus text exposition over HTTP (SPEC §6).
+//! `scrape`: Prometheus text exposition over HTTP.
 //!
 //! Owns one HTTP GET per target per interval with a timeout, adding `job` and `instance`
 //! labels, and the per-target meta series `up` and `scrape_duration_seconds`. Parsing is

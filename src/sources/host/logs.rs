@@ -1,4 +1,4 @@
-//! The `logs` source (SPEC §6): follows a log file like `tail -F` and counts the lines that
+//! The `logs` source: follows a log file like `tail -F` and counts the lines that
 //! match each configured regex into `log_matches_total{pattern=<name>, path=<path>}`.
 //!
 //! Semantics:

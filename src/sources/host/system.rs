@@ -1,4 +1,4 @@
-//! The `system` source (SPEC §6): host metrics read through sysinfo, plus the cgroup memory
+//! The `system` source: host metrics read through sysinfo, plus the cgroup memory
 //! limit read straight from the cgroup file system.
 //!
 //! One [`SystemCollector`] lives as long as the daemon and keeps one `sysinfo::System`, one
@@ -140,7 +140,7 @@ impl SystemCollector {
         "cgroup_memory_used_percent",
     ];
 
-    /// A collector watching the processes named in `processes` (SPEC §5 `sources.system`).
+    /// A collector watching the processes named in `processes` (`sources.system`).
     ///
     /// Reads nothing but `/proc/self/cgroup`; the first [`collect`](Self::collect) does the
     /// first refresh.
