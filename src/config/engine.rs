@@ -60,7 +60,7 @@ impl Default for EngineConfig {
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesConfig {
-    /// Host metrics (off when absent).
+    /// Host metrics: on when absent (every 5s); `system: ~` (null) turns them off.
     pub system: Option<SystemSource>,
     /// Prometheus endpoints to scrape.
     pub scrape: Vec<ScrapeSource>,
@@ -86,7 +86,7 @@ impl Default for SourcesConfig {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SystemSource {
-    /// Collection interval (default: the engine's `evaluation_interval`).
+    /// Collection interval (default 5s).
     pub interval: Option<Sp<Dur>>,
     /// Process names to report on.
     pub processes: Vec<Text>,
@@ -103,7 +103,7 @@ pub struct ScrapeSource {
     /// Scrape interval (default: the engine's `evaluation_interval`).
     #[serde(default)]
     pub interval: Option<Sp<Dur>>,
-    /// Request time limit.
+    /// Request time limit (default 10s).
     #[serde(default)]
     pub timeout: Option<Sp<Dur>>,
     /// Most distinct series this target may create (default 100000); samples of further
