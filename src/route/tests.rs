@@ -549,8 +549,31 @@ fn a_run_split_and_restored_anywhere_sends_the_same() {
 /// `send_resolved` and none otherwise, and no resolve comes without a delivered firing.
 fn check_guarantees(out: &[Dispatch], send_resolved: &BTreeMap<String, bool>) -> Result<(), String> {
     let mut told: BTreeMap<(String, String, u64), bool> = BTreeMap::new();
+    // What a receiver that keys on label sets (Alertmanager) holds active per alert; one
+    // without `send_resolved` is never told anything ended, by its own choice.
+    let mut held: BTreeMap<(String, String, u64), BTreeSet<String>> = BTreeMap::new();
     let mut keys = BTreeSet::new();
     for d in out {
+        for a in d.alerts.iter().filter(|_| send_resolved[&d.receiver]) {
+            let h = held
+                .entry((d.receiver.clone(), d.group_key.clone(), a.instance))
+                .or_default();
+            if let Some(old) = &a.ended_severity {
+                h.remove(old);
+            }
+            match a.status {
+                Status::Firing => h.insert(a.severity.clone()),
+                Status::Resolved => h.remove(&a.severity),
+            };
+            if h.len() > 1 {
+                return Err(format!(
+                    "a label-keyed receiver holds severities {h:?} of one alert: {d:?}"
+                ));
+            }
+            if a.status == Status::Resolved && !h.is_empty() {
+                return Err(format!("a resolve left {h:?} active: {d:?}"));
+            }
+        }
         // One note reaching a receiver through two routes is the same news under the same key.
         if !keys.insert((d.receiver.clone(), d.group_key.clone(), d.idempotency_key.clone())) {
             return Err(format!(
