@@ -160,3 +160,25 @@ pub struct Silence {
     /// Why.
     pub comment: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_persisted_by_earlier_releases_still_load() {
+        // A dispatcher row's note as the release before `instance` wrote it: the key was
+        // called `fingerprint`, and there was no `nodata` or `ended_severity`.
+        let old = r#"{"fingerprint":12345,"seq":2,"kind":"Firing","status":"firing","severity":"warning",
+            "labels":{"alertname":"A","severity":"warning"},"annotations":{},"value":1.0,
+            "threshold":null,"starts_at":0,"ends_at":null,"at":0}"#;
+        let n: AlertNote = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (n.instance, n.seq, n.nodata, n.ended_severity.as_deref()),
+            (12345, 2, false, None)
+        );
+        assert_eq!(n.fingerprint(), n.labels.fingerprint());
+        let again: AlertNote = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(again, n);
+    }
+}
