@@ -160,7 +160,7 @@ async fn alerts(State(s): State<AppState>) -> Response {
                         .engine
                         .instances(a.rule)
                         .iter()
-                        .find(|i| i.fingerprint == a.fingerprint);
+                        .find(|i| i.fingerprint == a.instance);
                     ("pending", inst.and_then(|i| i.machine.pending_since(tier)))
                 }
                 Phase::Inactive => ("inactive", None),

@@ -214,8 +214,8 @@ fn check_receivers(
 /// same [`receivers::context`] the daemon uses, so every variable (`alerts` included) has
 /// the shape it has at run time.
 fn sample_dispatch() -> Dispatch {
-    let note = |fingerprint, instance: &str, status, severity: &str| AlertNote {
-        fingerprint,
+    let note = |key, instance: &str, status, severity: &str| AlertNote {
+        instance: key,
         seq: 1,
         kind: match status {
             Status::Firing => NoteKind::Firing,
@@ -240,6 +240,8 @@ fn sample_dispatch() -> Dispatch {
         starts_at: Timestamp(1_795_420_800_000),
         ends_at: (status == Status::Resolved).then_some(Timestamp(1_795_421_100_000)),
         at: Timestamp(1_795_421_100_000),
+        nodata: false,
+        ended_severity: None,
     };
     let alerts = vec![
         note(1, "host-1", Status::Firing, "critical"),
@@ -249,7 +251,7 @@ fn sample_dispatch() -> Dispatch {
         receiver: "sample".to_string(),
         group_key: "{}:{alertname=\"SampleAlert\"}".to_string(),
         group_labels: [("alertname".to_string(), "SampleAlert".to_string())].into(),
-        news: alerts.iter().map(|a| (a.fingerprint, a.kind)).collect(),
+        news: alerts.iter().map(|a| (a.instance, a.kind)).collect(),
         alerts,
         idempotency_key: "sample-1".to_string(),
         at: Timestamp(1_795_421_100_000),

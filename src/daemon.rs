@@ -769,6 +769,11 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
             let note = core.engine.alert_note(n);
             core.dispatcher.notify(note, notify);
         }
+        let mut fresh = Vec::new();
+        core.engine.firing_notes(g, now, &mut fresh);
+        for note in &fresh {
+            core.dispatcher.refresh(note);
+        }
         queue_dispatches(shared, core, now, &mut batch);
     }
     // The notes may have started groups whose timers come before the timer's next wake.

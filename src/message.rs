@@ -26,8 +26,12 @@ pub enum Status {
 /// One alert instance's notification, with everything a receiver may print.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlertNote {
-    /// The instance fingerprint (labels without `severity`).
-    pub fingerprint: u64,
+    /// Which alert this is, whatever its severity: the [`Labels::state_key`] of its labels
+    /// without `severity`. It keys the dispatcher's groups and delivered states, so an
+    /// escalation is news about the same alert; never shown (receivers show
+    /// [`AlertNote::fingerprint`]). Rows persisted before the rename call it `fingerprint`.
+    #[serde(alias = "fingerprint")]
+    pub instance: u64,
     /// The instance's notification sequence number: with the fingerprint, the
     /// idempotency key of a single-alert message.
     pub seq: u64,
@@ -51,12 +55,39 @@ pub struct AlertNote {
     pub ends_at: Option<Timestamp>,
     /// When the engine emitted the notification.
     pub at: Timestamp,
+    /// Raised by `no_data: alert`: a flag (template variable `nodata`, annotation
+    /// `nodata: "true"`), never a label, so the episode's resolve carries the labels of
+    /// its firing.
+    #[serde(default)]
+    pub nodata: bool,
+    /// Set by the dispatcher, per receiver: the severity that receiver was last told this
+    /// alert fires at, when this message changes it (an escalation, a de-escalation, or a
+    /// resolve of a change it never heard of). Receivers that key on labels end that label
+    /// set ([`AlertNote::ended_labels`]) in the same message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_severity: Option<String>,
 }
 
 impl AlertNote {
     /// The alert's name (`alertname` label).
     pub fn alertname(&self) -> &str {
         self.labels.get("alertname").unwrap_or("")
+    }
+
+    /// Alertmanager's fingerprint of the labels as sent: what every receiver, the API and
+    /// idempotency keys show.
+    pub fn fingerprint(&self) -> u64 {
+        self.labels.fingerprint()
+    }
+
+    /// The label set that ends with this message ([`AlertNote::ended_severity`]): the
+    /// labels at the severity the receiver knew.
+    pub fn ended_labels(&self) -> Option<Labels> {
+        self.ended_severity.as_ref().map(|s| {
+            let mut l = self.labels.clone();
+            l.set("severity", s);
+            l
+        })
     }
 }
 
@@ -71,13 +102,14 @@ pub struct Dispatch {
     pub group_labels: BTreeMap<String, String>,
     /// Every alert the message carries: firing ones first, then resolved ones.
     pub alerts: Vec<AlertNote>,
-    /// Stable across retries and restarts: group fingerprint + sequence
-    /// (for a single-alert group, the alert's fingerprint and `seq`).
+    /// Stable across retries and restarts: group hash + counter (for a single-alert group,
+    /// the alert's [`AlertNote::fingerprint`] and `seq`).
     pub idempotency_key: String,
     /// When the flush happened.
     pub at: Timestamp,
     /// The alerts this message brings news of, with the kind of news (what `tocsin test`
-    /// compares against `receiver:` expectations); a subset of `alerts`.
+    /// compares against `receiver:` expectations), by [`AlertNote::instance`]; a subset of
+    /// `alerts`.
     pub news: Vec<(u64, NoteKind)>,
 }
 
@@ -127,4 +159,26 @@ pub struct Silence {
     pub created_by: String,
     /// Why.
     pub comment: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_persisted_by_earlier_releases_still_load() {
+        // A dispatcher row's note as the release before `instance` wrote it: the key was
+        // called `fingerprint`, and there was no `nodata` or `ended_severity`.
+        let old = r#"{"fingerprint":12345,"seq":2,"kind":"Firing","status":"firing","severity":"warning",
+            "labels":{"alertname":"A","severity":"warning"},"annotations":{},"value":1.0,
+            "threshold":null,"starts_at":0,"ends_at":null,"at":0}"#;
+        let n: AlertNote = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (n.instance, n.seq, n.nodata, n.ended_severity.as_deref()),
+            (12345, 2, false, None)
+        );
+        assert_eq!(n.fingerprint(), n.labels.fingerprint());
+        let again: AlertNote = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        assert_eq!(again, n);
+    }
 }

@@ -247,9 +247,25 @@ impl Labels {
         )
     }
 
-    /// A stable 64-bit fingerprint (FNV-1a over names and values), the same across runs
-    /// and machines, so it can key persisted state and idempotency keys.
+    /// Alertmanager's fingerprint of this label set (`model.LabelSet.Fingerprint` of
+    /// prometheus/common): FNV-1a 64 over the names and values in name order, each name
+    /// and each value followed by the byte 0xff. Printed as 16 hex digits, it is the
+    /// `fingerprint` receivers, the API and history show, and what label-keyed consumers
+    /// (Alertmanager, PagerDuty's `dedup_key`) key on (ARCHITECTURE.md, "Identity").
     pub fn fingerprint(&self) -> u64 {
+        self.fnv(0xff)
+    }
+
+    /// The key persisted per-instance state is stored under (engine instances, notification
+    /// groups). FNV-1a 64 like [`Labels::fingerprint`], but each value is followed by 0xfe:
+    /// this is what every earlier release keyed the state database with, so keeping it lets
+    /// an upgraded daemon find its instances and groups instead of forgetting pending timers
+    /// or re-notifying. Never shown to receivers.
+    pub fn state_key(&self) -> u64 {
+        self.fnv(0xfe)
+    }
+
+    fn fnv(&self, after_value: u8) -> u64 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
         let mut eat = |bytes: &[u8]| {
             for b in bytes {
@@ -261,7 +277,7 @@ impl Labels {
             eat(k.as_bytes());
             eat(&[0xff]);
             eat(v.as_bytes());
-            eat(&[0xfe]);
+            eat(&[after_value]);
         }
         h
     }
@@ -450,5 +466,33 @@ mod tests {
             a.fingerprint(),
             Labels::from_pairs([("mount", "/"), ("host", "a")]).fingerprint()
         );
+    }
+
+    #[test]
+    fn fingerprint_is_alertmanagers() {
+        // The alert of tests/fixtures/alertmanager/alertmanager-0.25-webhook-firing.json,
+        // whose `fingerprint` a real Alertmanager 0.25 computed.
+        let l = Labels::from_pairs([
+            ("alertname", "HighCpu"),
+            ("instance", "host-042"),
+            ("job", "synth"),
+            ("rule_id", "742"),
+            ("severity", "critical"),
+        ]);
+        assert_eq!(format!("{:016x}", l.fingerprint()), "b1efd309ff798888");
+        // The hash of nothing is the FNV offset basis, as in Alertmanager.
+        assert_eq!(Labels::new().fingerprint(), 0xcbf2_9ce4_8422_2325);
+        let mut warning = l.clone();
+        warning.set("severity", "warning");
+        assert_ne!(warning.fingerprint(), l.fingerprint());
+    }
+
+    #[test]
+    fn state_key_is_what_earlier_releases_stored() {
+        // Computed by the release before fingerprints became Alertmanager's: persisted
+        // engine and dispatcher rows carry it, so it must never change.
+        let l = Labels::from_pairs([("host", "a"), ("mount", "/")]);
+        assert_eq!(l.state_key(), 0xb524_0778_a4c9_c8d8);
+        assert_ne!(l.state_key(), l.fingerprint());
     }
 }

@@ -24,6 +24,7 @@ pub const VARIABLES: &[&str] = &[
     "annotations",
     "starts_at",
     "alerts",
+    "nodata",
 ];
 
 /// What a template is rendered against.
@@ -47,6 +48,8 @@ pub struct Context {
     pub starts_at: Option<String>,
     /// The alerts of a notification group (receivers only).
     pub alerts: Vec<Context>,
+    /// Raised by `no_data: alert` (a flag, never a label).
+    pub nodata: bool,
 }
 
 /// Where a template is kept inside a [`Templates`] set.

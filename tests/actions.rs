@@ -36,6 +36,7 @@ fn admitted(labels: &[(&str, &str)], transition: Transition, value: Option<f64>)
         value,
         seq: 0,
         starts_at: None,
+        nodata: false,
     }
 }
 

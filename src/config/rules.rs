@@ -142,7 +142,7 @@ pub enum NoDataDef {
     Keep,
     /// Resolve a firing instance now.
     Resolve,
-    /// Treat the least severe tier as met, with label `nodata="true"`.
+    /// Treat the least severe tier as met; notifications carry the `nodata` flag (never a label).
     Alert,
 }
 

@@ -38,10 +38,11 @@ pub struct RuleRef {
 pub struct Emitted<K> {
     /// The rule.
     pub rule: RuleRef,
-    /// The instance's stable fingerprint (of its labels without `severity`).
+    /// Alertmanager's fingerprint of `labels`, the label set as sent: the one
+    /// fingerprint of the API, history, receivers and actions.
     pub fingerprint: u64,
-    /// The instance's full labels: joined series labels, rule labels, `alertname`,
-    /// `severity` (and `nodata="true"` when raised by `no_data: alert`).
+    /// The instance's full labels: joined series labels, rule labels, `alertname` and
+    /// `severity`. `no_data: alert` never adds one (see `nodata`).
     pub labels: Labels,
     /// What happened.
     pub kind: K,
@@ -57,6 +58,8 @@ pub struct Emitted<K> {
     pub seq: u64,
     /// Start of the instance's (current or just ended) firing episode, when it has one.
     pub starts_at: Option<Timestamp>,
+    /// Raised by `no_data: alert`: a flag on the notification, never a label.
+    pub nodata: bool,
 }
 
 /// An action that is due to run, with the name of the action inside its rule.
@@ -95,7 +98,9 @@ enum Binding {
 pub struct Instance {
     /// The joined series labels (without rule labels, `alertname` or `severity`).
     pub labels: Labels,
-    /// Fingerprint of `labels`: the instance's identity across evaluations and reloads.
+    /// [`Labels::state_key`] of `labels`: the instance's identity across evaluations,
+    /// reloads and restarts (persisted state is keyed by it). Not the fingerprint receivers
+    /// see, which covers rule labels, `alertname` and `severity` too.
     pub fingerprint: u64,
     /// The expression's value at the last evaluation.
     pub value: Option<f64>,
@@ -137,8 +142,12 @@ pub struct AlertView {
     pub labels: Labels,
     /// The last value.
     pub value: Option<f64>,
-    /// The instance fingerprint.
+    /// Alertmanager's fingerprint of `labels`, as receivers see it.
     pub fingerprint: u64,
+    /// The engine's key of the instance ([`Instance::fingerprint`]).
+    pub instance: u64,
+    /// Firing through `no_data: alert`.
+    pub nodata: bool,
 }
 
 /// Evaluation settings that are not part of the rules.
@@ -463,7 +472,7 @@ impl Engine {
                     if gate.admit(&a.trigger, ev) {
                         out.actions.push(emitted(
                             rref,
-                            inst.fingerprint,
+                            ev.nodata,
                             labels.clone(),
                             (a.name.clone(), ev.transition),
                             ev.tier,
@@ -477,7 +486,7 @@ impl Engine {
                 }
                 out.events.push(emitted(
                     rref,
-                    inst.fingerprint,
+                    ev.nodata,
                     labels,
                     ev.transition,
                     ev.tier,
@@ -496,14 +505,10 @@ impl Engine {
                 .after_evaluation(&alert.notify, now, firing, &mut self.notes);
             for n in &self.notes {
                 let sev = &policy.tiers[n.tier.min(policy.tiers.len() - 1)].severity;
-                let mut labels = full_labels(inst, sev);
-                if n.nodata {
-                    labels.set("nodata", "true");
-                }
                 out.notifications.push(emitted(
                     rref,
-                    inst.fingerprint,
-                    labels,
+                    n.nodata,
+                    full_labels(inst, sev),
                     n.kind,
                     n.tier,
                     policy,
@@ -586,7 +591,7 @@ impl Engine {
         let group_name = &self.rules.groups[rref.group].name;
         let mut seen = std::collections::HashSet::new();
         for (labels, bindings) in joined {
-            let fingerprint = labels.fingerprint();
+            let fingerprint = labels.state_key();
             // A cross join can produce one label set twice; the first binding wins.
             if !seen.insert(fingerprint) {
                 continue;
@@ -637,18 +642,17 @@ impl Engine {
                         Phase::Pending { tier } | Phase::Firing { tier, .. } => tier.min(alert.policy.tiers.len() - 1),
                     };
                     let severity = alert.policy.tiers[tier].severity.clone();
-                    let mut labels = full_labels(inst, &severity);
-                    if inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }) {
-                        labels.set("nodata", "true");
-                    }
+                    let labels = full_labels(inst, &severity);
                     out.push(AlertView {
                         rule: RuleRef { group: g, rule: r },
                         alertname: rule.name.clone(),
                         phase: inst.machine.phase(),
                         severity,
+                        fingerprint: labels.fingerprint(),
                         labels,
                         value: inst.value,
-                        fingerprint: inst.fingerprint,
+                        instance: inst.fingerprint,
+                        nodata: inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }),
                     });
                 }
             }
@@ -664,7 +668,15 @@ impl Engine {
             Phase::Pending { tier } => (tier, "pending"),
             Phase::Inactive => (0, "inactive"),
         };
-        self.render_annotations(view.rule, &view.labels, &view.severity, tier, status, view.value)
+        let ctx = Context {
+            status: status.to_string(),
+            severity: view.severity.to_string(),
+            value: view.value,
+            labels: view.labels.to_map(),
+            nodata: view.nodata,
+            ..Context::default()
+        };
+        self.render_annotations(view.rule, tier, ctx)
     }
 
     /// Renders the annotations of a notification (status `resolved` for resolutions).
@@ -674,16 +686,24 @@ impl Engine {
         } else {
             "firing"
         };
-        self.render_annotations(n.rule, &n.labels, &n.severity, n.tier, status, n.value)
+        let ctx = Context {
+            status: status.to_string(),
+            severity: n.severity.to_string(),
+            value: n.value,
+            labels: n.labels.to_map(),
+            nodata: n.nodata,
+            ..Context::default()
+        };
+        self.render_annotations(n.rule, n.tier, ctx)
     }
 
     /// The notification as receivers see it ([`crate::message::AlertNote`]): rendered
     /// annotations, the tier's threshold and the episode's start (for a resolution, the start
     /// of the episode it ends; `n.at` when the instance is gone or never recorded one).
     ///
-    /// Its fingerprint is that of the full labels without `severity` and `nodata`, not the
-    /// engine's instance fingerprint: two rules reading the same series share the latter, and
-    /// receivers must tell their alerts (and idempotency keys) apart.
+    /// Its `instance` is the state key of the full labels without `severity`, not the
+    /// engine's instance key: two rules reading the same series share the latter, and the
+    /// dispatcher must tell their alerts apart while following one alert across severities.
     pub fn alert_note(&self, n: &Emitted<NoteKind>) -> crate::message::AlertNote {
         use crate::message::{AlertNote, Status};
         let resolved = n.kind == NoteKind::Resolved;
@@ -693,9 +713,8 @@ impl Engine {
             .and_then(|a| a.thresholds.get(n.tier).copied().flatten());
         let mut identity = n.labels.clone();
         identity.remove("severity");
-        identity.remove("nodata");
         AlertNote {
-            fingerprint: identity.fingerprint(),
+            instance: identity.state_key(),
             seq: n.seq,
             kind: n.kind,
             status: if resolved { Status::Resolved } else { Status::Firing },
@@ -707,36 +726,62 @@ impl Engine {
             starts_at,
             ends_at: resolved.then_some(n.at),
             at: n.at,
+            nodata: n.nodata,
+            ended_severity: None,
         }
     }
 
-    fn render_annotations(
-        &self,
-        rref: RuleRef,
-        labels: &Labels,
-        severity: &str,
-        tier: usize,
-        status: &str,
-        value: Option<f64>,
-    ) -> BTreeMap<String, String> {
+    /// The content of every firing alert of group `g` as of its latest evaluation, one note
+    /// each (kind `firing`), for [`crate::route::Dispatcher::refresh`]: re-sends then carry
+    /// the annotations and value of that evaluation, not those of the first firing.
+    pub fn firing_notes(&self, g: usize, now: Timestamp, out: &mut Vec<crate::message::AlertNote>) {
+        for (r, rule) in self.rules.groups[g].rules.iter().enumerate() {
+            let Some(alert) = rule.alert() else { continue };
+            let rref = RuleRef { group: g, rule: r };
+            for inst in &self.state[g][r].instances {
+                let Phase::Firing { tier, starts_at } = inst.machine.phase() else {
+                    continue;
+                };
+                let tier = tier.min(alert.policy.tiers.len() - 1);
+                let labels = full_labels(inst, &alert.policy.tiers[tier].severity);
+                let n = emitted(
+                    rref,
+                    inst.nodata,
+                    labels,
+                    NoteKind::Firing,
+                    tier,
+                    &alert.policy,
+                    now,
+                    inst.value,
+                    0,
+                    Some(starts_at),
+                );
+                out.push(self.alert_note(&n));
+            }
+        }
+    }
+
+    /// Renders the rule's annotations against `ctx` (status, severity, value, labels and
+    /// `nodata` filled in by the caller; the alert name and the tier's threshold here).
+    fn render_annotations(&self, rref: RuleRef, tier: usize, mut ctx: Context) -> BTreeMap<String, String> {
         let rule = &self.rules.groups[rref.group].rules[rref.rule];
         let Some(alert) = rule.alert() else {
             return BTreeMap::new();
         };
-        let ctx = Context {
-            alertname: rule.name.clone(),
-            status: status.to_string(),
-            severity: severity.to_string(),
-            value,
-            threshold: alert.thresholds.get(tier).copied().flatten(),
-            labels: labels.to_map(),
-            ..Context::default()
-        };
-        alert
+        let nodata = ctx.nodata;
+        ctx.alertname.clone_from(&rule.name);
+        ctx.threshold = alert.thresholds.get(tier).copied().flatten();
+        let mut out: BTreeMap<String, String> = alert
             .annotations
             .iter()
             .map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0))
-            .collect()
+            .collect();
+        // The flag travels as an annotation because it must not be a label: label-keyed
+        // consumers would see the episode's resolve as another alert.
+        if nodata {
+            out.insert("nodata".to_string(), "true".to_string());
+        }
+        out
     }
 }
 
@@ -767,7 +812,7 @@ fn full_labels(inst: &Instance, severity: &Arc<str>) -> Labels {
 #[allow(clippy::too_many_arguments)]
 fn emitted<K>(
     rule: RuleRef,
-    fingerprint: u64,
+    nodata: bool,
     labels: Labels,
     kind: K,
     tier: usize,
@@ -780,7 +825,7 @@ fn emitted<K>(
     let tier = tier.min(policy.tiers.len() - 1);
     Emitted {
         rule,
-        fingerprint,
+        fingerprint: labels.fingerprint(),
         labels,
         kind,
         tier,
@@ -789,5 +834,6 @@ fn emitted<K>(
         value,
         seq,
         starts_at,
+        nodata,
     }
 }

@@ -98,7 +98,7 @@ pub struct Notification {
     pub at: Timestamp,
     /// Per-instance sequence number, strictly increasing from 1: part of the idempotency key.
     pub seq: u64,
-    /// Carries the `nodata="true"` label.
+    /// Carries the `nodata` flag (an annotation in bodies, never a label).
     pub nodata: bool,
 }
 

@@ -138,7 +138,7 @@ pub struct Event {
     /// The evaluation time.
     pub at: Timestamp,
     /// The event came from an evaluation without data under `no_data: alert`
-    /// (the `nodata="true"` label).
+    /// (the notification flag `nodata`, never a label).
     pub nodata: bool,
 }
 

@@ -6,6 +6,12 @@
 //! keeps the alert alive only while tocsin keeps re-sending it, and resolves it by itself
 //! if tocsin goes away. A resolved alert carries the time it resolved. Times are printed
 //! the way Go prints them, as Alertmanager itself does.
+//!
+//! Alertmanager identifies an alert by its label set, `severity` included. When an alert
+//! changes severity (or resolves at a severity this Alertmanager never heard of), the
+//! body also posts the label set it knew with `endsAt` = the dispatch time, in the same
+//! request that starts the new one: it never holds two severities of one alert, and a
+//! resolve ends what it holds.
 
 use std::collections::BTreeMap;
 
@@ -31,10 +37,19 @@ struct PostableAlert<'a> {
 /// The `POST /api/v2/alerts` body of `d` for Alertmanager receiver `a`.
 pub fn body(d: &Dispatch, a: &Alertmanager, external_url: &str) -> String {
     let valid_for = a.resend_interval.saturating_mul(RESEND_FACTOR);
-    let alerts: Vec<PostableAlert<'_>> = d
-        .alerts
-        .iter()
-        .map(|n| PostableAlert {
+    let mut alerts: Vec<PostableAlert<'_>> = Vec::with_capacity(d.alerts.len());
+    for n in &d.alerts {
+        let generator = generator_url(external_url, n.alertname());
+        if let Some(old) = n.ended_labels() {
+            alerts.push(PostableAlert {
+                labels: old.to_map(),
+                annotations: &n.annotations,
+                starts_at: rfc3339_go(n.starts_at),
+                ends_at: rfc3339_go(d.at),
+                generator_url: generator.clone(),
+            });
+        }
+        alerts.push(PostableAlert {
             labels: n.labels.to_map(),
             annotations: &n.annotations,
             starts_at: rfc3339_go(n.starts_at),
@@ -42,9 +57,9 @@ pub fn body(d: &Dispatch, a: &Alertmanager, external_url: &str) -> String {
                 Status::Firing => d.at.plus(valid_for),
                 Status::Resolved => n.ends_at.unwrap_or(n.at),
             }),
-            generator_url: generator_url(external_url, n.alertname()),
-        })
-        .collect();
+            generator_url: generator,
+        });
+    }
     to_json(&alerts)
 }
 
@@ -91,5 +106,25 @@ mod tests {
                 }
             ])
         );
+    }
+
+    #[test]
+    fn a_severity_change_ends_the_label_set_alertmanager_knew() {
+        let mut escalated = firing(1, "HighCpu", "critical", &[("host", "a")]);
+        escalated.ended_severity = Some("warning".into());
+        let d = dispatch("am", vec![escalated]);
+        let am = Alertmanager {
+            url: "http://am:9093".into(),
+            timeout: Duration::from_secs(10),
+            resend_interval: Duration::from_secs(60),
+        };
+        let v: Value = serde_json::from_str(&body(&d, &am, "http://tocsin:9470")).unwrap();
+        let v = v.as_array().unwrap();
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert_eq!(v[0]["labels"]["severity"], "warning");
+        assert_eq!(v[0]["endsAt"], "2026-11-23T08:00:10Z", "ended at the dispatch time");
+        assert_eq!(v[1]["labels"]["severity"], "critical");
+        assert_eq!(v[1]["endsAt"], "2026-11-23T08:04:10Z");
+        assert_eq!(v[0]["labels"]["host"], v[1]["labels"]["host"]);
     }
 }

@@ -20,12 +20,7 @@ pub fn note_line(a: &AlertNote, kind: NoteKind) -> String {
 pub fn lines(d: &Dispatch) -> String {
     d.news
         .iter()
-        .filter_map(|(fp, kind)| {
-            d.alerts
-                .iter()
-                .find(|a| a.fingerprint == *fp)
-                .map(|a| note_line(a, *kind))
-        })
+        .filter_map(|(fp, kind)| d.alerts.iter().find(|a| a.instance == *fp).map(|a| note_line(a, *kind)))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -181,6 +181,7 @@ pub fn note_context(a: &AlertNote) -> Context {
         annotations: a.annotations.clone(),
         starts_at: Some(rfc3339_millis(a.starts_at)),
         alerts: Vec::new(),
+        nodata: a.nodata,
     }
 }
 
@@ -448,7 +449,7 @@ pub(crate) mod testing {
         l.set("alertname", name);
         l.set("severity", severity);
         AlertNote {
-            fingerprint: fp,
+            instance: fp,
             seq: 1,
             kind: NoteKind::Firing,
             status: Status::Firing,
@@ -460,6 +461,8 @@ pub(crate) mod testing {
             starts_at: Timestamp(T0),
             ends_at: None,
             at: Timestamp(T0),
+            nodata: false,
+            ended_severity: None,
         }
     }
 
@@ -480,7 +483,7 @@ pub(crate) mod testing {
             receiver: receiver.to_string(),
             group_key: format!("{{}}:{{alertname=\"{name}\"}}"),
             group_labels: BTreeMap::from([("alertname".to_string(), name)]),
-            news: alerts.iter().map(|a| (a.fingerprint, a.kind)).collect(),
+            news: alerts.iter().map(|a| (a.instance, a.kind)).collect(),
             idempotency_key: "00000000000000aa-1".to_string(),
             at: Timestamp(T0 + 10_000),
             alerts,

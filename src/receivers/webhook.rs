@@ -51,6 +51,7 @@ use serde::Serialize;
 
 use super::{GO_ZERO_TIME, fingerprint_hex, generator_url, rfc3339_go, rfc3339_millis, status_name, to_json};
 use crate::message::{AlertNote, Dispatch, Status};
+use crate::series::Labels;
 
 /// Alertmanager's webhook message (`template.Data` plus the v4 envelope), in its key order.
 #[derive(Serialize)]
@@ -83,27 +84,33 @@ struct AmAlert<'a> {
 }
 
 /// The Alertmanager webhook v4 body of `d`.
+///
+/// Consumers of this format key on label sets (and their `fingerprint`), as Alertmanager's
+/// own do. When an alert's severity changed since the receiver last heard of it, the old
+/// label set is listed as `resolved` (ended at the dispatch time) after the firing alerts,
+/// as Alertmanager would show the end of that alert; `status` stays `firing` while any
+/// alert fires.
 pub fn alertmanager_body(d: &Dispatch, external_url: &str) -> String {
-    let labels: Vec<BTreeMap<String, String>> = d.alerts.iter().map(|a| a.labels.to_map()).collect();
-    let common_labels = common(labels.iter());
-    let common_annotations = common(d.alerts.iter().map(|a| &a.annotations));
-    let alerts = d
-        .alerts
+    let mut alerts: Vec<AmAlert<'_>> = Vec::with_capacity(d.alerts.len());
+    let mut ended = Vec::new();
+    for a in &d.alerts {
+        let ends_at = match a.status {
+            Status::Firing => GO_ZERO_TIME.to_string(),
+            Status::Resolved => rfc3339_go(a.ends_at.unwrap_or(a.at)),
+        };
+        alerts.push(am_alert(a, a.status, &a.labels, ends_at, external_url));
+        if let Some(old) = a.ended_labels() {
+            ended.push(am_alert(a, Status::Resolved, &old, rfc3339_go(d.at), external_url));
+        }
+    }
+    // Firing first, then resolved, as everywhere in a message.
+    let split = alerts
         .iter()
-        .zip(labels)
-        .map(|(a, labels)| AmAlert {
-            status: status_name(a.status),
-            labels,
-            annotations: &a.annotations,
-            starts_at: rfc3339_go(a.starts_at),
-            ends_at: match a.status {
-                Status::Firing => GO_ZERO_TIME.to_string(),
-                Status::Resolved => rfc3339_go(a.ends_at.unwrap_or(a.at)),
-            },
-            generator_url: generator_url(external_url, a.alertname()),
-            fingerprint: fingerprint_hex(a.fingerprint),
-        })
-        .collect();
+        .position(|a| a.status == "resolved")
+        .unwrap_or(alerts.len());
+    alerts.splice(split..split, ended);
+    let common_labels = common(alerts.iter().map(|a| &a.labels));
+    let common_annotations = common(alerts.iter().map(|a| a.annotations));
     to_json(&AmMessage {
         receiver: &d.receiver,
         status: status_name(d.status()),
@@ -116,6 +123,20 @@ pub fn alertmanager_body(d: &Dispatch, external_url: &str) -> String {
         group_key: &d.group_key,
         truncated_alerts: 0,
     })
+}
+
+/// One alert of an Alertmanager webhook body: `a` with `labels` (its own, or the label set
+/// it ended), as `status`.
+fn am_alert<'a>(a: &'a AlertNote, status: Status, labels: &Labels, ends_at: String, external_url: &str) -> AmAlert<'a> {
+    AmAlert {
+        status: status_name(status),
+        labels: labels.to_map(),
+        annotations: &a.annotations,
+        starts_at: rfc3339_go(a.starts_at),
+        ends_at,
+        generator_url: generator_url(external_url, a.alertname()),
+        fingerprint: fingerprint_hex(labels.fingerprint()),
+    }
 }
 
 /// The pairs present, with the same value, in every map (Alertmanager's `commonLabels` and
@@ -183,7 +204,7 @@ fn native_alert(a: &AlertNote) -> NativeAlert<'_> {
         threshold: a.threshold.filter(|v| v.is_finite()),
         starts_at: rfc3339_millis(a.starts_at),
         ends_at: a.ends_at.map(rfc3339_millis),
-        fingerprint: fingerprint_hex(a.fingerprint),
+        fingerprint: fingerprint_hex(a.fingerprint()),
         seq: a.seq,
     }
 }
@@ -238,8 +259,9 @@ mod tests {
         };
         let labels = map(&a["labels"]);
         let resolved = a["status"] == "resolved";
+        // The fixture's `fingerprint` is not passed in: the body must compute it from the labels.
         let note = AlertNote {
-            fingerprint: u64::from_str_radix(a["fingerprint"].as_str().unwrap(), 16).unwrap(),
+            instance: 7,
             seq: 1,
             kind: if resolved { NoteKind::Resolved } else { NoteKind::Firing },
             status: if resolved { Status::Resolved } else { Status::Firing },
@@ -251,12 +273,14 @@ mod tests {
             starts_at: Timestamp(ms(a["startsAt"].as_str().unwrap())),
             ends_at: resolved.then(|| Timestamp(ms(a["endsAt"].as_str().unwrap()))),
             at: Timestamp(ms("2026-11-23T08:22:13Z")),
+            nodata: false,
+            ended_severity: None,
         };
         Dispatch {
             receiver: fixture["receiver"].as_str().unwrap().to_string(),
             group_key: fixture["groupKey"].as_str().unwrap().to_string(),
             group_labels: map(&fixture["groupLabels"]),
-            news: vec![(note.fingerprint, note.kind)],
+            news: vec![(note.instance, note.kind)],
             alerts: vec![note],
             idempotency_key: "b1efd309ff798888-1".to_string(),
             at: Timestamp(ms("2026-11-23T08:22:13Z")),
@@ -341,7 +365,7 @@ mod tests {
         let v: Value = serde_json::from_str(&alertmanager_body(&d, "http://t")).unwrap();
         assert_eq!(v["commonLabels"], json!({"alertname": "HighCpu", "job": "node"}));
         assert_eq!(v["commonAnnotations"], json!({}));
-        assert_eq!(v["alerts"][1]["fingerprint"], "0000000000000002");
+        assert_eq!(v["alerts"][1]["fingerprint"], "68d9ec68f5c2546a");
         let empty: Value = serde_json::from_str(&alertmanager_body(&dispatch("hook", vec![]), "")).unwrap();
         assert_eq!(empty["status"], "resolved");
         assert_eq!(empty["commonLabels"], json!({}));
@@ -378,7 +402,7 @@ mod tests {
                         "threshold": 90.0,
                         "starts_at": "2026-11-23T08:00:00.000Z",
                         "ends_at": null,
-                        "fingerprint": "000000000000b1ef",
+                        "fingerprint": "7642bbe1736f697d",
                         "seq": 3
                     },
                     {
@@ -392,11 +416,46 @@ mod tests {
                         "threshold": null,
                         "starts_at": "2026-11-23T08:00:00.000Z",
                         "ends_at": "2026-11-23T08:00:06.500Z",
-                        "fingerprint": "0000000000000002",
+                        "fingerprint": "04f8e89a02e15ef9",
                         "seq": 2
                     }
                 ]
             })
         );
+    }
+
+    #[test]
+    fn alertmanager_format_shows_the_old_severity_resolved() {
+        let mut escalated = firing(1, "HighCpu", "critical", &[("host", "a")]);
+        escalated.kind = NoteKind::Escalated;
+        escalated.ended_severity = Some("warning".into());
+        let gone = resolved(firing(2, "HighCpu", "warning", &[("host", "b")]));
+        let d = dispatch("hook", vec![escalated, gone]);
+        let v: Value = serde_json::from_str(&alertmanager_body(&d, "http://t")).unwrap();
+        assert_eq!(v["status"], "firing");
+        let alerts = v["alerts"].as_array().unwrap();
+        let summary: Vec<(&str, &str, &str, &str)> = alerts
+            .iter()
+            .map(|a| {
+                (
+                    a["status"].as_str().unwrap(),
+                    a["labels"]["host"].as_str().unwrap(),
+                    a["labels"]["severity"].as_str().unwrap(),
+                    a["endsAt"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                ("firing", "a", "critical", GO_ZERO_TIME),
+                ("resolved", "a", "warning", "2026-11-23T08:00:10Z"),
+                ("resolved", "b", "warning", "2026-11-23T08:00:06.5Z"),
+            ]
+        );
+        assert_eq!(alerts[0]["fingerprint"], "7642bbe1736f697d");
+        let old = Labels::from_pairs([("alertname", "HighCpu"), ("host", "a"), ("severity", "warning")]);
+        assert_eq!(alerts[1]["fingerprint"], fingerprint_hex(old.fingerprint()));
+        assert_eq!(v["commonLabels"], json!({"alertname": "HighCpu"}));
     }
 }

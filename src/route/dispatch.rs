@@ -216,7 +216,7 @@ impl Dispatcher {
     /// Feeds one note; its time is `note.at`. `notify` is the rule's `notify:` list (empty
     /// for routing by labels).
     pub fn notify(&mut self, note: AlertNote, notify: &[String]) {
-        let fp = note.fingerprint;
+        let fp = note.instance;
         self.track_firing(&note);
         let mut targets = self.member_of.get(&fp).cloned().unwrap_or_default();
         // Only a firing note makes an alert join groups; a resolve or a flapping note for an
@@ -231,6 +231,29 @@ impl Dispatcher {
             if let Some(g) = self.groups.get_mut(&key) {
                 add_note(g, &note);
                 self.dirty.insert(key);
+            }
+        }
+    }
+
+    /// Takes what `note` says about a firing alert at the latest evaluation (annotations,
+    /// value, threshold) into every group that holds it at the same severity and episode,
+    /// without news: re-sends (Alertmanager re-posts, a group's later flushes, route
+    /// repeats) then carry what was rendered at that evaluation, not the first firing's.
+    pub fn refresh(&mut self, note: &AlertNote) {
+        let Some(keys) = self.member_of.get(&note.instance) else {
+            return;
+        };
+        for key in keys {
+            let Some(e) = self.groups.get_mut(key).and_then(|g| g.alerts.get_mut(&note.instance)) else {
+                continue;
+            };
+            let n = &mut e.note;
+            let same = n.status == Status::Firing && n.severity == note.severity && n.starts_at == note.starts_at;
+            if same && (n.annotations != note.annotations || n.value != note.value || n.threshold != note.threshold) {
+                n.annotations.clone_from(&note.annotations);
+                n.value = note.value;
+                n.threshold = note.threshold;
+                self.dirty.insert(key.clone());
             }
         }
     }
@@ -313,7 +336,7 @@ impl Dispatcher {
         if note.kind == NoteKind::Flapping {
             return;
         }
-        let fp = note.fingerprint;
+        let fp = note.instance;
         let changed = match note.status {
             Status::Firing => self.firing.insert(fp, note.labels.clone()).as_ref() != Some(&note.labels),
             Status::Resolved => self.firing.remove(&fp).is_some(),
@@ -358,7 +381,7 @@ impl Dispatcher {
                 let mut l = note.labels.clone();
                 l.remove("severity");
                 l.remove("nodata");
-                (note.fingerprint, l)
+                (note.instance, l)
             }
             Some(by) => {
                 let l = note.labels.project(by);
@@ -387,7 +410,7 @@ impl Dispatcher {
             };
             self.groups.insert(key.clone(), g);
         }
-        self.member_of.entry(note.fingerprint).or_default().insert(key.clone());
+        self.member_of.entry(note.instance).or_default().insert(key.clone());
         key
     }
 
@@ -439,8 +462,10 @@ impl Dispatcher {
                     .or((e.note.status == Status::Resolved).then_some(&e.note));
                 if let Some(end) = ending {
                     // Never lost: whoever was told it fires hears it resolved, muted or not.
-                    if told.firing.remove(fp).is_some() && policy.send_resolved {
-                        resolved.push(end.clone());
+                    if let Some(known) = told.firing.remove(fp)
+                        && policy.send_resolved
+                    {
+                        resolved.push(ending_at(end, Some(known)));
                         news.push((*fp, NoteKind::Resolved));
                     }
                     continue;
@@ -450,7 +475,7 @@ impl Dispatcher {
                     muted_wait |= known != Some(&e.note.severity);
                     continue;
                 }
-                alerts.push(e.note.clone());
+                alerts.push(ending_at(&e.note, known.cloned()));
                 if known != Some(&e.note.severity) {
                     let kind = match (known, e.change) {
                         (Some(_), k @ (NoteKind::Escalated | NoteKind::Deescalated)) => k,
@@ -538,9 +563,18 @@ impl Dispatcher {
     }
 }
 
+/// `note` as sent to a receiver that was last told it fires at `known`: when that is another
+/// severity, the message also ends that label set (label-keyed receivers would otherwise
+/// hold both severities of one alert).
+fn ending_at(note: &AlertNote, known: Option<String>) -> AlertNote {
+    let mut n = note.clone();
+    n.ended_severity = known.filter(|k| *k != note.severity);
+    n
+}
+
 /// Records `note` in group `g` and schedules the news.
 fn add_note(g: &mut Group, note: &AlertNote) {
-    let fp = note.fingerprint;
+    let fp = note.instance;
     let told_firing = g.told.values().any(|t| t.firing.contains_key(&fp));
     match g.alerts.get_mut(&fp) {
         None if note.status == Status::Resolved || note.kind == NoteKind::Flapping => return,
@@ -592,12 +626,13 @@ fn idempotency_key(g: &Group, counter: &mut u64, dirty: &mut BTreeSet<String>) -
         *counter
     };
     if g.per_instance()
-        && let Some((fp, e)) = g.alerts.iter().next()
+        && let Some(e) = g.alerts.values().next()
     {
+        // The fingerprint of the label set the message is about, as receivers see it.
         return match (&e.ended, g.cause_seq) {
-            (Some(end), _) => format!("{fp:016x}-{}", end.seq),
-            (None, Some(seq)) => format!("{fp:016x}-{seq}"),
-            (None, None) => format!("{fp:016x}-{}-r{}", e.note.seq, bump()),
+            (Some(end), _) => format!("{:016x}-{}", end.fingerprint(), end.seq),
+            (None, Some(seq)) => format!("{:016x}-{seq}", e.note.fingerprint()),
+            (None, None) => format!("{:016x}-{}-r{}", e.note.fingerprint(), e.note.seq, bump()),
         };
     }
     let gfp = fnv(&[g.group_key.as_bytes()]);

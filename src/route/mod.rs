@@ -50,10 +50,20 @@
 //! * **Re-sends.** `alertmanager` receivers are re-sent their group's delivered firing
 //!   alerts every `resend` (Alertmanager drops alerts that are not refreshed), with empty
 //!   news.
+//! * **Identity.** An alert is followed across severities by `AlertNote::instance` (its
+//!   labels without `severity`), so an escalation is news about the same alert. What
+//!   receivers see is the label set as sent: when a receiver was told another severity
+//!   than the one it now hears (an escalation, a de-escalation, a resolve of a change it
+//!   never heard of), its copy of the note carries `ended_severity`, and label-keyed
+//!   receivers end that label set in the same message.
+//! * **Fresh content.** [`Dispatcher::refresh`] takes each evaluation's annotations and
+//!   value of a firing alert without making news, so every re-send carries what was
+//!   rendered at the latest evaluation.
 //! * **Idempotency keys**, stable across restarts, never repeated for two messages to one
 //!   receiver: a per-instance group's flush is `{fingerprint:016x}-{seq}` of the note that
-//!   caused it, or `{fingerprint:016x}-{seq}-r{n}` when a timer or the end of a muting
-//!   caused it; other groups use `{group:016x}-{n}`; `n` is a persisted counter.
+//!   caused it (the fingerprint of its labels as sent), or `{fingerprint:016x}-{seq}-r{n}`
+//!   when a timer or the end of a muting caused it; other groups use `{group:016x}-{n}`;
+//!   `n` is a persisted counter.
 //! * **Group keys** are Alertmanager's: `{}` then `/{matchers}` of the route, `:` and the
 //!   group labels, e.g. `{}/{severity=~"critical|emergency"}:{alertname="HighCpu"}`.
 //! * **Persistence.** Everything above (groups and their pending notes, delivered states,

@@ -21,14 +21,14 @@ fn files(yaml: &str) -> Vec<(String, ReceiverFile)> {
 /// A note as `Engine::alert_note` makes it: identity without `severity`.
 fn note(alertname: &str, instance: &str, severity: &str, kind: NoteKind, seq: u64, at_s: i64) -> AlertNote {
     let labels = Labels::from_pairs([("alertname", alertname), ("instance", instance), ("severity", severity)]);
-    let fingerprint = Labels::from_pairs([("alertname", alertname), ("instance", instance)]).fingerprint();
+    let key = Labels::from_pairs([("alertname", alertname), ("instance", instance)]).state_key();
     let status = if kind == NoteKind::Resolved {
         Status::Resolved
     } else {
         Status::Firing
     };
     AlertNote {
-        fingerprint,
+        instance: key,
         seq,
         kind,
         status,
@@ -40,6 +40,8 @@ fn note(alertname: &str, instance: &str, severity: &str, kind: NoteKind, seq: u6
         starts_at: Timestamp(0),
         ends_at: (kind == NoteKind::Resolved).then_some(Timestamp(at_s * S)),
         at: Timestamp(at_s * S),
+        nodata: false,
+        ended_severity: None,
     }
 }
 
@@ -60,7 +62,7 @@ fn summary(out: &[Dispatch]) -> Vec<(String, Vec<String>)> {
                     let a = d
                         .alerts
                         .iter()
-                        .find(|a| a.fingerprint == *fp)
+                        .find(|a| a.instance == *fp)
                         .expect("news names a carried alert");
                     format!(
                         "{}/{} {}",
@@ -87,8 +89,10 @@ fn defaults_are_transparent() {
     d.notify(note("A", "a", "warning", NoteKind::Firing, 1, 0), &[]);
     let out = flush(&mut d, 0, &[]);
     assert_eq!(summary(&out), vec![s("chat", &["A/a firing"])]);
-    let fp = out[0].alerts[0].fingerprint;
-    assert_eq!(out[0].idempotency_key, format!("{fp:016x}-1"));
+    let key = out[0].alerts[0].instance;
+    // Idempotency keys carry the fingerprint of the label set as sent (severity included).
+    let fp = |sev: &str| Labels::from_pairs([("alertname", "A"), ("instance", "a"), ("severity", sev)]).fingerprint();
+    assert_eq!(out[0].idempotency_key, format!("{:016x}-1", fp("warning")));
     assert_eq!(out[0].group_key, r#"{}:{alertname="A", instance="a"}"#);
     for (seq, kind, sev) in [
         (2, NoteKind::Escalated, "critical"),
@@ -100,8 +104,8 @@ fn defaults_are_transparent() {
         assert_eq!(d.next_due(), Some(Timestamp(seq as i64 * 60 * S)));
         let out = flush(&mut d, seq as i64 * 60, &[]);
         assert_eq!(out.len(), 1, "{kind:?}");
-        assert_eq!(out[0].news, vec![(fp, kind)]);
-        assert_eq!(out[0].idempotency_key, format!("{fp:016x}-{seq}"));
+        assert_eq!(out[0].news, vec![(key, kind)]);
+        assert_eq!(out[0].idempotency_key, format!("{:016x}-{seq}", fp(sev)));
     }
     assert_eq!(out_alerts_status(&flush(&mut d, 1000, &[])), Vec::<Status>::new());
     assert_eq!(d.next_due(), None);
@@ -360,6 +364,70 @@ fn alertmanager_receivers_get_periodic_resends() {
 }
 
 #[test]
+fn a_severity_change_names_the_severity_each_receiver_knew() {
+    let yaml = format!("{TWO}routes:\n  - receivers: [chat]\n");
+    let mut d = Dispatcher::new(&files(&yaml));
+    d.notify(note("A", "a", "warning", NoteKind::Firing, 1, 0), &[]);
+    assert_eq!(flush(&mut d, 0, &[])[0].alerts[0].ended_severity, None);
+    d.notify(note("A", "a", "critical", NoteKind::Escalated, 2, 10), &[]);
+    let out = flush(&mut d, 10, &[]);
+    assert_eq!(out[0].alerts[0].ended_severity.as_deref(), Some("warning"));
+    assert_eq!(
+        out[0].alerts[0].ended_labels().unwrap().get("severity"),
+        Some("warning")
+    );
+    // The resolve ends the severity the receiver holds: the current one.
+    d.notify(note("A", "a", "critical", NoteKind::Resolved, 3, 20), &[]);
+    let out = flush(&mut d, 20, &[]);
+    assert_eq!(out[0].alerts[0].status, Status::Resolved);
+    assert_eq!(out[0].alerts[0].ended_severity, None);
+}
+
+#[test]
+fn a_resolve_of_an_unheard_escalation_also_ends_the_known_severity() {
+    let yaml = format!("{TWO}routes:\n  - receivers: [chat]\n    group_by: [alertname]\n    group_interval: 1m\n");
+    let mut d = Dispatcher::new(&files(&yaml));
+    d.notify(note("A", "a", "warning", NoteKind::Firing, 1, 0), &[]);
+    flush(&mut d, 0, &[]);
+    // Escalated and resolved between two flushes: the receiver only ever heard `warning`.
+    d.notify(note("A", "a", "critical", NoteKind::Escalated, 2, 10), &[]);
+    d.notify(note("A", "a", "critical", NoteKind::Resolved, 3, 20), &[]);
+    let out = flush(&mut d, 60, &[]);
+    assert_eq!(out[0].alerts[0].status, Status::Resolved);
+    assert_eq!(out[0].alerts[0].ended_severity.as_deref(), Some("warning"));
+}
+
+#[test]
+fn refreshed_content_rides_on_re_sends_without_news() {
+    let yaml = "receivers:\n  - { name: am, alertmanager: { url: 'http://am:9093' } }\nroutes:\n  - receivers: [am]\n";
+    let mut d = Dispatcher::new(&files(yaml));
+    let mut first = note("A", "a", "warning", NoteKind::Firing, 1, 0);
+    first.annotations.insert("summary".into(), "value 1".into());
+    d.notify(first.clone(), &[]);
+    flush(&mut d, 0, &[]);
+    let mut rows = Vec::new();
+    d.take_changes(&mut rows);
+    let mut fresh = first.clone();
+    fresh.value = Some(42.0);
+    fresh.annotations.insert("summary".into(), "value 42".into());
+    d.refresh(&fresh);
+    assert_eq!(d.next_due(), Some(Timestamp(60 * S)), "a refresh is no news");
+    assert!(flush(&mut d, 30, &[]).is_empty());
+    // Persisted, so a restart before the re-send sends the same.
+    rows.clear();
+    d.take_changes(&mut rows);
+    assert!(!rows.is_empty());
+    // Another severity or episode is not this alert's current content.
+    let mut other = fresh.clone();
+    other.severity = "critical".into();
+    other.annotations.insert("summary".into(), "wrong".into());
+    d.refresh(&other);
+    let out = flush(&mut d, 60, &[]);
+    assert_eq!(out[0].alerts[0].annotations["summary"], "value 42");
+    assert_eq!(out[0].alerts[0].value, Some(42.0));
+}
+
+#[test]
 fn an_alert_stays_in_the_groups_it_joined_until_it_resolves_there() {
     let yaml =
         format!("{TWO}routes:\n  - match: {{ severity: critical }}\n    receivers: [page]\n  - receivers: [chat]\n");
@@ -481,8 +549,31 @@ fn a_run_split_and_restored_anywhere_sends_the_same() {
 /// `send_resolved` and none otherwise, and no resolve comes without a delivered firing.
 fn check_guarantees(out: &[Dispatch], send_resolved: &BTreeMap<String, bool>) -> Result<(), String> {
     let mut told: BTreeMap<(String, String, u64), bool> = BTreeMap::new();
+    // What a receiver that keys on label sets (Alertmanager) holds active per alert; one
+    // without `send_resolved` is never told anything ended, by its own choice.
+    let mut held: BTreeMap<(String, String, u64), BTreeSet<String>> = BTreeMap::new();
     let mut keys = BTreeSet::new();
     for d in out {
+        for a in d.alerts.iter().filter(|_| send_resolved[&d.receiver]) {
+            let h = held
+                .entry((d.receiver.clone(), d.group_key.clone(), a.instance))
+                .or_default();
+            if let Some(old) = &a.ended_severity {
+                h.remove(old);
+            }
+            match a.status {
+                Status::Firing => h.insert(a.severity.clone()),
+                Status::Resolved => h.remove(&a.severity),
+            };
+            if h.len() > 1 {
+                return Err(format!(
+                    "a label-keyed receiver holds severities {h:?} of one alert: {d:?}"
+                ));
+            }
+            if a.status == Status::Resolved && !h.is_empty() {
+                return Err(format!("a resolve left {h:?} active: {d:?}"));
+            }
+        }
         // One note reaching a receiver through two routes is the same news under the same key.
         if !keys.insert((d.receiver.clone(), d.group_key.clone(), d.idempotency_key.clone())) {
             return Err(format!(
@@ -490,7 +581,7 @@ fn check_guarantees(out: &[Dispatch], send_resolved: &BTreeMap<String, bool>) ->
                 d.idempotency_key, d.receiver
             ));
         }
-        let fps: Vec<u64> = d.alerts.iter().map(|a| a.fingerprint).collect();
+        let fps: Vec<u64> = d.alerts.iter().map(|a| a.instance).collect();
         if fps.iter().collect::<BTreeSet<_>>().len() != fps.len() {
             return Err(format!("one alert twice in a message: {d:?}"));
         }

@@ -373,6 +373,12 @@ fn run_case(
                             let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
                             d.notify(engine.alert_note(n), notify);
                         }
+                        // As the daemon does: re-sends carry this evaluation's content.
+                        let mut fresh = Vec::new();
+                        engine.firing_notes(g, now, &mut fresh);
+                        for note in &fresh {
+                            d.refresh(note);
+                        }
                     }
                     None => got.extend(
                         out.notifications
@@ -404,7 +410,7 @@ fn run_case(
             continue;
         }
         for (fp, kind) in &d.news {
-            let Some(a) = d.alerts.iter().find(|a| a.fingerprint == *fp) else {
+            let Some(a) = d.alerts.iter().find(|a| a.instance == *fp) else {
                 continue;
             };
             got.push(Got {
