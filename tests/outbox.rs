@@ -169,6 +169,10 @@ impl Server {
             .collect()
     }
 
+    fn handling_now(&self) -> usize {
+        self.concurrency.now.load(Ordering::SeqCst)
+    }
+
     fn peak_concurrency(&self) -> usize {
         self.concurrency.peak.load(Ordering::SeqCst)
     }
@@ -723,6 +727,12 @@ async fn a_slow_receiver_sees_every_group_in_order_despite_timeouts() {
     // Attempts the server was still working on when their client gave up finish by now.
     tokio::time::sleep(Duration::from_millis(900)).await;
     let keys = server.done_keys();
+    // The test means something only if attempts did time out mid-request.
+    let retried = metrics(&ob)
+        .lines()
+        .find_map(|l| l.strip_prefix("tocsin_notifications_total{receiver=\"hook\",result=\"retried\"} "))
+        .map_or(0, |n| n.parse::<usize>().unwrap());
+    assert!(retried >= 20, "only {retried} attempts timed out");
     for g in &groups {
         let seqs: Vec<u32> = keys
             .iter()
@@ -814,5 +824,35 @@ async fn breaker_cool_offs_come_from_the_receiver() {
     // hundreds of an unbroken retry loop, far above the one of a 1 s cool-off.
     assert!((5..=30).contains(&probes), "{probes} probes in 1.5 s");
     assert!(metrics(&ob).contains("tocsin_receiver_circuit_open{receiver=\"hook\"} 1\n"));
+    task.abort();
+}
+
+/// A timed-out attempt is abandoned with its connection: the server sees the client go and
+/// cancels the request, so it can never act on it after a later attempt. (Had the client
+/// kept the connection, the server would finish the request 1 s after it began.)
+#[tokio::test]
+async fn a_timed_out_attempt_is_abandoned_with_its_connection() {
+    let server = Server::start(|n| Reply {
+        delay: Duration::from_millis(if n == 0 { 1_000 } else { 5 }),
+        ..status(200)
+    })
+    .await;
+    let mut env = Env::new();
+    env.queue(&[("hook", "g", "k")], &json("{}"));
+    let hook = webhook(
+        "hook",
+        &server.url(),
+        retry(1_500, 1_500, 3_600_000),
+        Duration::from_millis(200),
+    );
+    let (_ob, task) = env.outbox(vec![hook], false);
+    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    // Well before the server would finish it, and before the retry is due (≥ 750 ms).
+    assert!(until(Duration::from_millis(600), || server.handling_now() == 0).await);
+    assert_eq!(server.count(), 1);
+    assert!(server.done_keys().is_empty(), "the abandoned request was not cancelled");
+    assert!(until(Duration::from_secs(5), || env.pending() == 0).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.done_keys(), ["k"], "acted on once, by the retry");
     task.abort();
 }
