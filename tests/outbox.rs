@@ -7,7 +7,7 @@ mod common;
 mod recorder;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -20,7 +20,9 @@ use sha2::Sha256;
 use tocsin::config::{TlsMode, WebhookFormat};
 use tocsin::outbox::Outbox;
 use tocsin::outbox::db::{EntryStatus, UNCONFIGURED};
-use tocsin::receivers::{Email, Receiver, ReceiverKind, Receivers, Rendered, RetryPolicy, Webhook};
+use tocsin::receivers::{
+    BreakerPolicy, DEFAULT_MAX_IN_FLIGHT, Email, Receiver, ReceiverKind, Receivers, Rendered, RetryPolicy, Webhook,
+};
 use tocsin::store::{self, Batch, NewOutboxEntry, Store};
 
 const KEY: &str = "X-Tocsin-Idempotency-Key";
@@ -65,6 +67,35 @@ type Script = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
 struct Server {
     addr: SocketAddr,
     hits: Arc<Mutex<Vec<Hit>>>,
+    /// Requests whose handler ran to its end (after the reply's delay): what a receiver
+    /// that acts on a message once it has processed it acts on, in that order. A request
+    /// whose client went away first is cancelled by the server and never lands here.
+    done: Arc<Mutex<Vec<Hit>>>,
+    /// Requests being handled now, and the most ever handled at once.
+    concurrency: Arc<Concurrency>,
+}
+
+#[derive(Default)]
+struct Concurrency {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// Counts one request as being handled until dropped (also when the server cancels it).
+struct Handling(Arc<Concurrency>);
+
+impl Handling {
+    fn start(c: &Arc<Concurrency>) -> Handling {
+        let now = c.now.fetch_add(1, Ordering::SeqCst) + 1;
+        c.peak.fetch_max(now, Ordering::SeqCst);
+        Handling(c.clone())
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Server {
@@ -76,22 +107,30 @@ impl Server {
     fn on(listener: tokio::net::TcpListener, script: Script) -> Server {
         let addr = listener.local_addr().unwrap();
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
-        let seen = hits.clone();
+        let done: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let concurrency: Arc<Concurrency> = Arc::default();
+        let (seen, finished, conc) = (hits.clone(), done.clone(), concurrency.clone());
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let seen = seen.clone();
+            let (seen, finished, conc) = (seen.clone(), finished.clone(), conc.clone());
             let script = script.clone();
             async move {
+                let _handling = Handling::start(&conc);
+                let hit = Hit {
+                    at: Instant::now(),
+                    headers,
+                    body,
+                };
                 let n = {
                     let mut hits = seen.lock().unwrap();
-                    hits.push(Hit {
-                        at: Instant::now(),
-                        headers,
-                        body,
-                    });
+                    hits.push(hit.clone());
                     hits.len() - 1
                 };
                 let reply = script(n);
                 tokio::time::sleep(reply.delay).await;
+                finished.lock().unwrap().push(Hit {
+                    at: Instant::now(),
+                    ..hit
+                });
                 let mut h = HeaderMap::new();
                 for (k, v) in reply.headers {
                     h.insert(k, v.parse().unwrap());
@@ -100,7 +139,12 @@ impl Server {
             }
         });
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Server { addr, hits }
+        Server {
+            addr,
+            hits,
+            done,
+            concurrency,
+        }
     }
 
     fn url(&self) -> String {
@@ -113,6 +157,24 @@ impl Server {
 
     fn count(&self) -> usize {
         self.hits.lock().unwrap().len()
+    }
+
+    /// Idempotency keys of the requests handled to the end, in that order.
+    fn done_keys(&self) -> Vec<String> {
+        self.done
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|h| h.header(KEY).to_owned())
+            .collect()
+    }
+
+    fn handling_now(&self) -> usize {
+        self.concurrency.now.load(Ordering::SeqCst)
+    }
+
+    fn peak_concurrency(&self) -> usize {
+        self.concurrency.peak.load(Ordering::SeqCst)
     }
 }
 
@@ -129,6 +191,8 @@ fn webhook(name: &str, url: &str, retry: RetryPolicy, timeout: Duration) -> Rece
         name: name.into(),
         send_resolved: true,
         retry,
+        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        breaker: BreakerPolicy::default(),
         kind: ReceiverKind::Webhook(Webhook {
             url: url.into(),
             format: WebhookFormat::Native,
@@ -350,7 +414,7 @@ async fn a_hanging_receiver_does_not_delay_another() {
     .await;
     let fast = Server::start(|_| status(200)).await;
     let mut env = Env::new();
-    let budget = tocsin::outbox::MAX_IN_FLIGHT_PER_RECEIVER;
+    let budget = DEFAULT_MAX_IN_FLIGHT;
     let groups: Vec<String> = (0..budget + 18).map(|i| format!("g{i}")).collect();
     let slow_entries: Vec<(&str, &str, &str)> = groups.iter().map(|g| ("slow", g.as_str(), g.as_str())).collect();
     env.queue(&slow_entries, &json("{}"));
@@ -512,6 +576,8 @@ async fn email_is_sent_as_multipart_alternative_over_smtp() {
         name: "mail".into(),
         send_resolved: true,
         retry: retry(50, 100, 3_600_000),
+        max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        breaker: BreakerPolicy::default(),
         kind: ReceiverKind::Email(Email {
             to: vec!["oncall@example.com".into(), "Second <two@example.com>".into()],
             from: "tocsin@example.org".into(),
@@ -616,5 +682,177 @@ async fn a_full_in_flight_budget_keeps_flowing() {
         server.count()
     );
     assert_eq!(server.count(), 5_000);
+    task.abort();
+}
+
+/// Within a group, a receiver sees messages in the order they were produced, even when
+/// attempts time out while the server is still working on them. The server here is slow for
+/// every fourth request (longer than the client's time limit) and acts on a request when it
+/// has handled it; 70 groups each go firing → resolved → firing (210 notifications in three
+/// waves). A timed-out attempt that went on in the background landed after its group's
+/// next message, a stale resolve after the new firing.
+#[tokio::test]
+async fn a_slow_receiver_sees_every_group_in_order_despite_timeouts() {
+    let server = Server::start(|n| Reply {
+        delay: Duration::from_millis(if n % 4 == 1 { 600 } else { 5 }),
+        ..status(200)
+    })
+    .await;
+    let mut env = Env::new();
+    let groups: Vec<String> = (0..70).map(|g| format!("g{g}")).collect();
+    let hook = webhook(
+        "hook",
+        &server.url(),
+        retry(20, 100, 3_600_000),
+        Duration::from_millis(300),
+    );
+    let (ob, task) = env.outbox(vec![hook], false);
+    for seq in 1..=3 {
+        let keys: Vec<String> = groups.iter().map(|g| format!("{g}-{seq}")).collect();
+        let entries: Vec<(&str, &str, &str)> = groups
+            .iter()
+            .zip(&keys)
+            .map(|(g, k)| ("hook", g.as_str(), k.as_str()))
+            .collect();
+        let status = if seq == 2 { "resolved" } else { "firing" };
+        env.queue(&entries, &json(&format!(r#"{{"status":"{status}"}}"#)));
+        ob.wake();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert!(
+        until(Duration::from_secs(30), || env.pending() == 0).await,
+        "{} pending",
+        env.pending()
+    );
+    // Attempts the server was still working on when their client gave up finish by now.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let keys = server.done_keys();
+    // The test means something only if attempts did time out mid-request.
+    let retried = metrics(&ob)
+        .lines()
+        .find_map(|l| l.strip_prefix("tocsin_notifications_total{receiver=\"hook\",result=\"retried\"} "))
+        .map_or(0, |n| n.parse::<usize>().unwrap());
+    assert!(retried >= 20, "only {retried} attempts timed out");
+    for g in &groups {
+        let seqs: Vec<u32> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&format!("{g}-"))?.parse().ok())
+            .collect();
+        assert!(
+            seqs.windows(2).all(|w| w[0] <= w[1]),
+            "group {g} arrived as {seqs:?} (of {} requests)",
+            keys.len()
+        );
+        assert_eq!(seqs.last(), Some(&3), "group {g}'s last state arrived: {seqs:?}");
+    }
+    assert!(env.entries(EntryStatus::Failed).is_empty());
+    task.abort();
+}
+
+/// A reload that drops a receiver fails its pending entries, but the attempt in flight goes
+/// on. When the receiver comes back and the daemon queues the group's next message, that
+/// message waits for the old attempt to end: it used to be sent at once, next to it, and
+/// the receiver acted on the newer message first.
+#[tokio::test]
+async fn a_group_waits_for_an_attempt_that_outlived_its_receivers_removal() {
+    let server = Server::start(|n| Reply {
+        delay: Duration::from_millis(if n == 0 { 1_500 } else { 5 }),
+        ..status(200)
+    })
+    .await;
+    let mut env = Env::new();
+    let hook = webhook("hook", &server.url(), retry(20, 100, 3_600_000), Duration::from_secs(5));
+    env.queue(&[("hook", "g", "g-1")], &json("{}"));
+    let (ob, task) = env.outbox(vec![hook.clone()], false);
+    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    ob.set_receivers(Arc::new(Receivers::default()));
+    assert!(until(Duration::from_secs(5), || env.entries(EntryStatus::Failed).len() == 1).await);
+    ob.set_receivers(Arc::new(Receivers {
+        list: vec![hook],
+        ..Receivers::default()
+    }));
+    env.queue(&[("hook", "g", "g-2")], &json("{}"));
+    ob.wake();
+    assert!(until(Duration::from_secs(10), || server.done_keys().len() == 2).await);
+    assert_eq!(server.done_keys(), ["g-1", "g-2"]);
+    assert_eq!(server.peak_concurrency(), 1, "one attempt of the group at a time");
+    task.abort();
+}
+
+/// `max_in_flight: 1` (a rate-limited chat webhook): never two requests at the server at
+/// once, across groups, and everything still arrives.
+#[tokio::test]
+async fn max_in_flight_one_sends_one_request_at_a_time() {
+    let server = Server::start(|_| Reply {
+        delay: Duration::from_millis(5),
+        ..status(200)
+    })
+    .await;
+    let mut env = Env::new();
+    let mut hook = webhook("hook", &server.url(), retry(20, 100, 3_600_000), Duration::from_secs(2));
+    hook.max_in_flight = 1;
+    let keys: Vec<(String, String)> = (0..60).map(|i| (format!("g{}", i % 20), format!("k{i}"))).collect();
+    let refs: Vec<(&str, &str, &str)> = keys.iter().map(|(g, k)| ("hook", g.as_str(), k.as_str())).collect();
+    env.queue(&refs, &json("{}"));
+    let (_ob, task) = env.outbox(vec![hook], false);
+    assert!(until(Duration::from_secs(20), || env.pending() == 0).await);
+    assert_eq!(server.done_keys().len(), 60);
+    assert_eq!(server.peak_concurrency(), 1);
+    task.abort();
+}
+
+/// The receiver's breaker cool-offs are used: with 100 ms instead of the default 1 s, a
+/// failing receiver is probed about every 100 ms (the default would probe once in 1.5 s).
+#[tokio::test]
+async fn breaker_cool_offs_come_from_the_receiver() {
+    let server = Server::start(|_| status(503)).await;
+    let mut env = Env::new();
+    let groups: Vec<String> = (0..10).map(|i| format!("g{i}")).collect();
+    let entries: Vec<(&str, &str, &str)> = groups.iter().map(|g| ("hook", g.as_str(), g.as_str())).collect();
+    env.queue(&entries, &json("{}"));
+    let mut hook = webhook("hook", &server.url(), retry(10, 10, 3_600_000), Duration::from_secs(2));
+    hook.breaker = BreakerPolicy {
+        cool_off: Duration::from_millis(100),
+        max_cool_off: Duration::from_millis(100),
+    };
+    let (ob, task) = env.outbox(vec![hook], false);
+    assert!(until(Duration::from_secs(5), || server.count() >= 10).await);
+    let burst = server.count();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let probes = server.count() - burst;
+    // One probe per cool-off (plus a probe's round trip): about 13 in 1.5 s; far from the
+    // hundreds of an unbroken retry loop, far above the one of a 1 s cool-off.
+    assert!((5..=30).contains(&probes), "{probes} probes in 1.5 s");
+    assert!(metrics(&ob).contains("tocsin_receiver_circuit_open{receiver=\"hook\"} 1\n"));
+    task.abort();
+}
+
+/// A timed-out attempt is abandoned with its connection: the server sees the client go and
+/// cancels the request, so it can never act on it after a later attempt. (Had the client
+/// kept the connection, the server would finish the request 1 s after it began.)
+#[tokio::test]
+async fn a_timed_out_attempt_is_abandoned_with_its_connection() {
+    let server = Server::start(|n| Reply {
+        delay: Duration::from_millis(if n == 0 { 1_000 } else { 5 }),
+        ..status(200)
+    })
+    .await;
+    let mut env = Env::new();
+    env.queue(&[("hook", "g", "k")], &json("{}"));
+    let hook = webhook(
+        "hook",
+        &server.url(),
+        retry(1_500, 1_500, 3_600_000),
+        Duration::from_millis(200),
+    );
+    let (_ob, task) = env.outbox(vec![hook], false);
+    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    // Well before the server would finish it, and before the retry is due (≥ 750 ms).
+    assert!(until(Duration::from_millis(600), || server.handling_now() == 0).await);
+    assert_eq!(server.count(), 1);
+    assert!(server.done_keys().is_empty(), "the abandoned request was not cancelled");
+    assert!(until(Duration::from_secs(5), || env.pending() == 0).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(server.done_keys(), ["k"], "acted on once, by the retry");
     task.abort();
 }

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
 
 use super::env::{self, EnvError};
-use super::{EngineConfig, Env, Parsed, ReceiverFile, RuleFile, Sp, TestFile};
+use super::{EngineConfig, Env, Parsed, ReceiverDef, ReceiverFile, RuleFile, Sp, TestFile};
 use crate::diag::Diagnostic;
 
 /// Largest file tocsin reads: policy files are small, and the cap bounds parse time.
@@ -293,8 +293,39 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
                 .with_hint("give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`"),
             );
         }
+        diags.extend(delivery_settings(&source.path, receiver));
     }
     if diags.is_empty() { Ok(file) } else { Err(diags) }
+}
+
+/// The receiver's delivery settings that must be positive: a budget of 0 sends nothing and
+/// a cool-off of 0 is no breaker at all.
+fn delivery_settings(path: &str, receiver: &ReceiverDef) -> Vec<Diagnostic> {
+    let zero = |key: &str, line: u64, column: u64| {
+        Diagnostic::error(
+            path,
+            line,
+            column,
+            "invalid-value",
+            format!("`{key}` of receiver `{}` must be more than 0", receiver.name),
+        )
+    };
+    let mut diags = Vec::new();
+    if let Some(n) = receiver.max_in_flight.as_ref().filter(|n| ***n == 0) {
+        diags.push(
+            zero("max_in_flight", n.line(), n.column())
+                .with_hint("1 sends one notification at a time; the default is 128"),
+        );
+    }
+    for (key, value) in [
+        ("breaker_cool_off", &receiver.breaker_cool_off),
+        ("breaker_max_cool_off", &receiver.breaker_max_cool_off),
+    ] {
+        if let Some(d) = value.as_ref().filter(|d| d.0.is_zero()) {
+            diags.push(zero(key, d.line(), d.column()).with_hint("write e.g. `1s` or `1m`"));
+        }
+    }
+    diags
 }
 
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file

@@ -44,6 +44,18 @@ pub struct ReceiverDef {
     /// Ceiling of the retry delay (default 5m).
     #[serde(default)]
     pub max_backoff: Option<Sp<Dur>>,
+    /// Sends to this receiver at once, across its groups (default 128; at least 1). `1`
+    /// suits a rate-limited chat webhook such as Slack's.
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub max_in_flight: Option<Sp<u32>>,
+    /// How long the circuit breaker holds sends back when it first opens after repeated
+    /// failures; each reopening without a success doubles it (default 1s; more than 0).
+    #[serde(default)]
+    pub breaker_cool_off: Option<Sp<Dur>>,
+    /// The longest cool-off of the circuit breaker (default 1m; more than 0).
+    #[serde(default)]
+    pub breaker_max_cool_off: Option<Sp<Dur>>,
     /// HTTP webhook.
     #[serde(default)]
     pub webhook: Option<WebhookDef>,

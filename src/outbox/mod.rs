@@ -14,17 +14,23 @@
 //! carries the same idempotency key (`X-Tocsin-Idempotency-Key`, and a Message-ID derived from
 //! it for email) so receivers can drop it.
 //!
-//! **Isolation.** Each receiver has its own entries, its own budget of
-//! [`MAX_IN_FLIGHT_PER_RECEIVER`] concurrent sends and its own circuit breaker
-//! ([`policy::Breaker`]); sends run as tasks with per-receiver time limits, so a failing or
-//! hanging receiver never delays another. Within one notification group of a receiver,
-//! entries go strictly one at a time, oldest first.
+//! **Isolation.** Each receiver has its own entries, its own budget of `max_in_flight`
+//! concurrent sends (default [`crate::receivers::DEFAULT_MAX_IN_FLIGHT`]) and its own
+//! circuit breaker ([`policy::Breaker`], with the receiver's cool-offs); sends run as tasks
+//! with per-receiver time limits, so a failing or hanging receiver never delays another.
+//!
+//! **Order.** Within one notification group of a receiver, entries go strictly one at a
+//! time, oldest first: only a group's oldest pending entry is due ([`db`]), and no attempt
+//! starts while another of its group is in flight or awaiting settlement
+//! ([`policy::pick`]). An attempt ends when its send task does: a timed-out HTTP request is
+//! dropped with its connection (the client never reuses a connection with a request in
+//! progress), so the receiver cannot act on it after the next attempt has started.
 
 pub mod db;
 pub mod policy;
 pub mod send;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -36,16 +42,9 @@ use tokio::task::{Id, JoinSet};
 use self::db::{Admitted, OutboxEntry, Settled, Settlement};
 use self::policy::{Breaker, Permit, Schedule, SendResult, Verdict};
 use self::send::Transport;
-use crate::receivers::{Receiver, Receivers, Rendered, RetryPolicy};
+use crate::receivers::{BreakerPolicy, Receiver, Receivers, Rendered, RetryPolicy};
 use crate::sources::exposition::{escape_label_value, write_family};
 use crate::store::{Store, StoreError};
-
-/// Concurrent sends per receiver. Each send waits a network round trip, and the loop
-/// settles and fetches once per turn, so the budget is what bounds throughput: 32 gave
-/// ≈ 6,900 notifications/s to a loopback webhook, 128 gives ≈ 10,000/s (`cargo bench
-/// --bench delivery`). Alertmanager has no such limit at all; a receiver that answers
-/// 429 slows itself down through `Retry-After` and the circuit breaker.
-pub const MAX_IN_FLIGHT_PER_RECEIVER: usize = 128;
 
 /// Upper bounds (seconds) of the `tocsin_notification_latency_seconds` buckets.
 pub const LATENCY_BUCKETS: [f64; 16] = [
@@ -134,9 +133,9 @@ impl Outbox {
             let mut asks = Vec::new();
             let mut wake_at: Option<i64> = None;
             for r in &receivers.list {
-                let busy = lp.in_flight.get(&r.name).map_or(0, HashSet::len);
+                let busy = lp.in_flight.get(&r.name).map_or(0, HashMap::len);
                 let busy = busy.saturating_sub(settling.get(r.name.as_str()).copied().unwrap_or(0));
-                let free = MAX_IN_FLIGHT_PER_RECEIVER.saturating_sub(busy);
+                let free = r.max_in_flight.saturating_sub(busy);
                 if free == 0 {
                     continue;
                 }
@@ -185,16 +184,18 @@ impl Outbox {
                 let entries = due.remove(name).unwrap_or_default();
                 let Some(receiver) = receivers.get(name) else { continue };
                 let flying = lp.in_flight.entry(name.clone()).or_default();
-                let mut started = 0;
-                for entry in entries {
-                    if started == *free {
-                        break;
-                    }
-                    if flying.contains(&entry.id) {
-                        continue;
-                    }
-                    flying.insert(entry.id);
-                    started += 1;
+                let picked = {
+                    let keys: Vec<(i64, &str)> = entries.iter().map(|e| (e.id, e.group_key.as_str())).collect();
+                    // Settled in this round (`account` dropped them from `flying`) frees
+                    // their groups; anything else still in `flying` holds its group.
+                    let busy_groups: std::collections::HashSet<&str> = flying.values().map(String::as_str).collect();
+                    policy::pick(&keys, |g| busy_groups.contains(g), *free)
+                };
+                let started = picked.len();
+                let mut entries: Vec<Option<OutboxEntry>> = entries.into_iter().map(Some).collect();
+                for i in picked {
+                    let Some(entry) = entries[i].take() else { continue };
+                    flying.insert(entry.id, entry.group_key.clone());
                     self.dispatch(&mut lp.flights, &mut lp.finished, &mut sends, receiver, entry, *probe);
                 }
                 if *probe && started == 0 {
@@ -239,6 +240,7 @@ impl Outbox {
             created_ms: entry.created_ms,
             attempts: entry.attempts.saturating_add(1),
             retry: receiver.retry,
+            breaker: receiver.breaker,
             probe,
             dry_run: self.dry_run,
         };
@@ -274,7 +276,7 @@ impl Outbox {
             if !flight.dry_run {
                 let breaker = lp.breakers.entry(flight.receiver.clone()).or_default();
                 let was_open = breaker.is_open();
-                breaker.record(reached, flight.probe, now);
+                breaker.record(reached, flight.probe, &flight.breaker, now);
                 match (was_open, breaker.is_open()) {
                     (false, true) => tracing::warn!(receiver = %flight.receiver, "circuit breaker opened"),
                     (true, false) => tracing::info!(receiver = %flight.receiver, "circuit breaker closed"),
@@ -489,6 +491,7 @@ struct Flight {
     /// Attempts including this one.
     attempts: u32,
     retry: RetryPolicy,
+    breaker: BreakerPolicy,
     probe: bool,
     dry_run: bool,
 }
@@ -509,8 +512,9 @@ struct Judged {
 struct LoopState {
     /// Whether the start-up recovery ran.
     started: bool,
-    /// Ids being sent or awaiting settlement, per receiver: never fetched twice.
-    in_flight: HashMap<String, HashSet<i64>>,
+    /// Ids being sent or awaiting settlement, with their group keys, per receiver: never
+    /// fetched twice, and their groups start nothing else meanwhile.
+    in_flight: HashMap<String, HashMap<i64, String>>,
     /// Send tasks by task id.
     flights: HashMap<Id, Flight>,
     /// Attempts finished since the last round.

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::receivers::RetryPolicy;
+use crate::receivers::{BreakerPolicy, RetryPolicy};
 
 /// How much of an error response body is kept in `last_error`.
 pub const MAX_ERROR_BODY: usize = 1024;
@@ -17,11 +17,6 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Consecutive retryable failures that open a receiver's circuit breaker.
 pub const BREAKER_THRESHOLD: u32 = 5;
-/// The first cool-off of an opened breaker; each reopening without a success in between
-/// doubles it.
-pub const BREAKER_BASE_COOL_OFF: Duration = Duration::from_secs(1);
-/// The longest cool-off: a receiver that comes back is noticed within a minute.
-pub const BREAKER_MAX_COOL_OFF: Duration = Duration::from_secs(60);
 
 /// What one send attempt produced, as seen by the transport.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -185,6 +180,31 @@ pub fn schedule_retry(
     Schedule::At(now_ms.saturating_add(delay_ms))
 }
 
+/// Which of a receiver's due entries may start an attempt now: indices into `due`, at most
+/// `free` of them, in `due`'s order.
+///
+/// `due` holds (id, group key) of entries whose time has come, each the oldest pending entry
+/// of its group when it was read; `busy` tells whether a group has an attempt in flight or
+/// awaiting settlement. One attempt per group at a time: an entry of a busy group waits
+/// (whatever the queue says, e.g. an older entry re-queued through the API while a newer
+/// one is being sent), and of two entries of one group only the older (smaller id) may go.
+pub fn pick(due: &[(i64, &str)], busy: impl Fn(&str) -> bool, free: usize) -> Vec<usize> {
+    let mut oldest: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, (id, group)) in due.iter().enumerate() {
+        if busy(group) {
+            continue;
+        }
+        let best = oldest.entry(group).or_insert(i);
+        if *id < due[*best].0 {
+            *best = i;
+        }
+    }
+    let mut picked: Vec<usize> = oldest.into_values().collect();
+    picked.sort_unstable();
+    picked.truncate(free);
+    picked
+}
+
 /// Whether a receiver may be sent to now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permit {
@@ -207,8 +227,8 @@ enum BreakerState {
 /// One receiver's circuit breaker.
 ///
 /// Closed, it counts consecutive retryable failures; at [`BREAKER_THRESHOLD`] it opens for a
-/// cool-off of `BREAKER_BASE_COOL_OFF × 2^k` (k = reopenings since the last success, capped
-/// at [`BREAKER_MAX_COOL_OFF`]). When the cool-off ends it lets exactly one probe through
+/// cool-off of the receiver's `cool_off × 2^k` (k = reopenings since the last success, capped
+/// at its `max_cool_off`; see [`cool_off`]). When the cool-off ends it lets exactly one probe through
 /// (half-open): success closes it, failure reopens it with the next, longer cool-off.
 /// Results of sends started before it opened are ignored: they say nothing about the
 /// receiver now.
@@ -255,29 +275,29 @@ impl Breaker {
     }
 
     /// Reports an attempt's outcome: `reached` is false for retryable failures; `probe` is
-    /// whether the send was the half-open probe.
-    pub fn record(&mut self, reached: bool, probe: bool, now_ms: i64) {
+    /// whether the send was the half-open probe; `policy` gives the cool-off if it opens.
+    pub fn record(&mut self, reached: bool, probe: bool, policy: &BreakerPolicy, now_ms: i64) {
         match self.state {
             BreakerState::Closed if reached => self.failures = 0,
             BreakerState::Closed => {
                 self.failures += 1;
                 if self.failures >= BREAKER_THRESHOLD {
-                    self.open(now_ms);
+                    self.open(policy, now_ms);
                 }
             }
             BreakerState::HalfOpen { probing: true } if probe => {
                 if reached {
                     *self = Breaker::default();
                 } else {
-                    self.open(now_ms);
+                    self.open(policy, now_ms);
                 }
             }
             BreakerState::Open { .. } | BreakerState::HalfOpen { .. } => {}
         }
     }
 
-    fn open(&mut self, now_ms: i64) {
-        let cool_off = cool_off(self.reopenings);
+    fn open(&mut self, policy: &BreakerPolicy, now_ms: i64) {
+        let cool_off = cool_off(policy, self.reopenings);
         self.reopenings = self.reopenings.saturating_add(1);
         self.failures = 0;
         self.state = BreakerState::Open {
@@ -292,17 +312,20 @@ impl Breaker {
     }
 }
 
-/// The cool-off after `k` reopenings without a success.
-pub fn cool_off(k: u32) -> Duration {
-    BREAKER_BASE_COOL_OFF
+/// The cool-off after `k` reopenings without a success: `cool_off × 2^k`, at most
+/// `max_cool_off`.
+pub fn cool_off(policy: &BreakerPolicy, k: u32) -> Duration {
+    policy
+        .cool_off
         .checked_mul(1u32 << k.min(16))
-        .map_or(BREAKER_MAX_COOL_OFF, |d| d.min(BREAKER_MAX_COOL_OFF))
+        .map_or(policy.max_cool_off, |d| d.min(policy.max_cool_off))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn policy(backoff_ms: u64, max_ms: u64, age_ms: u64) -> RetryPolicy {
         RetryPolicy {
@@ -414,48 +437,162 @@ mod tests {
 
     #[test]
     fn breaker_opens_probes_and_closes() {
+        let bp = BreakerPolicy::default();
         let mut b = Breaker::default();
         for i in 0..BREAKER_THRESHOLD {
             assert_eq!(b.permit(i as i64), Permit::Send);
-            b.record(false, false, 100);
+            b.record(false, false, &bp, 100);
         }
         assert!(b.is_open());
         assert_eq!(b.permit(500), Permit::Wait(Some(1_100)));
         // A late result of a send started before opening changes nothing.
-        b.record(true, false, 600);
+        b.record(true, false, &bp, 600);
         assert_eq!(b.permit(1_100), Permit::Probe);
         assert_eq!(b.permit(1_101), Permit::Wait(None));
-        b.record(false, true, 1_200); // probe failed: 2 s cool-off
+        b.record(false, true, &bp, 1_200); // probe failed: 2 s cool-off
         assert_eq!(b.permit(1_300), Permit::Wait(Some(3_200)));
         assert_eq!(b.permit(3_200), Permit::Probe);
         b.return_probe();
         assert_eq!(b.permit(3_300), Permit::Probe);
-        b.record(true, true, 3_400);
+        b.record(true, true, &bp, 3_400);
         assert!(!b.is_open());
         assert_eq!(b, Breaker::default());
     }
 
     #[test]
     fn answers_reset_the_failure_count() {
+        let bp = BreakerPolicy::default();
         let mut b = Breaker::default();
         for _ in 0..BREAKER_THRESHOLD - 1 {
-            b.record(false, false, 0);
+            b.record(false, false, &bp, 0);
         }
-        b.record(true, false, 0);
+        b.record(true, false, &bp, 0);
         for _ in 0..BREAKER_THRESHOLD - 1 {
-            b.record(false, false, 0);
+            b.record(false, false, &bp, 0);
         }
         assert!(!b.is_open());
     }
 
     #[test]
-    fn cool_off_grows_to_a_minute() {
-        let secs: Vec<u64> = (0..9).map(|k| cool_off(k).as_secs()).collect();
+    fn cool_off_grows_to_its_ceiling() {
+        let bp = BreakerPolicy::default();
+        let secs: Vec<u64> = (0..9).map(|k| cool_off(&bp, k).as_secs()).collect();
         assert_eq!(secs, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(cool_off(u32::MAX), BREAKER_MAX_COOL_OFF);
+        assert_eq!(cool_off(&bp, u32::MAX), bp.max_cool_off);
+        let short = BreakerPolicy {
+            cool_off: Duration::from_millis(100),
+            max_cool_off: Duration::from_millis(250),
+        };
+        let ms: Vec<u128> = (0..4).map(|k| cool_off(&short, k).as_millis()).collect();
+        assert_eq!(ms, [100, 200, 250, 250]);
+    }
+
+    #[test]
+    fn pick_takes_one_per_group_and_skips_busy_groups() {
+        let due = [(7, "a"), (3, "b"), (5, "a"), (9, "c"), (4, "d")];
+        assert_eq!(pick(&due, |_| false, 10), [1, 2, 3, 4]);
+        assert_eq!(pick(&due, |g| g == "b", 10), [2, 3, 4]);
+        assert_eq!(pick(&due, |_| false, 2), [1, 2]);
+        assert!(pick(&due, |_| true, 10).is_empty());
+    }
+
+    /// What happens next in the model of a receiver's queue.
+    #[derive(Clone, Debug)]
+    enum Step {
+        /// The daemon queues a message for group `0`.
+        Queue(u8),
+        /// Time passes (ms).
+        Tick(i64),
+        /// The loop fetches what is due and starts what `pick` allows.
+        Start(usize),
+        /// The `0`-th running attempt ends: 0 delivered, 1 retryable failure, 2 time-out
+        /// (retried too), 3 rejected; the retry is due after `1` ms.
+        End(usize, u8, i64),
+        /// The loop settles every ended attempt in the database.
+        Settle,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u8..5).prop_map(Step::Queue),
+            (0i64..50).prop_map(Step::Tick),
+            (1usize..6).prop_map(Step::Start),
+            (0usize..8, 0u8..4, 0i64..100).prop_map(|(i, o, d)| Step::End(i, o, d)),
+            Just(Step::Settle),
+        ]
     }
 
     proptest! {
+        /// Whatever the interleaving of queueing, completions, failures, time-outs and
+        /// settlements, with the database's rule that only a group's oldest pending entry is
+        /// due: no two attempts of one group are ever under way at once (running or awaiting
+        /// settlement), and no attempt starts for an entry older than one of its group that
+        /// was already sent.
+        #[test]
+        fn one_attempt_per_group_and_never_older_than_sent(steps in proptest::collection::vec(step(), 1..300)) {
+            // id → (group, next attempt); BTreeMap: ids in queue order.
+            let mut pending: BTreeMap<i64, (String, i64)> = BTreeMap::new();
+            let mut running: Vec<i64> = Vec::new();
+            let mut ended: Vec<(i64, Option<i64>)> = Vec::new(); // (id, retry at) / None: gone
+            let mut sent: BTreeMap<String, i64> = BTreeMap::new(); // newest id started per group
+            let (mut next_id, mut now) = (1i64, 0i64);
+            for s in steps {
+                match s {
+                    Step::Queue(g) => {
+                        pending.insert(next_id, (format!("g{g}"), now));
+                        next_id += 1;
+                    }
+                    Step::Tick(dt) => now += dt,
+                    Step::Start(free) => {
+                        // outbox_due: heads of their groups, due now, soonest first.
+                        let mut heads: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+                        for (id, (g, at)) in &pending {
+                            heads.entry(g.as_str()).or_insert((*id, *at));
+                        }
+                        let mut due: Vec<(i64, i64, &str)> = heads
+                            .iter()
+                            .filter(|(_, (_, at))| *at <= now)
+                            .map(|(g, (id, at))| (*at, *id, *g))
+                            .collect();
+                        due.sort_unstable();
+                        let keys: Vec<(i64, &str)> = due.iter().map(|(_, id, g)| (*id, *g)).collect();
+                        let busy_ids: Vec<i64> = running.iter().copied().chain(ended.iter().map(|e| e.0)).collect();
+                        let busy = |g: &str| busy_ids.iter().any(|id| pending[id].0 == g);
+                        let picked = pick(&keys, busy, free);
+                        prop_assert!(picked.len() <= free);
+                        for i in picked {
+                            let (id, g) = keys[i];
+                            prop_assert!(!busy_ids.contains(&id), "entry {} started twice", id);
+                            prop_assert!(!busy(g), "group {} had an attempt under way", g);
+                            if let Some(newest) = sent.get(g) {
+                                prop_assert!(id >= *newest, "entry {} after {} of group {}", id, newest, g);
+                            }
+                            sent.insert(g.to_owned(), id);
+                            running.push(id);
+                        }
+                    }
+                    Step::End(i, outcome, delay) => {
+                        if running.is_empty() {
+                            continue;
+                        }
+                        let id = running.remove(i % running.len());
+                        let retry_at = matches!(outcome, 1 | 2).then_some(now + delay);
+                        ended.push((id, retry_at));
+                    }
+                    Step::Settle => {
+                        for (id, retry_at) in ended.drain(..) {
+                            match retry_at {
+                                Some(at) => pending.get_mut(&id).expect("pending").1 = at,
+                                None => {
+                                    pending.remove(&id);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
         #[test]
         fn delay_is_bounded_and_monotone_in_attempts(
             backoff in 1u64..100_000, max in 1u64..1_000_000, n in 1u32..100, jitter in 0.0f64..1.0,
@@ -499,6 +636,7 @@ mod tests {
         /// closed one never stays closed through THRESHOLD consecutive failures.
         #[test]
         fn breaker_never_lets_two_probes_out(events in proptest::collection::vec((0u8..4, 0i64..5_000), 1..200)) {
+            let bp = BreakerPolicy::default();
             let mut b = Breaker::default();
             let mut now = 0i64;
             let mut probe_out = false;
@@ -521,7 +659,7 @@ mod tests {
                     },
                     2 => {
                         let was_closed = !b.is_open();
-                        b.record(false, probe_out, now);
+                        b.record(false, probe_out, &bp, now);
                         probe_out = false;
                         if was_closed {
                             run += 1;
@@ -530,7 +668,7 @@ mod tests {
                         }
                     }
                     _ => {
-                        b.record(true, probe_out, now);
+                        b.record(true, probe_out, &bp, now);
                         if probe_out || !b.is_open() { run = 0; }
                         probe_out = false;
                     }
