@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
 
 use super::env::{self, EnvError};
-use super::{EngineConfig, Env, Parsed, ReceiverFile, RuleFile, Sp, TestFile};
+use super::validate::{self, HeaderAt};
+use super::{EngineConfig, Env, Parsed, ReceiverDef, ReceiverFile, RuleFile, Sp, TestFile};
 use crate::diag::Diagnostic;
 
 /// Largest file tocsin reads: policy files are small, and the cap bounds parse time.
@@ -232,8 +233,35 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
 /// Parses a rule file. An empty file is a file without groups.
 pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
     let file: RuleFile = parse(source)?;
-    let diags = non_finite_numbers(&source.path, &file);
+    let mut diags = non_finite_numbers(&source.path, &file);
+    diags.extend(action_webhooks(&source.path, &file));
     if diags.is_empty() { Ok(file) } else { Err(diags) }
+}
+
+/// Action webhooks' URLs and headers, as the HTTP client will need them. Their headers keep
+/// no position, so they are reported at the webhook's `url`.
+fn action_webhooks(path: &str, file: &RuleFile) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let hooks = file
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .flat_map(|r| &r.actions)
+        .filter_map(|a| a.webhook.as_ref());
+    for hook in hooks {
+        diags.extend(validate::sp_url(path, "url", &hook.url));
+        let at = (hook.url.line(), hook.url.column());
+        for (name, value) in &hook.headers {
+            diags.extend(validate::header(
+                path,
+                name,
+                value,
+                false,
+                HeaderAt { name: at, value: at },
+            ));
+        }
+    }
+    diags
 }
 
 /// serde-saphyr rejects `.nan`/`.inf` only where the type is not known; typed `f64` fields
@@ -293,8 +321,35 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
                 .with_hint("give exactly one of `webhook`, `slack`, `email`, `console`, `alertmanager`"),
             );
         }
+        diags.extend(receiver_endpoints(source, receiver));
     }
     if diags.is_empty() { Ok(file) } else { Err(diags) }
+}
+
+/// The URLs a receiver sends to and the headers it adds, checked as the HTTP client will
+/// need them (after `${ENV}` substitution).
+fn receiver_endpoints(source: &Source, receiver: &ReceiverDef) -> Vec<Diagnostic> {
+    let path = source.path.as_str();
+    let mut diags = Vec::new();
+    if let Some(hook) = &receiver.webhook {
+        diags.extend(validate::text_url(path, "url", &hook.url));
+        for (name, value) in &hook.headers {
+            let value_at = (value.line(), value.column());
+            let name_at = validate::key_position(&source.text, name, value.line(), value.column());
+            let at = HeaderAt {
+                name: name_at,
+                value: value_at,
+            };
+            diags.extend(validate::header(path, name, value.expose(), value.is_secret(), at));
+        }
+    }
+    if let Some(slack) = &receiver.slack {
+        diags.extend(validate::text_url(path, "webhook_url", &slack.webhook_url));
+    }
+    if let Some(am) = &receiver.alertmanager {
+        diags.extend(validate::text_url(path, "url", &am.url));
+    }
+    diags
 }
 
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
@@ -304,7 +359,11 @@ pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     if config.api_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
         config.api_token = None;
     }
-    Ok(config)
+    let mut diags: Vec<Diagnostic> = validate::listen(&source.path, &config.listen).into_iter().collect();
+    for target in &config.sources.scrape {
+        diags.extend(validate::text_url(&source.path, "url", &target.url));
+    }
+    if diags.is_empty() { Ok(config) } else { Err(diags) }
 }
 
 /// The parser options: serde-saphyr's defaults (duplicate keys rejected, merge keys allowed)

@@ -17,6 +17,7 @@ mod receivers;
 mod rules;
 mod schema;
 mod test;
+mod validate;
 mod value;
 
 pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
