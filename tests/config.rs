@@ -598,3 +598,22 @@ groups:
         [("url", 3, 25)]
     );
 }
+
+#[test]
+fn a_misspelt_engine_key_is_told_apart_from_an_unknown_kind() {
+    // Named tocsin.yaml, or mostly engine keys: the engine config, with its "did you mean".
+    for (path, yaml, line) in [
+        ("deploy/tocsin.yaml", "listne: 127.0.0.1:9470\n", 1),
+        ("engine.yaml", "data_dir: d/\nevaluation_interval: 1m\nlistne: x\n", 3),
+    ] {
+        let src = text(path, yaml);
+        assert_eq!(detect_kind(&src), Some(FileKind::Config), "{path}");
+        let d = only(parse_any(&src, &no_env));
+        assert_eq!(at(&d), ("unknown-key", line, 1), "{path}");
+        assert_eq!(d.hint.as_deref(), Some("did you mean `listen`?"), "{path}");
+    }
+    // Elsewhere a lone misspelt key cannot decide the kind, but the hint still names it.
+    let d = only(parse_any(&text("x.yaml", "# rules\ngrups: []\n"), &no_env));
+    assert_eq!(at(&d), ("kind", 2, 1));
+    assert_eq!(d.hint.as_deref(), Some("did you mean `groups`? (a key of rules files)"));
+}

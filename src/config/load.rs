@@ -196,7 +196,53 @@ fn detect(source: &Source) -> Result<Option<FileKind>, YamlError> {
     if has("rules") || has("receivers") || CONFIG_ONLY_KEYS.iter().any(|k| has(k)) {
         return Ok(Some(FileKind::Config));
     }
+    // A misspelt key must get the engine config's "did you mean" (as `run` gives it), not
+    // "cannot tell": a file named tocsin.yaml is the engine config, and so is one whose keys
+    // are mostly engine keys.
+    let config_keys = top_level_keys(FileKind::Config);
+    let known = top.keys().filter(|k| config_keys.contains(k.as_str())).count();
+    if is_engine_config_name(&source.path) || (known > 0 && 2 * known > top.len()) {
+        return Ok(Some(FileKind::Config));
+    }
     Ok(None)
+}
+
+/// Whether the file is named like the engine config, `tocsin.yaml` or `tocsin.yml`.
+fn is_engine_config_name(path: &str) -> bool {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    matches!(name, "tocsin.yaml" | "tocsin.yml")
+}
+
+/// The top-level keys a kind of file takes, read from its schema so that they cannot drift
+/// from the types.
+fn top_level_keys(kind: FileKind) -> std::collections::BTreeSet<String> {
+    super::schema(kind)
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|props| props.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// For a file whose kind cannot be told: the known top-level key closest to one of its
+/// keys, with that key's position, when it is close enough to be a typo.
+fn misspelt_top_level_key(source: &Source) -> Option<(u64, String, &'static str)> {
+    let known: Vec<(String, FileKind)> = FileKind::ALL
+        .into_iter()
+        .flat_map(|k| top_level_keys(k).into_iter().map(move |key| (key, k)))
+        .collect();
+    let names: Vec<&str> = known.iter().map(|(k, _)| k.as_str()).collect();
+    source.text.lines().enumerate().find_map(|(i, line)| {
+        let (key, _) = line.split_once(':')?;
+        if key.is_empty() || key.starts_with(|c: char| c.is_whitespace() || c == '#' || c == '-') {
+            return None;
+        }
+        let best = suggest(key.trim(), &names)?;
+        let kind = known
+            .iter()
+            .find(|(k, _)| k == best)
+            .map_or("", |(_, kind)| kind.name());
+        Some((i as u64 + 1, best.to_string(), kind))
+    })
 }
 
 /// A parsed file of any kind.
@@ -222,10 +268,15 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
         Ok(Some(FileKind::Test)) => parse_test(source).map(AnyFile::Test),
         Err(err) => Err(vec![yaml_diagnostic(source, &err)]),
         Ok(None) => {
-            Err(vec![
-                Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
+            let diag = match misspelt_top_level_key(source) {
+                Some((line, best, kind)) => {
+                    Diagnostic::error(&source.path, line, 1, "kind", "cannot tell what kind of tocsin file this is")
+                        .with_hint(format!("did you mean `{best}`? (a key of {kind} files)"))
+                }
+                None => Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
                     .with_hint("a rule file has `groups:`, a receivers file `receivers:`/`routes:`, a test file `tests:`; tocsin.yaml has engine keys such as `listen:`"),
-            ])
+            };
+            Err(vec![diag])
         }
     }
 }
