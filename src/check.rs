@@ -53,7 +53,8 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
             diags.extend(d);
         }
     }
-    let (compiled, rule_diags) = rules::compile(&rule_files);
+    let (compiled, mut rule_diags) = rules::compile(&rule_files);
+    place_in_values(&mut rule_diags, sources);
     diags.extend(rule_diags);
     let notified: BTreeSet<String> = rule_files
         .iter()
@@ -87,6 +88,18 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
         diagnostics: diags,
         rules: compiled,
         receivers: receiver_files,
+    }
+}
+
+/// Moves each diagnostic about a character inside a scalar (an expression error's "at
+/// character N") from the scalar's start onto that character, reading the file's text to
+/// account for its quoting style.
+fn place_in_values(diags: &mut [Diagnostic], sources: &[Source]) {
+    for d in diags.iter_mut() {
+        let Some(offset) = d.value_offset.take() else { continue };
+        if let Some(src) = sources.iter().find(|s| s.path() == d.file) {
+            (d.line, d.column) = config::scalar_position(src.text(), d.line, d.column, offset);
+        }
     }
 }
 

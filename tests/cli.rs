@@ -375,3 +375,30 @@ fn special_files_are_named_for_what_they_are() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(stdout(&o).contains("is a directory"), "{}", stdout(&o));
 }
+
+#[test]
+fn an_expression_error_puts_its_caret_on_the_offending_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(
+        dir.path(),
+        "r.yaml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: mem_used_percent > 90 && rat(cpu, \"5m\") > 1\n\
+         \x20     - alert: B\n        expr: 'mem > 1 && it''s'\n      - alert: C\n        expr: |\n          mem > 1\n            && cpu >>= 2\n",
+    );
+    let o = tocsin(&["check", rules.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("at character 26") && text.contains("r.yaml:5:40"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at character 12") && text.contains("r.yaml:7:27"),
+        "{text}"
+    );
+    // A literal block scalar: the second line's `>` of `>>=`.
+    assert!(
+        text.contains("at character 18") && text.contains("r.yaml:11:20"),
+        "{text}"
+    );
+    assert!(text.contains("5 |         expr: mem_used_percent > 90 && rat(cpu, \"5m\") > 1\n  |                                        ^"), "{text}");
+}

@@ -617,3 +617,21 @@ fn a_misspelt_engine_key_is_told_apart_from_an_unknown_kind() {
     assert_eq!(at(&d), ("kind", 2, 1));
     assert_eq!(d.hint.as_deref(), Some("did you mean `groups`? (a key of rules files)"));
 }
+
+#[test]
+fn value_offsets_follow_folding_and_escapes() {
+    let yaml = "a:\n  expr: mem > 1\n    && cpu   \n\n    > 2 # note\n  b: \"x \\u00e9\\\n    y\"\n";
+    // Plain, folded over a line break (one space) and an empty line (one newline).
+    let value = "mem > 1 && cpu\n> 2";
+    let at = |i| scalar_position(yaml, 2, 9, i);
+    assert_eq!(at(0), (2, 9));
+    assert_eq!(at(value.find("&&").unwrap()), (3, 5));
+    assert_eq!(at(value.find('\n').unwrap()), (3, 14));
+    assert_eq!(at(value.rfind('2').unwrap()), (5, 7));
+    // Double-quoted: an escape is one character, an escaped line break none.
+    assert_eq!(scalar_position(yaml, 6, 6, 2), (6, 9));
+    assert_eq!(scalar_position(yaml, 6, 6, 3), (7, 5));
+    // A folded block scalar and a position outside the text fall back to the start.
+    assert_eq!(scalar_position("e: >\n  a b\n", 2, 3, 2), (2, 3));
+    assert_eq!(scalar_position("e: x\n", 9, 1, 2), (9, 1));
+}
