@@ -635,3 +635,70 @@ fn value_offsets_follow_folding_and_escapes() {
     assert_eq!(scalar_position("e: >\n  a b\n", 2, 3, 2), (2, 3));
     assert_eq!(scalar_position("e: x\n", 9, 1, 2), (9, 1));
 }
+
+#[test]
+fn every_structural_error_of_a_file_is_reported() {
+    let yaml = "\
+groups:
+  - name: a
+    rules:
+      - alert: A
+        expr: m > 1
+        severty: high
+      - alert: B
+        for: 5m
+  - name: b
+    rules: memory
+  - name: c
+    intervl: 1m
+    rules:
+      - alert: C
+        expr: m
+        no_data: resolv
+        tiers:
+          - { severity: high, abve: 1 }
+extra: 1
+";
+    let diags = parse_rules(&text("r.yaml", yaml)).unwrap_err();
+    let got: Vec<_> = diags.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown-key", 6, 9),
+            ("missing-key", 7, 9),
+            ("invalid-type", 10, 12),
+            ("unknown-key", 12, 5),
+            ("invalid-value", 16, 18),
+            ("unknown-key", 18, 31),
+            ("unknown-key", 19, 1),
+        ],
+        "{diags:#?}"
+    );
+    let hints: Vec<_> = diags.iter().filter_map(|d| d.hint.as_deref()).collect();
+    for hint in [
+        "did you mean `severity`?",
+        "did you mean `interval`?",
+        "did you mean `resolve`?",
+        "did you mean `above`?",
+    ] {
+        assert!(hints.contains(&hint), "{hint} in {hints:?}");
+    }
+    // Receivers, with `${ENV}`: each receiver and route reports its own error.
+    let yaml = "\
+receivers:
+  - name: a
+    webhok: { url: \"${URL}\" }
+  - name: b
+    console: { verbose: true }
+routes:
+  - receivers: [a]
+    grup_by: [x]
+";
+    let diags = parse_receivers(&text("r.yaml", yaml), &echo_env).unwrap_err();
+    let got: Vec<_> = diags.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [("unknown-key", 3, 5), ("unknown-key", 5, 16), ("unknown-key", 8, 5)],
+        "{diags:#?}"
+    );
+}

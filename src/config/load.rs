@@ -9,6 +9,7 @@ use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy,
 
 use super::env::{self, EnvError};
 use super::validate::{self, HeaderAt};
+use super::walk;
 use super::{EngineConfig, Env, Parsed, ReceiverDef, ReceiverFile, RuleFile, Sp, TestFile};
 use crate::diag::Diagnostic;
 
@@ -283,7 +284,7 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
 
 /// Parses a rule file. An empty file is a file without groups.
 pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
-    let file: RuleFile = parse(source)?;
+    let file: RuleFile = parse(source, FileKind::Rules)?;
     let mut diags = non_finite_numbers(&source.path, &file);
     diags.extend(action_webhooks(&source.path, &file));
     if diags.is_empty() { Ok(file) } else { Err(diags) }
@@ -346,13 +347,13 @@ fn non_finite_numbers(path: &str, file: &RuleFile) -> Vec<Diagnostic> {
 
 /// Parses a rule unit-test file. An empty file is a file without tests.
 pub fn parse_test(source: &Source) -> Parsed<TestFile> {
-    parse(source)
+    parse(source, FileKind::Test)
 }
 
 /// Parses a receivers file, substituting `${NAME}` / `${NAME:-default}` from `env`, and
 /// checks that each receiver has exactly one kind.
 pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
-    let file: ReceiverFile = parse_with_env(source, env)?;
+    let file: ReceiverFile = parse_with_env(source, env, FileKind::Receivers)?;
     let mut diags = Vec::new();
     for receiver in &file.receivers {
         let kinds = receiver.kinds();
@@ -406,7 +407,7 @@ fn receiver_endpoints(source: &Source, receiver: &ReceiverDef) -> Vec<Diagnostic
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
 /// is the default configuration; an empty `api_token` is unset.
 pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
-    let mut config: EngineConfig = parse_with_env(source, env)?;
+    let mut config: EngineConfig = parse_with_env(source, env, FileKind::Config)?;
     if config.api_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
         config.api_token = None;
     }
@@ -419,7 +420,7 @@ pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
 
 /// The parser options: serde-saphyr's defaults (duplicate keys rejected, merge keys allowed)
 /// with tighter budgets sized for policy files of at most [`MAX_FILE_BYTES`].
-fn options() -> Options {
+pub(super) fn options() -> Options {
     let budget = serde_saphyr::budget! {
         max_depth: MAX_DEPTH,
         flow_nesting_limit: MAX_DEPTH,
@@ -453,17 +454,35 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
-fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
+/// The typed parse of a file of `kind`. When it fails, the error it stopped at comes with
+/// every other structural error of the file (see [`walk`](super::walk)), in file order.
+fn parse<T: DeserializeOwned>(source: &Source, kind: FileKind) -> Parsed<T> {
     let text = if is_blank(&source.text) {
         "{}"
     } else {
         source.text.as_str()
     };
-    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(source, &err)])
+    serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
+        let mut diags = vec![yaml_diagnostic(source, &err)];
+        // As in detection, non-finite floats are read as strings: the typed parse locates them.
+        let mut opts = options();
+        opts.non_finite_float_policy = NonFiniteFloatPolicy::AsString;
+        // Replaying aliases into the generic tree is costly: a file that needs more than
+        // this keeps only its first error rather than making a failing check slow.
+        opts.alias_limits.max_total_replayed_events = 1_000;
+        for d in walk::structural_errors(&source.path, text, kind, opts) {
+            // The first error is the typed parse's own, worded by it; the walk finds it too.
+            if !diags.iter().any(|k| (k.line, k.column) == (d.line, d.column)) {
+                diags.push(d);
+            }
+        }
+        diags.sort_by_key(|d| (d.line, d.column));
+        diags
+    })
 }
 
-fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
-    let (parsed, env_errors) = env::with_env(&source.text, env, || parse::<T>(source));
+fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>, kind: FileKind) -> Parsed<T> {
+    let (parsed, env_errors) = env::with_env(&source.text, env, || parse::<T>(source, kind));
     let mut diags: Vec<Diagnostic> = env_errors
         .into_iter()
         .map(|e| env_diagnostic(&source.path, e))
@@ -583,7 +602,7 @@ fn plain_message(err: &YamlError) -> String {
 }
 
 /// The expected name closest to `given`, if it is close enough to be a likely typo.
-fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
+pub(super) fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
     expected
         .iter()
         .map(|candidate| (strsim::jaro_winkler(given, candidate), *candidate))
@@ -592,6 +611,6 @@ fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
         .map(|(_, candidate)| candidate)
 }
 
-fn quoted_list(items: &[&str]) -> String {
+pub(super) fn quoted_list(items: &[&str]) -> String {
     items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }

@@ -19,6 +19,7 @@ mod schema;
 mod test;
 mod validate;
 mod value;
+mod walk;
 
 pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
 pub use load::{
