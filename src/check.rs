@@ -98,7 +98,7 @@ fn place_in_values(diags: &mut [Diagnostic], sources: &[Source]) {
     for d in diags.iter_mut() {
         let Some(offset) = d.value_offset.take() else { continue };
         if let Some(src) = sources.iter().find(|s| s.path() == d.file) {
-            (d.line, d.column) = config::scalar_position(src.text(), d.line, d.column, offset);
+            (d.line, d.column) = config::scalar_position(src.text(), d.line, d.column, offset as usize);
         }
     }
 }

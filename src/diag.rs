@@ -38,8 +38,10 @@ pub struct Diagnostic {
     /// offending character's offset into the scalar's value (in characters). Whoever holds
     /// the source text moves `line:column` onto that character (`config::scalar_position`)
     /// and clears it; the renderings never read it.
+    /// (32 bits: a file is at most a few MiB, and a wider field makes every `Result`
+    /// carrying a diagnostic larger.)
     #[serde(skip)]
-    pub value_offset: Option<usize>,
+    pub value_offset: Option<u32>,
 }
 
 impl Diagnostic {
@@ -68,7 +70,7 @@ impl Diagnostic {
     /// The same diagnostic, about the character `offset` of the scalar value that starts at
     /// its position (see [`Diagnostic::value_offset`]).
     pub fn in_value(mut self, offset: usize) -> Diagnostic {
-        self.value_offset = Some(offset);
+        self.value_offset = u32::try_from(offset).ok();
         self
     }
 
