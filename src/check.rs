@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{self, FileKind, ReceiverFile, Source};
+use crate::config::{self, AnyFile, ReceiverFile, Source};
 use crate::diag::Diagnostic;
 use crate::engine::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Status};
@@ -41,21 +41,20 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
     let mut rule_files = Vec::new();
     let mut receiver_files = Vec::new();
     for src in sources {
-        let parsed = match config::detect_kind(src) {
-            Some(FileKind::Rules) => config::parse_rules(src).map(|f| rule_files.push((src.path().to_string(), f))),
-            Some(FileKind::Receivers) => config::parse_receivers(src, env).map(|f| receiver_files.push((src.path().to_string(), f))),
-            Some(FileKind::Config) => config::parse_config(src, env).map(|_| ()),
-            Some(FileKind::Test) => config::parse_test(src).map(|t| diags.extend(ruletest::validate(src.path(), &t, load))),
-            None => Err(vec![
-                Diagnostic::error(src.path(), 1, 1, "file-kind", "cannot tell what kind of file this is")
-                    .with_hint("rule files have `groups:`, receiver files `receivers:`/`routes:`, test files `tests:`; tocsin.yaml has engine keys"),
-            ]),
-        };
+        // The same detection and parse functions as the daemon, so a file gets the errors
+        // `run` would give it (a YAML syntax error, a misspelt key's "did you mean").
+        let parsed = config::parse_any(src, env).map(|file| match file {
+            AnyFile::Rules(f) => rule_files.push((src.path().to_string(), f)),
+            AnyFile::Receivers(f) => receiver_files.push((src.path().to_string(), f)),
+            AnyFile::Config(_) => {}
+            AnyFile::Test(t) => diags.extend(ruletest::validate(src.path(), &t, load)),
+        });
         if let Err(d) = parsed {
             diags.extend(d);
         }
     }
-    let (compiled, rule_diags) = rules::compile(&rule_files);
+    let (compiled, mut rule_diags) = rules::compile(&rule_files);
+    place_in_values(&mut rule_diags, sources);
     diags.extend(rule_diags);
     let notified: BTreeSet<String> = rule_files
         .iter()
@@ -89,6 +88,18 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
         diagnostics: diags,
         rules: compiled,
         receivers: receiver_files,
+    }
+}
+
+/// Moves each diagnostic about a character inside a scalar (an expression error's "at
+/// character N") from the scalar's start onto that character, reading the file's text to
+/// account for its quoting style.
+fn place_in_values(diags: &mut [Diagnostic], sources: &[Source]) {
+    for d in diags.iter_mut() {
+        let Some(offset) = d.value_offset.take() else { continue };
+        if let Some(src) = sources.iter().find(|s| s.path() == d.file) {
+            (d.line, d.column) = config::scalar_position(src.text(), d.line, d.column, offset as usize);
+        }
     }
 }
 

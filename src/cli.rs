@@ -15,7 +15,7 @@ use regex::Regex;
 use crate::check;
 use crate::config::{self, FileKind};
 use crate::diag::{self, Diagnostic, Severity};
-use crate::reload;
+use crate::reload::{self, Depth};
 use crate::ruletest::{self, FileResult};
 
 /// tocsin: a rule-driven alert engine.
@@ -111,8 +111,32 @@ pub fn main() -> ExitCode {
 }
 
 /// Expands the named paths: directories into their *.yaml / *.yml files (sorted).
-fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
-    reload::expand(paths).map_err(|d| format!("{}: {}", d.file, d.message))
+fn expand(paths: &[PathBuf], depth: Depth) -> Result<Vec<PathBuf>, String> {
+    reload::expand(paths, depth).map_err(|d| format!("{}: {}", d.file, d.message))
+}
+
+/// What `check` checks: every named path expanded recursively. A path that does not exist,
+/// a named directory without a policy file, or no path at all is an unusable invocation
+/// (exit 2): in CI a typo must fail, not pass with nothing checked.
+fn check_files(paths: &[PathBuf], defaulted: bool) -> Result<Vec<PathBuf>, String> {
+    if paths.is_empty() {
+        return Err("nothing to check: none of tocsin.yaml, rules/, receivers/, tests/rules/ is here; name the files or directories to check".to_string());
+    }
+    let mut files = Vec::new();
+    for p in paths {
+        let found = reload::expand_one(p, Depth::Recursive).map_err(|d| format!("{}: {}", d.file, d.message))?;
+        if found.is_empty() && !defaulted {
+            return Err(format!(
+                "{}: nothing to check: the directory has no *.yaml or *.yml file (hidden directories are skipped)",
+                p.display()
+            ));
+        }
+        files.extend(found);
+    }
+    if files.is_empty() {
+        return Err("nothing to check: the default directories hold no *.yaml or *.yml file".to_string());
+    }
+    Ok(files)
 }
 
 fn defaults(candidates: &[&str]) -> Vec<PathBuf> {
@@ -151,12 +175,13 @@ impl ruletest::Load for DiskFiles {
 }
 
 fn cmd_check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
-    let paths = if paths.is_empty() {
+    let defaulted = paths.is_empty();
+    let paths = if defaulted {
         defaults(&["tocsin.yaml", "rules", "receivers", "tests/rules"])
     } else {
         paths
     };
-    let files = match expand(&paths) {
+    let files = match check_files(&paths, defaulted) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("tocsin check: {e}");
@@ -203,7 +228,7 @@ fn cmd_test(paths: Vec<PathBuf>, run: Option<String>, junit: Option<PathBuf>) ->
     } else {
         paths
     };
-    let files = match expand(&paths) {
+    let files = match expand(&paths, Depth::Flat) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("tocsin test: {e}");

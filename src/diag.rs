@@ -34,6 +34,14 @@ pub struct Diagnostic {
     /// How to fix it, when there is something useful to say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// For a finding inside a YAML scalar whose `line:column` is the scalar's start: the
+    /// offending character's offset into the scalar's value (in characters). Whoever holds
+    /// the source text moves `line:column` onto that character (`config::scalar_position`)
+    /// and clears it; the renderings never read it.
+    /// (32 bits: a file is at most a few MiB, and a wider field makes every `Result`
+    /// carrying a diagnostic larger.)
+    #[serde(skip)]
+    pub value_offset: Option<u32>,
 }
 
 impl Diagnostic {
@@ -47,6 +55,7 @@ impl Diagnostic {
             code,
             message: message.into(),
             hint: None,
+            value_offset: None,
         }
     }
 
@@ -56,6 +65,13 @@ impl Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(file, line, column, code, message)
         }
+    }
+
+    /// The same diagnostic, about the character `offset` of the scalar value that starts at
+    /// its position (see [`Diagnostic::value_offset`]).
+    pub fn in_value(mut self, offset: usize) -> Diagnostic {
+        self.value_offset = u32::try_from(offset).ok();
+        self
     }
 
     /// The same diagnostic with a hint.

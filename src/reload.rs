@@ -34,44 +34,134 @@ pub struct PolicySet {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// The files under the configured paths: a directory means its `*.yaml`/`*.yml` files
-/// (not recursively), sorted; a missing path is an error.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Diagnostic> {
+/// How far [`expand`] looks into a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Depth {
+    /// Only the directory's own entries: what the daemon loads and watches.
+    Flat,
+    /// Every subdirectory too, except hidden ones (`.git`, Kubernetes' `..data`): what
+    /// `tocsin check` searches.
+    Recursive,
+}
+
+/// The files under the configured paths, in order: a directory means its `*.yaml`/`*.yml`
+/// entries, sorted; a named file is taken whatever it is, so that [`read_source`] can say
+/// why it cannot be read. A path that does not exist is an error.
+pub fn expand(paths: &[PathBuf], depth: Depth) -> Result<Vec<PathBuf>, Diagnostic> {
     let mut out = Vec::new();
     for p in paths {
-        if p.is_dir() {
-            let entries =
-                std::fs::read_dir(p).map_err(|e| Diagnostic::error(&p.to_string_lossy(), 0, 0, "io", e.to_string()))?;
-            let mut files: Vec<PathBuf> = entries
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && matches!(f.extension().and_then(|x| x.to_str()), Some("yaml" | "yml")))
-                .collect();
-            files.sort();
-            out.extend(files);
-        } else if p.is_file() {
-            out.push(p.clone());
-        } else {
-            return Err(Diagnostic::error(
-                &p.to_string_lossy(),
-                0,
-                0,
-                "io",
-                "no such file or directory",
-            ));
-        }
+        out.extend(expand_one(p, depth)?);
     }
     Ok(out)
 }
 
-/// Reads files for the config loader (which rejects over-large or non-UTF-8 input).
+/// [`expand`] for one path.
+pub fn expand_one(path: &Path, depth: Depth) -> Result<Vec<PathBuf>, Diagnostic> {
+    let name = path.to_string_lossy();
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            let mut out = Vec::new();
+            walk(path, depth, &mut out)?;
+            Ok(out)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(path).is_err() => {
+            Err(Diagnostic::error(&name, 0, 0, "io", "does not exist").with_hint("check the path for typos"))
+        }
+        // Files of any type, dangling symlinks and loops: reading them reports what they are.
+        _ => Ok(vec![path.to_path_buf()]),
+    }
+}
+
+fn walk(dir: &Path, depth: Depth, out: &mut Vec<PathBuf>) -> Result<(), Diagnostic> {
+    let io = |e: std::io::Error| Diagnostic::error(&dir.to_string_lossy(), 0, 0, "io", format!("cannot list: {e}"));
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.and_then(|e| Ok((e.path(), e.file_type()?))))
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, kind) in entries {
+        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        // Symlinked directories are not followed: a link back up would recurse forever.
+        if kind.is_dir() {
+            if depth == Depth::Recursive && !hidden {
+                walk(&path, depth, out)?;
+            }
+        } else if matches!(path.extension().and_then(|x| x.to_str()), Some("yaml" | "yml"))
+            && !(kind.is_symlink() && path.is_dir())
+        {
+            // Not only regular files: a FIFO or a broken link named like a policy file is
+            // an error to report, not a file to skip in silence.
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a file for the config loader (which rejects over-large or non-UTF-8 input). Anything
+/// but a regular file (a FIFO, a device, a directory, a symlink loop) is refused by name
+/// before it is opened, so that reading can neither block nor run without end.
 pub fn read_source(path: &Path) -> Result<Source, Diagnostic> {
     use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
     let name = path.to_string_lossy().into_owned();
+    let refuse = |what: &str| {
+        Diagnostic::error(&name, 0, 0, "io", format!("cannot read: {what}"))
+            .with_hint("policy files must be regular files (or symlinks to them)")
+    };
+    let kind_of = |meta: &std::fs::Metadata| -> Option<&'static str> {
+        let t = meta.file_type();
+        if t.is_file() {
+            None
+        } else if t.is_dir() {
+            Some("it is a directory, not a file")
+        } else if t.is_fifo() {
+            Some("it is a FIFO (named pipe), not a regular file")
+        } else if t.is_char_device() {
+            Some("it is a character device, not a regular file")
+        } else if t.is_block_device() {
+            Some("it is a block device, not a regular file")
+        } else if t.is_socket() {
+            Some("it is a socket, not a regular file")
+        } else {
+            Some("it is not a regular file")
+        }
+    };
+    let meta = std::fs::metadata(path).map_err(|e| refuse(&io_reason(path, &e)))?;
+    if let Some(what) = kind_of(&meta) {
+        return Err(refuse(what));
+    }
+    // O_NONBLOCK: should the path be swapped for a FIFO between the check and the open, the
+    // open returns at once instead of waiting for a writer; the type is checked again on the
+    // opened file.
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| refuse(&io_reason(path, &e)))?;
+    let meta = file.metadata().map_err(|e| refuse(&e.to_string()))?;
+    if let Some(what) = kind_of(&meta) {
+        return Err(refuse(what));
+    }
     let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(config::MAX_FILE_BYTES as u64 + 1).read_to_end(&mut bytes))
-        .map_err(|e| Diagnostic::error(&name, 0, 0, "io", format!("cannot read: {e}")))?;
+    // The cap holds even for a file that grows while it is read.
+    file.by_ref()
+        .take(config::MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| refuse(&e.to_string()))?;
     Source::new(&name, bytes)
+}
+
+/// An I/O error in words that name the problem.
+fn io_reason(path: &Path, e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ELOOP) => "it is a symbolic link loop (too many levels of symbolic links)".to_string(),
+        Some(libc::ENOENT) if std::fs::symlink_metadata(path).is_ok() => {
+            "it is a symbolic link to a file that does not exist".to_string()
+        }
+        Some(libc::ENOENT) => "no such file or directory".to_string(),
+        _ => e.to_string(),
+    }
 }
 
 /// Reads and parses one rule file (the loader for rule files that test files name).
@@ -91,10 +181,10 @@ pub fn load(
 ) -> Result<Option<PolicySet>, Vec<Diagnostic>> {
     let mut diags = Vec::new();
     let mut sources = Vec::new();
-    for f in expand(rule_paths)
+    for f in expand(rule_paths, Depth::Flat)
         .map_err(|d| vec![d])?
         .into_iter()
-        .chain(expand(receiver_paths).map_err(|d| vec![d])?)
+        .chain(expand(receiver_paths, Depth::Flat).map_err(|d| vec![d])?)
     {
         match read_source(&f) {
             Ok(s) => sources.push(s),

@@ -306,6 +306,10 @@ impl Compiler {
                     format!("invalid expression `{}`: {}{at}", src.value, e.message),
                 );
                 d.hint = e.hint;
+                // The offset is in bytes; positions in the file are counted in characters.
+                if let Some(o) = e.offset.and_then(|o| src.value.get(..o)) {
+                    d = d.in_value(o.chars().count());
+                }
                 self.diags.push(d);
                 None
             }

@@ -1,8 +1,11 @@
 //! The `tocsin` binary as users run it: exit codes, output formats and the test runner's
 //! reports, against real files.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 fn tocsin(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tocsin"))
@@ -10,6 +13,30 @@ fn tocsin(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("tocsin runs")
+}
+
+/// `tocsin ARGS` in `dir`, killed and failed when it runs longer than 20 s (a FIFO opened
+/// for reading would block it forever).
+fn tocsin_in(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tocsin runs");
+    let exited = common::wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten());
+    if exited.is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("tocsin {args:?} did not exit within 20 s");
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn stdout(o: &Output) -> String {
@@ -222,4 +249,156 @@ fn schema_prints_the_checked_in_schema() {
         );
         assert_eq!(printed["$schema"], "http://json-schema.org/draft-07/schema#");
     }
+}
+
+#[test]
+fn check_and_run_reject_a_bare_port_as_listen_at_the_same_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "tocsin.yaml",
+        "listen: 9999\ndata_dir: data/\nrules: []\nreceivers: []\nsources: { system: ~ }\n",
+    );
+    let o = tocsin(&["check", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("tocsin.yaml:1:9"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("127.0.0.1:9999"), "{}", stdout(&o));
+    let o = tocsin_in(dir.path(), &["run", "-c", "tocsin.yaml"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(stderr(&o).contains("tocsin.yaml:1:9"), "run: {}", stderr(&o));
+    assert!(
+        !dir.path().join("data").exists(),
+        "run stopped before opening the store"
+    );
+}
+
+#[test]
+fn check_with_nothing_to_check_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = tocsin(&["check", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("no *.yaml or *.yml file"), "{}", stderr(&o));
+    // Files under a hidden directory (`.git`) are not policy files.
+    common::write(&empty, ".git/config.yaml", "groups: []\n");
+    assert_eq!(tocsin(&["check", empty.to_str().unwrap()]).status.code(), Some(2));
+    let o = tocsin(&["check", dir.path().join("typo").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    // No argument and none of the default paths: nothing to check either.
+    let o = tocsin_in(&empty, &["check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing to check"), "{}", stderr(&o));
+    // One good directory does not hide an empty one named next to it.
+    let good = write(dir.path(), "good.yaml", "groups: []\n");
+    let o = tocsin(&["check", good.to_str().unwrap(), empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn check_searches_directories_recursively_skipping_hidden_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write(dir.path(), "team/a/deep.yaml", BAD_RULES);
+    common::write(dir.path(), ".git/ignored.yaml", "not: [a, tocsin, file\n");
+    let o = tocsin(&["check", dir.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let text = stdout(&o);
+    assert!(text.contains("deep.yaml:5:"), "{text}");
+    assert!(!text.contains("ignored.yaml"), "{text}");
+    assert!(stderr(&o).contains("checked 1 file(s)"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_misspelt_key_in_tocsin_yaml_gets_the_hint_run_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "tocsin.yaml", "listne: 127.0.0.1:9470\n");
+    let o = tocsin(&["check", cfg.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("tocsin.yaml:1:1"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("did you mean `listen`?"), "{}", stdout(&o));
+    let o = tocsin_in(dir.path(), &["run", "-c", "tocsin.yaml"]);
+    assert!(stderr(&o).contains("did you mean `listen`?"), "run: {}", stderr(&o));
+    // Named otherwise, a file whose keys are mostly engine keys is an engine config too.
+    let other = write(
+        dir.path(),
+        "engine.yaml",
+        "data_dir: data/\nevaluation_interval: 1m\nlistne: 127.0.0.1:9470\n",
+    );
+    let o = tocsin(&["check", other.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("engine.yaml:3:1"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("did you mean `listen`?"), "{}", stdout(&o));
+}
+
+#[test]
+fn special_files_are_named_for_what_they_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let fifo = rules.join("fifo.yaml");
+    let st = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(st.success());
+    std::os::unix::fs::symlink("loop.yaml", rules.join("loop.yaml")).unwrap();
+    // Named one by one and found in a directory, each is an error that says what it is,
+    // and nothing blocks on the FIFO.
+    let cases = [
+        (fifo.to_str().unwrap(), "is a FIFO"),
+        ("/dev/zero", "is a character device"),
+        (
+            rules.join("loop.yaml").to_str().unwrap().to_string().leak(),
+            "symbolic links",
+        ),
+    ];
+    for (path, what) in cases {
+        let o = tocsin_in(dir.path(), &["check", path]);
+        assert_eq!(o.status.code(), Some(1), "{path}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).contains(what), "{path}: {}", stdout(&o));
+        assert!(!stdout(&o).contains("no such file"), "{path}: {}", stdout(&o));
+    }
+    let o = tocsin_in(dir.path(), &["check", "rules"]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("fifo.yaml") && stdout(&o).contains("is a FIFO"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).contains("loop.yaml") && stdout(&o).contains("symbolic links"),
+        "{}",
+        stdout(&o)
+    );
+    // A directory where a file is expected (a test file's `rule_files`).
+    std::fs::create_dir(dir.path().join("dir.yaml")).unwrap();
+    let test = write(dir.path(), "t.yaml", "rule_files: [dir.yaml]\ntests: []\n");
+    let o = tocsin_in(dir.path(), &["check", test.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("is a directory"), "{}", stdout(&o));
+}
+
+#[test]
+fn an_expression_error_puts_its_caret_on_the_offending_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(
+        dir.path(),
+        "r.yaml",
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: mem_used_percent > 90 && rat(cpu, \"5m\") > 1\n\
+         \x20     - alert: B\n        expr: 'mem > 1 && it''s'\n      - alert: C\n        expr: |\n          mem > 1\n            && cpu >>= 2\n",
+    );
+    let o = tocsin(&["check", rules.to_str().unwrap()]);
+    let text = stdout(&o);
+    assert!(
+        text.contains("at character 26") && text.contains("r.yaml:5:40"),
+        "{text}"
+    );
+    assert!(
+        text.contains("at character 12") && text.contains("r.yaml:7:27"),
+        "{text}"
+    );
+    // A literal block scalar: the second line's `>` of `>>=`.
+    assert!(
+        text.contains("at character 18") && text.contains("r.yaml:11:20"),
+        "{text}"
+    );
+    assert!(text.contains("5 |         expr: mem_used_percent > 90 && rat(cpu, \"5m\") > 1\n  |                                        ^"), "{text}");
 }

@@ -17,9 +17,14 @@ fn text(path: &str, text: &str) -> Source {
     Source::from_text(path, text).unwrap()
 }
 
-/// An environment where every variable is set to `<NAME>`.
+/// An environment where every variable is set to `<NAME>`, and `*_URL` variables to a URL
+/// ending in it (URLs are checked after substitution).
 fn echo_env(name: &str) -> Option<String> {
-    Some(format!("<{name}>"))
+    if name.ends_with("_URL") {
+        Some(format!("https://hooks.example.com/<{name}>"))
+    } else {
+        Some(format!("<{name}>"))
+    }
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -120,7 +125,10 @@ fn spec_receivers_file_parses_with_substitution() {
     assert_eq!(hook.headers["Authorization"].expose(), "Bearer <HOOK_TOKEN>");
     assert_eq!(hook.hmac_secret.as_ref().unwrap().expose(), "<HOOK_SECRET>");
     let slack = file.receivers[1].slack.as_ref().unwrap();
-    assert_eq!(slack.webhook_url.expose(), "<SLACK_WEBHOOK_URL>");
+    assert_eq!(
+        slack.webhook_url.expose(),
+        "https://hooks.example.com/<SLACK_WEBHOOK_URL>"
+    );
     assert_eq!(slack.channel.as_ref().unwrap().expose(), "#memory-alerts");
     let title = slack.title.as_ref().unwrap();
     assert_eq!((title.line(), title.column()), (15, 14));
@@ -379,8 +387,13 @@ fn missing_environment_variable_is_located() {
             (2, "environment variable `B` is not set"),
         ]
     );
-    let config = parse_config(&text("tocsin.yaml", yaml), &|n| (n != "HOST").then(|| n.to_lowercase())).unwrap();
-    assert_eq!(config.listen.expose(), "0.0.0.0:port");
+    let config = parse_config(&text("tocsin.yaml", yaml), &|n| match n {
+        "HOST" => None,
+        "PORT" => Some("9470".to_string()),
+        other => Some(other.to_lowercase()),
+    })
+    .unwrap();
+    assert_eq!(config.listen.expose(), "0.0.0.0:9470");
     assert_eq!(config.api_token.unwrap().expose(), "ab");
 }
 
@@ -394,7 +407,17 @@ fn rule_files_are_not_substituted() {
 
 #[test]
 fn secrets_are_redacted_in_debug_and_serialize() {
-    let file = parse_receivers(&fixture("spec-receivers.yaml"), &|_| Some("hunter2".to_string())).unwrap();
+    let hunter2 = |name: &str| {
+        Some(
+            if name.ends_with("_URL") {
+                "https://hunter2.example"
+            } else {
+                "hunter2"
+            }
+            .to_string(),
+        )
+    };
+    let file = parse_receivers(&fixture("spec-receivers.yaml"), &hunter2).unwrap();
     let debug = format!("{file:?}");
     let json = serde_json::to_string(&file).unwrap();
     for shown in [&debug, &json] {
@@ -464,4 +487,218 @@ error[unknown-key]: unknown key `severty`
   = hint: did you mean `severity`?
 ";
     assert_eq!(out, expected);
+}
+
+/// Every (code, line, column) of a failed parse, in order.
+fn all_at<T: std::fmt::Debug>(result: Result<T, Vec<Diagnostic>>) -> Vec<(&'static str, u64, u64)> {
+    result
+        .expect_err("parse fails")
+        .iter()
+        .map(|d| (d.code, d.line, d.column))
+        .collect()
+}
+
+#[test]
+fn listen_must_be_host_and_port() {
+    let d = only(parse_config(&text("tocsin.yaml", "listen: 9999\n"), &no_env));
+    assert_eq!(at(&d), ("listen", 1, 9));
+    assert!(d.message.contains("9999"), "{d:?}");
+    assert!(d.hint.as_deref().unwrap_or("").contains("127.0.0.1:9999"), "{d:?}");
+    for bad in ["\":9470\"", "localhost", "127.0.0.1:99999", "\"[::1]\"", "\"a b:80\""] {
+        let src = text("tocsin.yaml", &format!("listen: {bad}\n"));
+        assert_eq!(at(&only(parse_config(&src, &no_env))), ("listen", 1, 9), "{bad}");
+    }
+    for good in [
+        "127.0.0.1:9470",
+        "\"[::1]:9470\"",
+        "localhost:80",
+        "0.0.0.0:0",
+        "tocsin.internal:9470",
+    ] {
+        let src = text("tocsin.yaml", &format!("listen: {good}\n"));
+        assert!(parse_config(&src, &no_env).is_ok(), "{good}");
+    }
+}
+
+#[test]
+fn receiver_urls_must_be_absolute_http_with_a_host() {
+    let yaml = "\
+receivers:
+  - name: a
+    webhook: { url: \"not a url\" }
+  - name: b
+    slack: { webhook_url: \"file:///etc/passwd\" }
+  - name: c
+    alertmanager: { url: \"ftp://am.example.com\" }
+  - name: d
+    webhook: { url: \"http://\" }
+  - name: ok
+    webhook: { url: \"https://hooks.example.com/x\" }
+";
+    let diags = parse_receivers(&text("r.yaml", yaml), &no_env).unwrap_err();
+    let got: Vec<_> = diags.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [("url", 3, 21), ("url", 5, 27), ("url", 7, 26), ("url", 9, 21)],
+        "{diags:#?}"
+    );
+    assert!(diags[1].message.contains("`file`"), "{:?}", diags[1]);
+}
+
+#[test]
+fn receiver_headers_must_be_valid_http() {
+    let yaml = "\
+receivers:
+  - name: a
+    webhook:
+      url: http://127.0.0.1:1/x
+      headers:
+        X Bad: one
+        X-Good: \"two\\nlines\"
+        X-Fine: ok
+";
+    let diags = parse_receivers(&text("r.yaml", yaml), &no_env).unwrap_err();
+    let got: Vec<_> = diags.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(got, [("header", 6, 9), ("header", 7, 17)], "{diags:#?}");
+    assert!(diags[0].message.contains("`X Bad`"), "{:?}", diags[0]);
+}
+
+#[test]
+fn urls_from_the_environment_are_checked_after_substitution_and_stay_redacted() {
+    let env = |name: &str| (name == "HOOK").then(|| "hunter2-not-a-url".to_string());
+    let yaml = "receivers:\n  - name: a\n    slack: { webhook_url: \"${HOOK}\" }\n";
+    let d = only(parse_receivers(&text("r.yaml", yaml), &env));
+    assert_eq!(at(&d), ("url", 3, 27));
+    let shown = format!("{d:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains(REDACTED), "{shown}");
+    let env = |name: &str| (name == "HOOK").then(|| "https://hooks.slack.com/T/B/x".to_string());
+    assert!(parse_receivers(&text("r.yaml", yaml), &env).is_ok());
+}
+
+#[test]
+fn action_webhooks_and_scrape_targets_take_http_urls_only() {
+    let rules = "\
+groups:
+  - name: g
+    rules:
+      - alert: A
+        expr: m > 1
+        actions:
+          - name: hook
+            webhook: { url: \"ftp://x\", headers: { \"bad header\": v } }
+";
+    assert_eq!(
+        all_at(parse_rules(&text("r.yaml", rules))),
+        [("url", 8, 29), ("header", 8, 29)]
+    );
+    let cfg = "sources:\n  scrape:\n    - { name: app, url: \"localhost:8000/metrics\" }\n";
+    assert_eq!(
+        all_at(parse_config(&text("tocsin.yaml", cfg), &no_env)),
+        [("url", 3, 25)]
+    );
+}
+
+#[test]
+fn a_misspelt_engine_key_is_told_apart_from_an_unknown_kind() {
+    // Named tocsin.yaml, or mostly engine keys: the engine config, with its "did you mean".
+    for (path, yaml, line) in [
+        ("deploy/tocsin.yaml", "listne: 127.0.0.1:9470\n", 1),
+        ("engine.yaml", "data_dir: d/\nevaluation_interval: 1m\nlistne: x\n", 3),
+    ] {
+        let src = text(path, yaml);
+        assert_eq!(detect_kind(&src), Some(FileKind::Config), "{path}");
+        let d = only(parse_any(&src, &no_env));
+        assert_eq!(at(&d), ("unknown-key", line, 1), "{path}");
+        assert_eq!(d.hint.as_deref(), Some("did you mean `listen`?"), "{path}");
+    }
+    // Elsewhere a lone misspelt key cannot decide the kind, but the hint still names it.
+    let d = only(parse_any(&text("x.yaml", "# rules\ngrups: []\n"), &no_env));
+    assert_eq!(at(&d), ("kind", 2, 1));
+    assert_eq!(d.hint.as_deref(), Some("did you mean `groups`? (a key of rules files)"));
+}
+
+#[test]
+fn value_offsets_follow_folding_and_escapes() {
+    let yaml = "a:\n  expr: mem > 1\n    && cpu   \n\n    > 2 # note\n  b: \"x \\u00e9\\\n    y\"\n";
+    // Plain, folded over a line break (one space) and an empty line (one newline).
+    let value = "mem > 1 && cpu\n> 2";
+    let at = |i| scalar_position(yaml, 2, 9, i);
+    assert_eq!(at(0), (2, 9));
+    assert_eq!(at(value.find("&&").unwrap()), (3, 5));
+    assert_eq!(at(value.find('\n').unwrap()), (3, 14));
+    assert_eq!(at(value.rfind('2').unwrap()), (5, 7));
+    // Double-quoted: an escape is one character, an escaped line break none.
+    assert_eq!(scalar_position(yaml, 6, 6, 2), (6, 9));
+    assert_eq!(scalar_position(yaml, 6, 6, 3), (7, 5));
+    // A folded block scalar and a position outside the text fall back to the start.
+    assert_eq!(scalar_position("e: >\n  a b\n", 2, 3, 2), (2, 3));
+    assert_eq!(scalar_position("e: x\n", 9, 1, 2), (9, 1));
+}
+
+#[test]
+fn every_structural_error_of_a_file_is_reported() {
+    let yaml = "\
+groups:
+  - name: a
+    rules:
+      - alert: A
+        expr: m > 1
+        severty: high
+      - alert: B
+        for: 5m
+  - name: b
+    rules: memory
+  - name: c
+    intervl: 1m
+    rules:
+      - alert: C
+        expr: m
+        no_data: resolv
+        tiers:
+          - { severity: high, abve: 1 }
+extra: 1
+";
+    let diags = parse_rules(&text("r.yaml", yaml)).unwrap_err();
+    let got: Vec<_> = diags.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [
+            ("unknown-key", 6, 9),
+            ("missing-key", 7, 9),
+            ("invalid-type", 10, 12),
+            ("unknown-key", 12, 5),
+            ("invalid-value", 16, 18),
+            ("unknown-key", 18, 31),
+            ("unknown-key", 19, 1),
+        ],
+        "{diags:#?}"
+    );
+    let hints: Vec<_> = diags.iter().filter_map(|d| d.hint.as_deref()).collect();
+    for hint in [
+        "did you mean `severity`?",
+        "did you mean `interval`?",
+        "did you mean `resolve`?",
+        "did you mean `above`?",
+    ] {
+        assert!(hints.contains(&hint), "{hint} in {hints:?}");
+    }
+    // Receivers, with `${ENV}`: each receiver and route reports its own error.
+    let yaml = "\
+receivers:
+  - name: a
+    webhok: { url: \"${URL}\" }
+  - name: b
+    console: { verbose: true }
+routes:
+  - receivers: [a]
+    grup_by: [x]
+";
+    let diags = parse_receivers(&text("r.yaml", yaml), &echo_env).unwrap_err();
+    let got: Vec<_> = diags.iter().map(|d| (d.code, d.line, d.column)).collect();
+    assert_eq!(
+        got,
+        [("unknown-key", 3, 5), ("unknown-key", 5, 16), ("unknown-key", 8, 5)],
+        "{diags:#?}"
+    );
 }

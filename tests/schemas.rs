@@ -75,7 +75,12 @@ fn as_json(source: &Source) -> serde_json::Value {
 }
 
 fn echo_env(name: &str) -> Option<String> {
-    Some(format!("<{name}>"))
+    // URLs are checked after substitution, so `*_URL` variables hold one.
+    if name.ends_with("_URL") {
+        Some(format!("https://hooks.example.com/<{name}>"))
+    } else {
+        Some(format!("<{name}>"))
+    }
 }
 
 /// Every YAML file the loader accepts must also satisfy its schema, or editors would flag

@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy, Options};
 
 use super::env::{self, EnvError};
+use super::validate::{self, HeaderAt};
+use super::walk;
 use super::{EngineConfig, Env, Parsed, ReceiverDef, ReceiverFile, RuleFile, Sp, TestFile};
 use crate::diag::Diagnostic;
 
@@ -195,7 +197,53 @@ fn detect(source: &Source) -> Result<Option<FileKind>, YamlError> {
     if has("rules") || has("receivers") || CONFIG_ONLY_KEYS.iter().any(|k| has(k)) {
         return Ok(Some(FileKind::Config));
     }
+    // A misspelt key must get the engine config's "did you mean" (as `run` gives it), not
+    // "cannot tell": a file named tocsin.yaml is the engine config, and so is one whose keys
+    // are mostly engine keys.
+    let config_keys = top_level_keys(FileKind::Config);
+    let known = top.keys().filter(|k| config_keys.contains(k.as_str())).count();
+    if is_engine_config_name(&source.path) || (known > 0 && 2 * known > top.len()) {
+        return Ok(Some(FileKind::Config));
+    }
     Ok(None)
+}
+
+/// Whether the file is named like the engine config, `tocsin.yaml` or `tocsin.yml`.
+fn is_engine_config_name(path: &str) -> bool {
+    let name = path.rsplit(['/', '\\']).next().unwrap_or(path);
+    matches!(name, "tocsin.yaml" | "tocsin.yml")
+}
+
+/// The top-level keys a kind of file takes, read from its schema so that they cannot drift
+/// from the types.
+fn top_level_keys(kind: FileKind) -> std::collections::BTreeSet<String> {
+    super::schema(kind)
+        .get("properties")
+        .and_then(serde_json::Value::as_object)
+        .map(|props| props.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// For a file whose kind cannot be told: the known top-level key closest to one of its
+/// keys, with that key's position, when it is close enough to be a typo.
+fn misspelt_top_level_key(source: &Source) -> Option<(u64, String, &'static str)> {
+    let known: Vec<(String, FileKind)> = FileKind::ALL
+        .into_iter()
+        .flat_map(|k| top_level_keys(k).into_iter().map(move |key| (key, k)))
+        .collect();
+    let names: Vec<&str> = known.iter().map(|(k, _)| k.as_str()).collect();
+    source.text.lines().enumerate().find_map(|(i, line)| {
+        let (key, _) = line.split_once(':')?;
+        if key.is_empty() || key.starts_with(|c: char| c.is_whitespace() || c == '#' || c == '-') {
+            return None;
+        }
+        let best = suggest(key.trim(), &names)?;
+        let kind = known
+            .iter()
+            .find(|(k, _)| k == best)
+            .map_or("", |(_, kind)| kind.name());
+        Some((i as u64 + 1, best.to_string(), kind))
+    })
 }
 
 /// A parsed file of any kind.
@@ -221,19 +269,51 @@ pub fn parse_any(source: &Source, env: Env<'_>) -> Parsed<AnyFile> {
         Ok(Some(FileKind::Test)) => parse_test(source).map(AnyFile::Test),
         Err(err) => Err(vec![yaml_diagnostic(source, &err)]),
         Ok(None) => {
-            Err(vec![
-                Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
+            let diag = match misspelt_top_level_key(source) {
+                Some((line, best, kind)) => {
+                    Diagnostic::error(&source.path, line, 1, "kind", "cannot tell what kind of tocsin file this is")
+                        .with_hint(format!("did you mean `{best}`? (a key of {kind} files)"))
+                }
+                None => Diagnostic::error(&source.path, 0, 0, "kind", "cannot tell what kind of tocsin file this is")
                     .with_hint("a rule file has `groups:`, a receivers file `receivers:`/`routes:`, a test file `tests:`; tocsin.yaml has engine keys such as `listen:`"),
-            ])
+            };
+            Err(vec![diag])
         }
     }
 }
 
 /// Parses a rule file. An empty file is a file without groups.
 pub fn parse_rules(source: &Source) -> Parsed<RuleFile> {
-    let file: RuleFile = parse(source)?;
-    let diags = non_finite_numbers(&source.path, &file);
+    let file: RuleFile = parse(source, FileKind::Rules)?;
+    let mut diags = non_finite_numbers(&source.path, &file);
+    diags.extend(action_webhooks(&source.path, &file));
     if diags.is_empty() { Ok(file) } else { Err(diags) }
+}
+
+/// Action webhooks' URLs and headers, as the HTTP client will need them. Their headers keep
+/// no position, so they are reported at the webhook's `url`.
+fn action_webhooks(path: &str, file: &RuleFile) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let hooks = file
+        .groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .flat_map(|r| &r.actions)
+        .filter_map(|a| a.webhook.as_ref());
+    for hook in hooks {
+        diags.extend(validate::sp_url(path, "url", &hook.url));
+        let at = (hook.url.line(), hook.url.column());
+        for (name, value) in &hook.headers {
+            diags.extend(validate::header(
+                path,
+                name,
+                value,
+                false,
+                HeaderAt { name: at, value: at },
+            ));
+        }
+    }
+    diags
 }
 
 /// serde-saphyr rejects `.nan`/`.inf` only where the type is not known; typed `f64` fields
@@ -267,13 +347,13 @@ fn non_finite_numbers(path: &str, file: &RuleFile) -> Vec<Diagnostic> {
 
 /// Parses a rule unit-test file. An empty file is a file without tests.
 pub fn parse_test(source: &Source) -> Parsed<TestFile> {
-    parse(source)
+    parse(source, FileKind::Test)
 }
 
 /// Parses a receivers file, substituting `${NAME}` / `${NAME:-default}` from `env`, and
 /// checks that each receiver has exactly one kind.
 pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
-    let file: ReceiverFile = parse_with_env(source, env)?;
+    let file: ReceiverFile = parse_with_env(source, env, FileKind::Receivers)?;
     let mut diags = Vec::new();
     for receiver in &file.receivers {
         let kinds = receiver.kinds();
@@ -294,6 +374,7 @@ pub fn parse_receivers(source: &Source, env: Env<'_>) -> Parsed<ReceiverFile> {
             );
         }
         diags.extend(delivery_settings(&source.path, receiver));
+        diags.extend(receiver_endpoints(source, receiver));
     }
     if diags.is_empty() { Ok(file) } else { Err(diags) }
 }
@@ -328,19 +409,49 @@ fn delivery_settings(path: &str, receiver: &ReceiverDef) -> Vec<Diagnostic> {
     diags
 }
 
+/// The URLs a receiver sends to and the headers it adds, checked as the HTTP client will
+/// need them (after `${ENV}` substitution).
+fn receiver_endpoints(source: &Source, receiver: &ReceiverDef) -> Vec<Diagnostic> {
+    let path = source.path.as_str();
+    let mut diags = Vec::new();
+    if let Some(hook) = &receiver.webhook {
+        diags.extend(validate::text_url(path, "url", &hook.url));
+        for (name, value) in &hook.headers {
+            let value_at = (value.line(), value.column());
+            let name_at = validate::key_position(&source.text, name, value.line(), value.column());
+            let at = HeaderAt {
+                name: name_at,
+                value: value_at,
+            };
+            diags.extend(validate::header(path, name, value.expose(), value.is_secret(), at));
+        }
+    }
+    if let Some(slack) = &receiver.slack {
+        diags.extend(validate::text_url(path, "webhook_url", &slack.webhook_url));
+    }
+    if let Some(am) = &receiver.alertmanager {
+        diags.extend(validate::text_url(path, "url", &am.url));
+    }
+    diags
+}
+
 /// Parses tocsin.yaml, substituting `${NAME}` / `${NAME:-default}` from `env`. An empty file
 /// is the default configuration; an empty `api_token` is unset.
 pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
-    let mut config: EngineConfig = parse_with_env(source, env)?;
+    let mut config: EngineConfig = parse_with_env(source, env, FileKind::Config)?;
     if config.api_token.as_ref().is_some_and(|t| t.expose().is_empty()) {
         config.api_token = None;
     }
-    Ok(config)
+    let mut diags: Vec<Diagnostic> = validate::listen(&source.path, &config.listen).into_iter().collect();
+    for target in &config.sources.scrape {
+        diags.extend(validate::text_url(&source.path, "url", &target.url));
+    }
+    if diags.is_empty() { Ok(config) } else { Err(diags) }
 }
 
 /// The parser options: serde-saphyr's defaults (duplicate keys rejected, merge keys allowed)
 /// with tighter budgets sized for policy files of at most [`MAX_FILE_BYTES`].
-fn options() -> Options {
+pub(super) fn options() -> Options {
     let budget = serde_saphyr::budget! {
         max_depth: MAX_DEPTH,
         flow_nesting_limit: MAX_DEPTH,
@@ -374,17 +485,35 @@ fn is_blank(text: &str) -> bool {
     })
 }
 
-fn parse<T: DeserializeOwned>(source: &Source) -> Parsed<T> {
+/// The typed parse of a file of `kind`. When it fails, the error it stopped at comes with
+/// every other structural error of the file (see [`walk`](super::walk)), in file order.
+fn parse<T: DeserializeOwned>(source: &Source, kind: FileKind) -> Parsed<T> {
     let text = if is_blank(&source.text) {
         "{}"
     } else {
         source.text.as_str()
     };
-    serde_saphyr::from_str_with_options(text, options()).map_err(|err| vec![yaml_diagnostic(source, &err)])
+    serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
+        let mut diags = vec![yaml_diagnostic(source, &err)];
+        // As in detection, non-finite floats are read as strings: the typed parse locates them.
+        let mut opts = options();
+        opts.non_finite_float_policy = NonFiniteFloatPolicy::AsString;
+        // Replaying aliases into the generic tree is costly: a file that needs more than
+        // this keeps only its first error rather than making a failing check slow.
+        opts.alias_limits.max_total_replayed_events = 1_000;
+        for d in walk::structural_errors(&source.path, text, kind, opts) {
+            // The first error is the typed parse's own, worded by it; the walk finds it too.
+            if !diags.iter().any(|k| (k.line, k.column) == (d.line, d.column)) {
+                diags.push(d);
+            }
+        }
+        diags.sort_by_key(|d| (d.line, d.column));
+        diags
+    })
 }
 
-fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>) -> Parsed<T> {
-    let (parsed, env_errors) = env::with_env(&source.text, env, || parse::<T>(source));
+fn parse_with_env<T: DeserializeOwned>(source: &Source, env: Env<'_>, kind: FileKind) -> Parsed<T> {
+    let (parsed, env_errors) = env::with_env(&source.text, env, || parse::<T>(source, kind));
     let mut diags: Vec<Diagnostic> = env_errors
         .into_iter()
         .map(|e| env_diagnostic(&source.path, e))
@@ -504,7 +633,7 @@ fn plain_message(err: &YamlError) -> String {
 }
 
 /// The expected name closest to `given`, if it is close enough to be a likely typo.
-fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
+pub(super) fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
     expected
         .iter()
         .map(|candidate| (strsim::jaro_winkler(given, candidate), *candidate))
@@ -513,6 +642,6 @@ fn suggest<'a>(given: &str, expected: &[&'a str]) -> Option<&'a str> {
         .map(|(_, candidate)| candidate)
 }
 
-fn quoted_list(items: &[&str]) -> String {
+pub(super) fn quoted_list(items: &[&str]) -> String {
     items.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
 }

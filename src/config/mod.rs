@@ -17,7 +17,9 @@ mod receivers;
 mod rules;
 mod schema;
 mod test;
+mod validate;
 mod value;
+mod walk;
 
 pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
 pub use load::{
@@ -31,7 +33,7 @@ pub use receivers::{
 pub use rules::{ActionDef, ActionWebhookDef, FlapDef, GroupDef, NoDataDef, RuleDef, RuleFile, TierDef};
 pub use schema::schema;
 pub use test::{AlertExpectation, ExpectedAlert, InputSeries, NotificationExpectations, TestCase, TestFile};
-pub use value::{ByteSize, Dur, MatchValue, REDACTED, ScalarString, Sp, Text};
+pub use value::{ByteSize, Dur, MatchValue, REDACTED, ScalarString, Sp, Text, scalar_position};
 
 use crate::diag::Diagnostic;
 

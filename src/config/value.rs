@@ -584,3 +584,174 @@ mod tests {
         assert_eq!(serde_json::to_string(&plain).unwrap(), "\"ops\"");
     }
 }
+
+/// Where the character `offset` (0-based, in characters) of a scalar's parsed value sits in
+/// the YAML source, given the scalar's own 1-based `line` and `column` (as [`Sp`] and
+/// [`Text`] keep them): so that an error inside an expression puts its caret on the
+/// offending character, not at the start of the value.
+///
+/// Exact for plain, single-quoted and double-quoted scalars (escapes, `''`, line folding)
+/// and for literal block scalars (`|`). For folded block scalars (`>`) and anything it does
+/// not recognise (an alias, a position that is not in `text`) it gives the scalar's start.
+pub fn scalar_position(text: &str, line: u64, column: u64, offset: usize) -> (u64, u64) {
+    let start = (line, column);
+    let Some(chars) = source_chars(text, line, column) else {
+        return start;
+    };
+    // A block scalar's position is its first content line, below its `|` or `>` header.
+    let positions = match block_header(text, line, column) {
+        Some('|') => literal_block_value(&chars, column),
+        Some(_) => return start,
+        None => match chars.first().map(|c| c.0) {
+            Some('\'') => flow_value(&chars[1..], Quote::Single),
+            Some('"') => flow_value(&chars[1..], Quote::Double),
+            Some('*' | '&' | '!') | None => return start,
+            Some(_) => flow_value(&chars, Quote::Plain),
+        },
+    };
+    positions.get(offset).copied().unwrap_or(start)
+}
+
+/// The source from `line:column` on, each character with its 1-based line and column.
+fn source_chars(text: &str, line: u64, column: u64) -> Option<Vec<(char, (u64, u64))>> {
+    let first = usize::try_from(line.checked_sub(1)?).ok()?;
+    let skip = usize::try_from(column.checked_sub(1)?).ok()?;
+    let mut out = Vec::new();
+    for (i, l) in text.split('\n').enumerate().skip(first) {
+        let l = l.strip_suffix('\r').unwrap_or(l);
+        let from = if i == first { skip } else { 0 };
+        if i == first && l.chars().count() <= from {
+            return None;
+        }
+        out.extend(
+            l.chars()
+                .enumerate()
+                .skip(from)
+                .map(|(c, ch)| (ch, (i as u64 + 1, c as u64 + 1))),
+        );
+        out.push(('\n', (i as u64 + 1, l.chars().count() as u64 + 1)));
+    }
+    Some(out)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Quote {
+    Plain,
+    Single,
+    Double,
+}
+
+/// The source position of each character of a flow scalar's value (the opening quote
+/// already skipped), following YAML's folding: a line break and the whitespace around it
+/// become one space, or one newline per empty line.
+fn flow_value(chars: &[(char, (u64, u64))], quote: Quote) -> Vec<(u64, u64)> {
+    // Each value character's position, and whether it is literal whitespace that a line
+    // break would trim (escaped whitespace is kept).
+    let mut out: Vec<((u64, u64), bool)> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let (c, at) = chars[i];
+        match (quote, c) {
+            (Quote::Single, '\'') if chars.get(i + 1).is_some_and(|n| n.0 == '\'') => {
+                out.push((at, false));
+                i += 2;
+                continue;
+            }
+            (Quote::Single, '\'') | (Quote::Double, '"') => break,
+            (Quote::Plain, '#') if i > 0 && matches!(chars[i - 1].0, ' ' | '\t') => break,
+            (Quote::Double, '\\') => {
+                let Some(&(e, _)) = chars.get(i + 1) else { break };
+                i += match e {
+                    // An escaped line break joins the lines without a space.
+                    '\n' => {
+                        i += 2;
+                        while chars.get(i).is_some_and(|c| matches!(c.0, ' ' | '\t')) {
+                            i += 1;
+                        }
+                        continue;
+                    }
+                    'x' => 4,
+                    'u' => 6,
+                    'U' => 10,
+                    _ => 2,
+                };
+                out.push((at, false));
+                continue;
+            }
+            (_, '\n') => {
+                while out.last().is_some_and(|(_, trimmable)| *trimmable) {
+                    out.pop();
+                }
+                // Count the empty lines after this break; the next content ends the fold.
+                let mut blank = 0;
+                let mut j = i + 1;
+                loop {
+                    while chars.get(j).is_some_and(|c| matches!(c.0, ' ' | '\t')) {
+                        j += 1;
+                    }
+                    if chars.get(j).is_some_and(|c| c.0 == '\n') {
+                        blank += 1;
+                        j += 1;
+                    } else {
+                        break;
+                    }
+                }
+                if blank == 0 {
+                    out.push((at, false));
+                } else {
+                    out.extend(std::iter::repeat_n((at, false), blank));
+                }
+                i = j;
+                continue;
+            }
+            _ => out.push((at, matches!(c, ' ' | '\t'))),
+        }
+        i += 1;
+    }
+    out.into_iter().map(|(at, _)| at).collect()
+}
+
+/// `|` or `>` when the scalar at `line:column` is the content of a block scalar: it starts
+/// its line, and the previous non-empty line ends with a block header (`|`, `>-`, `|2`...,
+/// perhaps followed by a comment).
+fn block_header(text: &str, line: u64, column: u64) -> Option<char> {
+    let index = usize::try_from(line.checked_sub(1)?).ok()?;
+    let lines: Vec<&str> = text.split('\n').collect();
+    let own = lines.get(index)?;
+    let indent = own.chars().take_while(|c| *c == ' ').count();
+    if u64::try_from(indent).ok()? + 1 != column {
+        return None;
+    }
+    let previous = lines[..index].iter().rev().find(|l| !l.trim().is_empty())?;
+    let code = match previous.find(" #") {
+        Some(at) => &previous[..at],
+        None => previous,
+    };
+    let header = code.trim_end().rsplit([' ', '\t']).next()?;
+    let indicator = header.chars().next().filter(|c| matches!(c, '|' | '>'))?;
+    header[1..]
+        .chars()
+        .all(|c| matches!(c, '-' | '+' | '1'..='9'))
+        .then_some(indicator)
+}
+
+/// The source position of each character of a literal block scalar (`|`, `|-`, `|+`) whose
+/// content starts at `chars` (the first line's indentation, `column` - 1, already skipped):
+/// its lines without that indentation, each followed by its newline.
+fn literal_block_value(chars: &[(char, (u64, u64))], column: u64) -> Vec<(u64, u64)> {
+    let indent = usize::try_from(column.saturating_sub(1)).unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    let mut lines = chars.split_inclusive(|c| c.0 == '\n');
+    if let Some(first) = lines.next() {
+        out.extend(first.iter().map(|c| c.1));
+    }
+    for l in lines {
+        let spaces = l.iter().take_while(|c| c.0 == ' ').count();
+        let blank = l.iter().all(|c| matches!(c.0, ' ' | '\n'));
+        if !blank && spaces < indent {
+            break;
+        }
+        out.extend(l.iter().skip(indent.min(spaces)).map(|c| c.1));
+    }
+    out
+}

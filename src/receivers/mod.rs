@@ -597,7 +597,7 @@ receivers:
       subject: "{{ alertname }}"
       timeout: 3s
   - name: chat
-    slack: { webhook_url: "${SECRET}", title: "{{ nope", text: "{{ status }}" }
+    slack: { webhook_url: "https://hooks.slack.com/${SECRET}", title: "{{ nope", text: "{{ status }}" }
   - name: am
     alertmanager: { url: "http://am:9093" }
   - name: con
@@ -644,7 +644,7 @@ receivers:
         let ReceiverKind::Slack(s) = &r.get("chat").unwrap().kind else {
             panic!()
         };
-        assert_eq!(s.webhook_url, "s3cret");
+        assert_eq!(s.webhook_url, "https://hooks.slack.com/s3cret");
         assert!(
             s.title.is_none(),
             "a template that does not compile falls back to the default"
