@@ -333,7 +333,7 @@ fn the_service_kpis_example_has_a_config_that_check_passes() {
         dir.join("rules"),
         dir.join("receivers"),
         dir.join("tests"),
-    ])
+    ], tocsin::reload::Depth::Recursive)
     .expect("the example's files exist");
     for path in &paths {
         sources.push(tocsin::reload::read_source(path).unwrap());
