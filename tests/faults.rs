@@ -119,7 +119,14 @@ fn alerts_of(body: &serde_json::Value) -> Vec<(String, String)> {
 #[test]
 fn a_full_disk_holds_delivery_and_loses_nothing() {
     let http = Recorder::start();
-    let env = env_with_hook(&http, PUSH, LOAD_RULE);
+    let ran = tempfile::tempdir().unwrap();
+    let marker = ran.path().join("ran");
+    // An alert whose action leaves a file outside the full file system.
+    let probe = format!(
+        "      - alert: Probe\n        expr: probe\n        tiers:\n          - {{ severity: warning, above: 0.5 }}\n        labels: {{ i: probe }}\n        actions:\n          - name: touch\n            on: [warning]\n            exec: [\"/bin/sh\", \"-c\", 'touch \"$1\"', \"sh\", \"{}\"]\n",
+        marker.display()
+    );
+    let env = env_with_hook(&http, PUSH, &format!("{LOAD_RULE}{probe}"));
     let Some(_tmpfs) = Tmpfs::mount(&env.path().join("data"), "2m") else {
         return;
     };
@@ -129,9 +136,9 @@ fn a_full_disk_holds_delivery_and_loses_nothing() {
     http.wait_ok("/hook", 100, S20);
 
     let filler = fill(&env.path().join("data"));
-    // A new alert fires while nothing can be committed: the API shows it from memory, but
-    // nothing is sent for it.
-    assert_eq!(d.push("load{i=\"100\"} 1\n").status, 200);
+    // Two new alerts fire while nothing can be committed: the API shows them from memory,
+    // but nothing is sent for them and the action one admits does not run.
+    assert_eq!(d.push("load{i=\"100\"} 1\nprobe 1\n").status, 200);
     wait_for(S10, || (d.get("/-/ready").status == 503).then_some(()))
         .unwrap_or_else(|| panic!("/-/ready never answered 503; stderr:\n{}", d.stderr()));
     assert!(
@@ -142,7 +149,7 @@ fn a_full_disk_holds_delivery_and_loses_nothing() {
         d.alerts()
     );
     // Every alert resolves while the store still fails.
-    assert_eq!(d.push(&series(0, 101)).status, 200);
+    assert_eq!(d.push(&format!("{}probe 0\n", series(0, 101))).status, 200);
     let errors = metric(&d, "tocsin_state_store_errors_total");
     wait_for(S10, || {
         (metric(&d, "tocsin_state_store_errors_total") >= errors + 2.0).then_some(())
@@ -156,11 +163,16 @@ fn a_full_disk_holds_delivery_and_loses_nothing() {
         100,
         "nothing is sent before its state is durable"
     );
+    assert!(
+        !marker.exists(),
+        "an action ran before the state that admitted it was durable"
+    );
 
     std::fs::remove_file(filler).unwrap();
     wait_for(S10, || (d.get("/-/ready").status == 200).then_some(()))
         .unwrap_or_else(|| panic!("never ready again; stderr:\n{}", d.stderr()));
-    let got = http.wait_ok("/hook", 100 + 1 + 101, S20);
+    let got = http.wait_ok("/hook", 100 + 2 + 102, S20);
+    wait_for(S10, || marker.exists().then_some(())).expect("the action runs once its batch commits");
     // Per alert: firing, then resolved — exactly once each, in that order.
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in &got {
@@ -168,7 +180,7 @@ fn a_full_disk_holds_delivery_and_loses_nothing() {
             seen.entry(i).or_default().push(status);
         }
     }
-    assert_eq!(seen.len(), 101, "{seen:?}");
+    assert_eq!(seen.len(), 102, "{seen:?}");
     for (i, statuses) in &seen {
         assert_eq!(statuses, &["firing", "resolved"], "alert {i}");
     }
