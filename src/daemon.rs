@@ -326,8 +326,8 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         // A dry run never writes the data directory, so it takes no lock and can run beside
         // the daemon that owns it: it reads the state once (read-only) into a private
         // database in a scratch directory and runs on that copy.
-        let scratch = std::env::temp_dir().join(format!("tocsin-dry-run-{}-{}", std::process::id(), now().0));
-        let (snapshot, store, carried) = store::Snapshot::take(&data_dir, &scratch, now().0).map_err(fatal)?;
+        let (snapshot, store, carried) =
+            store::Snapshot::take(&data_dir, &std::env::temp_dir(), now().0).map_err(fatal)?;
         tracing::info!(data_dir = %data_dir.display(), "dry run: working on a private copy of the state ({carried})");
         let opened = store::Opened { store, recovered: None };
         (opened, None, Some(snapshot))

@@ -934,25 +934,52 @@ pub struct Snapshot {
     dir: PathBuf,
 }
 
+/// Scratch directories of dry runs are named `<SNAPSHOT_PREFIX><pid>-<now_ms>`.
+const SNAPSHOT_PREFIX: &str = "tocsin-dry-run-";
+
 impl Snapshot {
-    /// Creates the scratch directory `scratch` (which must not exist yet) and opens a store in
-    /// it seeded from `data_dir`. Nothing in `data_dir` is created or modified.
-    pub fn take(data_dir: &Path, scratch: &Path, now_ms: i64) -> Result<(Snapshot, Store, Carried), StoreError> {
-        std::fs::create_dir(scratch).map_err(|source| StoreError::Io {
-            path: scratch.to_path_buf(),
+    /// Creates a scratch directory under `temp` and opens a store in it seeded from
+    /// `data_dir`. Nothing in `data_dir` is created or modified. Scratch directories left by
+    /// dry runs that were killed (their pid is gone) are removed first.
+    pub fn take(data_dir: &Path, temp: &Path, now_ms: i64) -> Result<(Snapshot, Store, Carried), StoreError> {
+        remove_stale_snapshots(temp);
+        let scratch = temp.join(format!("{SNAPSHOT_PREFIX}{}-{now_ms}", std::process::id()));
+        std::fs::create_dir(&scratch).map_err(|source| StoreError::Io {
+            path: scratch.clone(),
             action: "create the dry run's scratch directory",
             source,
         })?;
-        let snapshot = Snapshot {
-            dir: scratch.to_path_buf(),
-        };
-        let mut store = open(scratch, now_ms)?.store;
+        let snapshot = Snapshot { dir: scratch };
+        let mut store = open(&snapshot.dir, now_ms)?.store;
         let from = data_dir.join(DB_FILE);
         let carried = match from.try_exists() {
             Ok(true) => carry(&from, &mut store, false)?,
             _ => Carried::default(),
         };
         Ok((snapshot, store, carried))
+    }
+}
+
+/// Removes the scratch directories under `temp` whose dry run no longer exists (a `kill -9`
+/// skips [`Snapshot`]'s `Drop`). A live or unknown owner keeps its directory.
+fn remove_stale_snapshots(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let gone =
+            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && pid > 0 {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -1131,6 +1158,29 @@ mod tests {
         );
         assert!(plan("fingerprint = 3").contains("history_fingerprint_at"));
         assert!(plan("at_ms >= 1 AND at_ms < 5").contains("history_at"));
+    }
+
+    #[test]
+    fn a_dry_run_removes_only_the_scratch_of_dry_runs_that_are_gone() {
+        let temp = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = temp.path().join(format!("{SNAPSHOT_PREFIX}{dead}-1"));
+        let live = temp.path().join(format!("{SNAPSHOT_PREFIX}1-1")); // init never goes away
+        let other = temp.path().join("unrelated-99999999");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let (snapshot, _store, carried) = Snapshot::take(data.path(), temp.path(), 7).unwrap();
+        assert_eq!(carried, Carried::default(), "no database to carry from");
+        assert!(!stale.exists() && live.exists() && other.exists());
+        assert!(snapshot.dir.join(DB_FILE).exists());
+        assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0, "data_dir untouched");
+        let dir = snapshot.dir.clone();
+        drop(snapshot);
+        assert!(!dir.exists());
     }
 
     #[test]
