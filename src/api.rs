@@ -102,10 +102,18 @@ async fn require_token(State(s): State<AppState>, headers: HeaderMap, req: Reque
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
-    if s.ready.load(Ordering::Relaxed) {
-        "Ready\n".into_response()
-    } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, "starting")
+    if !s.ready.load(Ordering::Relaxed) {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "starting");
+    }
+    // State that cannot be committed is kept in memory and nothing is sent for it: the
+    // daemon is not doing its job until the store accepts commits again.
+    let failing = s.store_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match failing {
+        Some(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the state store refuses commits (state is kept and retried): {e}"),
+        ),
+        None => "Ready\n".into_response(),
     }
 }
 
@@ -483,7 +491,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         &mut out,
         "tocsin_state_store_errors_total",
         "counter",
-        "Evaluations whose state could not be persisted.",
+        "Failed attempts to commit state (evaluations, dispatch flushes, action results); the state is kept and retried.",
     );
     let _ = writeln!(
         out,

@@ -3,8 +3,9 @@
 //! Owns wiring: the tokio runtime, one aligned scheduler per rule group, the sources that
 //! feed the series store (system, scrape, logs; push arrives through the API), hot reload
 //! (directory watch, SIGHUP, `POST /-/reload`, a slow periodic re-read), persistence of
-//! instance state and history in SQLite after every evaluation, running admitted actions
-//! (as tasks, after that commit), console delivery, and graceful shutdown. It holds no
+//! instance state and history in SQLite after every evaluation (on the store thread, in
+//! order, kept in memory while the store fails), running admitted actions (as tasks, after
+//! that commit), console delivery, and graceful shutdown. It holds no
 //! alerting semantics: evaluation is `engine`, validation is `reload`/`check`, storage is
 //! `store`, running actions is `actions`, HTTP is `api`.
 
@@ -158,8 +159,17 @@ pub struct Shared {
     pub dry_run: bool,
     /// The evaluator and series (held briefly; never across an await).
     pub core: Mutex<Core>,
-    /// The database.
+    /// The database, for the API's reads and silence writes (commits go through `writer`).
     pub db: Mutex<Store>,
+    /// Commits state on the store thread, in order.
+    pub writer: StoreWriter,
+    /// Why the last state commit failed, while the store refuses commits (`/-/ready` answers
+    /// 503 then); `None` while commits succeed.
+    pub store_error: Mutex<Option<String>>,
+    /// Ownership of `data_dir` (none for a dry run, which never writes it).
+    pub data_lock: Option<store::DirLock>,
+    /// A dry run's private copy of the state, removed at exit.
+    pub snapshot: Option<store::Snapshot>,
     /// Own metrics.
     pub metrics: Metrics,
     /// Set once the first policy is loaded and state restored.
@@ -312,7 +322,20 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         .expect("a load without a known hash always yields a set");
     report(&policy.warnings);
     let data_dir = loaded.path(loaded.cfg.data_dir.expose());
-    let opened = store::open(&data_dir, now().0).map_err(fatal)?;
+    let (opened, data_lock, snapshot) = if dry_run {
+        // A dry run never writes the data directory, so it takes no lock and can run beside
+        // the daemon that owns it: it reads the state once (read-only) into a private
+        // database in a scratch directory and runs on that copy.
+        let (snapshot, store, carried) =
+            store::Snapshot::take(&data_dir, &std::env::temp_dir(), now().0).map_err(fatal)?;
+        tracing::info!(data_dir = %data_dir.display(), "dry run: working on a private copy of the state ({carried})");
+        let opened = store::Opened { store, recovered: None };
+        (opened, None, Some(snapshot))
+    } else {
+        // Before the database is touched: a second daemon must not even move it aside.
+        let lock = store::lock(&data_dir).map_err(fatal)?;
+        (store::open(&data_dir, now().0).map_err(fatal)?, Some(lock), None)
+    };
     if let Some(msg) = &opened.recovered {
         tracing::error!("{msg}");
     }
@@ -337,6 +360,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
     // The outbox gets its own connection: sends settle entries while evaluations commit.
     let outbox_store = opened.store.another_connection().map_err(fatal)?;
     let outbox = Outbox::new(outbox_store, Arc::clone(&receivers), dry_run);
+    let writer = StoreWriter::new(opened.store.another_connection().map_err(fatal)?);
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let core = Core {
         engine,
@@ -356,6 +380,10 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         dry_run,
         core: Mutex::new(core),
         db: Mutex::new(opened.store),
+        writer,
+        store_error: Mutex::new(None),
+        data_lock,
+        snapshot,
         metrics: Metrics::default(),
         ready: AtomicBool::new(false),
         started: Instant::now(),
@@ -419,10 +447,17 @@ pub fn run(config: Option<&Path>, dry_run: bool) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        match start(config, dry_run) {
-            Ok((shared, reload_rx)) => serve(shared, reload_rx, signals).await,
-            Err(code) => code,
+        let (shared, reload_rx) = match start(config, dry_run) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        if let Err(code) = StoreWriter::start(&shared, tokio::runtime::Handle::current()) {
+            return code;
         }
+        let code = serve(Arc::clone(&shared), reload_rx, signals).await;
+        // What the last evaluations queued is committed before the process exits.
+        shared.writer.stop(SHUTDOWN_GRACE);
+        code
     })
 }
 
@@ -534,18 +569,9 @@ async fn periodic(shared: Arc<Shared>) {
         tick.tick().await;
         let _ = shared.reload_tx.send(None).await;
         let retention = shared.loaded.cfg.history_retention.value.0;
-        if let Err(e) = shared.db().prune_history(now().minus(retention).0) {
-            tracing::warn!("pruning history: {e}");
-        }
-        // Expired silences stay listed (and in the database) as long as history is kept.
-        if let Err(e) = shared.db().prune_silences(now().minus(retention).0) {
-            tracing::warn!("pruning silences: {e}");
-        }
+        // On the store thread, behind the commits queued before it.
+        shared.writer.send(StoreWork::Prune(now().minus(retention)));
         crate::silence::forget_expired(&mut shared.core().silences, now());
-        // Failed and dead-lettered notifications stay inspectable as long as history.
-        if let Err(e) = shared.db().outbox_prune(now().minus(retention).0) {
-            tracing::warn!("pruning the outbox: {e}");
-        }
     }
 }
 
@@ -778,26 +804,203 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
     }
     // The notes may have started groups whose timers come before the timer's next wake.
     shared.dispatch_wake.notify_one();
-    commit(shared, &batch);
     // Actions start only after the state that admitted them is committed, so a crash cannot
     // run an action whose gate (cooldown, hourly limit) was never saved.
-    for job in jobs {
-        tokio::spawn(run_action(Arc::clone(shared), job));
+    shared.writer.commit(batch, jobs);
+}
+
+/// What the store thread is asked to do, in the order asked.
+enum StoreWork {
+    /// Commit a batch; once it is durable, wake the outbox (if it queued notifications) and
+    /// start these admitted actions.
+    Commit(Batch, Vec<ActionJob>),
+    /// Delete history, expired silences and settled outbox rows older than this.
+    Prune(Timestamp),
+    /// Try once more to commit what waits, then stop.
+    Stop,
+}
+
+/// How often the store thread retries a failed commit when no new batch arrives.
+const COMMIT_RETRY: Duration = Duration::from_secs(1);
+
+/// The handle to the store thread: state commits (evaluations, dispatch flushes, action
+/// results) and pruning run there, on their own SQLite connection, so synchronous SQLite
+/// never stalls the runtime thread (API, timers, sources). One thread and one FIFO channel
+/// keep commits in the order they were produced; it is a plain thread rather than
+/// `spawn_blocking` from a task because a commit then costs one hand-off, not a hand-off to
+/// the blocking pool and another back to the runtime before the outbox is woken.
+pub struct StoreWriter {
+    tx: std::sync::mpsc::Sender<StoreWork>,
+    /// Disconnects when the thread has finished.
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    /// Taken by [`StoreWriter::start`].
+    parts: Mutex<Option<WriterParts>>,
+}
+
+struct WriterParts {
+    rx: std::sync::mpsc::Receiver<StoreWork>,
+    done: std::sync::mpsc::Sender<()>,
+    store: Store,
+}
+
+impl StoreWriter {
+    fn new(store: Store) -> StoreWriter {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        StoreWriter {
+            tx,
+            done: Mutex::new(Some(done_rx)),
+            parts: Mutex::new(Some(WriterParts {
+                rx,
+                done: done_tx,
+                store,
+            })),
+        }
+    }
+
+    /// Starts the thread; admitted actions are spawned on `runtime`.
+    fn start(shared: &Arc<Shared>, runtime: tokio::runtime::Handle) -> Result<(), ExitCode> {
+        let Some(parts) = shared.writer.parts.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            return Ok(());
+        };
+        let shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name("tocsin-store".into())
+            .spawn(move || store_thread(shared, parts, runtime))
+            .map(drop)
+            .map_err(fatal)
+    }
+
+    /// Queues a batch (and the actions it admitted) for commit after every batch before it.
+    fn commit(&self, batch: Batch, jobs: Vec<ActionJob>) {
+        if batch.is_empty() && jobs.is_empty() {
+            return;
+        }
+        self.send(StoreWork::Commit(batch, jobs));
+    }
+
+    fn send(&self, work: StoreWork) {
+        if self.tx.send(work).is_err() {
+            tracing::error!("the store thread has stopped; state is no longer persisted");
+        }
+    }
+
+    /// Asks the thread to commit what waits and stop, and waits for it up to `grace`.
+    fn stop(&self, grace: Duration) {
+        self.send(StoreWork::Stop);
+        if let Some(done) = self.done.lock().unwrap_or_else(|e| e.into_inner()).take()
+            && let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(grace)
+        {
+            tracing::warn!("the last state commit did not finish within {grace:?}");
+        }
     }
 }
 
-/// Commits one evaluation's (or flush's) batch, then lets the outbox see new entries.
-fn commit(shared: &Shared, batch: &Batch) {
-    if batch.is_empty() {
-        return;
+/// The store thread: commits batches in the order they arrive. A failed commit keeps its
+/// batch (and everything behind it) in a [`store::Backlog`], retried with each new batch and
+/// every [`COMMIT_RETRY`]; meanwhile `/-/ready` answers 503. Nothing a batch queued reaches
+/// the outbox, and none of its actions runs, before it is durable.
+fn store_thread(shared: Arc<Shared>, parts: WriterParts, runtime: tokio::runtime::Handle) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let WriterParts {
+        rx,
+        done: _done,
+        mut store,
+    } = parts;
+    let mut backlog: store::Backlog<Vec<ActionJob>> = store::Backlog::default();
+    let mut stopping = false;
+    while !stopping {
+        let first = if backlog.is_empty() {
+            rx.recv().ok()
+        } else {
+            match rx.recv_timeout(COMMIT_RETRY) {
+                Ok(w) => Some(w),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => Some(StoreWork::Stop),
+            }
+        };
+        if first.is_none() && backlog.is_empty() {
+            return; // every sender is gone
+        }
+        // Whatever queued meanwhile commits in the same transaction.
+        let mut prune = None;
+        for work in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match work {
+                StoreWork::Commit(batch, jobs) => backlog.push(batch, jobs),
+                StoreWork::Prune(before) => prune = Some(before),
+                StoreWork::Stop => stopping = true,
+            }
+        }
+        if !backlog.is_empty() {
+            flush(&shared, &mut store, &mut backlog, &runtime);
+        }
+        if let Some(before) = prune {
+            prune_store(&mut store, before);
+        }
     }
-    if let Err(e) = shared.db().commit(batch) {
-        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("cannot persist state: {e}");
-        return;
+    if !backlog.is_empty() {
+        tracing::error!(
+            batches = backlog.len(),
+            "stopping with state the store did not accept; it is lost"
+        );
     }
-    if !batch.outbox.is_empty() {
-        shared.outbox.wake();
+}
+
+/// Commits the backlog; on success wakes the outbox and starts the admitted actions, in order.
+fn flush(
+    shared: &Arc<Shared>,
+    store: &mut Store,
+    backlog: &mut store::Backlog<Vec<ActionJob>>,
+    runtime: &tokio::runtime::Handle,
+) {
+    let waiting = backlog.len();
+    let wake = backlog.has_outbox_rows();
+    match backlog.flush(store) {
+        Ok(jobs) => {
+            let mut failing = shared.store_error.lock().unwrap_or_else(|e| e.into_inner());
+            if failing.take().is_some() {
+                tracing::info!(
+                    batches = waiting,
+                    "the state store works again; the kept state is committed"
+                );
+            }
+            drop(failing);
+            if wake {
+                shared.outbox.wake();
+            }
+            for job in jobs.into_iter().flatten() {
+                runtime.spawn(run_action(Arc::clone(shared), job));
+            }
+        }
+        Err(e) => {
+            shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
+            let msg = e.to_string();
+            let mut failing = shared.store_error.lock().unwrap_or_else(|e| e.into_inner());
+            if failing.as_deref() != Some(msg.as_str()) {
+                tracing::error!(
+                    batches = waiting,
+                    "cannot persist state: {msg}; keeping it in memory and retrying every {COMMIT_RETRY:?}"
+                );
+            } else {
+                tracing::debug!(batches = waiting, "cannot persist state yet: {msg}");
+            }
+            *failing = Some(msg);
+        }
+    }
+}
+
+/// Deletes what the history retention no longer keeps.
+fn prune_store(store: &mut Store, before: Timestamp) {
+    if let Err(e) = store.prune_history(before.0) {
+        tracing::warn!("pruning history: {e}");
+    }
+    // Expired silences stay listed (and in the database) as long as history is kept.
+    if let Err(e) = store.prune_silences(before.0) {
+        tracing::warn!("pruning silences: {e}");
+    }
+    // Failed and dead-lettered notifications stay inspectable as long as history.
+    if let Err(e) = store.outbox_prune(before.0) {
+        tracing::warn!("pruning the outbox: {e}");
     }
 }
 
@@ -863,7 +1066,7 @@ async fn dispatch_timer(shared: Arc<Shared>) {
                 queue_dispatches(&shared, &mut core, t, &mut batch);
             }
         }
-        commit(&shared, &batch);
+        shared.writer.commit(batch, Vec::new());
     }
 }
 
@@ -909,10 +1112,7 @@ async fn run_action(shared: Arc<Shared>, job: ActionJob) {
         history: vec![row],
         ..Batch::default()
     };
-    if let Err(e) = shared.db().commit(&batch) {
-        shared.metrics.store_errors.fetch_add(1, Ordering::Relaxed);
-        tracing::error!("cannot record the action run: {e}");
-    }
+    shared.writer.commit(batch, Vec::new());
 }
 
 fn history_row<K>(rules: &crate::rules::RuleSet, e: &Emitted<K>, event: &str, detail: Option<String>) -> HistoryRow {

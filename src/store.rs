@@ -2,8 +2,7 @@
 //!
 //! Holds every alert instance's persisted state (opaque JSON keyed by an opaque string; the
 //! daemon uses `group\u{1f}rule\u{1f}fingerprint`) and the history of transitions served by
-//! `GET /api/v1/history`. The notification outbox and silences will join
-//! it as later schema migrations.
+//! `GET /api/v1/history`, the notification outbox, notification groups and silences.
 //!
 //! Guarantees:
 //!
@@ -16,6 +15,14 @@
 //!   (schema version above [`SCHEMA_VERSION`]) or by another program is refused and left
 //!   byte-for-byte untouched. Permission problems and unusable directories are errors, never
 //!   "corruption".
+//! * [`Backlog`] keeps batches whose commit failed, in order, and commits them together with
+//!   the next ones ([`Store::commit_all`], one transaction): the database then ends exactly as
+//!   if every batch had been committed on its own, in order.
+//! * A database moved aside is not abandoned: [`carry`] copies what can still be read of it
+//!   (states, notification groups, silences, outbox rows with their ids, history) into the
+//!   fresh one before [`open`] returns, and the message in [`Opened::recovered`] counts it.
+//! * [`lock`] makes one process the owner of a data directory; [`Snapshot`] gives a dry run
+//!   a private copy of the state without writing the data directory.
 //! * Nothing here reads the clock: `now_ms` only names a moved-aside file.
 //!
 //! Values are stored exactly: the `history.value_bits` column holds the `f64` bit pattern, so
@@ -23,9 +30,9 @@
 //! folds `-0.0` into `0`). `history.value` mirrors it as REAL for humans using `sqlite3`
 //! (NULL when absent or NaN); the code never reads it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -163,6 +170,13 @@ pub enum StoreError {
     /// The database can't be used for a reason that is not corruption (e.g. WAL unsupported).
     #[error("{}: {what}", path.display())]
     Unusable { path: PathBuf, what: String },
+    /// Another process owns the data directory (see [`lock`]).
+    #[error(
+        "{}: data_dir is in use by another tocsin (pid {}); one daemon owns a data_dir: stop it or point data_dir elsewhere",
+        path.display(),
+        pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+    )]
+    Locked { path: PathBuf, pid: Option<u32> },
     /// A stored history row could not be decoded.
     #[error("{}: history row {id}: {what}", path.display())]
     BadRow { path: PathBuf, id: i64, what: String },
@@ -281,19 +295,29 @@ pub fn open(dir: &Path, now_ms: i64) -> Result<Opened, StoreError> {
         source,
     })?;
     let path = dir.join(DB_FILE);
-    let recovered = match inspect(&path)? {
+    let moved = match inspect(&path)? {
         Health::Usable => None,
-        Health::Bad(why) => {
-            let moved = move_aside(&path, now_ms)?;
+        Health::Bad(why) => Some((why, move_aside(&path, now_ms)?)),
+    };
+    let mut store = Store::open_rw(path.clone())?;
+    let recovered = match moved {
+        None => None,
+        Some((why, moved)) => {
+            // Before anything uses the new database: what can still be read of the old one
+            // (pending notifications above all) is carried over.
+            let carried = match moved.first().filter(|p| !p.to_string_lossy().ends_with("-wal")) {
+                Some(old) => carry(old, &mut store, true)?,
+                None => Carried::default(),
+            };
             let names: Vec<String> = moved.iter().map(|p| p.display().to_string()).collect();
             Some(format!(
-                "{}: {why}; moved it aside to {} and started a fresh database",
+                "{}: {why}; moved it aside to {} and started a fresh database, carrying over what could \
+                 still be read (rows carried of rows found: {carried})",
                 path.display(),
                 names.join(", ")
             ))
         }
     };
-    let store = Store::open_rw(path)?;
     Ok(Opened { store, recovered })
 }
 
@@ -562,7 +586,16 @@ impl Store {
     ///
     /// On error nothing of the batch is visible and the store remains usable.
     pub fn commit(&mut self, batch: &Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
+        self.commit_all(std::iter::once(batch))
+    }
+
+    /// Applies `batches` in order in ONE transaction (all or nothing): the database ends
+    /// exactly as if each had been committed on its own, one after the other.
+    ///
+    /// On error nothing of any batch is visible and the store remains usable.
+    pub fn commit_all<'a>(&mut self, batches: impl IntoIterator<Item = &'a Batch>) -> Result<(), StoreError> {
+        let mut batches = batches.into_iter().filter(|b| !b.is_empty()).peekable();
+        if batches.peek().is_none() {
             return Ok(());
         }
         let sqlite = |action| sql_err(&self.path, action);
@@ -570,65 +603,8 @@ impl Store {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sqlite("begin batch"))?;
-        {
-            let mut up = tx
-                .prepare_cached(UPSERT_STATE)
-                .map_err(sqlite("prepare state upsert"))?;
-            for (key, state) in &batch.upserts {
-                up.execute(params![key, state]).map_err(sqlite("upsert state"))?;
-            }
-            let mut del = tx
-                .prepare_cached(DELETE_STATE)
-                .map_err(sqlite("prepare state delete"))?;
-            for key in &batch.deletes {
-                del.execute(params![key]).map_err(sqlite("delete state"))?;
-            }
-            let mut ins = tx
-                .prepare_cached(INSERT_HISTORY)
-                .map_err(sqlite("prepare history insert"))?;
-            for h in &batch.history {
-                let labels = labels_json(&h.labels);
-                let readable = h.value.filter(|v| !v.is_nan());
-                let bits = h.value.map(|v| v.to_bits() as i64);
-                ins.execute(params![
-                    h.at_ms,
-                    h.group,
-                    h.rule,
-                    h.fingerprint as i64,
-                    h.event,
-                    h.severity,
-                    readable,
-                    bits,
-                    labels,
-                    h.detail
-                ])
-                .map_err(sqlite("insert history"))?;
-            }
-            for (key, state) in &batch.groups {
-                match state {
-                    Some(state) => tx
-                        .prepare_cached(UPSERT_GROUP)
-                        .and_then(|mut st| st.execute(params![key, state]))
-                        .map_err(sqlite("upsert notification group"))?,
-                    None => tx
-                        .prepare_cached(DELETE_GROUP)
-                        .and_then(|mut st| st.execute(params![key]))
-                        .map_err(sqlite("delete notification group"))?,
-                };
-            }
-            let mut ob = tx
-                .prepare_cached(INSERT_OUTBOX)
-                .map_err(sqlite("prepare outbox insert"))?;
-            for e in &batch.outbox {
-                ob.execute(params![
-                    e.receiver,
-                    e.idempotency_key,
-                    e.group_key,
-                    e.payload,
-                    e.created_ms
-                ])
-                .map_err(sqlite("queue notification"))?;
-            }
+        for batch in batches {
+            apply(&tx, batch, &self.path)?;
         }
         tx.commit().map_err(sqlite("commit batch"))
     }
@@ -708,6 +684,375 @@ impl Store {
             known: SCHEMA_VERSION,
         })
     }
+}
+
+/// Batches waiting to be committed, oldest first, each with what must happen once it is
+/// durable (the daemon's admitted actions).
+///
+/// A commit that fails (disk full, I/O error, locked database) loses nothing: the batch stays
+/// here and is committed with the next ones, in order and in one transaction, once the store
+/// works again. The database then holds exactly what committing every batch on its own, in
+/// order, would have left.
+#[derive(Debug)]
+pub struct Backlog<T> {
+    queue: VecDeque<(Batch, T)>,
+}
+
+impl<T> Default for Backlog<T> {
+    fn default() -> Self {
+        Backlog { queue: VecDeque::new() }
+    }
+}
+
+impl<T> Backlog<T> {
+    /// Queues `batch` behind every batch still waiting; `then` comes back from the
+    /// [`Backlog::flush`] that commits it.
+    pub fn push(&mut self, batch: Batch, then: T) {
+        self.queue.push_back((batch, then));
+    }
+
+    /// How many batches are waiting.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// True when nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// True when some waiting batch queues notifications.
+    pub fn has_outbox_rows(&self) -> bool {
+        self.queue.iter().any(|(b, _)| !b.outbox.is_empty())
+    }
+
+    /// Commits every waiting batch, oldest first, in one transaction. On success the backlog
+    /// is empty and the `then` values come back in order; on failure nothing is committed and
+    /// every batch keeps waiting.
+    pub fn flush(&mut self, store: &mut Store) -> Result<Vec<T>, StoreError> {
+        store.commit_all(self.queue.iter().map(|(b, _)| b))?;
+        Ok(self.queue.drain(..).map(|(_, t)| t).collect())
+    }
+}
+
+/// The lock file inside `data_dir`; holds the owner's pid.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Ownership of a `data_dir` (an exclusive `flock` on [`LOCK_FILE`]), released when dropped
+/// or when the process dies, however it dies.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: std::fs::File,
+}
+
+/// Takes ownership of `dir` (created if needed) for this process, or says which process owns
+/// it: one daemon per data directory.
+pub fn lock(dir: &Path) -> Result<DirLock, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+        path: dir.to_path_buf(),
+        action: "create the data directory",
+        source,
+    })?;
+    let path = dir.join(LOCK_FILE);
+    let io = |action, source| StoreError::Io {
+        path: path.clone(),
+        action,
+        source,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| io("open the lock file", e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            // The owner writes its pid right after locking: an empty file means it is starting.
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            return Err(StoreError::Locked {
+                path: dir.to_path_buf(),
+                pid: text.trim().parse().ok(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io("lock the data directory", e)),
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| io("write the lock file", e))?;
+    Ok(DirLock { _file: file })
+}
+
+/// What [`carry`] brought from an old database into a new one, per table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Carried {
+    /// (table, rows carried, rows the old file says it holds — `None` when it cannot count
+    /// them) in the order carried.
+    pub tables: Vec<(&'static str, u64, Option<u64>)>,
+}
+
+impl std::fmt::Display for Carried {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.tables.is_empty() {
+            return f.write_str("nothing");
+        }
+        for (i, (table, carried, total)) in self.tables.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            match total {
+                Some(t) => write!(f, "{sep}{table}: {carried} of {t}")?,
+                None => write!(f, "{sep}{table}: {carried} of an unknown number")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tables [`carry`] copies: name, columns, and the column rows are ordered by (unique).
+const CARRIED: &[(&str, &str, &str)] = &[
+    ("states", "key, state", "key"),
+    ("route_groups", "key, state", "key"),
+    ("silences", "id, ends_at_ms, silence", "id"),
+    (
+        "outbox",
+        "id, receiver, idempotency_key, group_key, payload, created_ms, next_attempt_ms, attempts, status, last_error",
+        "id",
+    ),
+    (
+        "history",
+        "id, at_ms, grp, rule, fingerprint, event, severity, value, value_bits, labels, detail",
+        "id",
+    ),
+];
+
+/// Copies what can still be read of the database at `from` (opened read-only, never
+/// modified) into `into`: persisted states, notification groups, silences, the outbox (row
+/// ids kept, so delivery order is kept) and, with `history`, the transition history.
+///
+/// Best effort, row by row: each table is read forwards until the first unreadable page and
+/// then backwards from its end down to that point, so one damaged region loses only the
+/// rows it holds. Fails only when `into` cannot be written.
+pub fn carry(from: &Path, into: &mut Store, history: bool) -> Result<Carried, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let old = Connection::open_with_flags(from, flags).ok();
+    let mut carried = Carried::default();
+    for &(table, columns, key) in CARRIED.iter().filter(|t| history || t.0 != "history") {
+        let Some(old) = &old else {
+            carried.tables.push((table, 0, None));
+            continue;
+        };
+        let total = old
+            .query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get::<_, i64>(0))
+            .ok()
+            .map(|n| n as u64);
+        let n = carry_table(old, into, table, columns, key)?;
+        carried.tables.push((table, n, total));
+    }
+    Ok(carried)
+}
+
+fn carry_table(old: &Connection, into: &mut Store, table: &str, columns: &str, key: &str) -> Result<u64, StoreError> {
+    let width = columns.split(',').count();
+    let path = into.path.clone();
+    let e = sql_err(&path, "carry rows into the new database");
+    let tx = into
+        .conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(&e)?;
+    let placeholders = vec!["?"; width].join(", ");
+    let mut carried = 0u64;
+    {
+        let mut insert = tx
+            .prepare(&format!(
+                "INSERT OR IGNORE INTO {table} ({columns}) VALUES ({placeholders})"
+            ))
+            .map_err(&e)?;
+        let mut put = |row: &[Value]| -> Result<(), StoreError> {
+            // A row whose values the damage turned into the wrong types is refused by the
+            // new table's constraints: it is not carried, the others are.
+            if let Ok(1) = insert.execute(params_from_iter(row)) {
+                carried += 1;
+            }
+            Ok(())
+        };
+        let forward = format!("SELECT {columns} FROM {table} ORDER BY {key}");
+        let key_at = columns.split(", ").position(|c| c == key).unwrap_or(0);
+        let mut last: Option<Value> = None;
+        scan(old, &forward, None, width, &mut |row| {
+            last = Some(row[key_at].clone());
+            put(row)
+        })?;
+        let backward = match &last {
+            Some(_) => format!("SELECT {columns} FROM {table} WHERE {key} > ?1 ORDER BY {key} DESC"),
+            None => format!("SELECT {columns} FROM {table} ORDER BY {key} DESC"),
+        };
+        scan(old, &backward, last.as_ref(), width, &mut put)?;
+    }
+    tx.commit().map_err(&e)?;
+    Ok(carried)
+}
+
+/// Runs `sql` on the old database and hands each row to `each` until the rows end or one
+/// cannot be read.
+fn scan(
+    old: &Connection,
+    sql: &str,
+    after: Option<&Value>,
+    width: usize,
+    each: &mut dyn FnMut(&[Value]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let Ok(mut st) = old.prepare(sql) else {
+        return Ok(());
+    };
+    let rows = match after {
+        Some(v) => st.query([v]),
+        None => st.query([]),
+    };
+    let Ok(mut rows) = rows else { return Ok(()) };
+    let mut row_values = Vec::with_capacity(width);
+    while let Ok(Some(r)) = rows.next() {
+        row_values.clear();
+        for i in 0..width {
+            match r.get::<_, Value>(i) {
+                Ok(v) => row_values.push(v),
+                Err(_) => break,
+            }
+        }
+        if row_values.len() == width {
+            each(&row_values)?;
+        }
+    }
+    Ok(())
+}
+
+/// A private copy of a data directory's state for `tocsin run --dry-run`: a fresh database in
+/// a scratch directory, seeded by [`carry`] from `data_dir`'s database (read-only; history
+/// is not copied). The scratch directory is removed when this is dropped.
+#[derive(Debug)]
+pub struct Snapshot {
+    dir: PathBuf,
+}
+
+/// Scratch directories of dry runs are named `<SNAPSHOT_PREFIX><pid>-<now_ms>`.
+const SNAPSHOT_PREFIX: &str = "tocsin-dry-run-";
+
+impl Snapshot {
+    /// Creates a scratch directory under `temp` and opens a store in it seeded from
+    /// `data_dir`. Nothing in `data_dir` is created or modified. Scratch directories left by
+    /// dry runs that were killed (their pid is gone) are removed first.
+    pub fn take(data_dir: &Path, temp: &Path, now_ms: i64) -> Result<(Snapshot, Store, Carried), StoreError> {
+        remove_stale_snapshots(temp);
+        let scratch = temp.join(format!("{SNAPSHOT_PREFIX}{}-{now_ms}", std::process::id()));
+        std::fs::create_dir(&scratch).map_err(|source| StoreError::Io {
+            path: scratch.clone(),
+            action: "create the dry run's scratch directory",
+            source,
+        })?;
+        let snapshot = Snapshot { dir: scratch };
+        let mut store = open(&snapshot.dir, now_ms)?.store;
+        let from = data_dir.join(DB_FILE);
+        let carried = match from.try_exists() {
+            Ok(true) => carry(&from, &mut store, false)?,
+            _ => Carried::default(),
+        };
+        Ok((snapshot, store, carried))
+    }
+}
+
+/// Removes the scratch directories under `temp` whose dry run no longer exists (a `kill -9`
+/// skips [`Snapshot`]'s `Drop`). A live or unknown owner keeps its directory.
+fn remove_stale_snapshots(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SNAPSHOT_PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists; nothing is sent.
+        let gone =
+            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && pid > 0 {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Writes one batch inside an open transaction: upserts, deletes, history, groups, outbox.
+fn apply(tx: &rusqlite::Transaction<'_>, batch: &Batch, path: &Path) -> Result<(), StoreError> {
+    let sqlite = |action| sql_err(path, action);
+    {
+        let mut up = tx
+            .prepare_cached(UPSERT_STATE)
+            .map_err(sqlite("prepare state upsert"))?;
+        for (key, state) in &batch.upserts {
+            up.execute(params![key, state]).map_err(sqlite("upsert state"))?;
+        }
+        let mut del = tx
+            .prepare_cached(DELETE_STATE)
+            .map_err(sqlite("prepare state delete"))?;
+        for key in &batch.deletes {
+            del.execute(params![key]).map_err(sqlite("delete state"))?;
+        }
+        let mut ins = tx
+            .prepare_cached(INSERT_HISTORY)
+            .map_err(sqlite("prepare history insert"))?;
+        for h in &batch.history {
+            let labels = labels_json(&h.labels);
+            let readable = h.value.filter(|v| !v.is_nan());
+            let bits = h.value.map(|v| v.to_bits() as i64);
+            ins.execute(params![
+                h.at_ms,
+                h.group,
+                h.rule,
+                h.fingerprint as i64,
+                h.event,
+                h.severity,
+                readable,
+                bits,
+                labels,
+                h.detail
+            ])
+            .map_err(sqlite("insert history"))?;
+        }
+        for (key, state) in &batch.groups {
+            match state {
+                Some(state) => tx
+                    .prepare_cached(UPSERT_GROUP)
+                    .and_then(|mut st| st.execute(params![key, state]))
+                    .map_err(sqlite("upsert notification group"))?,
+                None => tx
+                    .prepare_cached(DELETE_GROUP)
+                    .and_then(|mut st| st.execute(params![key]))
+                    .map_err(sqlite("delete notification group"))?,
+            };
+        }
+        let mut ob = tx
+            .prepare_cached(INSERT_OUTBOX)
+            .map_err(sqlite("prepare outbox insert"))?;
+        for e in &batch.outbox {
+            ob.execute(params![
+                e.receiver,
+                e.idempotency_key,
+                e.group_key,
+                e.payload,
+                e.created_ms
+            ])
+            .map_err(sqlite("queue notification"))?;
+        }
+    }
+    Ok(())
 }
 
 fn sql_err<'a>(path: &'a Path, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + 'a {
@@ -813,6 +1158,29 @@ mod tests {
         );
         assert!(plan("fingerprint = 3").contains("history_fingerprint_at"));
         assert!(plan("at_ms >= 1 AND at_ms < 5").contains("history_at"));
+    }
+
+    #[test]
+    fn a_dry_run_removes_only_the_scratch_of_dry_runs_that_are_gone() {
+        let temp = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = temp.path().join(format!("{SNAPSHOT_PREFIX}{dead}-1"));
+        let live = temp.path().join(format!("{SNAPSHOT_PREFIX}1-1")); // init never goes away
+        let other = temp.path().join("unrelated-99999999");
+        for d in [&stale, &live, &other] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let (snapshot, _store, carried) = Snapshot::take(data.path(), temp.path(), 7).unwrap();
+        assert_eq!(carried, Carried::default(), "no database to carry from");
+        assert!(!stale.exists() && live.exists() && other.exists());
+        assert!(snapshot.dir.join(DB_FILE).exists());
+        assert_eq!(std::fs::read_dir(data.path()).unwrap().count(), 0, "data_dir untouched");
+        let dir = snapshot.dir.clone();
+        drop(snapshot);
+        assert!(!dir.exists());
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
 use tocsin::store::{
-    Batch, DB_FILE, HistoryQuery, HistoryRow, MAX_HISTORY_LIMIT, Opened, SCHEMA_VERSION, Store, StoreError, open,
+    Backlog, Batch, DB_FILE, HistoryQuery, HistoryRow, MAX_HISTORY_LIMIT, NewOutboxEntry, Opened, SCHEMA_VERSION,
+    Store, StoreError, open,
 };
 
 fn fresh(dir: &Path) -> Store {
@@ -574,21 +575,57 @@ fn a_directory_in_place_of_the_database_is_an_error() {
     assert!(files(dir.path()).keys().all(|k| !k.contains("corrupt")));
 }
 
+const UNREADABLE_ENV: &str = "TOCSIN_STORE_UNREADABLE_DIR";
+
+/// Not a test on its own: the check of `an_unreadable_database_is_an_error_not_corruption`,
+/// run in a child process that has no right to read the file. Does nothing unless
+/// `UNREADABLE_ENV` is set.
+#[test]
+fn unreadable_child() {
+    let Some(dir) = std::env::var_os(UNREADABLE_ENV) else {
+        return;
+    };
+    let dir = Path::new(&dir);
+    let path = dir.join(DB_FILE);
+    assert!(
+        std::fs::File::open(&path).is_err(),
+        "the child can read {}",
+        path.display()
+    );
+    let err = open(dir, 1).unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    println!("checked: {err}");
+}
+
 #[cfg(unix)]
 #[test]
 fn an_unreadable_database_is_an_error_not_corruption() {
     use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
     let dir = tempfile::tempdir().unwrap();
     fresh(dir.path());
     let path = dir.path().join(DB_FILE);
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::File::open(&path).is_ok() {
-        eprintln!("skipped: running with privileges that ignore file permissions");
-        return;
+    // The directory stays open to anyone, so a child that took the file for corruption could
+    // move it aside: that would show below.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child
+        .args(["unreadable_child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(UNREADABLE_ENV, dir.path());
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        // Root reads any file whatever its mode: the check runs as `nobody` instead.
+        child.uid(65534).gid(65534);
     }
-    let err = open(dir.path(), 1).unwrap_err();
-    assert!(matches!(err, StoreError::Io { .. }), "{err:?}");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    let out = child.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("checked: "),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(files(dir.path()).keys().all(|k| !k.contains("corrupt")));
 }
 
@@ -781,5 +818,111 @@ proptest! {
         for (g, (_, w)) in got.iter().zip(&expect) {
             prop_assert!(same_row(g, w), "{:?} != {:?}", g, w);
         }
+    }
+}
+
+// ---- failed commits followed by working ones ----------------------------------------------------
+
+fn arb_full_batch() -> impl Strategy<Value = Batch> {
+    let group = prop::sample::select(vec!["r\u{1f}g1", "r\u{1f}g2", "r\u{1f}g3"]).prop_map(String::from);
+    (
+        arb_batch(),
+        prop::collection::vec((group.clone(), prop::option::of(".{0,6}")), 0..3),
+        prop::collection::vec((group, ".{0,10}", 0i64..1_000), 0..4),
+    )
+        .prop_map(|(mut b, groups, outbox)| {
+            b.groups = groups;
+            b.outbox = outbox
+                .into_iter()
+                .enumerate()
+                .map(|(i, (group_key, payload, created_ms))| NewOutboxEntry {
+                    receiver: "hook".into(),
+                    idempotency_key: format!("{group_key}-{i}"),
+                    group_key,
+                    payload,
+                    created_ms,
+                })
+                .collect();
+            b
+        })
+}
+
+/// Makes every write to the store's tables fail with a real SQLite error (a trigger's
+/// `RAISE(ABORT)`) while `fault.on` is 1. Set through a second connection, as another process
+/// would; the store's own connection is not touched.
+fn install_fault(dir: &Path) -> rusqlite::Connection {
+    let c = raw(dir);
+    c.execute_batch("CREATE TABLE fault (on_ INTEGER NOT NULL); INSERT INTO fault VALUES (0);")
+        .unwrap();
+    for table in ["states", "history", "route_groups", "outbox"] {
+        for op in ["INSERT", "DELETE"] {
+            c.execute_batch(&format!(
+                "CREATE TRIGGER fault_{table}_{op} BEFORE {op} ON {table} WHEN (SELECT on_ FROM fault) = 1 \
+                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+            ))
+            .unwrap();
+        }
+    }
+    c
+}
+
+/// Every row of the tables a batch writes, ids included, in id (or key) order.
+fn dump(dir: &Path) -> Vec<(String, Vec<String>)> {
+    let c = raw(dir);
+    [
+        "SELECT * FROM states ORDER BY key",
+        "SELECT * FROM route_groups ORDER BY key",
+        "SELECT * FROM history ORDER BY id",
+        "SELECT * FROM outbox ORDER BY id",
+    ]
+    .iter()
+    .map(|sql| {
+        let mut st = c.prepare(sql).unwrap();
+        let n = st.column_count();
+        let rows = st
+            .query_map([], |r| {
+                let vals: Vec<rusqlite::types::Value> = (0..n).map(|i| r.get(i)).collect::<Result<_, _>>()?;
+                Ok(format!("{vals:?}"))
+            })
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        (sql.to_string(), rows)
+    })
+    .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn failed_commits_kept_in_a_backlog_end_as_an_uninterrupted_run(
+        steps in prop::collection::vec((arb_full_batch(), any::<bool>()), 1..10)
+    ) {
+        let (plain_dir, faulty_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut plain = fresh(plain_dir.path());
+        let mut faulty = fresh(faulty_dir.path());
+        let control = install_fault(faulty_dir.path());
+        let mut backlog: Backlog<usize> = Backlog::default();
+        let mut released = Vec::new();
+        for (i, (batch, fails)) in steps.iter().enumerate() {
+            plain.commit(batch).unwrap();
+            control.execute("UPDATE fault SET on_ = ?1", [*fails as i64]).unwrap();
+            let before = dump(faulty_dir.path());
+            backlog.push(batch.clone(), i);
+            match backlog.flush(&mut faulty) {
+                Ok(done) => released.extend(done),
+                Err(e) => {
+                    prop_assert!(*fails, "{}", e);
+                    prop_assert!(e.to_string().contains("injected fault"), "{}", e);
+                    prop_assert_eq!(dump(faulty_dir.path()), before, "a failed commit leaves nothing");
+                }
+            }
+        }
+        control.execute("UPDATE fault SET on_ = 0", []).unwrap();
+        released.extend(backlog.flush(&mut faulty).unwrap());
+        prop_assert!(backlog.is_empty());
+        prop_assert_eq!(released, (0..steps.len()).collect::<Vec<_>>(), "each batch released once, in order");
+        prop_assert_eq!(dump(faulty_dir.path()), dump(plain_dir.path()));
     }
 }
