@@ -28,7 +28,7 @@ use crate::outbox::Outbox;
 use crate::receivers::{Receivers, console};
 use crate::reload::{self, PolicySet};
 use crate::route::Dispatcher;
-use crate::series::{Labels, Sample, SeriesStore, Timestamp, stale_marker};
+use crate::series::{Sample, SeriesStore, Timestamp};
 use crate::sources::ParsedSample;
 use crate::sources::host::logs::LogTailer;
 use crate::sources::host::system::SystemCollector;
@@ -1011,8 +1011,8 @@ async fn logs_loop(shared: Arc<Shared>, mut tailer: LogTailer) {
 async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target, every: Duration, max_series: u32) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // Series of the last successful scrape: marked stale when the target goes away.
-    let mut last: Vec<(String, Labels)> = Vec::new();
+    // Series of the last successful scrape: marked stale when the target drops them.
+    let mut exposed = crate::sources::scrape::Exposed::default();
     loop {
         tick.tick().await;
         let t = now();
@@ -1023,34 +1023,14 @@ async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target
                 for e in &scraped.errors {
                     tracing::warn!(job = %target.job, line = e.line, "scrape: {}", e.message);
                 }
-                let current: Vec<(String, Labels)> = scraped
-                    .samples
-                    .iter()
-                    .map(|s| (s.name.clone(), s.labels.clone()))
-                    .collect();
-                for (name, labels) in last.iter().filter(|k| !current.contains(k)) {
-                    samples.push(ParsedSample {
-                        name: name.clone(),
-                        labels: labels.clone(),
-                        value: stale_marker(),
-                        timestamp_ms: Some(t.0),
-                    });
-                }
-                last = current;
+                exposed.scraped(&scraped.samples, t, &mut samples);
                 samples.extend(scraped.samples);
                 samples.push(target.meta("scrape_duration_seconds", scraped.duration.as_secs_f64()));
                 1.0
             }
             Err(e) => {
                 tracing::warn!(job = %target.job, "scrape failed: {e}");
-                for (name, labels) in last.drain(..) {
-                    samples.push(ParsedSample {
-                        name,
-                        labels,
-                        value: stale_marker(),
-                        timestamp_ms: Some(t.0),
-                    });
-                }
+                exposed.failed(t, &mut samples);
                 0.0
             }
         };
