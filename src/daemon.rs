@@ -9,7 +9,6 @@
 //! `store`, running actions is `actions`, HTTP is `api`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -493,25 +492,18 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::api::router(Arc::clone(&shared));
     let (stop_tx, stop_rx) = oneshot::channel();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared), signals, stop_tx));
+    let (stopping_tx, stopping) = watch::channel(false);
+    tokio::spawn(shutdown_signal(Arc::clone(&shared), signals, stop_tx));
+    tokio::spawn(async move {
+        if stop_rx.await.is_ok() {
+            let _ = stopping_tx.send(true);
+        }
+    });
     // Graceful shutdown waits for every request in flight; a stalled client (a body that
     // never arrives) must not hold the exit for the whole request timeout.
-    let grace = async {
-        if stop_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        res = server.into_future() => {
-            if let Err(e) = res {
-                eprintln!("tocsin: HTTP server failed: {e}");
-                return ExitCode::from(1);
-            }
-        }
-        () = grace => tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway"),
+    let max_connections = shared.loaded.cfg.max_connections.get() as usize;
+    if !crate::listener::serve(listener, app, max_connections, stopping, SHUTDOWN_GRACE).await {
+        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     // Every evaluation commits its own transaction, so nothing is left to flush beyond
     // what the in-flight evaluation (which ran to completion: it has no await) committed.
