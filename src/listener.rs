@@ -115,8 +115,7 @@ pub async fn serve(
     tokio::time::timeout(grace, slots.acquire_many(all)).await.is_ok()
 }
 
-/// Resolves once `stop` is true (or its sender is gone: nobody can stop us any more, but
-/// nobody runs the daemon either).
+/// Resolves once `stop` is true, or once its sender is gone (the daemon is going away).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns must not live across an await (it is not `Send`).
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
