@@ -26,6 +26,7 @@ use crate::daemon::{Shared, now, rfc3339};
 use crate::engine::state::Phase;
 use crate::receivers::email::html_escape;
 use crate::rules::RuleKind;
+use crate::series::Refusal;
 use crate::silence;
 use crate::sources::exposition::{escape_label_value, write_family};
 use crate::store::HistoryQuery;
@@ -147,8 +148,19 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     match crate::daemon::parse_push(ct, &bytes) {
         Ok(samples) => {
-            let (accepted, refused) = s.ingest("push", push.max_series, &samples, now());
-            axum::Json(json!({ "accepted": accepted, "refused": refused })).into_response()
+            let done = s.ingest("push", push.max_series, &samples, now());
+            // Which samples were refused and why, so a client can tell a clock problem
+            // (`future`), a replay (`out_of_order`) and a full budget apart.
+            let reasons: serde_json::Map<String, Value> = Refusal::ALL
+                .iter()
+                .map(|&r| (r.as_str().to_string(), json!(done.refused_for(r))))
+                .collect();
+            axum::Json(json!({
+                "accepted": done.accepted,
+                "refused": done.refused_total(),
+                "refused_by_reason": reasons,
+            }))
+            .into_response()
         }
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
@@ -446,25 +458,29 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "Samples accepted from sources.",
     );
     let samples = m.samples.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    for (src, (n, _)) in &samples {
+    for (src, n) in &samples {
         let _ = writeln!(
             out,
-            "tocsin_samples_ingested_total{{source=\"{}\"}} {n}",
-            escape_label_value(src)
+            "tocsin_samples_ingested_total{{source=\"{}\"}} {}",
+            escape_label_value(src),
+            n.accepted
         );
     }
     write_family(
         &mut out,
         "tocsin_samples_refused_total",
         "counter",
-        "Samples refused because their source reached max_series.",
+        "Samples refused, by reason: future (more than 10m ahead), out_of_order (older than the series' newest sample), budget (the source has max_series alive).",
     );
-    for (src, (_, n)) in &samples {
-        let _ = writeln!(
-            out,
-            "tocsin_samples_refused_total{{source=\"{}\"}} {n}",
-            escape_label_value(src)
-        );
+    for (src, n) in &samples {
+        for r in Refusal::ALL {
+            let _ = writeln!(
+                out,
+                "tocsin_samples_refused_total{{source=\"{}\",reason=\"{r}\"}} {}",
+                escape_label_value(src),
+                n.refused_for(r)
+            );
+        }
     }
     s.outbox.render_metrics(&mut out);
     write_family(
@@ -499,8 +515,22 @@ async fn metrics(State(s): State<AppState>) -> Response {
         m.store_errors.load(Ordering::Relaxed)
     );
     let core = s.core();
-    write_family(&mut out, "tocsin_series", "gauge", "Series held in memory.");
-    let _ = writeln!(out, "tocsin_series {}", core.series.ids().count());
+    write_family(
+        &mut out,
+        "tocsin_series",
+        "gauge",
+        "Series alive in memory, by the source that created them (rules: recording-rule outputs).",
+    );
+    let mut by_sources = 0;
+    for (src, n) in core.series.per_source() {
+        by_sources += n;
+        let _ = writeln!(out, "tocsin_series{{source=\"{}\"}} {n}", escape_label_value(src));
+    }
+    let _ = writeln!(
+        out,
+        "tocsin_series{{source=\"rules\"}} {}",
+        core.series.len() - by_sources
+    );
     // Recorded series, under their own names.
     for rule in core.policy.rules.rules().filter(|r| matches!(r.kind, RuleKind::Record)) {
         let _ = writeln!(out, "# TYPE {} gauge", rule.name);

@@ -10,7 +10,6 @@
 //! `store`, running actions is `actions`, HTTP is `api`.
 
 use std::collections::{BTreeMap, HashSet};
-use std::future::IntoFuture;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +28,7 @@ use crate::outbox::Outbox;
 use crate::receivers::{Receivers, console};
 use crate::reload::{self, PolicySet};
 use crate::route::Dispatcher;
-use crate::series::{Labels, Sample, SeriesStore, Timestamp, stale_marker};
+use crate::series::{Refusal, Sample, SeriesStore, Timestamp};
 use crate::sources::ParsedSample;
 use crate::sources::host::logs::LogTailer;
 use crate::sources::host::system::SystemCollector;
@@ -46,6 +45,8 @@ const LOG_POLL: Duration = Duration::from_secs(1);
 const SCRAPE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default host-metrics interval.
 const SYSTEM_INTERVAL: Duration = Duration::from_secs(5);
+/// Longest pause between two sweeps of dead series.
+const SWEEP_EVERY: Duration = Duration::from_secs(15);
 /// How long requests still in flight at SIGTERM/SIGINT may take before the daemon exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -137,8 +138,8 @@ pub struct Metrics {
     pub reload_ok: AtomicBool,
     /// Unix seconds of the last successful (re)load.
     pub reload_ok_at: AtomicU64,
-    /// Samples accepted and refused (cardinality limit), by source.
-    pub samples: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// Samples accepted and refused (by reason), by source.
+    pub samples: Mutex<BTreeMap<String, Ingested>>,
     /// Group iterations done and skipped, by group name.
     pub iterations: Mutex<BTreeMap<String, (u64, u64)>>,
     /// Receiver templates that failed at run time (the message went out with the fallback).
@@ -202,8 +203,6 @@ pub struct Core {
     pub wanted: Arc<HashSet<String>>,
     /// The last reload error, if the last attempt failed.
     pub reload_error: Option<String>,
-    /// Series created by each source, for its `max_series` limit.
-    pub source_series: BTreeMap<String, u32>,
     /// Silences that mute now or will (expired ones are dropped), mirrored from the
     /// database so that delivery reads them without touching SQLite.
     pub silences: Vec<Silence>,
@@ -234,44 +233,72 @@ impl Shared {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores samples from `source` at `now` (or their own timestamps). A sample that would
-    /// create a series beyond the source's `max_series` is refused. Returns how many were
-    /// accepted and refused.
-    pub fn ingest(&self, source: &str, max_series: u32, samples: &[ParsedSample], now: Timestamp) -> (u64, u64) {
-        let (mut accepted, mut refused) = (0u64, 0u64);
+    /// Stores samples from `source` at `now` (or their own timestamps) and counts them.
+    /// A sample more than [`MAX_AHEAD`](crate::series::MAX_AHEAD) in the future, older than
+    /// its series' newest sample, or that would create a series while the source already
+    /// has `max_series` alive is refused.
+    pub fn ingest(&self, source: &str, max_series: u32, samples: &[ParsedSample], now: Timestamp) -> Ingested {
+        let mut done = Ingested::default();
         let mut guard = self.core();
-        let core = &mut *guard;
-        let created = core.source_series.entry(source.to_string()).or_default();
+        let series = &mut guard.series;
+        let max = max_series as usize;
         for s in samples {
-            let id = match core.series.get(&s.name, &s.labels) {
-                Some(id) => id,
-                None if *created >= max_series => {
-                    refused += 1;
-                    continue;
-                }
-                None => {
-                    *created += 1;
-                    core.series.id(&s.name, &s.labels)
-                }
-            };
             let t = s.timestamp_ms.map(Timestamp).unwrap_or(now);
-            core.series.push_id(id, Sample { t, v: s.value });
-            accepted += 1;
+            match series.ingest(source, max, &s.name, &s.labels, Sample { t, v: s.value }, now) {
+                Ok(_) => done.accepted += 1,
+                Err(why) => done.refused[why as usize] += 1,
+            }
         }
         drop(guard);
         let mut m = self.metrics.samples.lock().unwrap_or_else(|e| e.into_inner());
-        let e = m.entry(source.to_string()).or_default();
-        e.0 += accepted;
-        e.1 += refused;
-        if refused > 0 {
-            tracing::warn!(
-                source,
-                refused,
-                max_series,
-                "series limit reached; samples of new series refused"
-            );
+        m.entry(source.to_string()).or_default().add(&done);
+        drop(m);
+        if done.refused_total() > 0 {
+            let [future, out_of_order, budget] = done.refused;
+            tracing::warn!(source, future, out_of_order, budget, max_series, "samples refused");
         }
-        (accepted, refused)
+        done
+    }
+
+    /// Removes the series no rule can read any more (stale, past every window), so that
+    /// budgets and memory follow the series alive.
+    pub fn sweep_series(&self, now: Timestamp) -> usize {
+        let staleness = self.loaded.cfg.staleness.value.0;
+        let mut guard = self.core();
+        let core = &mut *guard;
+        let window = core.policy.rules.longest_window();
+        // Rebuilt at each sweep rather than at each reload: a handful of names, every few
+        // seconds.
+        let pinned = core.engine.pinned_metrics();
+        core.series.sweep(now, staleness, window, |m| pinned.contains(m))
+    }
+}
+
+/// What [`Shared::ingest`] did with a batch of samples (and, summed, with a source's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ingested {
+    /// Samples stored.
+    pub accepted: u64,
+    /// Samples refused, indexed by [`Refusal`] (`Refusal::ALL` order).
+    pub refused: [u64; 3],
+}
+
+impl Ingested {
+    /// Samples refused for any reason.
+    pub fn refused_total(&self) -> u64 {
+        self.refused.iter().sum()
+    }
+
+    /// How many were refused for `why`.
+    pub fn refused_for(&self, why: Refusal) -> u64 {
+        self.refused[why as usize]
+    }
+
+    fn add(&mut self, other: &Ingested) {
+        self.accepted += other.accepted;
+        for (a, b) in self.refused.iter_mut().zip(other.refused) {
+            *a += b;
+        }
     }
 }
 
@@ -369,7 +396,6 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         wanted: wanted_metrics(&policy),
         policy,
         reload_error: None,
-        source_series: BTreeMap::new(),
         silences,
         dispatcher,
         receivers,
@@ -497,28 +523,22 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     tokio::spawn(periodic(Arc::clone(&shared)));
     tokio::spawn(Arc::clone(&shared.outbox).run());
     tokio::spawn(dispatch_timer(Arc::clone(&shared)));
+    tokio::spawn(sweep_loop(Arc::clone(&shared)));
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::api::router(Arc::clone(&shared));
     let (stop_tx, stop_rx) = oneshot::channel();
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal(Arc::clone(&shared), signals, stop_tx));
+    let (stopping_tx, stopping) = watch::channel(false);
+    tokio::spawn(shutdown_signal(Arc::clone(&shared), signals, stop_tx));
+    tokio::spawn(async move {
+        if stop_rx.await.is_ok() {
+            let _ = stopping_tx.send(true);
+        }
+    });
     // Graceful shutdown waits for every request in flight; a stalled client (a body that
     // never arrives) must not hold the exit for the whole request timeout.
-    let grace = async {
-        if stop_rx.await.is_ok() {
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        res = server.into_future() => {
-            if let Err(e) = res {
-                eprintln!("tocsin: HTTP server failed: {e}");
-                return ExitCode::from(1);
-            }
-        }
-        () = grace => tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway"),
+    let max_connections = shared.loaded.cfg.max_connections.get() as usize;
+    if !crate::listener::serve(listener, app, max_connections, stopping, SHUTDOWN_GRACE).await {
+        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
     }
     // Every evaluation commits its own transaction, so nothing is left to flush beyond
     // what the in-flight evaluation (which ran to completion: it has no await) committed.
@@ -1130,6 +1150,22 @@ fn history_row<K>(rules: &crate::rules::RuleSet, e: &Emitted<K>, event: &str, de
     }
 }
 
+/// Removes dead series (see [`Shared::sweep_series`]) every few seconds: soon enough that
+/// a source's budget recovers shortly after its junk went stale, rarely enough that the
+/// pass (one look at each series' newest sample) costs nothing next to evaluations.
+async fn sweep_loop(shared: Arc<Shared>) {
+    let every = (shared.loaded.cfg.staleness.value.0 / 2).clamp(Duration::from_secs(1), SWEEP_EVERY);
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let removed = shared.sweep_series(now());
+        if removed > 0 {
+            tracing::debug!(removed, "stale series removed");
+        }
+    }
+}
+
 fn spawn_sources(shared: &Arc<Shared>) {
     let cfg = &shared.loaded.cfg.sources;
     if let Some(sys) = &cfg.system {
@@ -1216,8 +1252,8 @@ async fn logs_loop(shared: Arc<Shared>, mut tailer: LogTailer) {
 async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target, every: Duration, max_series: u32) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // Series of the last successful scrape: marked stale when the target goes away.
-    let mut last: Vec<(String, Labels)> = Vec::new();
+    // Series of the last successful scrape: marked stale when the target drops them.
+    let mut exposed = crate::sources::scrape::Exposed::default();
     loop {
         tick.tick().await;
         let t = now();
@@ -1228,34 +1264,14 @@ async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target
                 for e in &scraped.errors {
                     tracing::warn!(job = %target.job, line = e.line, "scrape: {}", e.message);
                 }
-                let current: Vec<(String, Labels)> = scraped
-                    .samples
-                    .iter()
-                    .map(|s| (s.name.clone(), s.labels.clone()))
-                    .collect();
-                for (name, labels) in last.iter().filter(|k| !current.contains(k)) {
-                    samples.push(ParsedSample {
-                        name: name.clone(),
-                        labels: labels.clone(),
-                        value: stale_marker(),
-                        timestamp_ms: Some(t.0),
-                    });
-                }
-                last = current;
+                exposed.scraped(&scraped.samples, t, &mut samples);
                 samples.extend(scraped.samples);
                 samples.push(target.meta("scrape_duration_seconds", scraped.duration.as_secs_f64()));
                 1.0
             }
             Err(e) => {
                 tracing::warn!(job = %target.job, "scrape failed: {e}");
-                for (name, labels) in last.drain(..) {
-                    samples.push(ParsedSample {
-                        name,
-                        labels,
-                        value: stale_marker(),
-                        timestamp_ms: Some(t.0),
-                    });
-                }
+                exposed.failed(t, &mut samples);
                 0.0
             }
         };

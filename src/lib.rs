@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod expr;
+pub mod listener;
 pub mod message;
 pub mod outbox;
 pub mod receivers;

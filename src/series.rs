@@ -327,19 +327,79 @@ pub fn float_text(v: f64) -> String {
     }
 }
 
-/// Identifies one series inside a [`SeriesStore`]; stable for the store's lifetime.
+/// Identifies one series inside a [`SeriesStore`] for as long as it lives.
+///
+/// A removed series' slot is reused, under a new incarnation, so an id kept across a
+/// removal never reads another series: [`SeriesStore::contains`] tells it is gone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SeriesId(pub u32);
+pub struct SeriesId {
+    slot: u32,
+    incarnation: u32,
+}
+
+/// How far ahead of the caller's clock a sample may lie: further ahead it would stay the
+/// newest sample for that long and freeze the series (every later sample is older).
+pub const MAX_AHEAD: Duration = Duration::from_secs(600);
+
+/// Why [`SeriesStore::ingest`] refused a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Refusal {
+    /// More than [`MAX_AHEAD`] after `now`.
+    Future,
+    /// Older than the series' newest sample.
+    OutOfOrder,
+    /// It would create a series beyond its source's `max_series`.
+    Budget,
+}
+
+impl Refusal {
+    /// Every reason, in a fixed order (for counters).
+    pub const ALL: [Refusal; 3] = [Refusal::Future, Refusal::OutOfOrder, Refusal::Budget];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Future => "future",
+            Refusal::OutOfOrder => "out_of_order",
+            Refusal::Budget => "budget",
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    metric: Arc<str>,
+    labels: Labels,
+    window: Window,
+    /// Index into `owners` of the source that created it through [`SeriesStore::ingest`].
+    owner: Option<usize>,
+    alive: bool,
+    /// Bumped each time the slot is reused.
+    incarnation: u32,
+}
 
 /// All series known to the engine: one [`Window`] per (metric, labels).
 ///
-/// The store counts a *generation* that changes whenever a series is added, so the engine
-/// can cache which series each rule instance reads and rebuild that only when it changes.
+/// The store counts a *generation* that changes whenever a series is added or removed, so
+/// the engine can cache which series each rule instance reads and rebuild that only when
+/// it changes. Series that went stale and that no window reads any more are removed by
+/// [`sweep`](SeriesStore::sweep); their slots are reused, so memory follows the series
+/// alive, not every series ever seen.
 #[derive(Debug, Default)]
 pub struct SeriesStore {
     by_key: HashMap<Arc<str>, HashMap<Labels, SeriesId>>,
     by_metric: HashMap<Arc<str>, Vec<SeriesId>>,
-    entries: Vec<(Arc<str>, Labels, Window)>,
+    entries: Vec<Entry>,
+    /// Slots of removed series, reused before the table grows.
+    free: Vec<u32>,
+    /// Sources that created series, with how many of theirs are alive.
+    owners: Vec<(Arc<str>, usize)>,
     retention: Duration,
     generation: u64,
 }
@@ -365,16 +425,44 @@ impl SeriesStore {
 
     /// The id of series (metric, labels), creating it empty if it does not exist.
     pub fn id(&mut self, metric: &str, labels: &Labels) -> SeriesId {
-        if let Some(id) = self.get(metric, labels) {
-            return id;
+        match self.get(metric, labels) {
+            Some(id) => id,
+            None => self.create(metric, labels, None),
         }
+    }
+
+    fn create(&mut self, metric: &str, labels: &Labels, owner: Option<usize>) -> SeriesId {
         let name: Arc<str> = self
             .by_metric
             .get_key_value(metric)
             .map(|(k, _)| k.clone())
             .unwrap_or_else(|| Arc::from(metric));
-        let id = SeriesId(self.entries.len() as u32);
-        self.entries.push((name.clone(), labels.clone(), Window::default()));
+        let mut entry = Entry {
+            metric: name.clone(),
+            labels: labels.clone(),
+            window: Window::default(),
+            owner,
+            alive: true,
+            incarnation: 0,
+        };
+        let id = match self.free.pop() {
+            Some(slot) => {
+                let incarnation = self.entries[slot as usize].incarnation.wrapping_add(1);
+                entry.incarnation = incarnation;
+                self.entries[slot as usize] = entry;
+                SeriesId { slot, incarnation }
+            }
+            None => {
+                self.entries.push(entry);
+                SeriesId {
+                    slot: self.entries.len() as u32 - 1,
+                    incarnation: 0,
+                }
+            }
+        };
+        if let Some(o) = owner {
+            self.owners[o].1 += 1;
+        }
         self.by_key.entry(name.clone()).or_default().insert(labels.clone(), id);
         self.by_metric.entry(name).or_default().push(id);
         self.generation += 1;
@@ -390,7 +478,118 @@ impl SeriesStore {
     /// Appends a sample to a series by id.
     pub fn push_id(&mut self, id: SeriesId, s: Sample) {
         let retention = self.retention;
-        self.entries[id.0 as usize].2.push(s, retention);
+        self.entries[id.slot as usize].window.push(s, retention);
+    }
+
+    /// Stores a sample from source `owner` received at `now`, or says why not: it lies more
+    /// than [`MAX_AHEAD`] after `now`, it is older than the series' newest sample, or it
+    /// would create a series while `owner` already has `max_series` alive.
+    pub fn ingest(
+        &mut self,
+        owner: &str,
+        max_series: usize,
+        metric: &str,
+        labels: &Labels,
+        s: Sample,
+        now: Timestamp,
+    ) -> Result<SeriesId, Refusal> {
+        if s.t > now.plus(MAX_AHEAD) {
+            return Err(Refusal::Future);
+        }
+        let id = match self.get(metric, labels) {
+            Some(id) => {
+                if self.window(id).newest().is_some_and(|n| s.t < n.t) {
+                    return Err(Refusal::OutOfOrder);
+                }
+                id
+            }
+            None => {
+                let o = self.owner(owner);
+                if self.owners[o].1 >= max_series {
+                    return Err(Refusal::Budget);
+                }
+                self.create(metric, labels, Some(o))
+            }
+        };
+        self.push_id(id, s);
+        Ok(id)
+    }
+
+    fn owner(&mut self, name: &str) -> usize {
+        match self.owners.iter().position(|(n, _)| n.as_ref() == name) {
+            Some(i) => i,
+            None => {
+                self.owners.push((Arc::from(name), 0));
+                self.owners.len() - 1
+            }
+        }
+    }
+
+    /// Removes every series that no evaluation at or after `now` can read: its newest
+    /// sample (or a stale marker) is older than `staleness` and than `window` (the longest
+    /// window any rule reads), or it never had one. Series of metrics for which `keep`
+    /// says true stay (rules that read how long ago the newest sample was).
+    ///
+    /// One pass over the table, so callers run it every few seconds, not per evaluation.
+    /// Returns how many were removed; the generation changes when any was.
+    pub fn sweep(
+        &mut self,
+        now: Timestamp,
+        staleness: Duration,
+        window: Duration,
+        keep: impl Fn(&str) -> bool,
+    ) -> usize {
+        let fresh_for = staleness.max(window);
+        let mut dead = Vec::new();
+        for (i, e) in self.entries.iter().enumerate() {
+            if !e.alive || keep(&e.metric) {
+                continue;
+            }
+            let gone = match e.window.newest() {
+                None => true,
+                Some(n) if is_stale_marker(n.v) => n.t.plus(window) <= now,
+                Some(n) => n.t.plus(fresh_for) <= now,
+            };
+            if gone {
+                dead.push(i);
+            }
+        }
+        if dead.is_empty() {
+            return 0;
+        }
+        let mut metrics: Vec<Arc<str>> = Vec::new();
+        for &i in &dead {
+            let e = &mut self.entries[i];
+            let labels = std::mem::take(&mut e.labels);
+            e.window = Window::default();
+            e.alive = false;
+            if let Some(o) = e.owner.take() {
+                self.owners[o].1 -= 1;
+            }
+            if let Some(m) = self.by_key.get_mut(&e.metric) {
+                m.remove(&labels);
+                if m.is_empty() {
+                    self.by_key.remove(&e.metric);
+                }
+            }
+            if metrics.last() != Some(&e.metric) {
+                metrics.push(e.metric.clone());
+            }
+            self.free.push(i as u32);
+        }
+        metrics.sort_unstable();
+        metrics.dedup();
+        for m in metrics {
+            let entries = &self.entries;
+            if let Some(ids) = self.by_metric.get_mut(&m) {
+                ids.retain(|id| entries[id.slot as usize].alive);
+                if ids.is_empty() {
+                    self.by_metric.remove(&m);
+                }
+            }
+        }
+        self.generation += 1;
+        dead.len()
     }
 
     /// The series of `metric`, in creation order.
@@ -398,29 +597,47 @@ impl SeriesStore {
         self.by_metric.get(metric).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// Whether the series `id` names is still alive (not removed by a sweep).
+    pub fn contains(&self, id: SeriesId) -> bool {
+        self.entries
+            .get(id.slot as usize)
+            .is_some_and(|e| e.alive && e.incarnation == id.incarnation)
+    }
+
     /// The labels of a series.
     pub fn labels(&self, id: SeriesId) -> &Labels {
-        &self.entries[id.0 as usize].1
+        &self.entries[id.slot as usize].labels
     }
 
     /// The metric name of a series.
     pub fn metric(&self, id: SeriesId) -> &str {
-        &self.entries[id.0 as usize].0
+        &self.entries[id.slot as usize].metric
     }
 
     /// The window of a series.
     pub fn window(&self, id: SeriesId) -> &Window {
-        &self.entries[id.0 as usize].2
+        &self.entries[id.slot as usize].window
     }
 
-    /// Changes whenever a series is added.
+    /// Changes whenever a series is added or removed.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// Every series id, in creation order.
-    pub fn ids(&self) -> impl Iterator<Item = SeriesId> + use<> {
-        (0..self.entries.len() as u32).map(SeriesId)
+    /// How many series are alive.
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    /// Whether no series is alive.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Live series per source that created series through [`ingest`](Self::ingest), in
+    /// the order the sources first did.
+    pub fn per_source(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.owners.iter().map(|(n, c)| (n.as_ref(), *c))
     }
 }
 
@@ -452,6 +669,99 @@ mod tests {
         w.push(s(6000, stale_marker()), Duration::from_secs(60));
         assert_eq!(w.current(Timestamp(6000), Duration::from_secs(5)), None);
         assert!(!is_stale_marker(f64::NAN));
+    }
+
+    fn l(i: usize) -> Labels {
+        Labels::from_pairs([("i", i.to_string())])
+    }
+
+    #[test]
+    fn future_and_out_of_order_samples_are_refused() {
+        let mut st = SeriesStore::new(Duration::from_secs(60));
+        let now = Timestamp(1_000_000);
+        let ingest = |st: &mut SeriesStore, t: i64| st.ingest("push", 10, "m", &l(0), s(t, t as f64), now);
+        assert_eq!(ingest(&mut st, i64::MAX), Err(Refusal::Future));
+        assert_eq!(ingest(&mut st, now.plus(MAX_AHEAD).0 + 1), Err(Refusal::Future));
+        assert!(st.is_empty(), "a refused sample creates no series");
+        assert!(ingest(&mut st, now.plus(MAX_AHEAD).0).is_ok());
+        assert_eq!(ingest(&mut st, now.0), Err(Refusal::OutOfOrder));
+        let mut st = SeriesStore::new(Duration::from_secs(60));
+        let id = ingest(&mut st, now.0).unwrap();
+        assert_eq!(ingest(&mut st, now.0 - 1), Err(Refusal::OutOfOrder));
+        assert_eq!(ingest(&mut st, now.0), Ok(id), "an equal time replaces");
+        assert_eq!(ingest(&mut st, now.0 + 5), Ok(id));
+        assert_eq!(st.window(id).newest(), Some(s(now.0 + 5, (now.0 + 5) as f64)));
+    }
+
+    #[test]
+    fn budgets_count_live_series_and_sweeps_free_them() {
+        let mut st = SeriesStore::new(Duration::from_secs(60));
+        let stale = Duration::from_secs(5);
+        let window = Duration::from_secs(10);
+        for i in 0..3 {
+            assert!(st.ingest("a", 3, "m", &l(i), s(0, 1.0), Timestamp(0)).is_ok());
+        }
+        assert_eq!(
+            st.ingest("a", 3, "m", &l(3), s(0, 1.0), Timestamp(0)),
+            Err(Refusal::Budget)
+        );
+        assert!(
+            st.ingest("b", 3, "m", &l(3), s(0, 1.0), Timestamp(0)).is_ok(),
+            "budgets are per source"
+        );
+        // Series 0 keeps reporting; series 1 ends with a stale marker.
+        st.ingest("a", 3, "m", &l(0), s(9_000, 1.0), Timestamp(9_000)).unwrap();
+        st.ingest("a", 3, "m", &l(1), s(1_000, stale_marker()), Timestamp(1_000))
+            .unwrap();
+        let generation = st.generation();
+        let gone = st.get("m", &l(1)).unwrap();
+        // Nothing is older than the longest window yet.
+        assert_eq!(st.sweep(Timestamp(9_999), stale, window, |_| false), 0);
+        assert_eq!(st.generation(), generation);
+        // At 11 s the marker (1 s) and the plain sample (0 s) are past the window.
+        assert_eq!(st.sweep(Timestamp(11_000), stale, window, |_| false), 3);
+        assert_ne!(st.generation(), generation);
+        assert_eq!(st.len(), 1);
+        assert_eq!(st.per_source().collect::<Vec<_>>(), [("a", 1), ("b", 0)]);
+        assert_eq!(st.series_of("m"), [st.get("m", &l(0)).unwrap()]);
+        assert!(st.get("m", &l(1)).is_none());
+        // The budget has room again, and the slots are reused rather than the table grown.
+        for i in 10..12 {
+            assert!(st.ingest("a", 3, "m", &l(i), s(11_000, 2.0), Timestamp(11_000)).is_ok());
+        }
+        assert_eq!(
+            st.ingest("a", 3, "m", &l(12), s(11_000, 1.0), Timestamp(11_000)),
+            Err(Refusal::Budget)
+        );
+        assert_eq!(st.entries.len(), 4);
+        let fresh = st.get("m", &l(10)).unwrap();
+        assert_eq!(st.labels(fresh), &l(10));
+        assert!(
+            st.contains(fresh) && !st.contains(gone),
+            "an old id never names a reused slot"
+        );
+        assert_eq!(st.window(fresh).len(), 1, "a reused slot starts empty");
+    }
+
+    #[test]
+    fn sweeps_keep_what_a_window_or_age_still_reads() {
+        let mut st = SeriesStore::new(Duration::from_secs(600));
+        st.push("m", &l(0), s(0, 1.0));
+        st.push("hb", &l(0), s(0, 1.0));
+        st.id("empty", &l(0));
+        let stale = Duration::from_secs(5);
+        // Stale but inside a 60 s window: kept; the never-written series goes.
+        assert_eq!(
+            st.sweep(Timestamp(30_000), stale, Duration::from_secs(60), |_| false),
+            1
+        );
+        assert_eq!(st.sweep(Timestamp(60_000), stale, Duration::ZERO, |m| m == "hb"), 1);
+        assert!(st.get("m", &l(0)).is_none());
+        assert!(
+            st.get("hb", &l(0)).is_some(),
+            "age() reads the newest sample however old"
+        );
+        assert!(st.series_of("empty").is_empty());
     }
 
     #[test]

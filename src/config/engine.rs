@@ -3,6 +3,7 @@
 //! `${ENV}` substitution, secret-aware).
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use schemars::JsonSchema;
@@ -32,6 +33,9 @@ pub struct EngineConfig {
     /// When set, required for mutating endpoints. An empty value (e.g. from
     /// `${TOCSIN_API_TOKEN:-}`) is loaded as unset.
     pub api_token: Option<Text>,
+    /// Most HTTP connections open at once (default 512); further ones are accepted and
+    /// closed at once, so slow clients cannot use up the process' file descriptors.
+    pub max_connections: NonZeroU32,
     /// Metric sources.
     pub sources: SourcesConfig,
 }
@@ -51,6 +55,7 @@ impl Default for EngineConfig {
             history_retention: default_dur(30 * 24 * 3600),
             staleness: default_dur(5 * 60),
             api_token: None,
+            max_connections: const { NonZeroU32::new(512).unwrap() },
             sources: SourcesConfig::default(),
         }
     }
@@ -106,8 +111,9 @@ pub struct ScrapeSource {
     /// Request time limit (default 10s).
     #[serde(default)]
     pub timeout: Option<Sp<Dur>>,
-    /// Most distinct series this target may create (default 100000); samples of further
-    /// series are refused and counted, so a label explosion cannot exhaust memory.
+    /// Most series of this target alive at once (default 100000); samples that would
+    /// create more are refused and counted, so a label explosion cannot exhaust memory.
+    /// Series that went stale leave the count.
     #[serde(default = "default_max_series")]
     pub max_series: u32,
 }
@@ -124,8 +130,8 @@ pub struct PushSource {
     pub enabled: bool,
     /// Largest accepted body (default 1MiB).
     pub max_body: ByteSize,
-    /// Most distinct series pushes may create (default 100000); samples of further series
-    /// are refused and counted.
+    /// Most pushed series alive at once (default 100000); samples that would create more
+    /// are refused and counted. Series that went stale leave the count.
     pub max_series: u32,
 }
 

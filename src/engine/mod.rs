@@ -12,7 +12,7 @@ pub mod action;
 pub mod notify;
 pub mod state;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window, is
 use crate::template::Context;
 use action::ActionGate;
 use notify::{NoteKind, Notification, NotifyState};
-use state::{Event, InstanceState, Phase, TierObs, Transition};
+use state::{Event, InstanceState, NoData, Phase, TierObs, Transition};
 
 /// Identifies a rule inside the engine's [`RuleSet`]: (group index, rule index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,6 +118,38 @@ pub struct Instance {
     persisted: Option<u64>,
     bindings: Vec<Binding>,
     output: Option<SeriesId>,
+    /// Its series were removed from the store while it was not at rest.
+    orphaned: bool,
+}
+
+impl Instance {
+    /// Whether nothing about it needs keeping: no episode, no notification ever sent (the
+    /// notify state outlives an episode: sequence numbers, a running cooldown), no gate
+    /// state.
+    fn at_rest(&self) -> bool {
+        self.machine.is_at_rest()
+            && self.notify == NotifyState::default()
+            && self.gates.iter().all(|g| *g == ActionGate::default())
+    }
+
+    /// The instance without any series: it reads no data.
+    fn orphaned(mut self, slots: usize) -> Instance {
+        self.bindings = vec![Binding::Unbound; slots];
+        self.output = None;
+        self.orphaned = true;
+        self
+    }
+}
+
+impl Binding {
+    /// Whether it reads a series the store has removed since.
+    fn lost(&self, store: &SeriesStore) -> bool {
+        match self {
+            Binding::Unbound => false,
+            Binding::Series(id) => !store.contains(*id),
+            Binding::Group(ids) => ids.iter().any(|id| !store.contains(*id)),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -294,11 +326,8 @@ impl Engine {
         for (r, rule) in group.rules.iter().enumerate() {
             let Some(alert) = rule.alert() else { continue };
             for inst in &mut self.state[g][r].instances {
-                // The notify state outlives an episode (sequence numbers, a running cooldown), so
-                // only an instance that never notified is truly at rest.
-                let at_rest = inst.machine.is_at_rest() && inst.notify == NotifyState::default();
                 let key = || instance_key(&group.name, &rule.name, inst.fingerprint);
-                if at_rest && inst.gates.iter().all(|g| *g == ActionGate::default()) {
+                if inst.at_rest() {
                     if inst.persisted.take().is_some() {
                         out.push((key(), None));
                     }
@@ -328,6 +357,22 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// Metrics whose series must outlive their staleness: those read through `age()` (its
+    /// newest sample matters however old it is) and those read by `no_data: alert` rules
+    /// (a silent series is what they alert on, per instance). The series store keeps
+    /// these when it sweeps; for every other metric, removing a series that went stale
+    /// past every window changes nothing the rules do (see [`Engine::evaluate_rule`]).
+    pub fn pinned_metrics(&self) -> HashSet<String> {
+        let mut out = HashSet::new();
+        for rule in self.rules.rules() {
+            out.extend(rule.exprs().flat_map(|e| e.aged_metrics()).map(str::to_string));
+            if rule.alert().is_some_and(|a| a.policy.no_data == NoData::Alert) {
+                out.extend(rule.slots.iter().map(|s| s.metric.clone()));
+            }
+        }
+        out
     }
 
     /// The rule set being evaluated.
@@ -387,13 +432,15 @@ impl Engine {
                 map: &rule.expr_slots[0],
             };
             inst.value = rule.expr.eval(&ctx, &data);
-            if inst.output.is_none() {
+            if inst.output.is_none() && inst.value.is_some() {
                 new_series = true;
             }
         }
+        // Outputs are created with their first value: an empty one would only be swept
+        // away again (the store removes series without samples) and force a rebind.
         if new_series {
             for inst in &mut rs.instances {
-                if inst.output.is_none() {
+                if inst.output.is_none() && inst.value.is_some() {
                     inst.output = Some(store.id(&rule.name, &base_record_labels(rule, &inst.labels)));
                 }
             }
@@ -584,22 +631,33 @@ impl Engine {
             }
         }
         let rs = &mut self.state[rref.group][rref.rule];
-        let mut old: HashMap<u64, Instance> = rs.instances.drain(..).map(|i| (i.fingerprint, i)).collect();
+        let mut old: HashMap<u64, (usize, Instance)> = rs
+            .instances
+            .drain(..)
+            .enumerate()
+            .map(|(n, i)| (i.fingerprint, (n, i)))
+            .collect();
         let action_names: Vec<&str> = rule
             .alert()
             .map_or(Vec::new(), |a| a.actions.iter().map(|a| a.name.as_str()).collect());
         let group_name = &self.rules.groups[rref.group].name;
         let mut seen = std::collections::HashSet::new();
+        let mut placed: Vec<(Option<usize>, Instance)> = Vec::with_capacity(joined.len());
         for (labels, bindings) in joined {
             let fingerprint = labels.state_key();
             // A cross join can produce one label set twice; the first binding wins.
             if !seen.insert(fingerprint) {
                 continue;
             }
-            let inst = match old.remove(&fingerprint) {
-                Some(mut i) => {
+            let (was, inst) = match old.remove(&fingerprint) {
+                Some((n, mut i)) => {
                     i.bindings = bindings;
-                    i
+                    i.orphaned = false;
+                    // The store reuses the ids of removed series: look the output up again.
+                    if i.output.is_some() {
+                        i.output = store.get(&rule.name, &base_record_labels(rule, &i.labels));
+                    }
+                    (Some(n), i)
                 }
                 None => {
                     let restored = self
@@ -607,7 +665,7 @@ impl Engine {
                         .remove(&instance_key(group_name, &rule.name, fingerprint))
                         .unwrap_or_default();
                     let mut gates = restored.gates;
-                    Instance {
+                    let inst = Instance {
                         base: base_labels(rule, &labels),
                         labels,
                         fingerprint,
@@ -622,11 +680,37 @@ impl Engine {
                         persisted: None,
                         bindings,
                         output: None,
-                    }
+                        orphaned: false,
+                    };
+                    (None, inst)
                 }
             };
+            placed.push((was, inst));
+        }
+        // An instance whose series the store removed (stale past every window) keeps its
+        // state and reads no data, just as it did while they lingered stale; one at rest
+        // has nothing to keep: reading no data it would stay at rest (rules that would
+        // alert on it, `no_data: alert`, have their series kept: `pinned_metrics`). Instances that vanished otherwise (a join that changed their
+        // labels, the label-less instance of a rule before its first series) go, as they
+        // always did.
+        let mut orphans: Vec<(usize, Instance)> = old
+            .into_values()
+            .filter(|(_, i)| !i.at_rest() && (i.orphaned || i.bindings.iter().any(|b| b.lost(store))))
+            .collect();
+        // Each orphan goes back where it was among the instances that stayed, so the order
+        // of their news is the order a store that kept their series would give (nothing
+        // follows a hash map's order).
+        orphans.sort_unstable_by_key(|(n, _)| *n);
+        let mut orphans = orphans.into_iter().peekable();
+        for (was, inst) in placed {
+            if let Some(k) = was {
+                while let Some((_, o)) = orphans.next_if(|(n, _)| *n < k) {
+                    rs.instances.push(o.orphaned(rule.slots.len()));
+                }
+            }
             rs.instances.push(inst);
         }
+        rs.instances.extend(orphans.map(|(_, o)| o.orphaned(rule.slots.len())));
         rs.bound_at = Some(store.generation());
     }
 

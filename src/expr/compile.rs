@@ -40,6 +40,7 @@ pub(super) struct Compiled {
     pub root: Typed,
     pub slots: Vec<Slot>,
     pub longest_window: Duration,
+    pub aged: Vec<u32>,
 }
 
 /// Compiles `src`.
@@ -59,12 +60,14 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
         tokens: &tokens,
         slots: Vec::new(),
         longest_window: Duration::ZERO,
+        aged: Vec::new(),
     };
     let (root, _) = c.node(&tree, 0)?;
     Ok(Compiled {
         root,
         slots: c.slots,
         longest_window: c.longest_window,
+        aged: c.aged,
     })
 }
 
@@ -99,6 +102,7 @@ struct Compiler<'a> {
     tokens: &'a [Token],
     slots: Vec<Slot>,
     longest_window: Duration,
+    aged: Vec<u32>,
 }
 
 /// What a function is, once its name is known.
@@ -461,6 +465,9 @@ impl Compiler<'_> {
                 Arg::Duration => d = self.duration_arg(name, i + 1, a, at)?,
                 Arg::Number => nums.push(self.number_arg(name, i + 1, a, at)?),
             }
+        }
+        if matches!(func, Func::Age) {
+            self.aged.push(slot);
         }
         match assemble(func, slot, d, nums) {
             Some(num) => Ok((Typed::Num(num), tokens)),

@@ -50,6 +50,7 @@ pub struct Expr {
     root: compile::Typed,
     slots: Vec<Slot>,
     longest_window: Duration,
+    aged: Vec<u32>,
     source: String,
 }
 
@@ -160,6 +161,7 @@ impl Expr {
             root: c.root,
             slots: c.slots,
             longest_window: c.longest_window,
+            aged: c.aged,
             source: src.to_string(),
         })
     }
@@ -172,6 +174,12 @@ impl Expr {
     /// The metrics the expression reads; [`Data`] is asked by index into this slice.
     pub fn slots(&self) -> &[Slot] {
         &self.slots
+    }
+
+    /// The metrics read through `age()`: their newest sample matters however old it is
+    /// (a "has not reported for 10m" alert), so the series store must keep them.
+    pub fn aged_metrics(&self) -> impl Iterator<Item = &str> {
+        self.aged.iter().map(|&s| self.slots[s as usize].metric.as_str())
     }
 
     /// Longest window any window function reads (zero if none): the engine sizes series

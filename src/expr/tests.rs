@@ -491,6 +491,13 @@ fn slots_and_longest_window() {
     assert_eq!(compile("rate((a), (\"1m\"))").slots().len(), 1);
 }
 
+#[test]
+fn metrics_read_through_age_are_listed() {
+    let e = compile("age(hb) > 600 && up > 0 && age(other) > 1");
+    assert_eq!(e.aged_metrics().collect::<Vec<_>>(), ["hb", "other"]);
+    assert_eq!(compile("rate(a, \"5m\") > 1").aged_metrics().count(), 0);
+}
+
 // ---- compile errors ----
 
 #[test]
