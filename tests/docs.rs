@@ -328,12 +328,15 @@ fn pages_that_messages_point_to_exist() {
 fn the_service_kpis_example_has_a_config_that_check_passes() {
     let dir = root().join("examples/service-kpis");
     let mut sources = Vec::new();
-    let paths = tocsin::reload::expand(&[
-        dir.join("tocsin.yaml"),
-        dir.join("rules"),
-        dir.join("receivers"),
-        dir.join("tests"),
-    ], tocsin::reload::Depth::Recursive)
+    let paths = tocsin::reload::expand(
+        &[
+            dir.join("tocsin.yaml"),
+            dir.join("rules"),
+            dir.join("receivers"),
+            dir.join("tests"),
+        ],
+        tocsin::reload::Depth::Recursive,
+    )
     .expect("the example's files exist");
     for path in &paths {
         sources.push(tocsin::reload::read_source(path).unwrap());
