@@ -523,9 +523,17 @@ impl Engine {
             .slots
             .iter()
             .map(|slot| {
-                let selected = store.series_of(&slot.metric).iter().copied().filter(|id| {
+                let series = store.series_of(&slot.metric);
+                // A rule-level `select` filters only the inputs that have the selected label:
+                // an unlabelled budget or limit is still broadcast.
+                let select: Vec<&(String, crate::rules::Matcher)> = rule
+                    .select
+                    .iter()
+                    .filter(|(k, _)| series.iter().any(|id| store.labels(*id).get(k).is_some()))
+                    .collect();
+                let selected = series.iter().copied().filter(|id| {
                     let l = store.labels(*id);
-                    rule.select.iter().all(|(k, m)| m.matches(l.get(k)))
+                    select.iter().all(|(k, m)| m.matches(l.get(k)))
                 });
                 match slot.kind {
                     SlotKind::Series => selected
@@ -542,11 +550,18 @@ impl Engine {
             })
             .collect();
         // Join the slots with many rows first and the richest label sets first, so single
-        // series broadcast onto instances that already exist.
+        // series broadcast onto instances that already exist; ties go by metric, never by
+        // the position in the expression, so `a/b` and `1/(b/a)` make the same instances.
         let mut order: Vec<usize> = (0..rule.slots.len()).collect();
-        order.sort_by_key(|&s| {
+        order.sort_by_cached_key(|&s| {
             let widest = rows[s].iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-            (rows[s].len() <= 1, std::cmp::Reverse(widest))
+            let slot = &rule.slots[s];
+            (
+                rows[s].len() <= 1,
+                std::cmp::Reverse(widest),
+                slot.metric.as_str(),
+                slot.kind == SlotKind::Aggregate,
+            )
         });
         let mut joined: Vec<(Labels, Vec<Binding>)> = vec![(Labels::new(), vec![Binding::Unbound; rule.slots.len()])];
         for s in order {
@@ -562,17 +577,30 @@ impl Engine {
                 }
                 many => {
                     let mut next = Vec::with_capacity(joined.len() * many.len());
+                    let mut taken = vec![false; many.len()];
                     for (labels, binds) in joined {
                         let mut matched = false;
-                        for (l, b) in many.iter().filter(|(l, _)| labels.compatible(l)) {
+                        for (i, (l, b)) in many.iter().enumerate() {
+                            if !labels.compatible(l) {
+                                continue;
+                            }
                             let mut nb = binds.clone();
                             nb[s] = b.clone();
                             next.push((labels.union(l), nb));
                             matched = true;
+                            taken[i] = true;
                         }
                         if !matched {
                             next.push((labels, binds));
                         }
+                    }
+                    // A series no instance so far could take is an instance of its own, "no
+                    // data" for the inputs joined before it: it must not depend on which
+                    // operand the expression names first.
+                    for ((l, b), _) in many.iter().zip(&taken).filter(|(_, taken)| !**taken) {
+                        let mut binds = vec![Binding::Unbound; rule.slots.len()];
+                        binds[s] = b.clone();
+                        next.push((l.clone(), binds));
                     }
                     joined = next;
                 }
