@@ -245,13 +245,15 @@ impl Engine {
     }
 
     /// Replaces the rule set (a reload). Instances of rules that exist in both sets (same
-    /// group and rule name) keep their state and timers; the others start afresh.
+    /// group and rule name) keep their state and timers, tier state by severity and action
+    /// gates by action name; the others start afresh.
     pub fn replace_rules(&mut self, rules: Arc<RuleSet>) {
-        let mut old: HashMap<(String, String), RuleState> = HashMap::new();
-        for (g, group) in self.rules.groups.iter().enumerate() {
+        let before = Arc::clone(&self.rules);
+        let mut old: HashMap<(&str, &str), (RuleState, &Rule)> = HashMap::new();
+        for (g, group) in before.groups.iter().enumerate() {
             for (r, rule) in group.rules.iter().enumerate() {
                 let rs = std::mem::take(&mut self.state[g][r]);
-                old.insert((group.name.clone(), rule.name.clone()), rs);
+                old.insert((group.name.as_str(), rule.name.as_str()), (rs, rule));
             }
         }
         self.state = rules
@@ -260,17 +262,12 @@ impl Engine {
             .map(|g| {
                 g.rules
                     .iter()
-                    .map(|r| {
-                        let mut rs = old.remove(&(g.name.clone(), r.name.clone())).unwrap_or_default();
-                        // The new rule may read other series or carry other labels: rebind, and
-                        // rebuild what is derived from the rule while keeping the state.
-                        rs.bound_at = None;
-                        for inst in &mut rs.instances {
-                            inst.base = base_labels(r, &inst.labels);
-                            let actions = r.alert().map_or(&[][..], |a| &a.actions[..]);
-                            inst.gates.resize(actions.len(), ActionGate::default());
+                    .map(|r| match old.remove(&(g.name.as_str(), r.name.as_str())) {
+                        Some((mut rs, was)) => {
+                            carry_over(&mut rs, was, r);
+                            rs
                         }
-                        rs
+                        None => RuleState::default(),
                     })
                     .collect()
             })
@@ -765,6 +762,37 @@ impl Engine {
             .iter()
             .map(|(k, t, raw)| (k.clone(), self.rules.templates.render_or_fallback(*t, &ctx, raw).0))
             .collect()
+    }
+}
+
+/// Adapts the state of a rule that survives a reload to its new definition. The new rule may
+/// read other series or carry other labels: it is rebound, and what derives from the rule is
+/// rebuilt. Tier state follows each tier's severity and gates each action's name (as the
+/// persisted form keys them), so reordering tiers or actions in a file changes nothing.
+fn carry_over(rs: &mut RuleState, was: &Rule, now: &Rule) {
+    rs.bound_at = None;
+    let tiers = match (was.alert(), now.alert()) {
+        (Some(a), Some(b)) => Some((state::TierMap::new(&a.policy, &b.policy), b.policy.tiers.len()))
+            .filter(|(map, n)| !map.is_identity() || a.policy.tiers.len() != *n),
+        _ => None,
+    };
+    let old_actions = was.alert().map_or(&[][..], |a| &a.actions[..]);
+    let new_actions = now.alert().map_or(&[][..], |a| &a.actions[..]);
+    for inst in &mut rs.instances {
+        inst.base = base_labels(now, &inst.labels);
+        if let Some((map, n)) = &tiers {
+            inst.machine.remap_tiers(map, *n);
+            inst.notify.remap_tiers(map);
+        }
+        let mut gates: HashMap<&str, ActionGate> = old_actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .zip(inst.gates.drain(..))
+            .collect();
+        inst.gates = new_actions
+            .iter()
+            .map(|a| gates.remove(a.name.as_str()).unwrap_or_default())
+            .collect();
     }
 }
 

@@ -9,7 +9,7 @@
 //! coalesced into the latest state, and a resolve is sent exactly when receivers were told the
 //! instance fires.
 
-use super::state::{Event, Transition};
+use super::state::{Event, TierMap, Transition};
 use crate::series::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -220,6 +220,17 @@ impl NotifyState {
                 nodata: self.last_nodata,
             };
             self.offer(p, note, now, out);
+        }
+    }
+
+    /// Moves the tiers receivers were told about, and that of a held notification, to a
+    /// reloaded policy (by severity, as the state machine's own).
+    pub fn remap_tiers(&mut self, map: &TierMap) {
+        if let Some(Known::Firing(t)) = &mut self.known {
+            *t = map.tier(*t);
+        }
+        if let Some(h) = &mut self.held {
+            h.tier = map.tier(h.tier);
         }
     }
 
