@@ -71,22 +71,34 @@ pub struct Group {
     pub rules: Vec<Rule>,
 }
 
-/// How a rule selects series by label: an exact value or an anchored regex.
+/// How a rule selects series by label: an exact value or an anchored regex, or the negation
+/// of either.
 #[derive(Clone, Debug)]
 pub enum Matcher {
     /// The label must have exactly this value.
     Exact(String),
     /// The label's value must match this regex (anchored at both ends).
     Regex(Regex),
+    /// The label must not have this value.
+    NotExact(String),
+    /// The label's value must not match this regex (anchored at both ends).
+    NotRegex(Regex),
 }
 
 impl Matcher {
-    /// Parses `value`, or `~regex`.
+    /// Parses `v`, `~regex`, `!v` or `!~regex`.
     pub fn parse(value: &str) -> Result<Matcher, regex::Error> {
-        match value.strip_prefix('~') {
-            Some(re) => Regex::new(&format!("^(?:{re})$")).map(Matcher::Regex),
-            None => Ok(Matcher::Exact(value.to_string())),
-        }
+        let anchored = |re: &str| Regex::new(&format!("^(?:{re})$"));
+        Ok(match value.strip_prefix('!') {
+            Some(rest) => match rest.strip_prefix('~') {
+                Some(re) => Matcher::NotRegex(anchored(re)?),
+                None => Matcher::NotExact(rest.to_string()),
+            },
+            None => match value.strip_prefix('~') {
+                Some(re) => Matcher::Regex(anchored(re)?),
+                None => Matcher::Exact(value.to_string()),
+            },
+        })
     }
 
     /// Whether a label value (absent = empty string, as in Prometheus) matches.
@@ -95,6 +107,8 @@ impl Matcher {
         match self {
             Matcher::Exact(e) => e == v,
             Matcher::Regex(r) => r.is_match(v),
+            Matcher::NotExact(e) => e != v,
+            Matcher::NotRegex(r) => !r.is_match(v),
         }
     }
 }
@@ -106,7 +120,8 @@ pub struct Rule {
     pub name: String,
     /// The expression as compiled.
     pub expr: Expr,
-    /// Label matchers applied to every series the rule reads.
+    /// Label matchers applied to the series of every input that has the label (an input
+    /// without it, such as an unlabelled limit, is read unfiltered).
     pub select: Vec<(String, Matcher)>,
     /// Grouping labels for aggregations.
     pub by: Vec<String>,
@@ -1087,5 +1102,17 @@ mod tests {
         assert!(m.matches(Some("nvme0n1")));
         assert!(!m.matches(Some("xnvme0")));
         assert!(Matcher::parse("").unwrap().matches(None));
+    }
+
+    #[test]
+    fn matchers_negate_after_a_bang() {
+        let not = Matcher::parse("!/boot").unwrap();
+        assert!(not.matches(Some("/")));
+        assert!(!not.matches(Some("/boot")));
+        let not_re = Matcher::parse("!~nvme.*").unwrap();
+        assert!(not_re.matches(Some("sda")));
+        assert!(not_re.matches(Some("xnvme0")), "anchored");
+        assert!(!not_re.matches(Some("nvme0n1")));
+        assert!(Matcher::parse("!~(").is_err());
     }
 }

@@ -137,3 +137,87 @@ fn reload_with_the_same_rules_at_any_point_changes_nothing() {
         assert_eq!(reloaded, whole, "reload before the evaluation at {cut} ms");
     }
 }
+
+fn ruleset(yaml: &str) -> Arc<RuleSet> {
+    let src = Source::new("reload.yaml", yaml.as_bytes().to_vec()).unwrap();
+    let (set, d) = compile(&[("reload.yaml".to_string(), parse_rules(&src).unwrap())]);
+    Arc::new(set.unwrap_or_else(|| panic!("{d:?}")))
+}
+
+/// One alert with the given tiers and actions, as YAML.
+fn alert(tiers: &str, actions: &str) -> Arc<RuleSet> {
+    ruleset(&format!(
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: m\n        tiers:\n{tiers}        actions:\n{actions}"
+    ))
+}
+
+/// Pushes `v` at `t` ms and evaluates; returns the output.
+fn step(engine: &mut Engine, store: &mut SeriesStore, t: i64, v: f64) -> Output {
+    store.push("m", &Labels::new(), Sample { t: Timestamp(t), v });
+    let mut out = Output::default();
+    engine.evaluate_group(0, Timestamp(t), store, &mut out);
+    out
+}
+
+#[test]
+fn a_reload_that_reorders_actions_keeps_each_actions_own_gate() {
+    const TIERS: &str = "          - { severity: warning, above: 50 }\n          - { severity: critical, above: 90 }\n";
+    const WARN_FIRST: &str = "          - { name: on-warning, on: [warning], exec: [/bin/true], cooldown: 10m }\n          - { name: on-critical, on: [critical], exec: [/bin/true], cooldown: 10m }\n";
+    const CRIT_FIRST: &str = "          - { name: on-critical, on: [critical], exec: [/bin/true], cooldown: 10m }\n          - { name: on-warning, on: [warning], exec: [/bin/true], cooldown: 10m }\n";
+    let mut store = SeriesStore::new(Duration::from_secs(3600));
+    let mut engine = Engine::new(alert(TIERS, WARN_FIRST), settings());
+    let ran = |out: &Output| -> Vec<String> { out.actions.iter().map(|a| a.kind.0.clone()).collect() };
+    assert_eq!(ran(&step(&mut engine, &mut store, 0, 60.0)), ["on-warning"]);
+    engine.replace_rules(alert(TIERS, CRIT_FIRST));
+    assert!(ran(&step(&mut engine, &mut store, 60_000, 40.0)).is_empty(), "resolved");
+    // on-warning ran 2 minutes ago: its 10m cooldown still runs after the reorder...
+    assert!(ran(&step(&mut engine, &mut store, 120_000, 60.0)).is_empty());
+    // ...and on-critical never ran, so nothing holds it back.
+    assert_eq!(ran(&step(&mut engine, &mut store, 180_000, 95.0)), ["on-critical"]);
+}
+
+#[test]
+fn a_reload_that_adds_a_tier_keeps_timers_and_the_firing_tier_by_severity() {
+    const TWO: &str = "          - { severity: warning, above: 50, for: 5m }\n          - { severity: critical, above: 90, for: 5m }\n";
+    const THREE: &str = "          - { severity: warning, above: 50, for: 5m }\n          - { severity: high, above: 80, for: 5m }\n          - { severity: critical, above: 90, for: 5m }\n";
+    const NONE: &str = "          []\n";
+    const MIN: i64 = 60_000;
+    let severities = |e: &Engine| -> Vec<String> { e.alerts().iter().map(|a| a.severity.to_string()).collect() };
+
+    // Pending: critical's `for` timer started at 0 and stays critical's.
+    let mut store = SeriesStore::new(Duration::from_secs(3600));
+    let mut engine = Engine::new(alert(TWO, NONE), settings());
+    step(&mut engine, &mut store, 0, 95.0);
+    engine.replace_rules(alert(THREE, NONE));
+    for t in 1..5 {
+        assert!(step(&mut engine, &mut store, t * MIN, 95.0).notifications.is_empty());
+    }
+    let out = step(&mut engine, &mut store, 5 * MIN, 95.0);
+    let fired: Vec<(String, String)> = out
+        .notifications
+        .iter()
+        .map(|n| (format!("{:?}", n.kind), n.severity.to_string()))
+        .collect();
+    assert_eq!(fired, [("Firing".to_string(), "critical".to_string())]);
+
+    // Firing: still critical after a reload that moves critical to another position, and
+    // receivers are told nothing new.
+    let mut store = SeriesStore::new(Duration::from_secs(3600));
+    let mut engine = Engine::new(alert(TWO, NONE), settings());
+    for t in 0..=5 {
+        step(&mut engine, &mut store, t * MIN, 95.0);
+    }
+    assert_eq!(severities(&engine), ["critical"]);
+    engine.replace_rules(alert(THREE, NONE));
+    let out = step(&mut engine, &mut store, 6 * MIN, 95.0);
+    assert_eq!(severities(&engine), ["critical"]);
+    assert!(out.notifications.is_empty(), "{:?}", out.notifications);
+    // Falling to high is a de-escalation receivers hear about.
+    let out = step(&mut engine, &mut store, 7 * MIN, 85.0);
+    let told: Vec<(String, String)> = out
+        .notifications
+        .iter()
+        .map(|n| (format!("{:?}", n.kind), n.severity.to_string()))
+        .collect();
+    assert_eq!(told, [("Deescalated".to_string(), "high".to_string())]);
+}

@@ -182,13 +182,6 @@ fn effective(c: &Case, i: usize, v: Option<f64>) -> TierObs {
     }
 }
 
-fn is_firing_state(k: NoteKind) -> bool {
-    matches!(
-        k,
-        NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated | NoteKind::Repeat
-    )
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -253,8 +246,9 @@ proptest! {
         }
     }
 
-    /// Receivers see alternating episodes: a resolve only after a notified firing state, and,
-    /// once the instance has calmed down, exactly one resolve after the last firing state.
+    /// Receivers see alternating episodes: a resolve only after a notified firing state (or a
+    /// `flapping`), and, once the instance has calmed down, exactly one resolve after the last
+    /// of them.
     #[test]
     fn every_notified_firing_gets_exactly_one_resolve(c in case()) {
         let (mut s, mut n) = Default::default();
@@ -269,11 +263,73 @@ proptest! {
             if note.kind == NoteKind::Resolved {
                 prop_assert!(receivers_know_firing, "resolve without a notified firing: {:?}", trace.notes);
                 receivers_know_firing = false;
-            } else if is_firing_state(note.kind) {
+            } else {
+                // `flapping` tells receivers the alert exists (delivery sends it as firing).
                 receivers_know_firing = true;
             }
         }
         prop_assert!(!receivers_know_firing, "a notified firing was never resolved: {:?}", trace.notes);
+    }
+
+    /// A firing-state notification is named after what receivers see change (rule 4):
+    /// `escalated`/`deescalated` against the severity they were last told, `firing` when they
+    /// were not told it fires (or hear where a flapping instance settled), `repeat` only of the
+    /// state they know.
+    #[test]
+    fn notifications_are_named_after_what_receivers_see_change(c in case()) {
+        let (mut s, mut n) = Default::default();
+        let trace = run(&c, &with_calm_tail(&c), &mut s, &mut n);
+        let mut known: Option<usize> = None;
+        let mut after_flapping = false;
+        for note in &trace.notes {
+            match note.kind {
+                NoteKind::Escalated => prop_assert!(known.is_some_and(|k| note.tier > k), "{note:?} after {known:?}"),
+                NoteKind::Deescalated => prop_assert!(known.is_some_and(|k| note.tier < k), "{note:?} after {known:?}"),
+                NoteKind::Repeat => prop_assert_eq!(known, Some(note.tier), "{:?}", note),
+                NoteKind::Firing => prop_assert!(
+                    known.is_none() || after_flapping && known == Some(note.tier),
+                    "{note:?} after {known:?}"
+                ),
+                NoteKind::Resolved | NoteKind::Flapping => {}
+            }
+            match note.kind {
+                NoteKind::Resolved => known = None,
+                NoteKind::Flapping => {}
+                _ => known = Some(note.tier),
+            }
+            after_flapping = note.kind == NoteKind::Flapping;
+        }
+    }
+
+    /// Only escalations that receivers see as such pass a running cooldown (rule 2): a
+    /// `deescalated` or `repeat`, which an escalation of the state machine can turn into, waits
+    /// for the cooldown of the notification before it (rules 3 and 4). The settled state after
+    /// flapping is released when the instance is stable, cooldown or not.
+    #[test]
+    fn step_downs_and_repeats_wait_for_the_cooldown(c in case()) {
+        let (mut s, mut n) = Default::default();
+        let trace = run(&c, &with_calm_tail(&c), &mut s, &mut n);
+        for pair in trace.notes.windows(2) {
+            let (prev, note) = (pair[0], pair[1]);
+            if matches!(note.kind, NoteKind::Deescalated | NoteKind::Repeat) && prev.kind != NoteKind::Flapping {
+                prop_assert!(
+                    note.at.since(prev.at) >= c.notify.cooldown,
+                    "{note:?} inside the cooldown of {prev:?}: {:?}", trace.notes
+                );
+            }
+        }
+    }
+
+    /// Receivers told that an instance flaps always hear where it settled: once the instance
+    /// has calmed down, a `flapping` is followed by another notification.
+    #[test]
+    fn flapping_is_always_followed_by_the_settled_state(c in case()) {
+        let (mut s, mut n) = Default::default();
+        let trace = run(&c, &with_calm_tail(&c), &mut s, &mut n);
+        prop_assert!(!n.flapping());
+        if let Some(last) = trace.notes.last() {
+            prop_assert!(last.kind != NoteKind::Flapping, "{:?}", trace.notes);
+        }
     }
 
     /// Stopping at any point, persisting both states as JSON and resuming from them changes

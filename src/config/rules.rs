@@ -90,7 +90,8 @@ pub struct RuleDef {
     /// Response actions.
     #[serde(default)]
     pub actions: Vec<ActionDef>,
-    /// Series selection: label → exact value, or a regex after `~`.
+    /// Series selection: label → exact value, a regex after `~`, or either negated after `!`
+    /// (`!v`, `!~regex`).
     #[serde(default)]
     pub select: BTreeMap<String, Sp<String>>,
     /// Grouping labels for aggregations.

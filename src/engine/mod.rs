@@ -286,13 +286,15 @@ impl Engine {
     }
 
     /// Replaces the rule set (a reload). Instances of rules that exist in both sets (same
-    /// group and rule name) keep their state and timers; the others start afresh.
+    /// group and rule name) keep their state and timers, tier state by severity and action
+    /// gates by action name; the others start afresh.
     pub fn replace_rules(&mut self, rules: Arc<RuleSet>) {
-        let mut old: HashMap<(String, String), RuleState> = HashMap::new();
-        for (g, group) in self.rules.groups.iter().enumerate() {
+        let before = Arc::clone(&self.rules);
+        let mut old: HashMap<(&str, &str), (RuleState, &Rule)> = HashMap::new();
+        for (g, group) in before.groups.iter().enumerate() {
             for (r, rule) in group.rules.iter().enumerate() {
                 let rs = std::mem::take(&mut self.state[g][r]);
-                old.insert((group.name.clone(), rule.name.clone()), rs);
+                old.insert((group.name.as_str(), rule.name.as_str()), (rs, rule));
             }
         }
         self.state = rules
@@ -301,17 +303,12 @@ impl Engine {
             .map(|g| {
                 g.rules
                     .iter()
-                    .map(|r| {
-                        let mut rs = old.remove(&(g.name.clone(), r.name.clone())).unwrap_or_default();
-                        // The new rule may read other series or carry other labels: rebind, and
-                        // rebuild what is derived from the rule while keeping the state.
-                        rs.bound_at = None;
-                        for inst in &mut rs.instances {
-                            inst.base = base_labels(r, &inst.labels);
-                            let actions = r.alert().map_or(&[][..], |a| &a.actions[..]);
-                            inst.gates.resize(actions.len(), ActionGate::default());
+                    .map(|r| match old.remove(&(g.name.as_str(), r.name.as_str())) {
+                        Some((mut rs, was)) => {
+                            carry_over(&mut rs, was, r);
+                            rs
                         }
-                        rs
+                        None => RuleState::default(),
                     })
                     .collect()
             })
@@ -575,9 +572,17 @@ impl Engine {
             .slots
             .iter()
             .map(|slot| {
-                let selected = store.series_of(&slot.metric).iter().copied().filter(|id| {
+                let series = store.series_of(&slot.metric);
+                // A rule-level `select` filters only the inputs that have the selected label:
+                // an unlabelled budget or limit is still broadcast.
+                let select: Vec<&(String, crate::rules::Matcher)> = rule
+                    .select
+                    .iter()
+                    .filter(|(k, _)| series.iter().any(|id| store.labels(*id).get(k).is_some()))
+                    .collect();
+                let selected = series.iter().copied().filter(|id| {
                     let l = store.labels(*id);
-                    rule.select.iter().all(|(k, m)| m.matches(l.get(k)))
+                    select.iter().all(|(k, m)| m.matches(l.get(k)))
                 });
                 match slot.kind {
                     SlotKind::Series => selected
@@ -594,11 +599,18 @@ impl Engine {
             })
             .collect();
         // Join the slots with many rows first and the richest label sets first, so single
-        // series broadcast onto instances that already exist.
+        // series broadcast onto instances that already exist; ties go by metric, never by
+        // the position in the expression, so `a/b` and `1/(b/a)` make the same instances.
         let mut order: Vec<usize> = (0..rule.slots.len()).collect();
-        order.sort_by_key(|&s| {
+        order.sort_by_cached_key(|&s| {
             let widest = rows[s].iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-            (rows[s].len() <= 1, std::cmp::Reverse(widest))
+            let slot = &rule.slots[s];
+            (
+                rows[s].len() <= 1,
+                std::cmp::Reverse(widest),
+                slot.metric.as_str(),
+                slot.kind == SlotKind::Aggregate,
+            )
         });
         let mut joined: Vec<(Labels, Vec<Binding>)> = vec![(Labels::new(), vec![Binding::Unbound; rule.slots.len()])];
         for s in order {
@@ -614,17 +626,30 @@ impl Engine {
                 }
                 many => {
                     let mut next = Vec::with_capacity(joined.len() * many.len());
+                    let mut taken = vec![false; many.len()];
                     for (labels, binds) in joined {
                         let mut matched = false;
-                        for (l, b) in many.iter().filter(|(l, _)| labels.compatible(l)) {
+                        for (i, (l, b)) in many.iter().enumerate() {
+                            if !labels.compatible(l) {
+                                continue;
+                            }
                             let mut nb = binds.clone();
                             nb[s] = b.clone();
                             next.push((labels.union(l), nb));
                             matched = true;
+                            taken[i] = true;
                         }
                         if !matched {
                             next.push((labels, binds));
                         }
+                    }
+                    // A series no instance so far could take is an instance of its own, "no
+                    // data" for the inputs joined before it: it must not depend on which
+                    // operand the expression names first.
+                    for ((l, b), _) in many.iter().zip(&taken).filter(|(_, taken)| !**taken) {
+                        let mut binds = vec![Binding::Unbound; rule.slots.len()];
+                        binds[s] = b.clone();
+                        next.push((l.clone(), binds));
                     }
                     joined = next;
                 }
@@ -866,6 +891,37 @@ impl Engine {
             out.insert("nodata".to_string(), "true".to_string());
         }
         out
+    }
+}
+
+/// Adapts the state of a rule that survives a reload to its new definition. The new rule may
+/// read other series or carry other labels: it is rebound, and what derives from the rule is
+/// rebuilt. Tier state follows each tier's severity and gates each action's name (as the
+/// persisted form keys them), so reordering tiers or actions in a file changes nothing.
+fn carry_over(rs: &mut RuleState, was: &Rule, now: &Rule) {
+    rs.bound_at = None;
+    let tiers = match (was.alert(), now.alert()) {
+        (Some(a), Some(b)) => Some((state::TierMap::new(&a.policy, &b.policy), b.policy.tiers.len()))
+            .filter(|(map, n)| !map.is_identity() || a.policy.tiers.len() != *n),
+        _ => None,
+    };
+    let old_actions = was.alert().map_or(&[][..], |a| &a.actions[..]);
+    let new_actions = now.alert().map_or(&[][..], |a| &a.actions[..]);
+    for inst in &mut rs.instances {
+        inst.base = base_labels(now, &inst.labels);
+        if let Some((map, n)) = &tiers {
+            inst.machine.remap_tiers(map, *n);
+            inst.notify.remap_tiers(map);
+        }
+        let mut gates: HashMap<&str, ActionGate> = old_actions
+            .iter()
+            .map(|a| a.name.as_str())
+            .zip(inst.gates.drain(..))
+            .collect();
+        inst.gates = new_actions
+            .iter()
+            .map(|a| gates.remove(a.name.as_str()).unwrap_or_default())
+            .collect();
     }
 }
 

@@ -9,7 +9,7 @@
 //! coalesced into the latest state, and a resolve is sent exactly when receivers were told the
 //! instance fires.
 
-use super::state::{Event, Transition};
+use super::state::{Event, TierMap, Transition};
 use crate::series::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -160,15 +160,18 @@ impl NotifyState {
             nodata: ev.nodata,
         };
         if self.flapping {
-            // Hold the newest state; one that receivers already know needs nothing.
-            self.held = (!self.redundant(note)).then_some(note);
+            // Hold the newest state, even one receivers knew before the flapping: they were
+            // told it flaps and must hear where it settled.
+            self.held = Some(note);
             return;
         }
         match ev.transition {
             // Rules 1 and 4.
             Transition::Resolved => self.release(p, note, ev.at, out),
-            // Rule 2.
-            Transition::Escalated if !p.cooldown_escalations => self.release(p, note, ev.at, out),
+            // Rule 2, unless receivers would see a step down (rule 4): that waits like one.
+            Transition::Escalated if !p.cooldown_escalations && !self.steps_down(note.tier) => {
+                self.release(p, note, ev.at, out)
+            }
             // Rule 3.
             _ => self.offer(p, note, ev.at, out),
         }
@@ -195,8 +198,11 @@ impl NotifyState {
             self.flapping = false;
             // All recorded transitions are outside the window by now; forget them outright.
             self.transitions.clear();
+            // The settled state goes out even when it is the one notified before the flapping
+            // (rule 4 does not apply), and a resolve even of a firing only `flapping` told
+            // receivers about: delivery treats that as firing.
             if let Some(h) = self.held.take() {
-                self.release(p, h, now, out);
+                self.send(p, h.kind, h.tier, now, h.nodata, out);
             }
         } else if let Some(h) = self.held
             && !self.cooling(now)
@@ -214,6 +220,17 @@ impl NotifyState {
                 nodata: self.last_nodata,
             };
             self.offer(p, note, now, out);
+        }
+    }
+
+    /// Moves the tiers receivers were told about, and that of a held notification, to a
+    /// reloaded policy (by severity, as the state machine's own).
+    pub fn remap_tiers(&mut self, map: &TierMap) {
+        if let Some(Known::Firing(t)) = &mut self.known {
+            *t = map.tier(*t);
+        }
+        if let Some(h) = &mut self.held {
+            h.tier = map.tier(h.tier);
         }
     }
 
@@ -247,6 +264,12 @@ impl NotifyState {
             return;
         }
         self.send(p, note.kind, note.tier, at, note.nodata, out);
+    }
+
+    /// Whether receivers were last told a tier more severe than `tier`: firing at `tier` is a
+    /// step down for them, whatever the state machine's event was.
+    fn steps_down(&self, tier: usize) -> bool {
+        matches!(self.known, Some(Known::Firing(s)) if tier < s)
     }
 
     /// Rule 4: the notification would tell receivers the state they already know.
@@ -524,6 +547,31 @@ mod tests {
             brief(&out),
             vec![(K::Firing, 0, 0), (K::Resolved, 0, MIN), (K::Firing, 2, 3 * MIN)]
         );
+    }
+
+    #[test]
+    fn rule4_an_escalation_receivers_see_as_a_step_down_waits_for_the_cooldown() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 2, 0),
+            ev(T::Deescalated, 0, MIN), // held: cooldown until 5m
+            ev(T::Escalated, 1, 2 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[3 * MIN, 4 * MIN, 5 * MIN, 6 * MIN]);
+        // Receivers were told tier 2: tier 1 is a step down for them, held like rule 3.
+        assert_eq!(brief(&out), vec![(K::Firing, 2, 0), (K::Deescalated, 1, 5 * MIN)]);
+    }
+
+    #[test]
+    fn rule4_an_escalation_back_to_the_notified_tier_drops_the_held_step_down() {
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 2, 0),
+            ev(T::Deescalated, 0, MIN),
+            ev(T::Escalated, 2, 2 * MIN),
+        ];
+        let out = drive(&mut s, &pol(5), &events, &[5 * MIN, 6 * MIN]);
+        assert_eq!(brief(&out), vec![(K::Firing, 2, 0)]);
     }
 
     #[test]
@@ -805,6 +853,57 @@ mod tests {
     }
 
     #[test]
+    fn flapping_settled_in_the_state_notified_before_it_is_still_sent() {
+        // Settles firing at the tier receivers were told before the flapping.
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 0, 2 * MIN),
+            ev(T::Resolved, 0, 3 * MIN), // 4th transition: flapping
+            ev(T::Firing, 0, 4 * MIN),
+        ];
+        let ticks: Vec<i64> = (5..=15).map(|m| m * MIN).collect();
+        let out = drive(&mut s, &flappy(), &events, &ticks);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Resolved, 0, MIN),
+                (K::Firing, 0, 2 * MIN),
+                (K::Flapping, 0, 3 * MIN),
+                (K::Firing, 0, 14 * MIN),
+            ]
+        );
+
+        // Settles resolved while receivers were last told "resolved" (the firing at 2m was
+        // held by the cooldown when the flapping began).
+        let p = NotifyPolicy {
+            cooldown: Duration::from_secs(300),
+            ..flappy()
+        };
+        let mut s = NotifyState::default();
+        let events = [
+            ev(T::Firing, 0, 0),
+            ev(T::Resolved, 0, MIN),
+            ev(T::Firing, 0, 2 * MIN),
+            ev(T::Resolved, 0, 3 * MIN),
+        ];
+        let ticks: Vec<i64> = (4..=13).map(|m| m * MIN).collect();
+        let out = drive(&mut s, &p, &events, &ticks);
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Resolved, 0, MIN),
+                (K::Flapping, 0, 3 * MIN),
+                (K::Resolved, 0, 13 * MIN)
+            ]
+        );
+        assert!(!s.flapping());
+    }
+
+    #[test]
     fn flapping_release_resolves_a_notified_firing() {
         let mut s = NotifyState::default();
         let events = [
@@ -822,7 +921,7 @@ mod tests {
     }
 
     #[test]
-    fn flapping_release_drops_a_resolve_of_a_never_notified_episode() {
+    fn flapping_release_resolves_whatever_receivers_were_told() {
         let p = NotifyPolicy {
             flap: Some(FlapPolicy {
                 transitions: 2,
@@ -857,11 +956,9 @@ mod tests {
         s.on_event(&p3, &ev(T::Firing, 0, 0), &mut out);
         s.on_event(&p3, &ev(T::Resolved, 0, MIN), &mut out);
         s.after_evaluation(&p3, Timestamp(11 * MIN), None, &mut out);
-        assert_eq!(
-            brief(&out),
-            vec![(K::Flapping, 0, 0)],
-            "never-notified firing: no resolve"
-        );
+        // Only `flapping` was sent, but that told receivers the alert exists (delivery treats
+        // it as firing), so they hear where it settled.
+        assert_eq!(brief(&out), vec![(K::Flapping, 0, 0), (K::Resolved, 0, 11 * MIN)]);
     }
 
     #[test]

@@ -68,6 +68,43 @@ pub struct Policy {
     pub no_data: NoData,
 }
 
+/// Where each tier of a rule's old policy went in its new one, by severity: what a reload
+/// hands over, so reordering, adding or removing tiers keeps every tier's own timers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierMap(Vec<Option<usize>>);
+
+impl TierMap {
+    /// Maps each tier of `old` to the tier of `new` with the same severity, if any.
+    pub fn new(old: &Policy, new: &Policy) -> TierMap {
+        TierMap(
+            old.tiers
+                .iter()
+                .map(|t| new.tiers.iter().position(|n| n.severity == t.severity))
+                .collect(),
+        )
+    }
+
+    /// Whether every tier keeps its index (the usual reload): nothing needs moving.
+    pub fn is_identity(&self) -> bool {
+        self.0.iter().enumerate().all(|(i, j)| *j == Some(i))
+    }
+
+    /// The new index of old tier `tier`, if its severity survived.
+    pub fn survivor(&self, tier: usize) -> Option<usize> {
+        self.0.get(tier).copied().flatten()
+    }
+
+    /// The new index of old tier `tier`: the same severity, else the nearest less severe tier
+    /// that survived, else the least severe one. A firing instance whose tier was removed
+    /// keeps firing there, and steps 3b–3d take it on from that tier.
+    pub fn tier(&self, tier: usize) -> usize {
+        (0..=tier.min(self.0.len()))
+            .rev()
+            .find_map(|i| self.survivor(i))
+            .unwrap_or(0)
+    }
+}
+
 /// Whether a tier is met and whether it holds, at one evaluation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct TierObs {
@@ -288,6 +325,21 @@ impl InstanceState {
                 out.push(event(Transition::Resolved, f.tier));
                 self.firing = None;
             }
+        }
+    }
+
+    /// Moves the state to a reloaded policy of `tiers` tiers: pending starts follow their
+    /// tier's severity (those of removed tiers are dropped) and so does the firing tier.
+    pub fn remap_tiers(&mut self, map: &TierMap, tiers: usize) {
+        let mut pending = vec![None; tiers];
+        for (i, start) in self.pending.iter().enumerate() {
+            if let Some(j) = map.survivor(i).filter(|&j| j < tiers) {
+                pending[j] = *start;
+            }
+        }
+        self.pending = pending;
+        if let Some(f) = &mut self.firing {
+            f.tier = map.tier(f.tier);
         }
     }
 

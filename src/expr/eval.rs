@@ -94,11 +94,14 @@ pub(super) enum Agg {
 }
 
 impl Arith {
-    pub(super) fn apply(self, a: f64, b: f64) -> f64 {
-        match self {
+    /// `a op b`; `None` ("no data") for a division or modulo by zero, which f64 would turn
+    /// into ±inf or NaN and a tier would then compare against.
+    pub(super) fn apply(self, a: f64, b: f64) -> Option<f64> {
+        Some(match self {
             Arith::Add => a + b,
             Arith::Sub => a - b,
             Arith::Mul => a * b,
+            Arith::Div | Arith::Rem if b == 0.0 => return None,
             Arith::Div => a / b,
             Arith::Rem => a % b,
             Arith::Pow => a.powf(b),
@@ -107,23 +110,27 @@ impl Arith {
             Arith::Max if a.is_nan() || b.is_nan() => f64::NAN,
             Arith::Min => a.min(b),
             Arith::Max => a.max(b),
-        }
+        })
     }
 }
 
 impl Math {
-    pub(super) fn apply(self, x: f64) -> f64 {
-        match self {
+    /// `f(x)`; `None` ("no data") outside the domain: `ln`/`log10` of a non-positive number
+    /// (f64 gives -inf or NaN) and `sqrt` of a negative one (NaN).
+    pub(super) fn apply(self, x: f64) -> Option<f64> {
+        Some(match self {
             Math::Abs => x.abs(),
             // Prometheus rounds ties up (towards +inf), not away from zero.
             Math::Round => (x + 0.5).floor(),
             Math::Floor => x.floor(),
             Math::Ceil => x.ceil(),
+            Math::Sqrt | Math::Ln | Math::Log10 if x < 0.0 => return None,
+            Math::Ln | Math::Log10 if x == 0.0 => return None,
             Math::Sqrt => x.sqrt(),
             Math::Ln => x.ln(),
             Math::Log10 => x.log10(),
             Math::Exp => x.exp(),
-        }
+        })
     }
 }
 
@@ -163,8 +170,8 @@ impl Num {
             Num::Const(v) => Some(*v),
             Num::Current(slot) => current(data.series(*slot as usize)?, ctx),
             Num::Neg(x) => Some(-x.eval(ctx, data)?),
-            Num::Arith(op, a, b) => Some(op.apply(a.eval(ctx, data)?, b.eval(ctx, data)?)),
-            Num::Math(f, x) => Some(f.apply(x.eval(ctx, data)?)),
+            Num::Arith(op, a, b) => op.apply(a.eval(ctx, data)?, b.eval(ctx, data)?),
+            Num::Math(f, x) => f.apply(x.eval(ctx, data)?),
             Num::Clamp(args) => {
                 let [x, lo, hi] = &**args;
                 clamp(x.eval(ctx, data)?, lo.eval(ctx, data)?, hi.eval(ctx, data)?)

@@ -14,9 +14,7 @@
 //!   `increase` is the sum of the rises between the samples inside the window (a drop is a
 //!   counter reset, and the value after it counts as rise since the reset), and `rate` is
 //!   that divided by the seconds between the window's first and last sample.
-//! - `time_to` is 0 when the series travelled past the limit inside the window (its oldest
-//!   sample was short of it, its trend is now past it), +inf when its slope is zero (and it is
-//!   not exactly at the limit) or when the trend is moving away from the limit.
+//! - `time_to` of an infinite limit is +inf (no line reaches it) and of a NaN one no data.
 //! - `age(m)` skips stale markers: it is the time since the newest real sample, so it keeps
 //!   growing after a target disappears. It ignores staleness and counts non-finite samples.
 //! - `present(m)` is 1 when m has a current value, even a non-finite one.

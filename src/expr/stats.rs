@@ -172,21 +172,16 @@ pub(super) struct Fit {
     pub at_now: f64,
     /// Slope per second.
     pub slope: f64,
-    /// The value of the oldest sample in the window (not the fitted one: a fit overshoots).
-    pub first: f64,
 }
 
 /// Fits a line through the window; `None` with fewer than two samples or a non-finite one.
 pub(super) fn fit(w: &Window, from: Timestamp, now: Timestamp) -> Option<Fit> {
     // Times relative to now keep the sums small: epoch seconds squared would lose precision.
     let x = |s: &Sample| seconds(s.t, now);
-    let (mut n, mut sx, mut sy, mut first) = (0usize, 0.0, 0.0, 0.0);
+    let (mut n, mut sx, mut sy) = (0usize, 0.0, 0.0);
     for s in w.range(from, now) {
         if !s.v.is_finite() {
             return None;
-        }
-        if n == 0 {
-            first = s.v;
         }
         n += 1;
         sx += x(&s);
@@ -206,33 +201,30 @@ pub(super) fn fit(w: &Window, from: Timestamp, now: Timestamp) -> Option<Fit> {
     Some(Fit {
         at_now: my - slope * mx,
         slope,
-        first,
     })
 }
 
-/// Seconds until the linear trend reaches `limit`.
+/// Seconds from now until the least-squares line reaches `limit`.
 ///
-/// When the trend already passed the limit: 0 if the series really travelled to it inside
-/// the window (its oldest sample was short of the limit, so it has just been reached), else
-/// +inf (it is moving away). The oldest *sample* decides, not the fitted line: a steep fall
-/// from 99 makes a line that starts above 100, and that must not read as "100 reached".
-/// +inf too when the slope is zero and the value is not at the limit.
+/// 0 when the line's current value is the limit within a relative 1e-9 (so a flat line at a
+/// limit that float rounding missed by an ulp is still at it); +inf when the line is flat
+/// elsewhere or moves away from the limit, including a series already past the limit: one
+/// that crossed it inside the window and went on is not "reached", and neither is a falling
+/// series below the limit whose oldest sample was above it (a host recovering). Callers who
+/// mean "exhausted or about to be" write `m >= limit || time_to(...) < d`.
 pub(super) fn time_to(limit: f64, w: &Window, from: Timestamp, now: Timestamp) -> Option<f64> {
+    if limit.is_nan() {
+        return None;
+    }
     let fit = fit(w, from, now)?;
-    if fit.at_now == limit {
+    let gap = limit - fit.at_now;
+    if gap.abs() <= 1e-9 * limit.abs().max(fit.at_now.abs()) && limit.is_finite() {
         return Some(0.0);
     }
-    if fit.slope == 0.0 {
-        return Some(f64::INFINITY);
-    }
-    let t = (limit - fit.at_now) / fit.slope;
-    Some(if t >= 0.0 {
-        t
-    } else if (limit - fit.first) * fit.slope >= 0.0 {
-        0.0
-    } else {
-        f64::INFINITY
-    })
+    // A zero slope gives ±inf here and an infinite limit +inf or -inf: only a positive time
+    // is reached.
+    let t = gap / fit.slope;
+    Some(if t > 0.0 { t } else { f64::INFINITY })
 }
 
 /// Seconds since the newest sample at or before `now` that is not a stale marker.

@@ -132,12 +132,41 @@ fn arithmetic_is_floating_point() {
 }
 
 #[test]
-fn division_by_zero_follows_f64_and_nan_result_is_no_data() {
-    assert_eq!(eval("1 / 0"), Some(f64::INFINITY));
-    assert_eq!(eval("-1 / 0"), Some(f64::NEG_INFINITY));
-    assert_eq!(eval("0 / 0"), None);
-    assert_eq!(eval("(0 / 0) > 1"), Some(0.0));
-    assert_eq!(eval("sqrt(-1)"), None);
+fn undefined_arithmetic_is_no_data_never_an_infinity() {
+    for src in [
+        "1 / 0",
+        "-1 / 0",
+        "0 / 0",
+        "5 / (2 - 2)",
+        "5 % 0",
+        "ln(0)",
+        "ln(-1)",
+        "log10(0)",
+        "log10(-2)",
+        "sqrt(-1)",
+    ] {
+        assert_eq!(eval(src), None, "{src}");
+    }
+    // Compared against a threshold it is still no data: `5/0` must not meet `above: 90`,
+    // and `!`, `||` or `!=` around it must not turn it into a decision either.
+    for src in [
+        "5 / 0 > 90",
+        "(0 / 0) > 1",
+        "!(ln(0) < 0)",
+        "sqrt(-4) != 1",
+        "1 / 0 > 1 || true",
+    ] {
+        assert_eq!(eval(src), None, "{src}");
+    }
+    let zero = [("m", win(&[(0.0, 0.0)]))];
+    assert_eq!(eval_at("5 / m", 10.0, &zero), None);
+    assert_eq!(eval_at("5 % m", 10.0, &zero), None);
+    // Defined results stay values, an overflow to infinity included.
+    assert_eq!(eval("0 / 5"), Some(0.0));
+    assert_eq!(eval("5 % 3"), Some(2.0));
+    assert_eq!(eval("sqrt(0)"), Some(0.0));
+    assert_eq!(eval("ln(1)"), Some(0.0));
+    assert_eq!(eval("exp(1000)"), Some(f64::INFINITY));
 }
 
 #[test]
@@ -364,10 +393,10 @@ fn time_to_follows_the_trend() {
     let t = |src: &str| eval_at(src, 30.0, &rising);
     approx(t("time_to(m, 50, \"1m\")"), 20.0);
     approx(t("time_to(m, 30, \"1m\")"), 0.0);
-    // Crossed inside the window: already past it in the direction of travel.
-    approx(t("time_to(m, 25, \"1m\")"), 0.0);
-    approx(t("time_to(m, 10, \"1m\")"), 0.0);
-    // Past it before the window began: moving away.
+    // Already past the limit and moving away from it, whether it crossed the limit inside the
+    // window or before: the line will not reach the limit.
+    assert_eq!(t("time_to(m, 25, \"1m\")"), Some(f64::INFINITY));
+    assert_eq!(t("time_to(m, 10, \"1m\")"), Some(f64::INFINITY));
     assert_eq!(t("time_to(m, 0, \"1m\")"), Some(f64::INFINITY));
     let falling = [("m", win(&[(10.0, 30.0), (20.0, 20.0), (30.0, 10.0)]))];
     approx(eval_at("time_to(m, 0, \"1m\")", 30.0, &falling), 10.0);
@@ -379,6 +408,37 @@ fn time_to_follows_the_trend() {
     let flat = [("m", win(&[(10.0, 5.0), (20.0, 5.0)]))];
     assert_eq!(eval_at("time_to(m, 10, \"1m\")", 30.0, &flat), Some(f64::INFINITY));
     approx(eval_at("time_to(m, 5, \"1m\")", 30.0, &flat), 0.0);
+    // No limit is ever reached by a line: an infinite one is +inf.
+    assert_eq!(
+        eval_at("time_to(m, exp(1000), \"1m\")", 30.0, &rising),
+        Some(f64::INFINITY)
+    );
+}
+
+#[test]
+fn time_to_is_infinite_for_a_recovering_series_below_the_limit() {
+    // `104-2x15` one minute apart: the oldest sample was above 100, the series is now at 74
+    // and still falling. Disk exhaustion is not 0 s away; the line moves away from 100.
+    let points: Vec<(f64, f64)> = (0..=15).map(|k| (60.0 * k as f64, 104.0 - 2.0 * k as f64)).collect();
+    let recovering = [("m", win(&points))];
+    assert_eq!(
+        eval_at("time_to(m, 100, \"30m\")", 900.0, &recovering),
+        Some(f64::INFINITY)
+    );
+    assert_eq!(eval_at("time_to(m, 100, \"30m\") < 900", 900.0, &recovering), Some(0.0));
+    // The same series read upwards reaches 100 in the future.
+    let up: Vec<(f64, f64)> = (0..=15).map(|k| (60.0 * k as f64, 74.0 + 2.0 * k as f64)).collect();
+    approx(eval_at("time_to(m, 110, \"30m\")", 900.0, &[("m", win(&up))]), 180.0);
+}
+
+#[test]
+fn time_to_is_zero_within_a_relative_1e9_of_the_limit() {
+    // 0.1 + 0.2 is 0.30000000000000004: a flat line there is at the limit 0.3.
+    let flat = [("m", win(&[(10.0, 0.1 + 0.2), (20.0, 0.1 + 0.2)]))];
+    assert_eq!(eval_at("time_to(m, 0.3, \"1m\")", 20.0, &flat), Some(0.0));
+    // 1e-6 relative is not the limit: flat elsewhere is +inf.
+    let near = [("m", win(&[(10.0, 100.0001), (20.0, 100.0001)]))];
+    assert_eq!(eval_at("time_to(m, 100, \"1m\")", 20.0, &near), Some(f64::INFINITY));
 }
 
 #[test]
@@ -445,7 +505,8 @@ fn aggregations_use_fresh_finite_members() {
 fn scalar_math() {
     assert_eq!(eval("min(3, 2)"), Some(2.0));
     assert_eq!(eval("max(3, 2)"), Some(3.0));
-    assert_eq!(eval("max(0/0, 2) == 2"), Some(0.0));
+    // inf - inf is NaN, which min/max propagate instead of dropping.
+    assert_eq!(eval("max(exp(1000) - exp(1000), 2) == 2"), Some(0.0));
     assert_eq!(eval("abs(-3)"), Some(3.0));
     assert_eq!(eval("round(2.5)"), Some(3.0));
     assert_eq!(eval("round(-2.5)"), Some(-2.0));
@@ -823,6 +884,7 @@ fn ref_num(g: &G) -> Option<f64> {
                 '+' => a + b,
                 '-' => a - b,
                 '*' => a * b,
+                '/' | '%' if b == 0.0 => return None,
                 '/' => a / b,
                 '%' => a % b,
                 _ => a.powf(b),
