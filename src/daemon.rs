@@ -815,8 +815,13 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
             let note = core.engine.alert_note(n);
             core.dispatcher.notify(note, notify);
         }
+        // Re-sends due before this group's next evaluation carry this evaluation's content.
+        let every = core.policy.rules.groups[g]
+            .interval
+            .unwrap_or(shared.loaded.cfg.evaluation_interval.value.0);
+        let sending = core.dispatcher.sending_by(now.plus(every));
         let mut fresh = Vec::new();
-        core.engine.firing_notes(g, now, &mut fresh);
+        core.engine.firing_notes(g, now, &sending, &mut fresh);
         for note in &fresh {
             core.dispatcher.refresh(note);
         }

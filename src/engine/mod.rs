@@ -840,10 +840,20 @@ impl Engine {
         }
     }
 
-    /// The content of every firing alert of group `g` as of its latest evaluation, one note
-    /// each (kind `firing`), for [`crate::route::Dispatcher::refresh`]: re-sends then carry
-    /// the annotations and value of that evaluation, not those of the first firing.
-    pub fn firing_notes(&self, g: usize, now: Timestamp, out: &mut Vec<crate::message::AlertNote>) {
+    /// The content of the firing alerts of group `g` whose instance key is in `wanted`, as
+    /// of its latest evaluation, one note each (kind `firing`), for
+    /// [`crate::route::Dispatcher::refresh`]: re-sends then carry the annotations and value
+    /// of that evaluation, not those of the first firing.
+    pub fn firing_notes(
+        &self,
+        g: usize,
+        now: Timestamp,
+        wanted: &std::collections::BTreeSet<u64>,
+        out: &mut Vec<crate::message::AlertNote>,
+    ) {
+        if wanted.is_empty() {
+            return;
+        }
         for (r, rule) in self.rules.groups[g].rules.iter().enumerate() {
             let Some(alert) = rule.alert() else { continue };
             let rref = RuleRef { group: g, rule: r };
@@ -851,6 +861,10 @@ impl Engine {
                 let Phase::Firing { tier, starts_at } = inst.machine.phase() else {
                     continue;
                 };
+                // The note's instance key is the labels without `severity`: the base.
+                if !wanted.contains(&inst.base.state_key()) {
+                    continue;
+                }
                 let tier = tier.min(alert.policy.tiers.len() - 1);
                 let labels = full_labels(inst, &alert.policy.tiers[tier].severity);
                 let n = emitted(

@@ -258,6 +258,18 @@ impl Dispatcher {
         }
     }
 
+    /// The alert instances (by [`AlertNote::instance`]) of groups with a timer due by
+    /// `until`: the alerts a message will carry before the next evaluation, and so the only
+    /// ones whose content is worth refreshing (rendering every firing alert's annotations at
+    /// every evaluation would cost more than all the rest of the evaluation).
+    pub fn sending_by(&self, until: Timestamp) -> BTreeSet<u64> {
+        self.groups
+            .values()
+            .filter(|g| g.next_due(&self.policies).is_some_and(|d| d <= until))
+            .flat_map(|g| g.alerts.keys().copied())
+            .collect()
+    }
+
     /// Emits every message due at `now`, muting by `silences` (those active at `now`).
     pub fn flush(&mut self, now: Timestamp, silences: &[Silence], out: &mut Vec<Dispatch>) {
         let due: Vec<String> = self

@@ -374,8 +374,9 @@ fn run_case(
                             d.notify(engine.alert_note(n), notify);
                         }
                         // As the daemon does: re-sends carry this evaluation's content.
+                        let sending = d.sending_by(Timestamp(now.0 + intervals[g]));
                         let mut fresh = Vec::new();
-                        engine.firing_notes(g, now, &mut fresh);
+                        engine.firing_notes(g, now, &sending, &mut fresh);
                         for note in &fresh {
                             d.refresh(note);
                         }
