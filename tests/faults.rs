@@ -363,3 +363,46 @@ fn a_corrupt_database_hands_its_pending_notifications_to_the_new_one() {
     }
     drop(d);
 }
+
+/// A commit that waits on a locked database (another process's write transaction holds it,
+/// up to the store's busy timeout and then retry after retry) waits on the store's own
+/// thread: the API goes on answering at once, nothing is sent before the state is durable,
+/// and the notification follows once the lock is released.
+#[test]
+fn a_locked_database_stalls_neither_the_api_nor_delivery_order() {
+    let http = Recorder::start();
+    let env = env_with_hook(&http, PUSH, LOAD_RULE);
+    let d = env.spawn(&[]);
+    let conn = rusqlite::Connection::open(env.path().join("data/tocsin.db")).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(d.push("load{i=\"locked\"} 1\n").status, 200);
+    wait_for(S10, || {
+        d.alerts()
+            .iter()
+            .any(|a| a["labels"]["i"] == "locked" && a["state"] == "firing")
+            .then_some(())
+    })
+    .expect("the alert fires in memory while its commit waits");
+    // Longer than one busy timeout would block a thread that waits on the lock.
+    let held = std::time::Instant::now();
+    while held.elapsed() < Duration::from_secs(6) {
+        let asked = std::time::Instant::now();
+        assert_eq!(d.get("/-/healthy").status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "the API stalled for {:?} behind a commit waiting on the lock",
+            asked.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        http.requests("/hook").is_empty(),
+        "a notification went out before its state was durable"
+    );
+    conn.execute_batch("COMMIT").unwrap();
+    let got = http.wait_ok("/hook", 1, S20);
+    assert_eq!(
+        alerts_of(&got[0].json()),
+        vec![("locked".to_string(), "firing".to_string())]
+    );
+}
