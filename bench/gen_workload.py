@@ -17,8 +17,8 @@ hosts 0..99 take every value 0..99 once, repeated for 100..199 and 200..299;
 values equal to a threshold exist and must NOT fire: comparisons are strict).
 
 Output layout (default bench/out/):
-  tocsin/rules/synth.yaml        tocsin rule file (SPEC §3)
-  tocsin/tests/synth_test.yaml   tocsin rule unit test (SPEC §8)
+  tocsin/rules/synth.yaml        tocsin rule file
+  tocsin/tests/synth_test.yaml   tocsin rule unit test
   prometheus/rules.yaml          Prometheus alerting rules
   prometheus/test.yaml           promtool unit test
   expected_firing.tsv            the expected firing set at 5m (for humans)
@@ -77,7 +77,7 @@ def rules():
 
 def fires_at_assert(k: int, tier) -> bool:
     """Constant value from t=0: met from the first evaluation (t=0); fires at
-    the first evaluation at or after `for` (inclusive, SPEC §2). Both engines
+    the first evaluation at or after `for` (inclusive). Both engines
     evaluate every 15s, so a tier with for <= 5m that is met fires by 5m."""
     _sev, threshold, _for, for_s = tier
     return host_value(k) > threshold and for_s <= ASSERT_AT_S
@@ -241,7 +241,7 @@ def main(argv: list[str]) -> int:
     # Negative controls: each must make the tool exit 1 (see module doc).
     i0, first, k0, tier0 = next(r for r in rules() if fires_at_assert(r[2], r[3]))
     n = os.path.join(d, "negative")
-    # tocsin: a misspelt tier key (unknown keys are errors, SPEC §1).
+    # tocsin: a misspelt tier key (unknown keys are errors).
     write(os.path.join(n, "tocsin", "rules", "synth.yaml"),
           plant(tocsin_rules(), "tiers: [{ severity: info, above: 50",
                 "tiers: [{ severity: info, abov: 50"))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idle footprint of `tocsin run` next to monit (SPEC §11: RSS <= 10 MiB, CPU <= monit's).
+# Idle footprint of `tocsin run` next to monit (promise: RSS <= 10 MiB, CPU <= monit's).
 # Usage: bench/daemon/idle-vs-monit.sh [--reps 3] [--warmup 10] [--duration 60]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

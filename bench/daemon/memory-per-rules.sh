@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# RSS per 1,000 rules (SPEC §11: <= +2 MiB). Usage: bench/daemon/memory-per-rules.sh [--reps 3]
+# RSS per 1,000 rules (promise: <= +2 MiB). Usage: bench/daemon/memory-per-rules.sh [--reps 3]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here/../.."
