@@ -117,7 +117,7 @@ pub fn silence(api: &Api, cmd: SilenceCommand) -> ExitCode {
                 "comment": comment,
             });
             run("silence add", || {
-                let answer = call(api, Method::POST, &["api", "v1", "silences"], Some(&body))?;
+                let answer = Session::new(api)?.call(Method::POST, &["api", "v1", "silences"], Some(&body))?;
                 let id = answer["silence_id"]
                     .as_str()
                     .ok_or_else(|| format!("the daemon's answer has no `silence_id`: {answer}"))?;
@@ -126,7 +126,7 @@ pub fn silence(api: &Api, cmd: SilenceCommand) -> ExitCode {
             })
         }
         SilenceCommand::List { output } => run("silence list", || {
-            let answer = call(api, Method::GET, &["api", "v1", "silences"], None)?;
+            let answer = Session::new(api)?.call(Method::GET, &["api", "v1", "silences"], None)?;
             let list = listed(&answer, "silences")?;
             match output {
                 Output::Json => print_json(list),
@@ -136,9 +136,10 @@ pub fn silence(api: &Api, cmd: SilenceCommand) -> ExitCode {
         }),
         SilenceCommand::Expire { ids } => run("silence expire", || {
             // Every id is tried, so one unknown id does not leave the others active.
+            let session = Session::new(api)?;
             let mut failed = Vec::new();
             for id in &ids {
-                if let Err(e) = call(api, Method::DELETE, &["api", "v1", "silences", id], None) {
+                if let Err(e) = session.call(Method::DELETE, &["api", "v1", "silences", id], None) {
                     failed.push(format!("{id}: {e}"));
                 }
             }
@@ -154,7 +155,7 @@ pub fn silence(api: &Api, cmd: SilenceCommand) -> ExitCode {
 /// Runs `tocsin alerts`: the daemon's pending and firing alerts.
 pub fn alerts(api: &Api, output: Output) -> ExitCode {
     run("alerts", || {
-        let answer = call(api, Method::GET, &["api", "v1", "alerts"], None)?;
+        let answer = Session::new(api)?.call(Method::GET, &["api", "v1", "alerts"], None)?;
         let list = listed(&answer, "alerts")?;
         match output {
             Output::Json => print_json(list),
@@ -175,40 +176,56 @@ fn run(name: &str, f: impl FnOnce() -> Result<(), String>) -> ExitCode {
     }
 }
 
-/// One request to the daemon, on a current-thread runtime of its own (the CLI makes a few
-/// requests in a row; nothing else runs concurrently). Answers the JSON body of a 2xx, or
-/// what went wrong: the daemon unreachable (naming the URL) or its `{"error": …}` message.
-fn call(api: &Api, method: Method, path: &[&str], body: Option<&Value>) -> Result<Value, String> {
-    let mut url = api.url.clone();
-    url.path_segments_mut()
-        .map_err(|()| format!("{}: cannot hold a path", api.url))?
-        .pop_if_empty()
-        .extend(path);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-    rt.block_on(async {
-        let client = reqwest::Client::builder()
+/// A connection to the daemon for one command: a current-thread runtime (the CLI makes a
+/// few requests in a row and nothing else runs concurrently) and one HTTP client, so
+/// `silence expire A B C` reuses its connection.
+struct Session<'a> {
+    api: &'a Api,
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl<'a> Session<'a> {
+    fn new(api: &'a Api) -> Result<Session<'a>, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+        let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let mut req = client.request(method.clone(), url.clone());
-        if let Some(token) = api.token.as_deref().filter(|t| !t.is_empty()) {
+        Ok(Session { api, rt, http })
+    }
+
+    /// One request to `path` under the base URL (its segments percent-encoded, so an id
+    /// cannot reach another endpoint). Answers the JSON body of a 2xx, or what went wrong:
+    /// the daemon unreachable (naming the URL) or its `{"error": …}` message.
+    fn call(&self, method: Method, path: &[&str], body: Option<&Value>) -> Result<Value, String> {
+        let base = &self.api.url;
+        let mut url = base.clone();
+        url.path_segments_mut()
+            .map_err(|()| format!("{base}: cannot hold a path"))?
+            .pop_if_empty()
+            .extend(path);
+        let mut req = self.http.request(method.clone(), url.clone());
+        if let Some(token) = self.api.token.as_deref().filter(|t| !t.is_empty()) {
             req = req.bearer_auth(token);
         }
         if let Some(b) = body {
             req = req.json(b);
         }
-        let resp = req.send().await.map_err(|e| unreachable(&api.url, &e))?;
-        let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| format!("{method} {url}: reading the answer: {}", chain(&e)))?;
-        answer(status, &text).map_err(|e| format!("{method} {url}: {e}"))
-    })
+        self.rt.block_on(async {
+            let resp = req.send().await.map_err(|e| unreachable(base, &e))?;
+            let status = resp.status();
+            let text = resp
+                .text()
+                .await
+                .map_err(|e| format!("{method} {url}: reading the answer: {}", chain(&e)))?;
+            answer(status, &text).map_err(|e| format!("{method} {url}: {e}"))
+        })
+    }
 }
 
 /// The message for a request that got no answer.
@@ -313,7 +330,10 @@ pub fn parse_matcher(s: &str) -> Result<SilenceMatcher, String> {
         return Err(format!("`{s}`: no operator after `{name}`; {expected}"));
     };
     let value = unquote(value).map_err(|e| format!("`{s}`: {e}"))?;
-    if is_regex && let Err(e) = regex::Regex::new(&format!("^(?:{value})$")) {
+    // Compiled as the daemon applies it, anchored; the error quotes the regex as typed
+    // when that fails too, not the anchored form the user never wrote.
+    if is_regex && let Err(anchored) = regex::Regex::new(&format!("^(?:{value})$")) {
+        let e = regex::Regex::new(&value).err().unwrap_or(anchored);
         return Err(format!("`{s}`: invalid regex: {e}"));
     }
     Ok(SilenceMatcher {
@@ -518,6 +538,9 @@ mod tests {
             let e = parse_matcher(input).expect_err(input);
             assert!(e.contains(needle), "{input}: {e}");
         }
+        // The regex is quoted as typed, not in the anchored form the daemon compiles.
+        let e = parse_matcher("x=~(").unwrap_err();
+        assert!(!e.contains("^(?:"), "{e}");
     }
 
     #[test]
