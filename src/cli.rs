@@ -20,7 +20,7 @@ use crate::ruletest::{self, FileResult};
 
 /// tocsin: a rule-driven alert engine.
 #[derive(Parser, Debug)]
-#[command(name = "tocsin", version, about)]
+#[command(name = "tocsin", version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TOCSIN_GIT_COMMIT"), ")"), about)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -69,6 +69,36 @@ enum Command {
         #[arg(value_enum)]
         kind: SchemaKind,
     },
+    /// Silences on a running daemon: add, list, expire.
+    Silence {
+        #[command(flatten)]
+        api: crate::client::Api,
+        #[command(subcommand)]
+        command: crate::client::SilenceCommand,
+    },
+    /// The pending and firing alerts of a running daemon.
+    Alerts {
+        #[command(flatten)]
+        api: crate::client::Api,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t)]
+        output: crate::client::Output,
+    },
+    /// Print a shell completion script.
+    Completions {
+        /// Which shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -106,6 +136,30 @@ pub fn main() -> ExitCode {
                 serde_json::to_string_pretty(&config::schema(kind)).expect("schemas serialize")
             );
             ExitCode::SUCCESS
+        }
+        Command::Silence { api, command } => crate::client::silence(&api, command),
+        Command::Alerts { api, output } => crate::client::alerts(&api, output),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tocsin", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            match page.render(&mut std::io::stdout()) {
+                // `tocsin man | head` closing the pipe early is not a failure.
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tocsin man: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod actions;
 pub mod api;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod diag;
