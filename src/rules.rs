@@ -88,14 +88,13 @@ pub enum Matcher {
 impl Matcher {
     /// Parses `v`, `~regex`, `!v` or `!~regex`.
     pub fn parse(value: &str) -> Result<Matcher, regex::Error> {
-        let anchored = |re: &str| Regex::new(&format!("^(?:{re})$"));
         Ok(match value.strip_prefix('!') {
             Some(rest) => match rest.strip_prefix('~') {
-                Some(re) => Matcher::NotRegex(anchored(re)?),
+                Some(re) => Matcher::NotRegex(crate::series::anchored_regex(re)?),
                 None => Matcher::NotExact(rest.to_string()),
             },
             None => match value.strip_prefix('~') {
-                Some(re) => Matcher::Regex(anchored(re)?),
+                Some(re) => Matcher::Regex(crate::series::anchored_regex(re)?),
                 None => Matcher::Exact(value.to_string()),
             },
         })

@@ -315,6 +315,14 @@ impl fmt::Display for Labels {
     }
 }
 
+/// Compiles a label-value regex anchored at both ends, as PromQL matchers, selects and
+/// silences apply it. The regex must be valid on its own first: wrapped unchecked, a value
+/// such as `a)|(b` would become `^(?:a)|(b)$`, which matches far more than it says.
+pub fn anchored_regex(re: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(re)?;
+    regex::Regex::new(&format!("^(?:{re})$"))
+}
+
 /// A value as Prometheus spells it in text: `NaN`, `+Inf`, `-Inf`, else the shortest
 /// representation that reads back exactly.
 pub fn float_text(v: f64) -> String {
@@ -804,5 +812,20 @@ mod tests {
         let l = Labels::from_pairs([("host", "a"), ("mount", "/")]);
         assert_eq!(l.state_key(), 0xb524_0778_a4c9_c8d8);
         assert_ne!(l.state_key(), l.fingerprint());
+    }
+}
+
+#[cfg(test)]
+mod anchored_tests {
+    use super::anchored_regex;
+
+    #[test]
+    fn regexes_are_anchored_and_cannot_break_out_of_the_group() {
+        let re = anchored_regex("nvme.*").unwrap();
+        assert!(re.is_match("nvme0n1"));
+        assert!(!re.is_match("xnvme0"));
+        assert!(anchored_regex("a)|(b").is_err());
+        assert!(anchored_regex("a|b").unwrap().is_match("b"));
+        assert!(!anchored_regex("a|b").unwrap().is_match("ab"));
     }
 }

@@ -230,7 +230,7 @@ fn parse_matchers(v: Option<Value>) -> Result<Vec<SilenceMatcher>, SilenceError>
             ));
         }
         let matches_empty = if m.is_regex {
-            let re = regex::Regex::new(&format!("^(?:{})$", m.value))
+            let re = crate::series::anchored_regex(&m.value)
                 .map_err(|e| bad(format!("{field}.value"), format!("invalid regex: {e}")))?;
             re.is_match("")
         } else {

@@ -100,7 +100,7 @@ impl SilenceMatcherCache {
             let re = self
                 .regexes
                 .entry(m.value.clone())
-                .or_insert_with(|| Regex::new(&format!("^(?:{})$", m.value)).ok());
+                .or_insert_with(|| crate::series::anchored_regex(&m.value).ok());
             // An invalid regex never matches: it must not silence everything.
             match re {
                 Some(re) => re.is_match(value),
