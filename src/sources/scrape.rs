@@ -1,7 +1,7 @@
 //! `scrape`: Prometheus text exposition over HTTP.
 //!
 //! Owns one HTTP GET per target per interval with a timeout, adding `job` and `instance`
-//! labels, and the per-target meta series `up` and `scrape_duration_seconds`. Parsing is
+//! labels (the target's own kept as `exported_*`, or kept as they are with `honor_labels`), and the per-target meta series `up` and `scrape_duration_seconds`. Parsing is
 //! the pure [`exposition`](super::exposition) module's; a malformed line is reported with
 //! its number and the rest of the body kept. [`Exposed`] remembers what a target exposed,
 //! so that series it drops are ended with a staleness marker.
@@ -22,6 +22,8 @@ pub struct Target {
     pub job: String,
     /// The `instance` label (host:port of the URL).
     pub instance: String,
+    /// Whether the target's own `job` and `instance` labels win over the scrape's.
+    honor_labels: bool,
     url: reqwest::Url,
     client: reqwest::Client,
 }
@@ -38,8 +40,9 @@ pub struct Scraped {
 }
 
 impl Target {
-    /// A target named `job` at `url`.
-    pub fn new(job: &str, url: &str, timeout: Duration) -> Result<Target, String> {
+    /// A target named `job` at `url`; with `honor_labels`, samples that carry their own
+    /// `job` or `instance` keep it.
+    pub fn new(job: &str, url: &str, timeout: Duration, honor_labels: bool) -> Result<Target, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
         let host = url.host_str().ok_or_else(|| format!("URL `{url}` has no host"))?;
         let instance = match url.port_or_known_default() {
@@ -53,6 +56,7 @@ impl Target {
         Ok(Target {
             job: job.to_string(),
             instance,
+            honor_labels,
             url,
             client,
         })
@@ -102,11 +106,15 @@ impl Target {
         }
     }
 
-    /// Sets `job` and `instance`; a target's own labels of those names are kept as
-    /// `exported_job`/`exported_instance`, as Prometheus does.
+    /// Sets `job` and `instance`, as Prometheus does: a target's own labels of those names
+    /// are kept as `exported_job`/`exported_instance`, or, with `honor_labels`, kept as
+    /// they are (the scrape's are then only added where the sample has none).
     fn label(&self, labels: &mut Labels) {
         for (name, value) in [("job", &self.job), ("instance", &self.instance)] {
             if let Some(old) = labels.get(name).map(str::to_string) {
+                if self.honor_labels {
+                    continue;
+                }
                 labels.set(&format!("exported_{name}"), &old);
             }
             labels.set(name, value);
@@ -185,6 +193,36 @@ mod tests {
         out.clear();
         e.failed(Timestamp(40), &mut out);
         assert!(out.is_empty(), "a second failure has nothing left to mark");
+    }
+
+    fn relabelled(honor_labels: bool, own: &[(&str, &str)]) -> Labels {
+        let t = Target::new("scrape-job", "http://127.0.0.1:9100/metrics", Duration::from_secs(1), honor_labels)
+            .expect("a valid target");
+        let mut labels = Labels::from_pairs(own.iter().copied());
+        t.label(&mut labels);
+        labels
+    }
+
+    #[test]
+    fn own_job_and_instance_are_exported_unless_honored() {
+        let own = [("job", "x"), ("instance", "h:1"), ("a", "b")];
+        let plain = relabelled(false, &own);
+        assert_eq!(
+            plain.to_map(),
+            Labels::from_pairs([
+                ("a", "b"),
+                ("exported_instance", "h:1"),
+                ("exported_job", "x"),
+                ("instance", "127.0.0.1:9100"),
+                ("job", "scrape-job"),
+            ])
+            .to_map()
+        );
+        let honored = relabelled(true, &own);
+        assert_eq!(honored.to_map(), Labels::from_pairs(own).to_map());
+        // Samples without their own still get the scrape's, honored or not.
+        assert_eq!(relabelled(true, &[]).get("job"), Some("scrape-job"));
+        assert_eq!(relabelled(true, &[]).get("instance"), Some("127.0.0.1:9100"));
     }
 
     /// 100,000 series replaced by 100,000 others: with a list scan this is 10^10
