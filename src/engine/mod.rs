@@ -170,8 +170,12 @@ pub struct AlertView {
     pub phase: Phase,
     /// The severity of that tier.
     pub severity: Arc<str>,
-    /// Full labels including `alertname` and `severity`.
+    /// Full labels including `alertname` and `severity`: the label set as sent, with the
+    /// external labels.
     pub labels: Labels,
+    /// The same without the external labels (what this process' own `ALERTS` series show,
+    /// as Prometheus' do).
+    pub local_labels: Labels,
     /// The last value.
     pub value: Option<f64>,
     /// Alertmanager's fingerprint of `labels`, as receivers see it.
@@ -739,6 +743,7 @@ impl Engine {
                     };
                     let severity = alert.policy.tiers[tier].severity.clone();
                     let labels = full_labels(inst, &severity, &self.external);
+                    let local_labels = full_labels(inst, &severity, &Labels::new());
                     out.push(AlertView {
                         rule: RuleRef { group: g, rule: r },
                         alertname: rule.name.clone(),
@@ -746,6 +751,7 @@ impl Engine {
                         severity,
                         fingerprint: labels.fingerprint(),
                         labels,
+                        local_labels,
                         value: inst.value,
                         instance: inst.fingerprint,
                         nodata: inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }),
