@@ -1150,7 +1150,10 @@ fn hostname() -> Option<String> {
         return None;
     }
     let len = buf.iter().position(|&b| b == 0)?;
-    std::str::from_utf8(&buf[..len]).ok().filter(|h| !h.is_empty()).map(str::to_string)
+    std::str::from_utf8(&buf[..len])
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
 }
 
 fn history_row<K>(rules: &crate::rules::RuleSet, e: &Emitted<K>, event: &str, detail: Option<String>) -> HistoryRow {
@@ -1322,7 +1325,8 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
         }
         for s in &cfg.scrape {
             let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
-            if let Ok(t) = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout, s.honor_labels) {
+            if let Ok(t) = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout, s.honor_labels)
+            {
                 let mut samples = Vec::new();
                 let up = match t.scrape().await {
                     Ok(sc) => {

@@ -79,7 +79,10 @@ fn links_in_a_webhook_body_start_at_external_url() {
     let body = first_body(&http);
     assert_eq!(body["externalURL"], "https://alerts.example.com/tocsin", "{body}");
     let link = body["alerts"][0]["generatorURL"].as_str().unwrap();
-    assert_eq!(link, "https://alerts.example.com/tocsin/api/v1/history?rule=Above", "{body}");
+    assert_eq!(
+        link, "https://alerts.example.com/tocsin/api/v1/history?rule=Above",
+        "{body}"
+    );
 }
 
 /// An HTTP GET of `url` (`http://host:port/path`) through the system's name resolution,
@@ -109,7 +112,10 @@ fn a_wildcard_listen_address_gives_links_that_work() {
     let http = Recorder::start();
     let env = hook_env("", &http, ABOVE);
     let config = std::fs::read_to_string(env.config()).unwrap();
-    let wildcard = config.replace(&format!("listen: 127.0.0.1:{}", env.port), &format!("listen: 0.0.0.0:{}", env.port));
+    let wildcard = config.replace(
+        &format!("listen: 127.0.0.1:{}", env.port),
+        &format!("listen: 0.0.0.0:{}", env.port),
+    );
     assert_ne!(config, wildcard);
     std::fs::write(env.config(), wildcard).unwrap();
     let d = env.spawn(&[]);
@@ -117,7 +123,10 @@ fn a_wildcard_listen_address_gives_links_that_work() {
     let body = first_body(&http);
     let link = body["alerts"][0]["generatorURL"].as_str().unwrap().to_string();
     assert!(!link.contains("0.0.0.0"), "{link}");
-    assert!(link.ends_with(&format!(":{}/api/v1/history?rule=Above", env.port)), "{link}");
+    assert!(
+        link.ends_with(&format!(":{}/api/v1/history?rule=Above", env.port)),
+        "{link}"
+    );
     assert_eq!(follow(&link), 200, "{link}");
     drop(d);
 }
@@ -133,7 +142,11 @@ fn external_labels_are_on_every_alert_sent_and_an_alert_label_wins() {
     let api = d.wait_alert("Above", "firing", S10);
     assert_eq!(api["labels"]["cluster"], "eu-1", "{api}");
     assert_eq!(api["labels"]["team"], "db", "the rule's own label wins: {api}");
-    assert_eq!(api["fingerprint"].as_str().unwrap(), am_fingerprint(&api["labels"]), "{api}");
+    assert_eq!(
+        api["fingerprint"].as_str().unwrap(),
+        am_fingerprint(&api["labels"]),
+        "{api}"
+    );
 
     let body = first_body(&http);
     let sent = &body["alerts"][0];
@@ -170,13 +183,23 @@ fn adding_external_labels_keeps_state_and_does_not_re_notify() {
     d.push("m 5\n");
     let after = d.wait_alert("Above", "firing", S10);
     assert_eq!(after["labels"]["cluster"], "eu-1", "{after}");
-    assert_eq!(after["starts_at"], before["starts_at"], "the episode continues: {before} {after}");
+    assert_eq!(
+        after["starts_at"], before["starts_at"],
+        "the episode continues: {before} {after}"
+    );
     // Several evaluations of the claimed instance later, nothing new was sent.
     let iterations = metric(&d, "tocsin_rule_group_iterations_total");
-    let later = wait_for(S10, || (metric(&d, "tocsin_rule_group_iterations_total") >= iterations + 3.0).then_some(()));
+    let later = wait_for(S10, || {
+        (metric(&d, "tocsin_rule_group_iterations_total") >= iterations + 3.0).then_some(())
+    });
     assert!(later.is_some(), "evaluations stopped: {}", d.stderr());
     let sent = http.requests("/hook");
-    assert_eq!(sent.len(), 1, "re-notified: {:?}", sent.iter().map(|r| r.json()).collect::<Vec<_>>());
+    assert_eq!(
+        sent.len(),
+        1,
+        "re-notified: {:?}",
+        sent.iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
 }
 
 /// Stops `d` cleanly and appends `external_labels: { cluster: eu-1 }` to its config.
@@ -212,7 +235,10 @@ fn re_sends_after_adding_external_labels_carry_them_in_the_same_episode() {
     assert_eq!(resent["startsAt"], first["startsAt"], "a new episode: {first} {resent}");
     assert_eq!(resent["labels"], api["labels"], "{resent} vs API {api}");
     assert_eq!(resent["fingerprint"], api["fingerprint"], "{resent} vs API {api}");
-    assert_ne!(resent["fingerprint"], first["fingerprint"], "the label set as sent changed");
+    assert_ne!(
+        resent["fingerprint"], first["fingerprint"],
+        "the label set as sent changed"
+    );
 }
 
 #[test]
@@ -233,12 +259,49 @@ fn a_scraped_job_label_is_exported_unless_honor_labels() {
         (got.len() == 2).then_some(got)
     })
     .unwrap_or_else(|| panic!("alerts: {:?}; stderr:\n{}", d.alerts(), d.stderr()));
-    let honored = labels.iter().find(|l| l["job"] == "x").unwrap_or_else(|| panic!("{labels:?}"));
+    let honored = labels
+        .iter()
+        .find(|l| l["job"] == "x")
+        .unwrap_or_else(|| panic!("{labels:?}"));
     assert_eq!(honored["job"], "x", "{labels:?}");
     assert_eq!(honored["instance"], "elsewhere:1", "{labels:?}");
     assert!(honored.get("exported_job").is_none(), "{labels:?}");
-    let plain = labels.iter().find(|l| l["job"] == "plain").unwrap_or_else(|| panic!("{labels:?}"));
+    let plain = labels
+        .iter()
+        .find(|l| l["job"] == "plain")
+        .unwrap_or_else(|| panic!("{labels:?}"));
     assert_eq!(plain["exported_job"], "x", "{labels:?}");
     assert_eq!(plain["exported_instance"], "elsewhere:1", "{labels:?}");
     assert_eq!(plain["instance"], format!("127.0.0.1:{}", target.port), "{labels:?}");
+}
+
+#[test]
+fn bad_external_url_and_external_labels_are_refused_where_they_are_written() {
+    use tocsin::config::{Source, parse_config};
+    let no_env = |_: &str| None;
+    let parse = |yaml: &str| parse_config(&Source::from_text("tocsin.yaml", yaml).unwrap(), &no_env);
+    for bad in ["tocsin.example.com", "ftp://tocsin.example.com", "\"http://\""] {
+        let d = parse(&format!("external_url: {bad}\n")).expect_err(bad);
+        assert_eq!(d.len(), 1, "{bad}: {d:?}");
+        assert_eq!((d[0].code, d[0].line, d[0].column), ("url", 1, 15), "{bad}: {d:?}");
+        assert!(d[0].message.contains("external_url"), "{d:?}");
+    }
+    assert!(parse("external_url: https://tocsin.example.com/base/\n").is_ok());
+
+    let yaml = "external_labels:\n  cluster: eu-1\n  severity: x\n  __meta: x\n  \"a-b\": x\n  alertname: x\n";
+    let d = parse(yaml).expect_err("reserved and invalid names");
+    let got: Vec<_> = d.iter().map(|d| (d.code, d.line, d.message.as_str())).collect();
+    assert_eq!(got.len(), 4, "{got:?}");
+    for (name, line) in [("severity", 3), ("__meta", 4), ("a-b", 5), ("alertname", 6)] {
+        assert!(
+            got.iter()
+                .any(|(c, l, m)| *c == "external-labels" && *l == line && m.contains(&format!("`{name}`"))),
+            "{name}: {got:?}"
+        );
+    }
+    let env = parse("external_labels: { cluster: eu-1, region: \"${REGION:-west}\" }\n");
+    assert_eq!(
+        env.map(|c| c.external_labels["region"].expose().to_string()),
+        Ok("west".to_string())
+    );
 }

@@ -208,11 +208,26 @@ mod tests {
     fn links_start_at_external_url_else_a_connectable_listen_address() {
         let set = listening("0.0.0.0:9470", Some("https://tocsin.example.com/"));
         assert_eq!(set.external_url(Some("vm")), "https://tocsin.example.com");
-        assert_eq!(listening("127.0.0.1:9470", None).external_url(Some("vm")), "http://127.0.0.1:9470");
-        assert_eq!(listening("alerts.lan:9470", None).external_url(Some("vm")), "http://alerts.lan:9470");
-        assert_eq!(listening("0.0.0.0:9470", None).external_url(Some("vm")), "http://vm:9470");
+        assert_eq!(
+            listening("127.0.0.1:9470", None).external_url(Some("vm")),
+            "http://127.0.0.1:9470"
+        );
+        assert_eq!(
+            listening("alerts.lan:9470", None).external_url(Some("vm")),
+            "http://alerts.lan:9470"
+        );
+        assert_eq!(
+            listening("0.0.0.0:9470", None).external_url(Some("vm")),
+            "http://vm:9470"
+        );
         assert_eq!(listening("[::]:9470", None).external_url(Some("vm")), "http://vm:9470");
-        assert_eq!(listening("0.0.0.0:9470", None).external_url(None), "http://127.0.0.1:9470");
-        assert_eq!(listening("[::]:9470", None).external_url(Some("")), "http://127.0.0.1:9470");
+        assert_eq!(
+            listening("0.0.0.0:9470", None).external_url(None),
+            "http://127.0.0.1:9470"
+        );
+        assert_eq!(
+            listening("[::]:9470", None).external_url(Some("")),
+            "http://127.0.0.1:9470"
+        );
     }
 }

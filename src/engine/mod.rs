@@ -530,7 +530,11 @@ impl Engine {
             for ev in &self.events {
                 inst.nodata = ev.nodata;
                 inst.notify.on_event(&alert.notify, ev, &mut self.notes);
-                let labels = full_labels(inst, &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity, &self.external);
+                let labels = full_labels(
+                    inst,
+                    &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity,
+                    &self.external,
+                );
                 for (a, gate) in alert.actions.iter().zip(inst.gates.iter_mut()) {
                     if gate.admit(&a.trigger, ev) {
                         out.actions.push(emitted(

@@ -196,8 +196,13 @@ mod tests {
     }
 
     fn relabelled(honor_labels: bool, own: &[(&str, &str)]) -> Labels {
-        let t = Target::new("scrape-job", "http://127.0.0.1:9100/metrics", Duration::from_secs(1), honor_labels)
-            .expect("a valid target");
+        let t = Target::new(
+            "scrape-job",
+            "http://127.0.0.1:9100/metrics",
+            Duration::from_secs(1),
+            honor_labels,
+        )
+        .expect("a valid target");
         let mut labels = Labels::from_pairs(own.iter().copied());
         t.label(&mut labels);
         labels

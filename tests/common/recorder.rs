@@ -110,7 +110,11 @@ impl Recorder {
 
     /// Answers `body` to requests on `path` (as a metrics endpoint would).
     pub fn serve(&self, path: &str, body: &str) {
-        self.state.lock().unwrap().bodies.insert(path.to_string(), body.to_string());
+        self.state
+            .lock()
+            .unwrap()
+            .bodies
+            .insert(path.to_string(), body.to_string());
     }
 
     /// Requests on `path` never get an answer.
