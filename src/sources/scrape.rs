@@ -195,16 +195,22 @@ mod tests {
         assert!(out.is_empty(), "a second failure has nothing left to mark");
     }
 
+    /// `own` as the target `scrape-job` at 127.0.0.1:9100 labels it. The two targets are
+    /// built once: an HTTP client per property-test case would dominate the run time.
     fn relabelled(honor_labels: bool, own: &[(&str, &str)]) -> Labels {
-        let t = Target::new(
-            "scrape-job",
-            "http://127.0.0.1:9100/metrics",
-            Duration::from_secs(1),
-            honor_labels,
-        )
-        .expect("a valid target");
+        static TARGETS: std::sync::LazyLock<[Target; 2]> = std::sync::LazyLock::new(|| {
+            [false, true].map(|honor| {
+                Target::new(
+                    "scrape-job",
+                    "http://127.0.0.1:9100/metrics",
+                    Duration::from_secs(1),
+                    honor,
+                )
+                .expect("a valid target")
+            })
+        });
         let mut labels = Labels::from_pairs(own.iter().copied());
-        t.label(&mut labels);
+        TARGETS[usize::from(honor_labels)].label(&mut labels);
         labels
     }
 
@@ -228,6 +234,34 @@ mod tests {
         // Samples without their own still get the scrape's, honored or not.
         assert_eq!(relabelled(true, &[]).get("job"), Some("scrape-job"));
         assert_eq!(relabelled(true, &[]).get("instance"), Some("127.0.0.1:9100"));
+    }
+
+    proptest::proptest! {
+        /// Whatever a target exposes: every other label is untouched; without
+        /// `honor_labels` `job`/`instance` are the scrape's and the target's own survive as
+        /// `exported_*`; with it the target's own stay and only missing ones are filled in.
+        #[test]
+        fn relabelling_keeps_every_label_somewhere(
+            own in proptest::collection::btree_map("[a-z_]{1,8}|job|instance", "[a-z0-9:]{0,6}", 0..6),
+            honor in proptest::bool::ANY,
+        ) {
+            let pairs: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let got = relabelled(honor, &pairs).to_map();
+            for (name, value) in &own {
+                let scrape_owned = name == "job" || name == "instance";
+                if !scrape_owned && !name.starts_with("exported_") {
+                    proptest::prop_assert_eq!(got.get(name), Some(value));
+                }
+                if scrape_owned {
+                    let kept = if honor { got.get(name) } else { got.get(&format!("exported_{name}")) };
+                    proptest::prop_assert_eq!(kept, Some(value));
+                }
+            }
+            for (name, scrape) in [("job", "scrape-job"), ("instance", "127.0.0.1:9100")] {
+                let expected = if honor { own.get(name).map_or(scrape, String::as_str) } else { scrape };
+                proptest::prop_assert_eq!(got.get(name).map(String::as_str), Some(expected));
+            }
+        }
     }
 
     /// 100,000 series replaced by 100,000 others: with a list scan this is 10^10
