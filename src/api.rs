@@ -553,7 +553,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         } else {
             "pending"
         };
-        let mut l = a.labels.clone();
+        let mut l = a.local_labels.clone();
         l.set("alertstate", state);
         let _ = writeln!(out, "ALERTS{} 1", labels_text(l.iter()));
     }

@@ -28,7 +28,7 @@ use crate::outbox::Outbox;
 use crate::receivers::{Receivers, console};
 use crate::reload::{self, PolicySet};
 use crate::route::Dispatcher;
-use crate::series::{Refusal, Sample, SeriesStore, Timestamp};
+use crate::series::{Labels, Refusal, Sample, SeriesStore, Timestamp};
 use crate::sources::ParsedSample;
 use crate::sources::host::logs::LogTailer;
 use crate::sources::host::system::SystemCollector;
@@ -217,9 +217,12 @@ pub struct Core {
 }
 
 impl Shared {
-    /// The URL receivers link back to (`generatorURL`, links in messages).
+    /// The URL receivers link back to (`generatorURL`, links in messages): see
+    /// [`EngineConfig::external_url`].
     pub fn external_url(&self) -> String {
-        format!("http://{}", self.loaded.cfg.listen.expose())
+        // Looked up once: a renamed host keeps the links of the running process consistent.
+        static HOSTNAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        self.loaded.cfg.external_url(HOSTNAME.get_or_init(hostname).as_deref())
     }
 
     /// Locks the core; a poisoned lock (a panic elsewhere) is taken over, since the core's
@@ -368,6 +371,9 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
     }
     let staleness = loaded.cfg.staleness.value.0;
     let mut engine = Engine::new(Arc::clone(&policy.rules), Settings { staleness });
+    engine.set_external_labels(Labels::from_pairs(
+        loaded.cfg.external_labels.iter().map(|(k, v)| (k.as_str(), v.expose())),
+    ));
     let saved = opened.store.load_states().map_err(fatal)?;
     let restored = saved.len();
     for (key, err) in engine.restore(saved) {
@@ -1140,6 +1146,21 @@ async fn run_action(shared: Arc<Shared>, job: ActionJob) {
     shared.writer.commit(batch, Vec::new());
 }
 
+/// This machine's name, for links when `listen` is a wildcard address; `None` when the
+/// system does not say.
+fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is writable for its whole length, which is what is passed.
+    if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } != 0 {
+        return None;
+    }
+    let len = buf.iter().position(|&b| b == 0)?;
+    std::str::from_utf8(&buf[..len])
+        .ok()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+}
+
 fn history_row<K>(rules: &crate::rules::RuleSet, e: &Emitted<K>, event: &str, detail: Option<String>) -> HistoryRow {
     let group = &rules.groups[e.rule.group];
     HistoryRow {
@@ -1185,7 +1206,7 @@ fn spawn_sources(shared: &Arc<Shared>) {
             .map(|d| d.value.0)
             .unwrap_or(shared.loaded.cfg.evaluation_interval.value.0);
         let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
-        let target = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout);
+        let target = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout, s.honor_labels);
         match target {
             Ok(t) => {
                 tokio::spawn(scrape_loop(Arc::clone(shared), t, every, s.max_series));
@@ -1309,7 +1330,8 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
         }
         for s in &cfg.scrape {
             let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
-            if let Ok(t) = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout) {
+            if let Ok(t) = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout, s.honor_labels)
+            {
                 let mut samples = Vec::new();
                 let up = match t.scrape().await {
                     Ok(sc) => {

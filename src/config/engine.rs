@@ -36,6 +36,14 @@ pub struct EngineConfig {
     /// Most HTTP connections open at once (default 512); further ones are accepted and
     /// closed at once, so slow clients cannot use up the process' file descriptors.
     pub max_connections: NonZeroU32,
+    /// Base of every link in notifications (`generatorURL`, links in Slack, email and
+    /// native webhook bodies): an absolute http(s) URL. Default `http://<listen>`, with an
+    /// unspecified address (`0.0.0.0`, `[::]`) replaced by this host's name
+    /// ([`EngineConfig::external_url`]).
+    pub external_url: Option<Text>,
+    /// Labels added to every alert sent (all receivers, `/api/v1/alerts`, history and the
+    /// fingerprint). An alert's own label of the same name wins, as in Prometheus.
+    pub external_labels: BTreeMap<String, Text>,
     /// Metric sources.
     pub sources: SourcesConfig,
 }
@@ -56,7 +64,30 @@ impl Default for EngineConfig {
             staleness: default_dur(5 * 60),
             api_token: None,
             max_connections: const { NonZeroU32::new(512).unwrap() },
+            external_url: None,
+            external_labels: BTreeMap::new(),
             sources: SourcesConfig::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// The URL links in notifications start with (no trailing `/`): `external_url`, else
+    /// `http://<listen>`. A wildcard listen address (`0.0.0.0`, `[::]`) cannot be
+    /// connected to from elsewhere, so it is replaced by `hostname` (the machine's name,
+    /// which the caller looks up, as Prometheus does for its default external URL), or by
+    /// `127.0.0.1` when the name is unknown.
+    pub fn external_url(&self, hostname: Option<&str>) -> String {
+        if let Some(url) = &self.external_url {
+            return url.expose().trim_end_matches('/').to_string();
+        }
+        let listen = self.listen.expose();
+        match listen.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.ip().is_unspecified() => {
+                let host = hostname.filter(|h| !h.is_empty()).unwrap_or("127.0.0.1");
+                format!("http://{host}:{}", addr.port())
+            }
+            _ => format!("http://{listen}"),
         }
     }
 }
@@ -116,6 +147,11 @@ pub struct ScrapeSource {
     /// Series that went stale leave the count.
     #[serde(default = "default_max_series")]
     pub max_series: u32,
+    /// Keep the target's own `job` and `instance` labels (default false: they are kept as
+    /// `exported_job`/`exported_instance` and the scrape's own take their place), as
+    /// Prometheus does; for federation and for scraping another tocsin.
+    #[serde(default)]
+    pub honor_labels: bool,
 }
 
 fn default_max_series() -> u32 {
@@ -154,4 +190,44 @@ pub struct LogSource {
     /// Pattern name (the `pattern` label) → regex.
     #[serde(default)]
     pub patterns: BTreeMap<String, Text>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listening(listen: &str, external_url: Option<&str>) -> EngineConfig {
+        EngineConfig {
+            listen: Text::plain(listen),
+            external_url: external_url.map(Text::plain),
+            ..EngineConfig::default()
+        }
+    }
+
+    #[test]
+    fn links_start_at_external_url_else_a_connectable_listen_address() {
+        let set = listening("0.0.0.0:9470", Some("https://tocsin.example.com/"));
+        assert_eq!(set.external_url(Some("vm")), "https://tocsin.example.com");
+        assert_eq!(
+            listening("127.0.0.1:9470", None).external_url(Some("vm")),
+            "http://127.0.0.1:9470"
+        );
+        assert_eq!(
+            listening("alerts.lan:9470", None).external_url(Some("vm")),
+            "http://alerts.lan:9470"
+        );
+        assert_eq!(
+            listening("0.0.0.0:9470", None).external_url(Some("vm")),
+            "http://vm:9470"
+        );
+        assert_eq!(listening("[::]:9470", None).external_url(Some("vm")), "http://vm:9470");
+        assert_eq!(
+            listening("0.0.0.0:9470", None).external_url(None),
+            "http://127.0.0.1:9470"
+        );
+        assert_eq!(
+            listening("[::]:9470", None).external_url(Some("")),
+            "http://127.0.0.1:9470"
+        );
+    }
 }

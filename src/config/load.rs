@@ -446,6 +446,12 @@ pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     for target in &config.sources.scrape {
         diags.extend(validate::text_url(&source.path, "url", &target.url));
     }
+    if let Some(url) = &config.external_url {
+        diags.extend(validate::text_url(&source.path, "external_url", url));
+    }
+    for (name, value) in &config.external_labels {
+        diags.extend(validate::external_label(&source.path, name, value));
+    }
     if diags.is_empty() { Ok(config) } else { Err(diags) }
 }
 

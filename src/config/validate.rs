@@ -1,5 +1,6 @@
 //! Checks of values that parse as YAML but that `run` could not use: the `listen` address,
-//! the URLs tocsin sends to and the HTTP headers it adds. They run inside the parse
+//! the URLs tocsin sends to or links to (`external_url`), the HTTP headers it adds and the
+//! `external_labels` names. They run inside the parse
 //! functions, so the daemon (start and reload) and `tocsin check` reject exactly the same
 //! things through the same code. Values are checked after `${ENV}` substitution; a secret
 //! value is never quoted in a message.
@@ -107,6 +108,31 @@ pub(super) fn text_url(path: &str, key: &str, url: &Text) -> Option<Diagnostic> 
 /// [`http_url`] for a located plain string.
 pub(super) fn sp_url(path: &str, key: &str, url: &Sp<String>) -> Option<Diagnostic> {
     http_url(path, key, &url.value, false, url.line(), url.column())
+}
+
+/// An `external_labels` name must be a label name a receiver accepts, not reserved (`__…`)
+/// and not `alertname` or `severity`: every alert has those, and its own label wins, so
+/// such an entry would never show anywhere.
+pub(super) fn external_label(path: &str, name: &str, value: &Text) -> Option<Diagnostic> {
+    let reason = if !crate::sources::exposition::is_label_name(name) {
+        "it is not a label name"
+    } else if name.starts_with("__") {
+        "names starting with `__` are reserved"
+    } else if name == "alertname" || name == "severity" {
+        "every alert has its own, which always wins"
+    } else {
+        return None;
+    };
+    Some(
+        Diagnostic::error(
+            path,
+            value.line(),
+            value.column(),
+            "external-labels",
+            format!("`external_labels` cannot set `{}`: {reason}", name.escape_debug()),
+        )
+        .with_hint("label names are letters, digits and `_`, not starting with a digit, e.g. `cluster`"),
+    )
 }
 
 /// Where a header is reported: the name's or the value's position.

@@ -170,8 +170,12 @@ pub struct AlertView {
     pub phase: Phase,
     /// The severity of that tier.
     pub severity: Arc<str>,
-    /// Full labels including `alertname` and `severity`.
+    /// Full labels including `alertname` and `severity`: the label set as sent, with the
+    /// external labels.
     pub labels: Labels,
+    /// The same without the external labels (what this process' own `ALERTS` series show,
+    /// as Prometheus' do).
+    pub local_labels: Labels,
     /// The last value.
     pub value: Option<f64>,
     /// Alertmanager's fingerprint of `labels`, as receivers see it.
@@ -202,6 +206,9 @@ pub struct Engine {
     /// Persisted instance states not yet claimed by an instance (their series have not
     /// appeared yet), by [`instance_key`].
     restored: HashMap<String, Persisted>,
+    /// `external_labels` of the engine config, added to every alert's labels where the
+    /// alert has no label of that name.
+    external: Labels,
 }
 
 /// The persisted form of one instance: everything that survives a restart.
@@ -263,7 +270,16 @@ impl Engine {
             notes: Vec::new(),
             recorded: Vec::new(),
             restored: HashMap::new(),
+            external: Labels::new(),
         }
+    }
+
+    /// Sets the labels added to every alert (`external_labels` of the engine config). They
+    /// take part in the labels and fingerprint of every notification, event, action and
+    /// API view, but not in instance state keys or [`crate::message::AlertNote::instance`]:
+    /// adding them to a running setup keeps every pending timer and notification state.
+    pub fn set_external_labels(&mut self, labels: Labels) {
+        self.external = labels;
     }
 
     /// Seeds instance states saved by an earlier process (a restart neither
@@ -511,7 +527,11 @@ impl Engine {
             for ev in &self.events {
                 inst.nodata = ev.nodata;
                 inst.notify.on_event(&alert.notify, ev, &mut self.notes);
-                let labels = full_labels(inst, &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity);
+                let labels = full_labels(
+                    inst,
+                    &policy.tiers[ev.tier.min(policy.tiers.len() - 1)].severity,
+                    &self.external,
+                );
                 for (a, gate) in alert.actions.iter().zip(inst.gates.iter_mut()) {
                     if gate.admit(&a.trigger, ev) {
                         out.actions.push(emitted(
@@ -552,7 +572,7 @@ impl Engine {
                 out.notifications.push(emitted(
                     rref,
                     n.nodata,
-                    full_labels(inst, sev),
+                    full_labels(inst, sev, &self.external),
                     n.kind,
                     n.tier,
                     policy,
@@ -751,7 +771,8 @@ impl Engine {
                         Phase::Pending { tier } | Phase::Firing { tier, .. } => tier.min(alert.policy.tiers.len() - 1),
                     };
                     let severity = alert.policy.tiers[tier].severity.clone();
-                    let labels = full_labels(inst, &severity);
+                    let labels = full_labels(inst, &severity, &self.external);
+                    let local_labels = full_labels(inst, &severity, &Labels::new());
                     out.push(AlertView {
                         rule: RuleRef { group: g, rule: r },
                         alertname: rule.name.clone(),
@@ -759,6 +780,7 @@ impl Engine {
                         severity,
                         fingerprint: labels.fingerprint(),
                         labels,
+                        local_labels,
                         value: inst.value,
                         instance: inst.fingerprint,
                         nodata: inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }),
@@ -810,9 +832,11 @@ impl Engine {
     /// annotations, the tier's threshold and the episode's start (for a resolution, the start
     /// of the episode it ends; `n.at` when the instance is gone or never recorded one).
     ///
-    /// Its `instance` is the state key of the full labels without `severity`, not the
-    /// engine's instance key: two rules reading the same series share the latter, and the
-    /// dispatcher must tell their alerts apart while following one alert across severities.
+    /// Its `instance` is the state key of the full labels without `severity` and without
+    /// the external labels they carry, not the engine's instance key: two rules reading the
+    /// same series share the latter, and the dispatcher must tell their alerts apart while
+    /// following one alert across severities. Leaving the external labels out keeps the
+    /// dispatcher's groups and delivered states when an operator adds or changes them.
     pub fn alert_note(&self, n: &Emitted<NoteKind>) -> crate::message::AlertNote {
         use crate::message::{AlertNote, Status};
         let resolved = n.kind == NoteKind::Resolved;
@@ -822,6 +846,11 @@ impl Engine {
             .and_then(|a| a.thresholds.get(n.tier).copied().flatten());
         let mut identity = n.labels.clone();
         identity.remove("severity");
+        for (name, value) in self.external.iter() {
+            if identity.get(name) == Some(value) {
+                identity.remove(name);
+            }
+        }
         AlertNote {
             instance: identity.state_key(),
             seq: n.seq,
@@ -866,7 +895,7 @@ impl Engine {
                     continue;
                 }
                 let tier = tier.min(alert.policy.tiers.len() - 1);
-                let labels = full_labels(inst, &alert.policy.tiers[tier].severity);
+                let labels = full_labels(inst, &alert.policy.tiers[tier].severity, &self.external);
                 let n = emitted(
                     rref,
                     inst.nodata,
@@ -956,10 +985,17 @@ fn base_labels(rule: &Rule, series: &Labels) -> Labels {
 }
 
 /// An instance's full labels at a severity; one allocation (the label vector), no string copies.
-fn full_labels(inst: &Instance, severity: &Arc<str>) -> Labels {
+/// The labels as sent: the instance's, `severity`, then each external label the alert
+/// has no label of (its own always win, as Prometheus' do over its external labels).
+fn full_labels(inst: &Instance, severity: &Arc<str>, external: &Labels) -> Labels {
     static SEVERITY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
     let mut l = inst.base.clone();
     l.set_shared(SEVERITY.get_or_init(|| Arc::from("severity")), severity);
+    for (name, value) in external.iter() {
+        if l.get(name).is_none() {
+            l.set(name, value);
+        }
+    }
     l
 }
 

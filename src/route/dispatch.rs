@@ -236,9 +236,11 @@ impl Dispatcher {
     }
 
     /// Takes what `note` says about a firing alert at the latest evaluation (annotations,
-    /// value, threshold) into every group that holds it at the same severity and episode,
-    /// without news: re-sends (Alertmanager re-posts, a group's later flushes, route
-    /// repeats) then carry what was rendered at that evaluation, not the first firing's.
+    /// value, threshold, labels) into every group that holds it at the same severity and
+    /// episode, without news: re-sends (Alertmanager re-posts, a group's later flushes, route
+    /// repeats) then carry what was rendered at that evaluation, not the first firing's. The
+    /// labels differ when `external_labels` changed across a restart: re-sends carry the
+    /// label set the API shows.
     pub fn refresh(&mut self, note: &AlertNote) {
         let Some(keys) = self.member_of.get(&note.instance) else {
             return;
@@ -249,7 +251,12 @@ impl Dispatcher {
             };
             let n = &mut e.note;
             let same = n.status == Status::Firing && n.severity == note.severity && n.starts_at == note.starts_at;
-            if same && (n.annotations != note.annotations || n.value != note.value || n.threshold != note.threshold) {
+            let changed = n.annotations != note.annotations
+                || n.value != note.value
+                || n.threshold != note.threshold
+                || n.labels != note.labels;
+            if same && changed {
+                n.labels.clone_from(&note.labels);
                 n.annotations.clone_from(&note.annotations);
                 n.value = note.value;
                 n.threshold = note.threshold;

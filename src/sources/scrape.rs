@@ -1,7 +1,7 @@
 //! `scrape`: Prometheus text exposition over HTTP.
 //!
 //! Owns one HTTP GET per target per interval with a timeout, adding `job` and `instance`
-//! labels, and the per-target meta series `up` and `scrape_duration_seconds`. Parsing is
+//! labels (the target's own kept as `exported_*`, or kept as they are with `honor_labels`), and the per-target meta series `up` and `scrape_duration_seconds`. Parsing is
 //! the pure [`exposition`](super::exposition) module's; a malformed line is reported with
 //! its number and the rest of the body kept. [`Exposed`] remembers what a target exposed,
 //! so that series it drops are ended with a staleness marker.
@@ -22,6 +22,8 @@ pub struct Target {
     pub job: String,
     /// The `instance` label (host:port of the URL).
     pub instance: String,
+    /// Whether the target's own `job` and `instance` labels win over the scrape's.
+    honor_labels: bool,
     url: reqwest::Url,
     client: reqwest::Client,
 }
@@ -38,8 +40,9 @@ pub struct Scraped {
 }
 
 impl Target {
-    /// A target named `job` at `url`.
-    pub fn new(job: &str, url: &str, timeout: Duration) -> Result<Target, String> {
+    /// A target named `job` at `url`; with `honor_labels`, samples that carry their own
+    /// `job` or `instance` keep it.
+    pub fn new(job: &str, url: &str, timeout: Duration, honor_labels: bool) -> Result<Target, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("invalid URL `{url}`: {e}"))?;
         let host = url.host_str().ok_or_else(|| format!("URL `{url}` has no host"))?;
         let instance = match url.port_or_known_default() {
@@ -53,6 +56,7 @@ impl Target {
         Ok(Target {
             job: job.to_string(),
             instance,
+            honor_labels,
             url,
             client,
         })
@@ -102,11 +106,15 @@ impl Target {
         }
     }
 
-    /// Sets `job` and `instance`; a target's own labels of those names are kept as
-    /// `exported_job`/`exported_instance`, as Prometheus does.
+    /// Sets `job` and `instance`, as Prometheus does: a target's own labels of those names
+    /// are kept as `exported_job`/`exported_instance`, or, with `honor_labels`, kept as
+    /// they are (the scrape's are then only added where the sample has none).
     fn label(&self, labels: &mut Labels) {
         for (name, value) in [("job", &self.job), ("instance", &self.instance)] {
             if let Some(old) = labels.get(name).map(str::to_string) {
+                if self.honor_labels {
+                    continue;
+                }
                 labels.set(&format!("exported_{name}"), &old);
             }
             labels.set(name, value);
@@ -185,6 +193,75 @@ mod tests {
         out.clear();
         e.failed(Timestamp(40), &mut out);
         assert!(out.is_empty(), "a second failure has nothing left to mark");
+    }
+
+    /// `own` as the target `scrape-job` at 127.0.0.1:9100 labels it. The two targets are
+    /// built once: an HTTP client per property-test case would dominate the run time.
+    fn relabelled(honor_labels: bool, own: &[(&str, &str)]) -> Labels {
+        static TARGETS: std::sync::LazyLock<[Target; 2]> = std::sync::LazyLock::new(|| {
+            [false, true].map(|honor| {
+                Target::new(
+                    "scrape-job",
+                    "http://127.0.0.1:9100/metrics",
+                    Duration::from_secs(1),
+                    honor,
+                )
+                .expect("a valid target")
+            })
+        });
+        let mut labels = Labels::from_pairs(own.iter().copied());
+        TARGETS[usize::from(honor_labels)].label(&mut labels);
+        labels
+    }
+
+    #[test]
+    fn own_job_and_instance_are_exported_unless_honored() {
+        let own = [("job", "x"), ("instance", "h:1"), ("a", "b")];
+        let plain = relabelled(false, &own);
+        assert_eq!(
+            plain.to_map(),
+            Labels::from_pairs([
+                ("a", "b"),
+                ("exported_instance", "h:1"),
+                ("exported_job", "x"),
+                ("instance", "127.0.0.1:9100"),
+                ("job", "scrape-job"),
+            ])
+            .to_map()
+        );
+        let honored = relabelled(true, &own);
+        assert_eq!(honored.to_map(), Labels::from_pairs(own).to_map());
+        // Samples without their own still get the scrape's, honored or not.
+        assert_eq!(relabelled(true, &[]).get("job"), Some("scrape-job"));
+        assert_eq!(relabelled(true, &[]).get("instance"), Some("127.0.0.1:9100"));
+    }
+
+    proptest::proptest! {
+        /// Whatever a target exposes: every other label is untouched; without
+        /// `honor_labels` `job`/`instance` are the scrape's and the target's own survive as
+        /// `exported_*`; with it the target's own stay and only missing ones are filled in.
+        #[test]
+        fn relabelling_keeps_every_label_somewhere(
+            own in proptest::collection::btree_map("[a-z_]{1,8}|job|instance", "[a-z0-9:]{0,6}", 0..6),
+            honor in proptest::bool::ANY,
+        ) {
+            let pairs: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let got = relabelled(honor, &pairs).to_map();
+            for (name, value) in &own {
+                let scrape_owned = name == "job" || name == "instance";
+                if !scrape_owned && !name.starts_with("exported_") {
+                    proptest::prop_assert_eq!(got.get(name), Some(value));
+                }
+                if scrape_owned {
+                    let kept = if honor { got.get(name) } else { got.get(&format!("exported_{name}")) };
+                    proptest::prop_assert_eq!(kept, Some(value));
+                }
+            }
+            for (name, scrape) in [("job", "scrape-job"), ("instance", "127.0.0.1:9100")] {
+                let expected = if honor { own.get(name).map_or(scrape, String::as_str) } else { scrape };
+                proptest::prop_assert_eq!(got.get(name).map(String::as_str), Some(expected));
+            }
+        }
     }
 
     /// 100,000 series replaced by 100,000 others: with a list scan this is 10^10

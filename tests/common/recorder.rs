@@ -43,6 +43,8 @@ struct State {
     scripts: HashMap<String, VecDeque<u16>>,
     /// Paths that never answer (the request hangs until the client gives up).
     hang: HashSet<String>,
+    /// Per path: the body answered (a metrics endpoint for scrape tests).
+    bodies: HashMap<String, String>,
 }
 
 /// A recording HTTP server; stops when dropped.
@@ -106,6 +108,15 @@ impl Recorder {
             .insert(path.to_string(), statuses.iter().copied().collect());
     }
 
+    /// Answers `body` to requests on `path` (as a metrics endpoint would).
+    pub fn serve(&self, path: &str, body: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .bodies
+            .insert(path.to_string(), body.to_string());
+    }
+
     /// Requests on `path` never get an answer.
     pub fn hang(&self, path: &str) {
         self.state.lock().unwrap().hang.insert(path.to_string());
@@ -137,13 +148,14 @@ impl Recorder {
     }
 }
 
-async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
     let path = uri.path().to_string();
-    let (status, hang) = {
+    let (status, hang, answer) = {
         let mut s = st.lock().unwrap();
         let hang = s.hang.contains(&path);
         let status = s.scripts.get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
         let status = if hang { 0 } else { status };
+        let answer = s.bodies.get(&path).cloned().unwrap_or_default();
         s.requests.push(Recorded {
             path,
             headers: headers
@@ -154,12 +166,12 @@ async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes
             at: Instant::now(),
             status,
         });
-        (status, hang)
+        (status, hang, answer)
     };
     if hang {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
-    StatusCode::from_u16(status.max(200)).unwrap()
+    (StatusCode::from_u16(status.max(200)).unwrap(), answer)
 }
 
 impl Drop for Recorder {
