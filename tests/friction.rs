@@ -1,0 +1,54 @@
+//! The first hour's friction: what a newcomer trips over with the real binary and real
+//! files (see docs/testing.md, docs/cli.md, docs/api.md, docs/configuration.md).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Env, rules_file, wait_for};
+
+/// `tocsin ARGS` in `dir`, failed when it runs longer than 30 s.
+fn tocsin_in(dir: &Path, args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tocsin runs");
+    let exited = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
+    if exited.is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("tocsin {args:?} did not exit within 30 s");
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn eval_prints_small_values_with_their_significant_digits() {
+    let env = Env::new(
+        "",
+        Some("sources:\n  system: {}\n"),
+        &rules_file("      - record: tiny_rate\n        expr: mem_total_bytes * 0 + 0.000013275\n"),
+    );
+    let o = tocsin_in(env.path(), &["eval", "-c", env.config().to_str().unwrap()]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("tiny_rate"))
+        .unwrap_or_else(|| panic!("no row for tiny_rate:\n{out}"));
+    assert_eq!(row.split_whitespace().nth(3), Some("0.000013275"), "{row}");
+}
