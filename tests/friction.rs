@@ -52,3 +52,14 @@ fn eval_prints_small_values_with_their_significant_digits() {
         .unwrap_or_else(|| panic!("no row for tiny_rate:\n{out}"));
     assert_eq!(row.split_whitespace().nth(3), Some("0.000013275"), "{row}");
 }
+
+#[test]
+fn the_configuration_page_documents_every_system_metric() {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md")).unwrap();
+    for m in tocsin::sources::host::system::SystemCollector::METRICS {
+        assert!(
+            page.contains(&format!("`{m}`")),
+            "docs/configuration.md does not list `{m}`"
+        );
+    }
+}
