@@ -63,3 +63,78 @@ fn the_configuration_page_documents_every_system_metric() {
         );
     }
 }
+
+/// `promtool`, or `None` to skip where it is not installed; CI has it and never skips.
+fn promtool() -> Option<&'static str> {
+    let path = "/usr/bin/promtool";
+    if Path::new(path).exists() {
+        Some(path)
+    } else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have {path}");
+        eprintln!("skipped: {path} is not installed");
+        None
+    }
+}
+
+#[test]
+fn metrics_pass_promtool_and_alerts_carry_their_alert_labels_only() {
+    let Some(promtool) = promtool() else { return };
+    let env = Env::new(
+        "",
+        Some("sources:\n  push: { enabled: true }\n"),
+        &rules_file(
+            "      - record: job_latency_bucket\n        expr: latency_bucket\n\
+             \x20     - alert: SlowBucket\n        expr: job_latency_bucket > 1\n\
+             \x20     - alert: SlowTotal\n        expr: sum(job_latency_bucket) > 1\n",
+        ),
+    );
+    let d = env.spawn(&[]);
+    let r = d.push("latency_bucket{le=\"0.5\"} 3\nlatency_bucket{le=\"+Inf\"} 5\n");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let metrics = wait_for(Duration::from_secs(15), || {
+        let m = d.get("/metrics").body;
+        (m.matches("\nALERTS{").count() == 3).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("three alerts never fired:\n{}", d.get("/metrics").body));
+    assert!(metrics.contains("# HELP job_latency_bucket "), "{metrics}");
+
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success() && text(&o).is_empty(),
+        "promtool:\n{}\n{metrics}",
+        text(&o)
+    );
+
+    // Every ALERTS sample is one alert's labels plus `alertstate`.
+    let mut alerts: Vec<String> = d
+        .alerts()
+        .iter()
+        .map(|a| {
+            let mut l: Vec<String> = a["labels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .chain([format!("alertstate=\"{}\"", a["state"].as_str().unwrap())])
+                .collect();
+            l.sort();
+            format!("ALERTS{{{}}} 1", l.join(","))
+        })
+        .collect();
+    alerts.sort();
+    let mut exposed: Vec<String> = metrics
+        .lines()
+        .filter(|l| l.starts_with("ALERTS{"))
+        .map(String::from)
+        .collect();
+    exposed.sort();
+    assert_eq!(exposed, alerts);
+}
