@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Env, rules_file, wait_for};
+use common::{Env, rules_file, wait_for, write};
 
 /// `tocsin ARGS` in `dir`, failed when it runs longer than 30 s.
 fn tocsin_in(dir: &Path, args: &[&str]) -> Output {
@@ -137,4 +137,33 @@ fn metrics_pass_promtool_and_alerts_carry_their_alert_labels_only() {
         .collect();
     exposed.sort();
     assert_eq!(exposed, alerts);
+}
+
+const RULES: &str =
+    "groups:\n  - name: g\n    rules:\n      - alert: MemoryHigh\n        expr: mem_used_percent > 90\n";
+
+#[test]
+fn a_missing_rule_file_is_reported_at_the_test_file_entry_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "r.yaml", RULES);
+    let test = write(
+        dir.path(),
+        "t.yaml",
+        "rule_files:\n  - r.yaml\n  - ../nowhere/gone.yaml\ntests: []\n",
+    );
+    let t = test.to_str().unwrap();
+    for cmd in ["test", "check"] {
+        let o = tocsin_in(dir.path(), &[cmd, t]);
+        let out = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {out}");
+        assert!(
+            out.contains(&format!("{t}:3:5")),
+            "{cmd}: the error is not at the entry:\n{out}"
+        );
+        assert!(
+            out.contains("../nowhere/gone.yaml"),
+            "{cmd}: the missing path is not named:\n{out}"
+        );
+        assert!(out.contains("rule_files"), "{cmd}: {out}");
+    }
 }
