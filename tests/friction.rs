@@ -167,3 +167,47 @@ fn a_missing_rule_file_is_reported_at_the_test_file_entry_naming_it() {
         assert!(out.contains("rule_files"), "{cmd}: {out}");
     }
 }
+
+#[test]
+fn an_input_series_no_rule_reads_is_warned_about_by_test_and_check() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "r.yaml", RULES);
+    let test = write(
+        dir.path(),
+        "t.yaml",
+        "rule_files: [r.yaml]\ntests:\n  - name: quiet\n    input_series:\n      - series: mem_used_percent\n        values: '50x5'\n      - series: 'mem_used_precent{host=\"a\"}'\n        values: '95x5'\n    alerts:\n      - { at: 5m, firing: [] }\n",
+    );
+    let t = test.to_str().unwrap();
+    let o = tocsin_in(dir.path(), &["test", t]);
+    let out = text(&o);
+    // A warning, not a failure: the test still runs and passes.
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("PASS"), "{out}");
+    let warning = out
+        .lines()
+        .find(|l| l.contains("unread-series"))
+        .unwrap_or_else(|| panic!("no warning:\n{out}"));
+    assert!(
+        warning.contains("test `quiet`") && warning.contains("mem_used_precent{host=\"a\"}"),
+        "{warning}"
+    );
+    assert!(
+        out.contains(&format!("{t}:7:")),
+        "the warning names the test file's line:\n{out}"
+    );
+    // The series the rule reads is not warned about.
+    assert_eq!(out.matches("unread-series").count(), 1, "{out}");
+
+    let o = tocsin_in(dir.path(), &["check", t, "--format", "github"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let warning = out
+        .lines()
+        .find(|l| l.starts_with("::warning"))
+        .unwrap_or_else(|| panic!("no warning:\n{out}"));
+    assert!(
+        warning.contains(&format!("file={t},line=7,")) && warning.contains("test `quiet`"),
+        "{warning}"
+    );
+    assert!(warning.contains("mem_used_precent"), "{warning}");
+}

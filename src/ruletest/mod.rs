@@ -140,6 +140,32 @@ fn at_entry(path: &str, entry: &Sp<String>, resolved: &str, key: &str, d: Diagno
     .with_hint(hint)
 }
 
+/// Warns of each input series of `case` whose metric no rule under test reads: such a test
+/// passes without testing anything (a misspelt name, a renamed metric).
+fn unread_inputs(path: &str, set: &RuleSet, case: &TestCase, diags: &mut Vec<Diagnostic>) {
+    for input in &case.input_series {
+        let Ok((name, _)) = parse_series(&input.series.value) else {
+            continue;
+        };
+        if set.rules().any(|r| r.slots.iter().any(|s| s.metric == name)) {
+            continue;
+        }
+        diags.push(
+            Diagnostic::warning(
+                path,
+                input.series.line(),
+                input.series.column(),
+                "unread-series",
+                format!(
+                    "test `{}`: input series `{}` is read by no rule under test",
+                    case.name.value, input.series.value
+                ),
+            )
+            .with_hint("check the metric's spelling against the rules' expressions, or drop the series"),
+        );
+    }
+}
+
 /// Runs the cases of `test` (read from `path`) whose names match `filter`.
 pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&Regex>) -> FileResult {
     let mut result = FileResult::default();
@@ -156,6 +182,7 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
         if filter.is_some_and(|re| !re.is_match(&case.name.value)) {
             continue;
         }
+        unread_inputs(path, &set, case, &mut result.diagnostics);
         match run_case(path, &set, receivers, eval_interval, case) {
             Ok(failures) => result.cases.push(CaseResult {
                 name: case.name.value.clone(),
@@ -299,12 +326,16 @@ fn prepare(path: &str, case: &TestCase, with_receivers: bool) -> Result<Prepared
     }
 }
 
-/// Checks a test file without running it: the rule files it names load and compile, and
-/// every case's input notation and expectations parse.
+/// Checks a test file without running it: the rule files it names load and compile, every
+/// case's input notation and expectations parse, and every input series is read by a rule
+/// (a warning otherwise).
 pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    load_files(path, test, load, &mut diags);
+    let loaded = load_files(path, test, load, &mut diags);
     for case in &test.tests {
+        if let Some(l) = &loaded {
+            unread_inputs(path, &l.set, case, &mut diags);
+        }
         if let Err(d) = prepare(path, case, !test.receiver_files.is_empty()) {
             diags.extend(d);
         }
