@@ -15,8 +15,8 @@ use super::value::{Dur, ScalarString, Sp};
 #[serde(deny_unknown_fields)]
 #[schemars(title = "tocsin rule test file")]
 pub struct TestFile {
-    /// Rule files under test, relative to this file (located, so that one that cannot be
-    /// loaded is reported at its entry).
+    // Located, so that one that cannot be loaded is reported at its entry.
+    /// Rule files under test, relative to this file.
     #[serde(default)]
     pub rule_files: Vec<Sp<String>>,
     /// Receiver files; when given, notifications are checked per receiver.
