@@ -6,6 +6,7 @@
 //! and asks the daemon to reload; it never evaluates rules, and writes the database only
 //! to store silences (validated by `silence`).
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -531,9 +532,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
         "tocsin_series{{source=\"rules\"}} {}",
         core.series.len() - by_sources
     );
-    // Recorded series, under their own names.
+    // Recorded series, under their own names, one family per name (two groups may record
+    // the same name; a family twice is invalid exposition). `untyped`, as Prometheus'
+    // federation exposes recorded series: tocsin cannot know whether a rule computes a
+    // gauge, a rate or histogram buckets, and `gauge` would make a recorded bucket's `le`
+    // label and `_bucket` suffix a lint error.
+    let mut recorded = BTreeSet::new();
     for rule in core.policy.rules.rules().filter(|r| matches!(r.kind, RuleKind::Record)) {
-        let _ = writeln!(out, "# TYPE {} gauge", rule.name);
+        if !recorded.insert(rule.name.as_str()) {
+            continue;
+        }
+        write_family(&mut out, &rule.name, "untyped", "Recorded by a tocsin recording rule.");
         for id in core.series.series_of(&rule.name) {
             if let Some(v) = core.series.window(*id).current(now(), s.loaded.cfg.staleness.value.0) {
                 let _ = writeln!(
@@ -546,7 +555,11 @@ async fn metrics(State(s): State<AppState>) -> Response {
             }
         }
     }
-    write_family(&mut out, "ALERTS", "gauge", "Pending and firing alert instances.");
+    // Each sample carries its alert's labels (those receivers and silences see) and
+    // `alertstate`, nothing else. An alert on recorded buckets has an `le` label of its own,
+    // so ALERTS is `untyped` as in Prometheus: as a gauge that label is a lint error, and
+    // dropping it would merge distinct alerts into duplicate samples.
+    write_family(&mut out, "ALERTS", "untyped", "Pending and firing alert instances.");
     for a in core.engine.alerts() {
         let state = if matches!(a.phase, Phase::Firing { .. }) {
             "firing"

@@ -25,7 +25,7 @@ use crate::engine::state::Phase;
 use crate::engine::{ActionRun, Emitted, Engine, Output, RuleRef, Settings};
 use crate::message::Silence;
 use crate::outbox::Outbox;
-use crate::receivers::{Receivers, console};
+use crate::receivers::Receivers;
 use crate::reload::{self, PolicySet};
 use crate::route::Dispatcher;
 use crate::series::{Labels, Refusal, Sample, SeriesStore, Timestamp};
@@ -1385,9 +1385,10 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
                     (_, Some(_)) => ("inactive", "-".to_string()),
                     (_, None) => ("recorded", "-".to_string()),
                 };
+                // Every significant digit: a rate of 1.3275e-05 must not read as 0.
                 let value = inst
                     .value
-                    .map(console::format_value)
+                    .map(crate::series::float_text)
                     .unwrap_or_else(|| "no data".into());
                 println!(
                     "{:<28} {:<10} {:<10} {:>12}  {}",

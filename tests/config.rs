@@ -213,7 +213,7 @@ fn spec_test_file_parses() {
     let source = fixture("spec-test.yaml");
     assert_eq!(detect_kind(&source), Some(FileKind::Test));
     let file = parse_test(&source).unwrap();
-    assert_eq!(file.rule_files, ["../../rules/memory.yaml"]);
+    assert_eq!(file.rule_files[0].value, "../../rules/memory.yaml");
     let case = &file.tests[0];
     assert_eq!(case.name.value, "escalates, then clears with hysteresis");
     assert_eq!(case.input_series[1].series.value, "disk_used_percent{mount=\"/\"}");

@@ -109,7 +109,14 @@ fn every_shipped_policy_checks_clean() {
         let files = files_under(&set);
         assert!(!files.is_empty(), "{} holds no YAML", set.display());
         let sources: Vec<Source> = files.iter().map(|p| source(p)).collect();
-        let diags = tocsin::check::check(&sources, &|_| None, &tocsin::cli::DiskFiles);
+        let mut diags = tocsin::check::check(&sources, &|_| None, &tocsin::cli::DiskFiles);
+        // The verbatim worked example feeds a disk series its memory rules never read:
+        // exactly that one warning is expected of it.
+        if set == root().join("tests/spec") {
+            let before = diags.len();
+            diags.retain(|d| !(d.code == "unread-series" && d.message.contains("`disk_used_percent{mount=\"/\"}`")));
+            assert_eq!(before - diags.len(), 1, "{}", show(&diags));
+        }
         assert!(diags.is_empty(), "{}", show(&diags));
     }
 }

@@ -15,12 +15,13 @@ use super::value::{Dur, ScalarString, Sp};
 #[serde(deny_unknown_fields)]
 #[schemars(title = "tocsin rule test file")]
 pub struct TestFile {
+    // Located, so that one that cannot be loaded is reported at its entry.
     /// Rule files under test, relative to this file.
     #[serde(default)]
-    pub rule_files: Vec<String>,
+    pub rule_files: Vec<Sp<String>>,
     /// Receiver files; when given, notifications are checked per receiver.
     #[serde(default)]
-    pub receiver_files: Vec<String>,
+    pub receiver_files: Vec<Sp<String>>,
     /// Evaluation interval of groups without an interval of their own.
     #[serde(default)]
     pub evaluation_interval: Option<Sp<Dur>>,

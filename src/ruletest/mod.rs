@@ -81,38 +81,97 @@ impl<F: Fn(&str) -> Result<RuleFile, Vec<Diagnostic>>> Load for F {
 /// The loader as the test runner and `check` take it.
 pub type Loader<'a> = dyn Load + 'a;
 
-/// Runs the cases of `test` (read from `path`) whose names match `filter`.
-pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&Regex>) -> FileResult {
-    let mut result = FileResult::default();
+/// The rules and receivers a test file names, loaded and compiled.
+struct Loaded {
+    set: Arc<RuleSet>,
+    receiver_files: Vec<(String, ReceiverFile)>,
+}
+
+/// Loads and compiles the files `test` names; `None` when an error (in `diags`) stops that.
+fn load_files(path: &str, test: &TestFile, load: &Loader<'_>, diags: &mut Vec<Diagnostic>) -> Option<Loaded> {
     let dir = std::path::Path::new(path).parent().unwrap_or(std::path::Path::new(""));
     let mut files = Vec::new();
     for f in &test.rule_files {
-        let p = dir.join(f).to_string_lossy().into_owned();
+        let p = dir.join(&f.value).to_string_lossy().into_owned();
         match load.rules(&p) {
             Ok(rf) => files.push((p, rf)),
-            Err(d) => result.diagnostics.extend(d),
+            Err(d) => diags.extend(d.into_iter().map(|d| at_entry(path, f, &p, "rule_files", d))),
         }
     }
     let mut receiver_files = Vec::new();
     for f in &test.receiver_files {
-        let p = dir.join(f).to_string_lossy().into_owned();
+        let p = dir.join(&f.value).to_string_lossy().into_owned();
         match load.receivers(&p) {
             Ok(rf) => receiver_files.push((p, rf)),
-            Err(d) => result.diagnostics.extend(d),
+            Err(d) => diags.extend(d.into_iter().map(|d| at_entry(path, f, &p, "receiver_files", d))),
         }
     }
-    check_receiver_names(path, &files, &receiver_files, &mut result.diagnostics);
-    if result
-        .diagnostics
-        .iter()
-        .any(|d| d.severity == crate::diag::Severity::Error)
-    {
-        return result;
+    check_receiver_names(path, &files, &receiver_files, diags);
+    if diags.iter().any(|d| d.severity == crate::diag::Severity::Error) {
+        return None;
     }
-    let (set, diags) = compile(&files);
-    result.diagnostics.extend(diags);
-    let Some(set) = set else { return result };
-    let set = Arc::new(set);
+    let (set, compiled) = compile(&files);
+    diags.extend(compiled);
+    Some(Loaded {
+        set: Arc::new(set?),
+        receiver_files,
+    })
+}
+
+/// A finding about a whole file a test file names (it is missing, unreadable, a directory)
+/// is reported at the entry that names it: the reader must learn which test file asked for
+/// it and where. Findings inside the named file keep their own place.
+fn at_entry(path: &str, entry: &Sp<String>, resolved: &str, key: &str, d: Diagnostic) -> Diagnostic {
+    if d.line != 0 || d.file != resolved {
+        return d;
+    }
+    let relative = format!("`{key}` paths are relative to the test file's folder");
+    let hint = match &d.hint {
+        Some(h) => format!("{relative}; {h}"),
+        None => relative,
+    };
+    Diagnostic {
+        file: path.to_string(),
+        line: entry.line(),
+        column: entry.column(),
+        message: format!("`{key}` entry `{}` ({resolved}): {}", entry.value, d.message),
+        ..d
+    }
+    .with_hint(hint)
+}
+
+/// Warns of each input series of `case` whose metric no rule under test reads: such a test
+/// passes without testing anything (a misspelt name, a renamed metric).
+fn unread_inputs(path: &str, set: &RuleSet, case: &TestCase, diags: &mut Vec<Diagnostic>) {
+    for input in &case.input_series {
+        let Ok((name, _)) = parse_series(&input.series.value) else {
+            continue;
+        };
+        if set.rules().any(|r| r.slots.iter().any(|s| s.metric == name)) {
+            continue;
+        }
+        diags.push(
+            Diagnostic::warning(
+                path,
+                input.series.line(),
+                input.series.column(),
+                "unread-series",
+                format!(
+                    "test `{}`: input series `{}` is read by no rule under test",
+                    case.name.value, input.series.value
+                ),
+            )
+            .with_hint("check the metric's spelling against the rules' expressions, or drop the series"),
+        );
+    }
+}
+
+/// Runs the cases of `test` (read from `path`) whose names match `filter`.
+pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&Regex>) -> FileResult {
+    let mut result = FileResult::default();
+    let Some(Loaded { set, receiver_files }) = load_files(path, test, load, &mut result.diagnostics) else {
+        return result;
+    };
     let receivers = (!test.receiver_files.is_empty()).then_some(receiver_files.as_slice());
     let eval_interval = test
         .evaluation_interval
@@ -123,6 +182,7 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
         if filter.is_some_and(|re| !re.is_match(&case.name.value)) {
             continue;
         }
+        unread_inputs(path, &set, case, &mut result.diagnostics);
         match run_case(path, &set, receivers, eval_interval, case) {
             Ok(failures) => result.cases.push(CaseResult {
                 name: case.name.value.clone(),
@@ -266,24 +326,21 @@ fn prepare(path: &str, case: &TestCase, with_receivers: bool) -> Result<Prepared
     }
 }
 
-/// Checks a test file without running it: the rule files it names load and compile, and
-/// every case's input notation and expectations parse.
+/// Checks a test file without running it: the rule files it names load and compile, every
+/// case's input notation and expectations parse, and every input series is read by a rule
+/// (a warning otherwise).
 pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnostic> {
-    let mut result = run_file(
-        path,
-        &TestFile {
-            tests: Vec::new(),
-            ..test.clone()
-        },
-        load,
-        None,
-    );
+    let mut diags = Vec::new();
+    let loaded = load_files(path, test, load, &mut diags);
     for case in &test.tests {
+        if let Some(l) = &loaded {
+            unread_inputs(path, &l.set, case, &mut diags);
+        }
         if let Err(d) = prepare(path, case, !test.receiver_files.is_empty()) {
-            result.diagnostics.extend(d);
+            diags.extend(d);
         }
     }
-    result.diagnostics
+    diags
 }
 
 fn run_case(

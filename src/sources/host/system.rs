@@ -128,6 +128,7 @@ impl SystemCollector {
         "disk_total_bytes",
         "disk_available_bytes",
         "disk_used_percent",
+        "disk_free_percent",
         "net_rx_bytes_total",
         "net_tx_bytes_total",
         "uptime_seconds",
@@ -255,12 +256,13 @@ impl SystemCollector {
     }
 
     fn collect_disks(&mut self, wanted: &dyn Fn(&str) -> bool, emit: &mut dyn FnMut(&str, Labels, f64)) {
-        let (total, avail, used) = (
+        let (total, avail, used, free) = (
             wanted("disk_total_bytes"),
             wanted("disk_available_bytes"),
             wanted("disk_used_percent"),
+            wanted("disk_free_percent"),
         );
-        if !total && !avail && !used {
+        if !total && !avail && !used && !free {
             return;
         }
         self.disks
@@ -281,7 +283,13 @@ impl SystemCollector {
                 emit("disk_available_bytes", labels.clone(), a as f64);
             }
             if used && t > 0 {
-                emit("disk_used_percent", labels, percent(t.saturating_sub(a), t));
+                emit("disk_used_percent", labels.clone(), percent(t.saturating_sub(a), t));
+            }
+            if free
+                && let Some((df_used, df_avail)) = df_usage(mount)
+                && let Some(p) = df_free_percent(df_used, df_avail)
+            {
+                emit("disk_free_percent", labels, p);
             }
         }
     }
@@ -405,6 +413,35 @@ impl SystemCollector {
             );
         }
     }
+}
+
+/// What `df` counts on the file system mounted at `mount`, in bytes: used (`f_blocks −
+/// f_bfree`) and available to unprivileged users (`f_bavail`). The blocks reserved for root
+/// are in neither, which is why `df`'s percentages differ from `disk_used_percent` (used
+/// against the total). sysinfo reports only the total and the available space, hence statvfs.
+fn df_usage(mount: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let path = std::ffi::CString::new(mount.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `st` is writable memory of the struct's size;
+    // statvfs fills it completely when it returns 0, and it is read only then.
+    let st = unsafe {
+        if libc::statvfs(path.as_ptr(), st.as_mut_ptr()) != 0 {
+            return None;
+        }
+        st.assume_init()
+    };
+    let frsize = st.f_frsize as u64;
+    let used = (st.f_blocks as u64)
+        .saturating_sub(st.f_bfree as u64)
+        .saturating_mul(frsize);
+    Some((used, (st.f_bavail as u64).saturating_mul(frsize)))
+}
+
+/// `df`'s free share: available / (used + available) · 100, none for an empty file system.
+fn df_free_percent(used: u64, available: u64) -> Option<f64> {
+    let seen = used.saturating_add(available);
+    (seen > 0).then(|| percent(available, seen))
 }
 
 /// `part / whole · 100`, for `whole > 0`.
@@ -631,6 +668,45 @@ mod tests {
         assert!(proc("process_cpu_percent", &me) >= 0.0);
         assert_eq!(proc("process_count", "no-such-process-tocsin"), 0.0);
         assert_eq!(proc("process_rss_bytes", "no-such-process-tocsin"), 0.0);
+    }
+
+    #[test]
+    fn free_percent_leaves_reserved_blocks_out_as_df_does() {
+        // 100 GB, 20 GB free of which 5 GB reserved for root: df shows 80 used, 15 available.
+        let gb = 1_000_000_000u64;
+        assert_eq!(df_free_percent(80 * gb, 15 * gb), Some(15.0 / 95.0 * 100.0));
+        // disk_used_percent keeps counting against the total: (100 − 15) / 100.
+        assert_eq!(percent(100 * gb - 15 * gb, 100 * gb), 85.0);
+        assert_eq!(df_free_percent(0, 0), None);
+    }
+
+    /// The root file system as `df` itself reports it (its used and available columns).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn free_percent_agrees_with_df() {
+        let out = std::process::Command::new("df")
+            .args(["-B1", "--output=used,avail", "/"])
+            .output()
+            .expect("df runs");
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let cols: Vec<f64> = text
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .map(|c| c.parse().unwrap())
+            .collect();
+        let df = cols[1] / (cols[0] + cols[1]) * 100.0;
+        let mut c = SystemCollector::new(Vec::new());
+        let m = by_name(&run(&mut c, &|n| n == "disk_free_percent"));
+        let root = m["disk_free_percent"]
+            .iter()
+            .find(|(l, _)| l.get("mount") == Some("/"))
+            .map(|(_, v)| *v)
+            .expect("disk_free_percent{mount=\"/\"}");
+        // Files written between the two readings move it by a hair, never by a reserve's 5 %.
+        assert!((root - df).abs() < 0.1, "tocsin {root} vs df {df}");
     }
 
     #[test]
