@@ -560,6 +560,8 @@ async fn entries_of_removed_receivers_fail() {
     env.queue(&[("hook", "g", "b")], &json("{}"));
     ob.wake();
     assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    // `b` is settled first: this is about what is still queued, not what is in flight.
+    assert!(until(Duration::from_secs(5), || env.entries(EntryStatus::Pending).is_empty()).await);
     ob.set_receivers(Arc::new(Receivers::default()));
     env.queue(&[("hook", "g", "c")], &json("{}"));
     ob.set_receivers(Arc::new(Receivers::default()));
