@@ -304,9 +304,15 @@ impl Store {
         Ok(settled)
     }
 
-    /// Marks every pending entry of a receiver not in `known` failed with [`UNCONFIGURED`];
-    /// returns how many per receiver.
-    pub fn outbox_fail_unconfigured(&mut self, known: &[&str]) -> Result<BTreeMap<String, u64>, StoreError> {
+    /// Marks every pending entry of a receiver not in `known` failed with [`UNCONFIGURED`],
+    /// except the ids in `in_flight`: an attempt under way may still succeed, and its
+    /// settlement (delivered, or a retry that the next sweep fails) decides. Returns how
+    /// many per receiver.
+    pub fn outbox_fail_unconfigured(
+        &mut self,
+        known: &[&str],
+        in_flight: &[i64],
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
         let e = owned_err(&self.path, "fail notifications of removed receivers");
         let tx = self
             .conn
@@ -321,13 +327,24 @@ impl Store {
             rows.collect::<Result<_, _>>().map_err(&e)?
         };
         for receiver in present.into_iter().filter(|r| !known.contains(&r.as_str())) {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE outbox SET status = 'failed', last_error = ?2 WHERE status = 'pending' AND receiver = ?1",
-                )
-                .and_then(|mut st| st.execute(params![receiver, UNCONFIGURED]))
+            let ids: Vec<i64> = {
+                let mut st = tx
+                    .prepare_cached("SELECT id FROM outbox WHERE status = 'pending' AND receiver = ?1")
+                    .map_err(&e)?;
+                let rows = st.query_map(params![receiver], |r| r.get(0)).map_err(&e)?;
+                rows.collect::<Result<_, _>>().map_err(&e)?
+            };
+            let mut fail = tx
+                .prepare_cached("UPDATE outbox SET status = 'failed', last_error = ?2 WHERE id = ?1")
                 .map_err(&e)?;
-            failed.insert(receiver, n as u64);
+            let mut n = 0;
+            for id in ids.into_iter().filter(|id| !in_flight.contains(id)) {
+                n += fail.execute(params![id, UNCONFIGURED]).map_err(&e)? as u64;
+            }
+            drop(fail);
+            if n > 0 {
+                failed.insert(receiver, n);
+            }
         }
         tx.commit().map_err(&e)?;
         Ok(failed)
@@ -534,7 +551,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path(), 0).unwrap().store;
         queue(&mut s, &[("a", "g", 10), ("gone", "g", 20), ("gone", "h", 30)]);
-        let failed = s.outbox_fail_unconfigured(&["a"]).unwrap();
+        let failed = s.outbox_fail_unconfigured(&["a"], &[]).unwrap();
         assert_eq!(failed, BTreeMap::from([("gone".into(), 2)]));
         let f = s.outbox_entries(EntryStatus::Failed, 10).unwrap();
         assert!(f.iter().all(|e| e.last_error.as_deref() == Some(UNCONFIGURED)));

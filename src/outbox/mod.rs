@@ -147,9 +147,27 @@ impl Outbox {
                 }
             }
 
+            // Attempts that outlive their receiver's removal are spared by the sweep and
+            // settled by their outcome; one that ends in a retry is swept next turn.
+            let in_flight: Vec<i64> = match &sweep {
+                Some(_) => {
+                    let settled: std::collections::HashSet<i64> = judged.iter().map(|j| j.id).collect();
+                    lp.in_flight
+                        .values()
+                        .flat_map(|m| m.keys().copied())
+                        .filter(|id| !settled.contains(id))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            if judged.iter().any(|j| receivers.get(&j.receiver).is_none()) {
+                self.reconfigured.store(true, Ordering::SeqCst);
+                self.notify.notify_one();
+            }
             let round = Round {
                 recover: !lp.started,
                 sweep: sweep.clone(),
+                in_flight,
                 recount: lp.recount,
                 settle: judged.iter().map(|j| (j.id, j.settlement.clone())).collect(),
                 after_id: lp.last_id,
@@ -546,6 +564,8 @@ impl LoopState {
 struct Round {
     recover: bool,
     sweep: Option<Vec<String>>,
+    /// Ids still being sent, which the sweep spares.
+    in_flight: Vec<i64>,
     recount: bool,
     settle: Vec<(i64, Settlement)>,
     after_id: i64,
@@ -582,7 +602,10 @@ impl Round {
         // Deleting the newest rows makes their ids reusable by the next insert.
         after_id = after_id.min(settled.max_id);
         let failed_unconfigured = match &self.sweep {
-            Some(known) => store.outbox_fail_unconfigured(&known.iter().map(String::as_str).collect::<Vec<_>>())?,
+            Some(known) => {
+                let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                store.outbox_fail_unconfigured(&known, &self.in_flight)?
+            }
             None => BTreeMap::new(),
         };
         let admitted = store.outbox_admit(after_id)?;
