@@ -8,7 +8,6 @@ mod common;
 #[path = "common/recorder.rs"]
 mod recorder;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -18,25 +17,6 @@ use recorder::Recorder;
 use serde_json::Value;
 
 const S10: Duration = Duration::from_secs(10);
-
-/// Alertmanager's `model.LabelSet.Fingerprint`, written out independently of tocsin's:
-/// FNV-1a 64 over names and values in name order, each followed by 0xff.
-fn am_fingerprint(labels: &Value) -> String {
-    let map: BTreeMap<&str, &str> = labels
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-        .collect();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for (k, v) in map {
-        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
-}
 
 /// A daemon home with push enabled, `extra` in `tocsin.yaml`, one webhook receiver posting
 /// to `http`'s `/hook` and `rules`.

@@ -345,3 +345,22 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
         b = b.get(size + 2..)?;
     }
 }
+
+/// Alertmanager's `model.LabelSet.Fingerprint`, written out independently of tocsin's:
+/// FNV-1a 64 over names and values in name order, each followed by 0xff.
+pub fn am_fingerprint(labels: &serde_json::Value) -> String {
+    let map: std::collections::BTreeMap<&str, &str> = labels
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+        .collect();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (k, v) in map {
+        for b in k.bytes().chain([0xff]).chain(v.bytes()).chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
