@@ -4,8 +4,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
+
+use common::tocsin_in;
 
 fn tocsin(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tocsin"))
@@ -13,26 +14,6 @@ fn tocsin(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("tocsin runs")
-}
-
-/// `tocsin ARGS` in `dir`, killed and failed when it runs longer than 20 s (a FIFO opened
-/// for reading would block it forever).
-fn tocsin_in(dir: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tocsin runs");
-    let exited = common::wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten());
-    if exited.is_none() {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        panic!("tocsin {args:?} did not exit within 20 s");
-    }
-    child.wait_with_output().unwrap()
 }
 
 fn stderr(o: &Output) -> String {

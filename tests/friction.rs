@@ -7,26 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Env, rules_file, wait_for, write};
-
-/// `tocsin ARGS` in `dir`, failed when it runs longer than 30 s.
-fn tocsin_in(dir: &Path, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tocsin runs");
-    let exited = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
-    if exited.is_none() {
-        child.kill().unwrap();
-        child.wait().unwrap();
-        panic!("tocsin {args:?} did not exit within 30 s");
-    }
-    child.wait_with_output().unwrap()
-}
+use common::{Env, rules_file, tocsin_in, wait_for, write};
 
 fn text(o: &Output) -> String {
     format!(

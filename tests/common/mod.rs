@@ -364,3 +364,23 @@ pub fn am_fingerprint(labels: &serde_json::Value) -> String {
     }
     format!("{h:016x}")
 }
+
+/// `tocsin ARGS` in `dir` with its output captured, killed and failed when it runs longer
+/// than 30 s (a command that blocks, on a FIFO say, must fail the test, not hang it).
+pub fn tocsin_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tocsin runs");
+    let exited = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
+    if exited.is_none() {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        panic!("tocsin {args:?} did not exit within 30 s");
+    }
+    child.wait_with_output().unwrap()
+}
