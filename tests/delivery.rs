@@ -37,13 +37,6 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The value of a `/metrics` sample, or 0 when absent.
-fn metric(d: &Daemon, series: &str) -> f64 {
-    d.metric_line(&format!("{series} "))
-        .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0.0)
-}
-
 #[test]
 fn firing_and_resolved_reach_webhook_slack_and_email() {
     let http = Recorder::start();
@@ -125,7 +118,8 @@ fn firing_and_resolved_reach_webhook_slack_and_email() {
         assert!(fire.contains("To: oncall@example.com"), "{fire}");
     }
     assert_eq!(
-        metric(&d, "tocsin_notifications_total{receiver=\"hook\",result=\"sent\"}"),
+        d.metric("tocsin_notifications_total{receiver=\"hook\",result=\"sent\"}")
+            .unwrap_or(0.0),
         2.0
     );
 }
@@ -156,14 +150,19 @@ fn a_webhook_answering_503_three_times_gets_the_notification_once_on_the_fourth_
         .collect();
     assert_eq!(keys.len(), 1, "retries carry the same key: {keys:?}");
     assert_eq!(
-        metric(&d, "tocsin_notifications_total{receiver=\"flaky\",result=\"sent\"}"),
+        d.metric("tocsin_notifications_total{receiver=\"flaky\",result=\"sent\"}")
+            .unwrap_or(0.0),
         1.0
     );
     assert_eq!(
-        metric(&d, "tocsin_notifications_total{receiver=\"flaky\",result=\"retried\"}"),
+        d.metric("tocsin_notifications_total{receiver=\"flaky\",result=\"retried\"}")
+            .unwrap_or(0.0),
         3.0
     );
-    assert_eq!(metric(&d, "tocsin_outbox_pending{receiver=\"flaky\"}"), 0.0);
+    assert_eq!(
+        d.metric("tocsin_outbox_pending{receiver=\"flaky\"}").unwrap_or(0.0),
+        0.0
+    );
 }
 
 #[test]
@@ -207,7 +206,7 @@ fn kill_9_during_an_outage_then_recovery_delivers_everything_that_was_due() {
     let samples: String = (0..n).map(|i| format!("v{{i=\"{i}\"}} 10\n")).collect();
     assert_eq!(d.push(&samples).status, 200);
     let pending = wait_for(S10, || {
-        (metric(&d, "tocsin_outbox_pending{receiver=\"hook\"}") == n as f64).then_some(())
+        (d.metric("tocsin_outbox_pending{receiver=\"hook\"}").unwrap_or(0.0) == n as f64).then_some(())
     });
     assert!(
         pending.is_some(),
@@ -243,7 +242,10 @@ fn kill_9_during_an_outage_then_recovery_delivers_everything_that_was_due() {
         .collect();
     assert_eq!(instances.len(), n);
     assert!(
-        wait_for(S5, || (metric(&d, "tocsin_outbox_pending{receiver=\"hook\"}") == 0.0)
+        wait_for(S5, || (d
+            .metric("tocsin_outbox_pending{receiver=\"hook\"}")
+            .unwrap_or(0.0)
+            == 0.0)
             .then_some(()))
         .is_some()
     );
@@ -293,7 +295,7 @@ fn a_template_failing_at_run_time_still_delivers_with_the_fallback_text() {
     assert!(body["text"].as_str().unwrap().contains("template error"), "{body}");
     assert!(body.to_string().contains("DiskFull"), "{body}");
     assert!(
-        metric(&d, "tocsin_template_errors_total") >= 1.0,
+        d.metric("tocsin_template_errors_total").unwrap_or(0.0) >= 1.0,
         "{}",
         d.get("/metrics").body
     );

@@ -95,12 +95,6 @@ fn fill(dir: &Path) -> PathBuf {
     panic!("{} never filled up", dir.display());
 }
 
-fn metric(d: &Daemon, series: &str) -> f64 {
-    d.metric_line(&format!("{series} "))
-        .and_then(|l| l.rsplit(' ').next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0.0)
-}
-
 /// (label `i`, status) of every alert of an Alertmanager-format webhook body.
 fn alerts_of(body: &serde_json::Value) -> Vec<(String, String)> {
     body["alerts"]
@@ -150,9 +144,9 @@ fn a_full_disk_holds_delivery_and_loses_nothing() {
     );
     // Every alert resolves while the store still fails.
     assert_eq!(d.push(&format!("{}probe 0\n", series(0, 101))).status, 200);
-    let errors = metric(&d, "tocsin_state_store_errors_total");
+    let errors = d.metric("tocsin_state_store_errors_total").unwrap_or(0.0);
     wait_for(S10, || {
-        (metric(&d, "tocsin_state_store_errors_total") >= errors + 2.0).then_some(())
+        (d.metric("tocsin_state_store_errors_total").unwrap_or(0.0) >= errors + 2.0).then_some(())
     })
     .expect("failed commits are counted");
     assert!(d.alerts().is_empty(), "resolved in memory: {:?}", d.alerts());

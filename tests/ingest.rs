@@ -14,12 +14,6 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-/// The value of the `/metrics` sample named exactly `series` (name and labels), if any.
-fn metric(d: &Daemon, series: &str) -> Option<f64> {
-    let prefix = format!("{series} ");
-    d.metric_line(&prefix)?.strip_prefix(&prefix)?.parse().ok()
-}
-
 #[test]
 fn junk_series_go_stale_and_free_the_budget() {
     let env = Env::new(
@@ -37,14 +31,12 @@ fn junk_series_go_stale_and_free_the_budget() {
         refused += r.json()["refused_by_reason"]["budget"].as_u64().unwrap();
     }
     assert_eq!(refused, 99_000);
-    assert_eq!(metric(&d, "tocsin_series{source=\"push\"}"), Some(1000.0));
+    assert_eq!(d.metric("tocsin_series{source=\"push\"}"), Some(1000.0));
     // While the junk is fresh, a legitimate new series is refused too.
     let r = d.push("legit_value 10\n");
     assert_eq!(r.json()["refused_by_reason"]["budget"], 1, "{}", r.body);
     // Once it is stale (2 s, no rule window reads it) the sweep removes it.
-    let dropped = wait_for(S10, || {
-        metric(&d, "tocsin_series{source=\"push\"}").filter(|n| *n == 0.0)
-    });
+    let dropped = wait_for(S10, || d.metric("tocsin_series{source=\"push\"}").filter(|n| *n == 0.0));
     assert!(dropped.is_some(), "{}", d.get("/metrics").body);
     let r = d.push("legit_value 10\n");
     assert_eq!(
@@ -54,9 +46,9 @@ fn junk_series_go_stale_and_free_the_budget() {
         r.body
     );
     d.wait_alert("LegitHigh", "firing", S10);
-    assert_eq!(metric(&d, "tocsin_series{source=\"push\"}"), Some(1.0));
+    assert_eq!(d.metric("tocsin_series{source=\"push\"}"), Some(1.0));
     assert_eq!(
-        metric(&d, "tocsin_samples_refused_total{source=\"push\",reason=\"budget\"}"),
+        d.metric("tocsin_samples_refused_total{source=\"push\",reason=\"budget\"}"),
         Some(99_001.0)
     );
 }
@@ -100,15 +92,12 @@ fn future_and_out_of_order_samples_are_refused_and_the_series_keeps_updating() {
         "{j}"
     );
     assert_eq!(
-        metric(&d, "tocsin_samples_refused_total{source=\"push\",reason=\"future\"}"),
+        d.metric("tocsin_samples_refused_total{source=\"push\",reason=\"future\"}"),
         Some(2.0)
     );
     assert_eq!(
-        metric(
-            &d,
-            "tocsin_samples_refused_total{source=\"push\",reason=\"out_of_order\"}"
-        ),
+        d.metric("tocsin_samples_refused_total{source=\"push\",reason=\"out_of_order\"}"),
         Some(1.0)
     );
-    assert_eq!(metric(&d, "tocsin_samples_ingested_total{source=\"push\"}"), Some(2.0));
+    assert_eq!(d.metric("tocsin_samples_ingested_total{source=\"push\"}"), Some(2.0));
 }

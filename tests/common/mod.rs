@@ -222,6 +222,12 @@ impl Daemon {
         })
     }
 
+    /// The value of the `/metrics` sample named exactly `series` (name and labels), if any.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let prefix = format!("{series} ");
+        self.metric_line(&prefix)?.strip_prefix(&prefix)?.parse().ok()
+    }
+
     pub fn metric_line(&self, prefix: &str) -> Option<String> {
         self.get("/metrics")
             .body
