@@ -9,6 +9,7 @@
 //! alerting semantics: evaluation is `engine`, validation is `reload`/`check`, storage is
 //! `store`, running actions is `actions`, HTTP is `api`.
 
+use crate::pipeline::{ActionJob, Effects, Pipeline};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,17 +23,14 @@ use crate::actions;
 use crate::config::{self, EngineConfig};
 use crate::diag::{Diagnostic, render_text};
 use crate::engine::state::Phase;
-use crate::engine::{ActionRun, Emitted, Engine, Output, RuleRef, Settings};
-use crate::message::Silence;
+use crate::engine::{Output, RuleRef, Settings};
 use crate::outbox::Outbox;
-use crate::receivers::Receivers;
 use crate::reload::{self, PolicySet};
-use crate::route::Dispatcher;
-use crate::series::{Labels, Refusal, Sample, SeriesStore, Timestamp};
+use crate::series::{Labels, Refusal, Sample, Timestamp};
 use crate::sources::ParsedSample;
 use crate::sources::host::logs::LogTailer;
 use crate::sources::host::system::SystemCollector;
-use crate::store::{self, Batch, HistoryRow, NewOutboxEntry, Store};
+use crate::store::{self, Batch, Store};
 
 /// How often the files are re-read even without a file-system event, for file systems
 /// that send none (some network mounts).
@@ -188,12 +186,11 @@ pub struct Shared {
     pub dispatch_wake: tokio::sync::Notify,
 }
 
-/// The mutable heart: engine, series and the running policy.
+/// The mutable heart: the pipeline (engine, series, routing, receivers, silences) and the
+/// running policy's files and health.
 pub struct Core {
-    /// The evaluator.
-    pub engine: Engine,
-    /// Every series.
-    pub series: SeriesStore,
+    /// Everything evaluation and routing move; pure, shared with `tocsin test`.
+    pub pipeline: Pipeline,
     /// The running policy.
     pub policy: PolicySet,
     /// Per group, per rule health.
@@ -203,26 +200,28 @@ pub struct Core {
     pub wanted: Arc<HashSet<String>>,
     /// The last reload error, if the last attempt failed.
     pub reload_error: Option<String>,
-    /// Silences that mute now or will (expired ones are dropped), mirrored from the
-    /// database so that delivery reads them without touching SQLite.
-    pub silences: Vec<Silence>,
-    /// Routing, grouping and inhibition state (persisted with the instance states).
-    pub dispatcher: Dispatcher,
-    /// The running receivers, compiled.
-    pub receivers: Arc<Receivers>,
-    /// The latest time the dispatcher was flushed at. Evaluations run at their aligned tick
-    /// (slightly in the past) and the timer at the wall clock; the dispatcher only ever sees
-    /// time move forward.
-    pub dispatched_at: Timestamp,
+}
+
+/// The core reads as its pipeline (`core.engine`, `core.series`): the shells' many readers
+/// need no path through it.
+impl std::ops::Deref for Core {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+impl std::ops::DerefMut for Core {
+    fn deref_mut(&mut self) -> &mut Pipeline {
+        &mut self.pipeline
+    }
 }
 
 impl Shared {
     /// The URL receivers link back to (`generatorURL`, links in messages): see
     /// [`EngineConfig::external_url`].
     pub fn external_url(&self) -> String {
-        // Looked up once: a renamed host keeps the links of the running process consistent.
-        static HOSTNAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-        self.loaded.cfg.external_url(HOSTNAME.get_or_init(hostname).as_deref())
+        self.loaded.cfg.external_url(hostname_once())
     }
 
     /// Locks the core; a poisoned lock (a panic elsewhere) is taken over, since the core's
@@ -370,13 +369,20 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         tracing::error!("{msg}");
     }
     let staleness = loaded.cfg.staleness.value.0;
-    let mut engine = Engine::new(Arc::clone(&policy.rules), Settings { staleness });
-    engine.set_external_labels(Labels::from_pairs(
+    let external_url = loaded.cfg.external_url(hostname_once());
+    let mut pipeline = Pipeline::new(
+        Arc::clone(&policy.rules),
+        &policy.receivers,
+        Settings { staleness },
+        retention(&policy, staleness),
+        external_url,
+    );
+    pipeline.engine.set_external_labels(Labels::from_pairs(
         loaded.cfg.external_labels.iter().map(|(k, v)| (k.as_str(), v.expose())),
     ));
     let saved = opened.store.load_states().map_err(fatal)?;
     let restored = saved.len();
-    for (key, err) in engine.restore(saved) {
+    for (key, err) in pipeline.engine.restore(saved) {
         tracing::warn!(
             key,
             err,
@@ -384,28 +390,21 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         );
     }
     tracing::info!(restored, db = %opened.store.path().display(), "state restored");
-    let mut silences = opened.store.load_silences().map_err(fatal)?;
-    crate::silence::forget_expired(&mut silences, now());
+    pipeline.silences = opened.store.load_silences().map_err(fatal)?;
+    crate::silence::forget_expired(&mut pipeline.silences, now());
     let runner = actions::Runner::new(actions::MAX_CONCURRENT).map_err(fatal)?;
-    let mut dispatcher = Dispatcher::new(&policy.receivers);
-    dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
-    let receivers = Arc::new(Receivers::compile(&policy.receivers));
+    pipeline.dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
     // The outbox gets its own connection: sends settle entries while evaluations commit.
     let outbox_store = opened.store.another_connection().map_err(fatal)?;
-    let outbox = Outbox::new(outbox_store, Arc::clone(&receivers), dry_run);
+    let outbox = Outbox::new(outbox_store, Arc::clone(&pipeline.receivers), dry_run);
     let writer = StoreWriter::new(opened.store.another_connection().map_err(fatal)?);
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let core = Core {
-        engine,
-        series: SeriesStore::new(retention(&policy, staleness)),
+        pipeline,
         status: status_for(&policy),
         wanted: wanted_metrics(&policy),
         policy,
         reload_error: None,
-        silences,
-        dispatcher,
-        receivers,
-        dispatched_at: Timestamp(0),
     };
     let shared = Arc::new(Shared {
         loaded,
@@ -645,13 +644,11 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
                 return Ok(false);
             };
             report(&policy.warnings);
-            core.engine.replace_rules(Arc::clone(&policy.rules));
-            core.dispatcher.replace(&policy.receivers);
-            core.receivers = Arc::new(Receivers::compile(&policy.receivers));
+            let retention = retention(&policy, loaded.cfg.staleness.value.0);
+            core.pipeline
+                .replace(Arc::clone(&policy.rules), &policy.receivers, retention);
             // Before any entry for a new receiver is committed (the core lock is held).
             shared.outbox.set_receivers(Arc::clone(&core.receivers));
-            core.series
-                .set_retention(retention(&policy, loaded.cfg.staleness.value.0));
             core.status = status_for(&policy);
             core.wanted = wanted_metrics(&policy);
             core.policy = policy;
@@ -759,85 +756,69 @@ async fn wait_until(deadline_ms: i64) {
 /// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
 /// While `warming_up`, rules that read a metric with no series yet are skipped.
 pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool) {
-    let mut batch = Batch::default();
-    let mut jobs = Vec::new();
-    let mut out = Output::default();
+    let mut fx = Effects::default();
     {
         let mut guard = shared.core();
         let core = &mut *guard;
         if g >= core.policy.rules.groups.len() {
             return;
         }
-        let group = &core.policy.rules.groups[g];
-        for r in 0..group.rules.len() {
+        for r in 0..core.policy.rules.groups[g].rules.len() {
             let rref = RuleRef { group: g, rule: r };
-            let missing = core.engine.missing_metrics(rref, &core.series);
+            let missing = core.pipeline.engine.missing_metrics(rref, &core.pipeline.series);
             if warming_up && !missing.is_empty() {
                 core.status[g][r].last_error = Some(format!("waiting for the first samples of {}", missing.join(", ")));
                 continue;
             }
             let started = Instant::now();
-            core.engine.evaluate_rule(rref, now, &mut core.series, &mut out);
+            core.pipeline.evaluate_rule(rref, now);
             let st = &mut core.status[g][r];
             st.evaluation_seconds = started.elapsed().as_secs_f64();
             st.last_evaluation = Some(now);
             st.last_error = (!missing.is_empty()).then(|| format!("no series for {}", missing.join(", ")));
         }
-        let mut changes = Vec::new();
-        core.engine.take_changes(g, &mut changes);
-        for (k, v) in changes {
-            match v {
-                Some(json) => batch.upserts.push((k, json)),
-                None => batch.deletes.push(k),
-            }
-        }
-        let rules = &core.policy.rules;
-        for ev in &out.events {
-            batch.history.push(history_row(rules, ev, ev.kind.name(), None));
-        }
-        for a in &out.actions {
-            let rule = &rules.groups[a.rule.group].rules[a.rule.rule];
-            let Some(def) = rule.alert().and_then(|r| r.actions.iter().find(|d| d.name == a.kind.0)) else {
-                continue;
-            };
-            if shared.dry_run {
-                let detail = format!("dry-run: {}", actions::describe(def));
-                tracing::info!(action = %a.kind.0, alert = %rule.name, severity = %a.severity, "{detail}");
-                batch
-                    .history
-                    .push(history_row(rules, a, "action", Some(format!("{}: {detail}", a.kind.0))));
-            } else {
-                jobs.push(ActionJob {
-                    action: def.clone(),
-                    run: a.clone(),
-                    alertname: rule.name.clone(),
-                    row: history_row(rules, a, "action", None),
-                });
-            }
-        }
-        for n in &out.notifications {
-            let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
-            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
-            let note = core.engine.alert_note(n);
-            core.dispatcher.notify(note, notify);
-        }
-        // Re-sends due before this group's next evaluation carry this evaluation's content.
         let every = core.policy.rules.groups[g]
             .interval
             .unwrap_or(shared.loaded.cfg.evaluation_interval.value.0);
-        let sending = core.dispatcher.sending_by(now.plus(every));
-        let mut fresh = Vec::new();
-        core.engine.firing_notes(g, now, &sending, &mut fresh);
-        for note in &fresh {
-            core.dispatcher.refresh(note);
-        }
-        queue_dispatches(shared, core, now, &mut batch);
+        core.pipeline.finish_group(g, now, now.plus(every), &mut fx);
     }
     // The notes may have started groups whose timers come before the timer's next wake.
     shared.dispatch_wake.notify_one();
-    // Actions start only after the state that admitted them is committed, so a crash cannot
-    // run an action whose gate (cooldown, hourly limit) was never saved.
-    shared.writer.commit(batch, jobs);
+    perform(shared, fx);
+}
+
+/// Performs a step's effects: logs what could not be queued, turns actions into dry-run
+/// history rows on a dry run, and hands the batch to the store thread, which starts the
+/// actions only after the state that admitted them is committed (so a crash cannot run an
+/// action whose gate, cooldown or hourly limit, was never saved).
+fn perform(shared: &Arc<Shared>, fx: Effects) {
+    let Effects {
+        mut batch,
+        mut actions,
+        template_errors,
+        undeliverable,
+        ..
+    } = fx;
+    for (receiver, e) in &template_errors {
+        tracing::warn!(receiver = %receiver, "template failed, sending the fallback text: {}", e.message);
+    }
+    shared
+        .metrics
+        .template_errors
+        .fetch_add(template_errors.len() as u64, Ordering::Relaxed);
+    for (receiver, why) in &undeliverable {
+        tracing::warn!(receiver = %receiver, "message dropped: {why}");
+    }
+    if shared.dry_run {
+        for job in actions.drain(..) {
+            let detail = format!("dry-run: {}", actions::describe(&job.action));
+            tracing::info!(action = %job.action.name, alert = %job.alertname, severity = %job.run.severity, "{detail}");
+            let mut row = job.row;
+            row.detail = Some(format!("{}: {detail}", job.action.name));
+            batch.history.push(row);
+        }
+    }
+    shared.writer.commit(batch, actions);
 }
 
 /// What the store thread is asked to do, in the order asked.
@@ -1035,46 +1016,6 @@ fn prune_store(store: &mut Store, before: Timestamp) {
     }
 }
 
-/// Flushes the dispatcher at `now`: every due message is rendered for its receiver and
-/// queued in `batch` (the outbox), together with the dispatcher's changed state, so the
-/// queue and the state that produced it commit in one transaction.
-fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mut Batch) {
-    let now = now.max(core.dispatched_at);
-    core.dispatched_at = now;
-    let mut due = Vec::new();
-    core.dispatcher.flush(now, &core.silences, &mut due);
-    let external_url = shared.external_url();
-    for d in &due {
-        let Some(r) = core.receivers.get(&d.receiver) else {
-            tracing::warn!(receiver = %d.receiver, "receiver is not defined; message dropped");
-            continue;
-        };
-        let (rendered, errors) = crate::receivers::render(d, r, &core.receivers.templates, &external_url);
-        for e in &errors {
-            tracing::warn!(receiver = %d.receiver, "template failed, sending the fallback text: {}", e.message);
-        }
-        shared
-            .metrics
-            .template_errors
-            .fetch_add(errors.len() as u64, Ordering::Relaxed);
-        let payload = match serde_json::to_string(&rendered) {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(receiver = %d.receiver, "cannot serialize a message: {e}");
-                continue;
-            }
-        };
-        batch.outbox.push(NewOutboxEntry {
-            receiver: d.receiver.clone(),
-            idempotency_key: d.idempotency_key.clone(),
-            group_key: d.group_key.clone(),
-            payload,
-            created_ms: now.0,
-        });
-    }
-    core.dispatcher.take_changes(&mut batch.groups);
-}
-
 /// Flushes notification groups whose timers (`group_wait`, `group_interval`, repeats,
 /// Alertmanager re-sends, held news) come due between evaluations.
 async fn dispatch_timer(shared: Arc<Shared>) {
@@ -1089,25 +1030,16 @@ async fn dispatch_timer(shared: Arc<Shared>) {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.dispatch_wake.notified() => continue,
         }
-        let mut batch = Batch::default();
+        let mut fx = Effects::default();
         {
             let mut core = shared.core();
             let t = now();
-            if core.dispatcher.next_due().is_some_and(|d| d <= t) {
-                queue_dispatches(&shared, &mut core, t, &mut batch);
+            if core.next_due().is_some_and(|d| d <= t) {
+                core.pipeline.flush(t, &mut fx);
             }
         }
-        shared.writer.commit(batch, Vec::new());
+        perform(&shared, fx);
     }
-}
-
-/// An admitted action, with what is needed to run it and record the result.
-struct ActionJob {
-    action: crate::rules::Action,
-    run: ActionRun,
-    alertname: String,
-    /// The history row to write when it finishes (detail and time filled in then).
-    row: HistoryRow,
 }
 
 /// Runs one action and records its outcome as one history row.
@@ -1148,6 +1080,13 @@ async fn run_action(shared: Arc<Shared>, job: ActionJob) {
 
 /// This machine's name, for links when `listen` is a wildcard address; `None` when the
 /// system does not say.
+/// [`hostname`], looked up once: a renamed host keeps the links of the running process
+/// consistent.
+fn hostname_once() -> Option<&'static str> {
+    static HOSTNAME: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    HOSTNAME.get_or_init(hostname).as_deref()
+}
+
 fn hostname() -> Option<String> {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is writable for its whole length, which is what is passed.
@@ -1159,21 +1098,6 @@ fn hostname() -> Option<String> {
         .ok()
         .filter(|h| !h.is_empty())
         .map(str::to_string)
-}
-
-fn history_row<K>(rules: &crate::rules::RuleSet, e: &Emitted<K>, event: &str, detail: Option<String>) -> HistoryRow {
-    let group = &rules.groups[e.rule.group];
-    HistoryRow {
-        at_ms: e.at.0,
-        group: group.name.clone(),
-        rule: group.rules[e.rule.rule].name.clone(),
-        fingerprint: e.fingerprint,
-        event: event.to_string(),
-        severity: e.severity.to_string(),
-        value: e.value,
-        labels: e.labels.to_map(),
-        detail,
-    }
 }
 
 /// Removes dead series (see [`Shared::sweep_series`]) every few seconds: soon enough that
@@ -1357,7 +1281,8 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
         "rule", "state", "severity", "value"
     );
     for g in 0..core.policy.rules.groups.len() {
-        core.engine.evaluate_group(g, t, &mut core.series, &mut out);
+        let p = &mut core.pipeline;
+        p.engine.evaluate_group(g, t, &mut p.series, &mut out);
         for (r, rule) in core.policy.rules.groups[g].rules.iter().enumerate() {
             let rref = RuleRef { group: g, rule: r };
             let missing = core.engine.missing_metrics(rref, &core.series);

@@ -17,6 +17,7 @@ pub mod expr;
 pub mod listener;
 pub mod message;
 pub mod outbox;
+pub mod pipeline;
 pub mod receivers;
 pub mod reload;
 pub mod route;

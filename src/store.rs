@@ -190,60 +190,7 @@ pub struct Opened {
     pub recovered: Option<String>,
 }
 
-/// One transition in the history.
-#[derive(Clone, Debug, PartialEq)]
-pub struct HistoryRow {
-    pub at_ms: i64,
-    pub group: String,
-    pub rule: String,
-    pub fingerprint: u64,
-    pub event: String,
-    pub severity: String,
-    /// Stored bit-exactly (NaN and ±Inf included). Note `PartialEq` compares NaN unequal.
-    pub value: Option<f64>,
-    pub labels: BTreeMap<String, String>,
-    pub detail: Option<String>,
-}
-
-/// Everything one evaluation wants persisted; [`Store::commit`] applies it atomically, in
-/// this order: upserts, deletes (so a key both upserted and deleted ends up deleted), history.
-#[derive(Clone, Debug, Default)]
-pub struct Batch {
-    /// (key, JSON state) rows to insert or replace. Keys are opaque to the store (the daemon uses "group\u{1f}rule\u{1f}fingerprint").
-    pub upserts: Vec<(String, String)>,
-    pub deletes: Vec<String>,
-    pub history: Vec<HistoryRow>,
-    /// (key, JSON state or `None` to delete) of notification groups (`route`'s dispatcher).
-    pub groups: Vec<(String, Option<String>)>,
-    /// Notifications to queue for delivery, committed with the state that produced them.
-    pub outbox: Vec<NewOutboxEntry>,
-}
-
-/// A notification for one receiver, as queued in the outbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewOutboxEntry {
-    /// Receiver name.
-    pub receiver: String,
-    /// Idempotency key (group fingerprint + sequence).
-    pub idempotency_key: String,
-    /// The notification group's key (entries of one group are delivered in order).
-    pub group_key: String,
-    /// JSON of the `receivers::Rendered` message.
-    pub payload: String,
-    /// When it was queued; also its first attempt time.
-    pub created_ms: i64,
-}
-
-impl Batch {
-    /// True when committing it would change nothing.
-    pub fn is_empty(&self) -> bool {
-        self.upserts.is_empty()
-            && self.deletes.is_empty()
-            && self.history.is_empty()
-            && self.groups.is_empty()
-            && self.outbox.is_empty()
-    }
-}
+pub use crate::pipeline::{Batch, HistoryRow, NewOutboxEntry};
 
 /// A history query. Bounds are half-open: `since_ms <= at_ms < until_ms`, so adjacent windows
 /// never return a row twice.

@@ -47,7 +47,11 @@ pub struct TestCase {
     pub alerts: Vec<AlertExpectation>,
     /// Expected notifications.
     #[serde(default)]
-    pub notifications: Option<NotificationExpectations>,
+    pub notifications: Option<TimedExpectations>,
+    /// Expected response actions: the runs the engine admits and those their cooldown or
+    /// `max_per_hour` refuses (`tocsin test` runs none of them).
+    #[serde(default)]
+    pub actions: Option<TimedExpectations>,
 }
 
 /// One input series.
@@ -130,15 +134,16 @@ impl JsonSchema for ExpectedAlert {
     }
 }
 
-/// Expected notifications, in time order.
+/// Expected notifications or actions, in time order.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NotificationExpectations {
+pub struct TimedExpectations {
     /// Check up to this time (default: the last `at`).
     #[serde(default)]
     pub until: Option<Sp<Dur>>,
-    /// Each entry: `at`, `event`, `severity`, `receiver` (reserved) and labels; all values
-    /// are kept as the strings written.
+    /// Each entry: `at` and reserved keys (notifications: `event`, `severity`, `receiver`;
+    /// actions: `action`, `event`, `blocked`) and labels; all values are kept as the
+    /// strings written.
     #[serde(default, deserialize_with = "expect_entries")]
     #[schemars(with = "Vec<BTreeMap<String, ScalarString>>")]
     pub expect: Vec<Sp<BTreeMap<String, String>>>,

@@ -20,6 +20,7 @@ use crate::expr::{Data, EvalCtx, SlotKind};
 use crate::rules::{Rule, RuleKind, RuleSet};
 use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window, is_stale_marker, stale_marker};
 use crate::template::Context;
+pub use action::{Blocked, Verdict};
 use action::ActionGate;
 use notify::{NoteKind, Notification, NotifyState};
 use state::{Event, InstanceState, NoData, Phase, TierObs, Transition};
@@ -74,6 +75,8 @@ pub struct Output {
     pub notifications: Vec<Emitted<NoteKind>>,
     /// Actions admitted by their own cooldown and rate limit.
     pub actions: Vec<ActionRun>,
+    /// Actions an event wanted that their cooldown or rate limit refused.
+    pub refused: Vec<(ActionRun, Blocked)>,
 }
 
 impl Output {
@@ -82,6 +85,7 @@ impl Output {
         self.events.clear();
         self.notifications.clear();
         self.actions.clear();
+        self.refused.clear();
     }
 }
 
@@ -533,8 +537,9 @@ impl Engine {
                     &self.external,
                 );
                 for (a, gate) in alert.actions.iter().zip(inst.gates.iter_mut()) {
-                    if gate.admit(&a.trigger, ev) {
-                        out.actions.push(emitted(
+                    let verdict = gate.admit(&a.trigger, ev);
+                    if verdict != Verdict::Unwanted {
+                        let run = emitted(
                             rref,
                             ev.nodata,
                             labels.clone(),
@@ -545,7 +550,11 @@ impl Engine {
                             inst.value,
                             0,
                             inst.machine.episode_start(),
-                        ));
+                        );
+                        match verdict {
+                            Verdict::Blocked(why) => out.refused.push((run, why)),
+                            _ => out.actions.push(run),
+                        }
                     }
                 }
                 out.events.push(emitted(

@@ -20,12 +20,11 @@ use regex::Regex;
 
 use crate::config::{Dur, ReceiverFile, RuleFile, Sp, TestCase, TestFile};
 use crate::diag::Diagnostic;
-use crate::engine::state::Phase;
-use crate::engine::{Engine, Output, Settings};
-use crate::message::Dispatch;
-use crate::route::Dispatcher;
+use crate::engine::state::{Phase, Transition};
+use crate::engine::{ActionRun, Blocked, Engine, Settings};
+use crate::pipeline::{Effects, Pipeline};
 use crate::rules::{RuleSet, compile};
-use crate::series::{Labels, Sample, SeriesStore, Timestamp, duration_ms};
+use crate::series::{Labels, Sample, Timestamp, duration_ms};
 use notation::{Point, parse_series, parse_values};
 
 /// Default interval between evaluations and between input samples, as in promtool.
@@ -259,6 +258,8 @@ struct Prepared {
     samples: Vec<(Timestamp, String, Labels, f64)>,
     /// The `notifications.expect` entries.
     expected_notes: Vec<ExpectedNote>,
+    /// The `actions.expect` entries.
+    expected_actions: Vec<ExpectedAction>,
 }
 
 fn prepare(path: &str, case: &TestCase, with_receivers: bool) -> Result<Prepared, Vec<Diagnostic>> {
@@ -316,10 +317,23 @@ fn prepare(path: &str, case: &TestCase, with_receivers: bool) -> Result<Prepared
             ));
         }
     }
+    let mut expected_actions = Vec::new();
+    if let Some(n) = &case.actions {
+        for e in &n.expect {
+            match expected_action(e) {
+                Ok(x) => expected_actions.push(x),
+                Err(msg) => diags.push(located(path, e, "actions", msg)),
+            }
+        }
+        if expected_actions.windows(2).any(|w| w[0].at > w[1].at) {
+            diags.push(located(path, &n.expect[0], "actions", "`expect` must be ordered by `at`".into()));
+        }
+    }
     if diags.is_empty() {
         Ok(Prepared {
             samples,
             expected_notes,
+            expected_actions,
         })
     } else {
         Err(diags)
@@ -353,15 +367,26 @@ fn run_case(
     let Prepared {
         samples,
         expected_notes,
+        expected_actions,
     } = prepare(path, case, receivers.is_some())?;
-    let until = case.notifications.as_ref().map(|n| match &n.until {
-        Some(u) => Timestamp(duration_ms(u.value.0)),
-        None => expected_notes.last().map(|e| e.at).unwrap_or_default(),
-    });
+    let until_of = |e: &Option<crate::config::TimedExpectations>, last: Option<Timestamp>| {
+        e.as_ref().map(|n| match &n.until {
+            Some(u) => Timestamp(duration_ms(u.value.0)),
+            None => last.unwrap_or_default(),
+        })
+    };
+    let until = until_of(&case.notifications, expected_notes.last().map(|e| e.at));
+    let actions_until = until_of(&case.actions, expected_actions.last().map(|e| e.at));
     let mut checkpoints: Vec<(Timestamp, usize)> =
         case.alerts.iter().enumerate().map(|(i, a)| (at(&a.at), i)).collect();
     checkpoints.sort();
-    let end = checkpoints.iter().map(|c| c.0).chain(until).max().unwrap_or_default();
+    let end = checkpoints
+        .iter()
+        .map(|c| c.0)
+        .chain(until)
+        .chain(actions_until)
+        .max()
+        .unwrap_or_default();
 
     // The schedule: every group at its interval, from 0 to `end`.
     let intervals: Vec<i64> = set
@@ -380,34 +405,38 @@ fn run_case(
             ),
         )]);
     }
-    let mut store = SeriesStore::new(set.longest_window().max(Duration::from_secs(3600)));
     let settings = Settings {
         staleness: Duration::from_secs(300),
     };
-    let mut engine = Engine::new(Arc::clone(set), settings);
-    let mut out = Output::default();
-    let mut dispatcher = receivers.map(Dispatcher::new);
-    let mut dispatches: Vec<Dispatch> = Vec::new();
-    let mut last_flush = Timestamp(i64::MIN);
-    let mut got = Vec::new();
+    let retention = set.longest_window().max(Duration::from_secs(3600));
+    let mut pipeline = Pipeline::new(
+        Arc::clone(set),
+        receivers.unwrap_or(&[]),
+        settings,
+        retention,
+        TEST_URL.to_string(),
+    );
+    let mut seen = Seen::default();
     let mut failures = Vec::new();
     let mut next_sample = 0;
     let mut next_check = 0;
     let mut next_eval: Vec<i64> = vec![0; intervals.len()];
     loop {
         let t = next_eval.iter().copied().min().unwrap_or(i64::MAX);
-        // The dispatcher's timers (group_wait, group_interval, repeats) between evaluations.
-        if let Some(d) = &mut dispatcher {
-            run_timers(
-                d,
-                Timestamp(t.min(end.0.saturating_add(1))),
-                &mut last_flush,
-                &mut dispatches,
-            );
+        // Routing's timers (group_wait, group_interval, repeats) between evaluations; one at
+        // or before the last flush would mean no progress, so never spin on one.
+        let before = Timestamp(t.min(end.0.saturating_add(1)));
+        while let Some(due) = pipeline
+            .next_due()
+            .filter(|&due| due < before && due > pipeline.dispatched_at())
+        {
+            let mut fx = Effects::default();
+            pipeline.flush(due, &mut fx);
+            seen.take(fx);
         }
         // Expectations between evaluations see the state of the last evaluation before them.
         while next_check < checkpoints.len() && (checkpoints[next_check].0.0 < t || t > end.0) {
-            check_alerts(&engine, &case.alerts[checkpoints[next_check].1], &mut failures);
+            check_alerts(&pipeline.engine, &case.alerts[checkpoints[next_check].1], &mut failures);
             next_check += 1;
         }
         if t > end.0 {
@@ -416,83 +445,117 @@ fn run_case(
         let now = Timestamp(t);
         while next_sample < samples.len() && samples[next_sample].0 <= now {
             let (ts, name, labels, v) = &samples[next_sample];
-            store.push(name, labels, Sample { t: *ts, v: *v });
+            pipeline.series.push(name, labels, Sample { t: *ts, v: *v });
             next_sample += 1;
         }
         for g in 0..intervals.len() {
             if next_eval[g] == t {
-                out.clear();
-                engine.evaluate_group(g, now, &mut store, &mut out);
-                match &mut dispatcher {
-                    Some(d) => {
-                        for n in &out.notifications {
-                            let rule = &set.groups[n.rule.group].rules[n.rule.rule];
-                            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
-                            d.notify(engine.alert_note(n), notify);
-                        }
-                        // As the daemon does: re-sends carry this evaluation's content.
-                        let sending = d.sending_by(Timestamp(now.0 + intervals[g]));
-                        let mut fresh = Vec::new();
-                        engine.firing_notes(g, now, &sending, &mut fresh);
-                        for note in &fresh {
-                            d.refresh(note);
-                        }
-                    }
-                    None => got.extend(
-                        out.notifications
-                            .iter()
-                            .filter(|n| until.is_some_and(|u| n.at <= u))
-                            .map(|n| Got {
-                                at: n.at,
-                                event: n.kind.name(),
-                                severity: n.severity.to_string(),
-                                labels: n.labels.clone(),
-                                receiver: None,
-                            }),
-                    ),
-                }
+                let mut fx = Effects::default();
+                pipeline.evaluate(g, now, Timestamp(now.0 + intervals[g]), &mut fx);
+                seen.take(fx);
                 next_eval[g] += intervals[g];
             }
         }
-        if let Some(d) = &mut dispatcher {
-            d.flush(now, &[], &mut dispatches);
-            last_flush = now;
-        }
         while next_check < checkpoints.len() && checkpoints[next_check].0 == now {
-            check_alerts(&engine, &case.alerts[checkpoints[next_check].1], &mut failures);
+            check_alerts(&pipeline.engine, &case.alerts[checkpoints[next_check].1], &mut failures);
             next_check += 1;
         }
     }
-    for d in &dispatches {
-        if until.is_none_or(|u| d.at > u) {
-            continue;
-        }
-        for (fp, kind) in &d.news {
-            let Some(a) = d.alerts.iter().find(|a| a.instance == *fp) else {
-                continue;
-            };
-            got.push(Got {
-                at: d.at,
-                event: kind.name(),
-                severity: a.severity.clone(),
-                labels: a.labels.clone(),
-                receiver: Some(d.receiver.clone()),
-            });
-        }
-    }
-    if case.notifications.is_some() {
+    failures.append(&mut seen.template_errors);
+    if let Some(until) = until {
+        let got: Vec<Got> = match receivers {
+            Some(_) => seen.routed.into_iter().filter(|g| g.at <= until).collect(),
+            None => seen.notified.into_iter().filter(|g| g.at <= until).collect(),
+        };
         compare_notifications(&expected_notes, &got, &mut failures);
+    }
+    if let Some(until) = actions_until {
+        seen.actions.retain(|a| a.at <= until);
+        compare_actions(&expected_actions, &seen.actions, &mut failures);
     }
     Ok(failures)
 }
 
-/// Flushes the dispatcher at each of its timers before `before`.
-fn run_timers(d: &mut Dispatcher, before: Timestamp, last_flush: &mut Timestamp, out: &mut Vec<Dispatch>) {
-    // A timer at or before the last flush would mean no progress; never spin on one.
-    while let Some(due) = d.next_due().filter(|&due| due < before && due > *last_flush) {
-        d.flush(due, &[], out);
-        *last_flush = due;
+/// Where links in messages rendered under test point: the daemon's default address.
+const TEST_URL: &str = "http://127.0.0.1:9470";
+
+/// What the pipeline produced over a test, as the test compares it.
+#[derive(Default)]
+struct Seen {
+    /// The engine's notifications (what a test without receiver files checks).
+    notified: Vec<Got>,
+    /// What each receiver was sent (what a test with receiver files checks).
+    routed: Vec<Got>,
+    /// Admitted and refused actions.
+    actions: Vec<GotAction>,
+    /// Failed templates, as failures: the daemon would send a fallback text.
+    template_errors: Vec<String>,
+}
+
+impl Seen {
+    fn take(&mut self, fx: Effects) {
+        self.notified.extend(fx.notifications.iter().map(|n| Got {
+            at: n.at,
+            event: n.kind.name(),
+            severity: n.severity.to_string(),
+            labels: n.labels.clone(),
+            receiver: None,
+        }));
+        for d in &fx.dispatches {
+            for (fp, kind) in &d.news {
+                let Some(a) = d.alerts.iter().find(|a| a.instance == *fp) else {
+                    continue;
+                };
+                self.routed.push(Got {
+                    at: d.at,
+                    event: kind.name(),
+                    severity: a.severity.clone(),
+                    labels: a.labels.clone(),
+                    receiver: Some(d.receiver.clone()),
+                });
+            }
+        }
+        let event = |run: &ActionRun| match run.kind.1 {
+            Transition::Resolved => "resolved".to_string(),
+            _ => run.severity.to_string(),
+        };
+        for job in &fx.actions {
+            self.actions.push(GotAction {
+                at: job.run.at,
+                action: job.run.kind.0.clone(),
+                event: event(&job.run),
+                blocked: None,
+                labels: job.run.labels.clone(),
+            });
+        }
+        for r in &fx.refused {
+            self.actions.push(GotAction {
+                at: r.run.at,
+                action: r.run.kind.0.clone(),
+                event: event(&r.run),
+                blocked: Some(r.blocked.name()),
+                labels: r.run.labels.clone(),
+            });
+        }
+        for (receiver, e) in &fx.template_errors {
+            let msg = format!("receiver `{receiver}`: a template failed (the fallback text would be sent): {}", e.message);
+            if !self.template_errors.contains(&msg) {
+                self.template_errors.push(msg);
+            }
+        }
     }
+}
+
+/// An action run or refusal as the test compares it.
+#[derive(Clone, Debug)]
+struct GotAction {
+    at: Timestamp,
+    action: String,
+    /// The severity entered, or `resolved`.
+    event: String,
+    /// Why it did not run (`cooldown`, `max_per_hour`), if it did not.
+    blocked: Option<&'static str>,
+    labels: Labels,
 }
 
 fn at(d: &Sp<Dur>) -> Timestamp {
@@ -536,6 +599,103 @@ fn expected_note(e: &Sp<BTreeMap<String, String>>, with_receivers: bool) -> Resu
         receiver,
         labels,
     })
+}
+
+/// One `actions.expect` entry.
+#[derive(Debug)]
+struct ExpectedAction {
+    at: Timestamp,
+    action: Option<String>,
+    event: Option<String>,
+    /// `None`: it ran; `Some(why)`: it was refused for that reason.
+    blocked: Option<String>,
+    labels: Vec<(String, String)>,
+}
+
+fn expected_action(e: &Sp<BTreeMap<String, String>>) -> Result<ExpectedAction, String> {
+    let mut at = None;
+    let (mut action, mut event, mut blocked, mut labels) = (None, None, None, Vec::new());
+    for (k, v) in e.value.iter() {
+        match k.as_str() {
+            "at" => {
+                at = Some(humantime::parse_duration(v).map_err(|err| format!("`at: {v}` is not a duration: {err}"))?)
+            }
+            "action" => action = Some(v.clone()),
+            "event" => event = Some(v.clone()),
+            "blocked" if BLOCKED.contains(&v.as_str()) => blocked = Some(v.clone()),
+            "blocked" => return Err(format!("unknown `blocked: {v}`; an action is blocked by {}", BLOCKED.join(" or "))),
+            _ => labels.push((k.clone(), v.clone())),
+        }
+    }
+    let at = at.ok_or("every expected action needs `at`")?;
+    Ok(ExpectedAction {
+        at: Timestamp(duration_ms(at)),
+        action,
+        event,
+        blocked,
+        labels,
+    })
+}
+
+/// Why an action may be refused, as `blocked:` names it.
+const BLOCKED: &[&str] = &[Blocked::Cooldown.name(), Blocked::MaxPerHour.name()];
+
+fn matches_action(e: &ExpectedAction, g: &GotAction) -> bool {
+    e.at == g.at
+        && e.action.as_deref().is_none_or(|a| a == g.action)
+        && e.event.as_deref().is_none_or(|ev| ev == g.event)
+        && e.blocked.as_deref() == g.blocked
+        && e.labels.iter().all(|(k, v)| g.labels.get(k) == Some(v.as_str()))
+}
+
+fn compare_actions(expected: &[ExpectedAction], got: &[GotAction], failures: &mut Vec<String>) {
+    let mut used = vec![false; got.len()];
+    let mut missing = vec![false; expected.len()];
+    for (i, e) in expected.iter().enumerate() {
+        match (0..got.len()).find(|&j| !used[j] && matches_action(e, &got[j])) {
+            Some(j) => used[j] = true,
+            None => missing[i] = true,
+        }
+    }
+    if !missing.contains(&true) && !used.contains(&false) {
+        return;
+    }
+    let blocked = |b: Option<&str>| b.map(|b| format!(" blocked: {b}")).unwrap_or_default();
+    let mut lines: Vec<(Timestamp, u8, String)> = Vec::new();
+    for (e, m) in expected.iter().zip(&missing) {
+        let mark = if *m { "-" } else { " " };
+        let labels: Vec<String> = e.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        let text = format!(
+            "{mark} at {:>6}  {:<16} {:<9} {{{}}}{}",
+            fmt_time(e.at),
+            e.action.as_deref().unwrap_or("*"),
+            e.event.as_deref().unwrap_or("*"),
+            labels.join(", "),
+            blocked(e.blocked.as_deref())
+        );
+        lines.push((e.at, if *m { 0 } else { 1 }, text));
+    }
+    for (g, u) in got.iter().zip(&used) {
+        if !u {
+            let text = format!(
+                "+ at {:>6}  {:<16} {:<9} {}{}",
+                fmt_time(g.at),
+                g.action,
+                g.event,
+                g.labels,
+                blocked(g.blocked)
+            );
+            lines.push((g.at, 2, text));
+        }
+    }
+    lines.sort_by_key(|l| (l.0, l.1));
+    let mut msg = String::from("actions differ (- expected, + got):\n");
+    for (_, _, l) in lines {
+        msg.push_str("  ");
+        msg.push_str(&l);
+        msg.push('\n');
+    }
+    failures.push(msg.trim_end().to_string());
 }
 
 fn fmt_time(t: Timestamp) -> String {

@@ -1,0 +1,333 @@
+//! The one pipeline `tocsin run` and `tocsin test` share: samples and time in, effects out.
+//!
+//! Owns the running policy's moving parts (the [`Engine`] with its compiled rules, the
+//! [`SeriesStore`], the routing [`Dispatcher`], the compiled [`Receivers`] and the silences)
+//! and the glue between them: an evaluation's transitions become history rows, its admitted
+//! actions become jobs, its notifications go through routing, grouping, inhibition and
+//! silences, and what is due is rendered for its receiver and queued as an outbox row,
+//! together with the state changes that produced it ([`Effects`]).
+//!
+//! Must not touch: a clock, a file, a socket, the environment. Time is an argument, the
+//! effects are values, and the shells perform them (the daemon commits the batch, then
+//! sends, then runs the actions; the test runner compares them with expectations). Because
+//! both shells drive this very type, what `tocsin test` checks is what production does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::collections::BTreeMap;
+
+use crate::config::ReceiverFile;
+use crate::engine::notify::NoteKind;
+use crate::engine::{ActionRun, Blocked, Emitted, Engine, Output, RuleRef, Settings};
+use crate::message::{AlertNote, Dispatch, Silence};
+use crate::receivers::Receivers;
+use crate::template::TemplateError;
+use crate::route::Dispatcher;
+use crate::rules::{Action, RuleSet};
+use crate::series::{Labels, SeriesStore, Timestamp};
+
+/// One transition, action run or refusal in the history.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryRow {
+    /// When it happened (Unix ms).
+    pub at_ms: i64,
+    /// The rule's group.
+    pub group: String,
+    /// The rule.
+    pub rule: String,
+    /// The alert's fingerprint.
+    pub fingerprint: u64,
+    /// `firing`, `escalated`, …, `action`, `action_blocked`.
+    pub event: String,
+    /// The severity it happened at.
+    pub severity: String,
+    /// Stored bit-exactly (NaN and ±Inf included). Note `PartialEq` compares NaN unequal.
+    pub value: Option<f64>,
+    /// The alert's labels.
+    pub labels: BTreeMap<String, String>,
+    /// What an action did or why it did not run.
+    pub detail: Option<String>,
+}
+
+/// Everything one step wants persisted, applied atomically by the store in this order:
+/// upserts, deletes (so a key both upserted and deleted ends up deleted), history, groups,
+/// outbox.
+#[derive(Clone, Debug, Default)]
+pub struct Batch {
+    /// (key, JSON state) rows to insert or replace. Keys are opaque to the store (the engine
+    /// uses "group\u{1f}rule\u{1f}fingerprint").
+    pub upserts: Vec<(String, String)>,
+    /// Instance state keys to delete.
+    pub deletes: Vec<String>,
+    /// Transitions and action runs.
+    pub history: Vec<HistoryRow>,
+    /// (key, JSON state or `None` to delete) of notification groups (`route`'s dispatcher).
+    pub groups: Vec<(String, Option<String>)>,
+    /// Notifications to queue for delivery, committed with the state that produced them.
+    pub outbox: Vec<NewOutboxEntry>,
+}
+
+impl Batch {
+    /// True when committing it would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty()
+            && self.deletes.is_empty()
+            && self.history.is_empty()
+            && self.groups.is_empty()
+            && self.outbox.is_empty()
+    }
+}
+
+/// A notification for one receiver, as queued in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOutboxEntry {
+    /// Receiver name.
+    pub receiver: String,
+    /// Idempotency key (group fingerprint + sequence).
+    pub idempotency_key: String,
+    /// The notification group's key (entries of one group are delivered in order).
+    pub group_key: String,
+    /// JSON of the `receivers::Rendered` message.
+    pub payload: String,
+    /// When it was queued; also its first attempt time.
+    pub created_ms: i64,
+}
+
+/// An admitted action, with what is needed to run it and record the result.
+#[derive(Clone, Debug)]
+pub struct ActionJob {
+    /// The action's definition.
+    pub action: Action,
+    /// The event that admitted it.
+    pub run: ActionRun,
+    /// The rule's name.
+    pub alertname: String,
+    /// The history row to write when it finishes (detail and time filled in then).
+    pub row: HistoryRow,
+}
+
+/// An action its own cooldown or hourly limit kept from running.
+#[derive(Clone, Debug)]
+pub struct RefusedAction {
+    /// The event that wanted it.
+    pub run: ActionRun,
+    /// Why it did not run.
+    pub blocked: Blocked,
+}
+
+/// What one step produced. The shells perform it: the daemon commits [`Effects::batch`]
+/// first and only then lets the outbox send and the actions run, so nothing is sent or run
+/// for state that is not durable.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// State changes, history rows and outbox rows, to commit in one transaction.
+    pub batch: Batch,
+    /// Actions admitted by their gates, to run once the batch is committed.
+    pub actions: Vec<ActionJob>,
+    /// Actions their gates refused (already recorded in the batch's history).
+    pub refused: Vec<RefusedAction>,
+    /// The engine's notifications of the evaluations in this step, after cooldowns, before
+    /// routing.
+    pub notifications: Vec<Emitted<NoteKind>>,
+    /// The messages routing made due in this step, one per receiver, as rendered into the
+    /// batch's outbox rows.
+    pub dispatches: Vec<Dispatch>,
+    /// Templates that failed while rendering those messages (each was sent with the
+    /// fallback text), with the receiver's name.
+    pub template_errors: Vec<(String, TemplateError)>,
+    /// Messages that could not be queued (receiver, why), and were dropped: a receiver the
+    /// running policy does not define.
+    pub undeliverable: Vec<(String, String)>,
+}
+
+/// The running policy and everything it moves.
+pub struct Pipeline {
+    /// The evaluator, holding the compiled rules and every instance's state.
+    pub engine: Engine,
+    /// Every series.
+    pub series: SeriesStore,
+    /// Routing, grouping and inhibition state.
+    pub dispatcher: Dispatcher,
+    /// The running receivers, compiled.
+    pub receivers: Arc<Receivers>,
+    /// Silences that mute now or will.
+    pub silences: Vec<Silence>,
+    rules: Arc<RuleSet>,
+    external_url: String,
+    /// The latest time the dispatcher was flushed at. Evaluations run at their aligned tick
+    /// (slightly in the past) and timers at the wall clock; the dispatcher only ever sees
+    /// time move forward.
+    dispatched_at: Timestamp,
+    out: Output,
+    fresh: Vec<AlertNote>,
+}
+
+impl Pipeline {
+    /// A pipeline for `rules` and the receiver files (receivers, routes, inhibit rules),
+    /// with series kept for `retention`; links in messages point to `external_url`.
+    pub fn new(
+        rules: Arc<RuleSet>,
+        receiver_files: &[(String, ReceiverFile)],
+        settings: Settings,
+        retention: Duration,
+        external_url: String,
+    ) -> Pipeline {
+        Pipeline {
+            engine: Engine::new(Arc::clone(&rules), settings),
+            series: SeriesStore::new(retention),
+            dispatcher: Dispatcher::new(receiver_files),
+            receivers: Arc::new(Receivers::compile(receiver_files)),
+            silences: Vec::new(),
+            rules,
+            external_url,
+            dispatched_at: Timestamp(i64::MIN),
+            out: Output::default(),
+            fresh: Vec::new(),
+        }
+    }
+
+    /// Takes over a reloaded policy: surviving instances keep their state (see
+    /// [`Engine::replace_rules`]), groups their timers, series their samples.
+    pub fn replace(&mut self, rules: Arc<RuleSet>, receiver_files: &[(String, ReceiverFile)], retention: Duration) {
+        self.engine.replace_rules(Arc::clone(&rules));
+        self.dispatcher.replace(receiver_files);
+        self.receivers = Arc::new(Receivers::compile(receiver_files));
+        self.series.set_retention(retention);
+        self.rules = rules;
+    }
+
+    /// The compiled rules.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// The latest time the dispatcher was flushed at (`i64::MIN` before the first flush).
+    pub fn dispatched_at(&self) -> Timestamp {
+        self.dispatched_at
+    }
+
+    /// When routing next has something to send (`group_wait`, `group_interval`, repeats,
+    /// re-sends, held news), if ever.
+    pub fn next_due(&self) -> Option<Timestamp> {
+        self.dispatcher.next_due()
+    }
+
+    /// Evaluates group `g` at `now`, every rule of it, and finishes the step (see
+    /// [`Pipeline::finish_group`]); `next` is when the group evaluates again.
+    pub fn evaluate(&mut self, g: usize, now: Timestamp, next: Timestamp, fx: &mut Effects) {
+        for r in 0..self.rules.groups[g].rules.len() {
+            self.evaluate_rule(RuleRef { group: g, rule: r }, now);
+        }
+        self.finish_group(g, now, next, fx);
+    }
+
+    /// Evaluates one rule at `now`; its results wait for [`Pipeline::finish_group`]. For a
+    /// shell that times rules or skips some (the daemon skips rules whose inputs have not
+    /// arrived yet while it warms up).
+    pub fn evaluate_rule(&mut self, rref: RuleRef, now: Timestamp) {
+        self.engine.evaluate_rule(rref, now, &mut self.series, &mut self.out);
+    }
+
+    /// Turns the results of the rules of group `g` evaluated since the last call into
+    /// effects: state changes, history, admitted and refused actions, notifications routed;
+    /// re-sends due before `next` (the group's next evaluation) get this evaluation's
+    /// content; then routing is flushed at `now`.
+    pub fn finish_group(&mut self, g: usize, now: Timestamp, next: Timestamp, fx: &mut Effects) {
+        let mut changes = Vec::new();
+        self.engine.take_changes(g, &mut changes);
+        for (k, v) in changes {
+            match v {
+                Some(json) => fx.batch.upserts.push((k, json)),
+                None => fx.batch.deletes.push(k),
+            }
+        }
+        let rules = &self.rules;
+        let out = &mut self.out;
+        for ev in &out.events {
+            fx.batch.history.push(history_row(rules, ev, ev.kind.name(), None));
+        }
+        for a in &out.actions {
+            let rule = &rules.groups[a.rule.group].rules[a.rule.rule];
+            let Some(def) = rule.alert().and_then(|r| r.actions.iter().find(|d| d.name == a.kind.0)) else {
+                continue;
+            };
+            fx.actions.push(ActionJob {
+                action: def.clone(),
+                run: a.clone(),
+                alertname: rule.name.clone(),
+                row: history_row(rules, a, "action", None),
+            });
+        }
+        for (a, blocked) in out.refused.drain(..) {
+            let detail = format!("{}: blocked by {}", a.kind.0, blocked.name());
+            fx.batch.history.push(history_row(rules, &a, "action_blocked", Some(detail)));
+            fx.refused.push(RefusedAction { run: a, blocked });
+        }
+        for n in &out.notifications {
+            let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
+            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
+            self.dispatcher.notify(self.engine.alert_note(n), notify);
+        }
+        fx.notifications.append(&mut out.notifications);
+        out.clear();
+        let sending = self.dispatcher.sending_by(next);
+        self.fresh.clear();
+        self.engine.firing_notes(g, now, &sending, &mut self.fresh);
+        for note in &self.fresh {
+            self.dispatcher.refresh(note);
+        }
+        self.flush(now, fx);
+    }
+
+    /// Flushes routing at `now` (never earlier than the last flush): every due message is
+    /// rendered for its receiver and queued in the batch's outbox, together with the
+    /// dispatcher's changed state, so the queue and the state that produced it commit in one
+    /// transaction.
+    pub fn flush(&mut self, now: Timestamp, fx: &mut Effects) {
+        let now = now.max(self.dispatched_at);
+        self.dispatched_at = now;
+        let first = fx.dispatches.len();
+        self.dispatcher.flush(now, &self.silences, &mut fx.dispatches);
+        for d in &fx.dispatches[first..] {
+            let Some(r) = self.receivers.get(&d.receiver) else {
+                fx.undeliverable.push((d.receiver.clone(), "the receiver is not defined".to_string()));
+                continue;
+            };
+            let (rendered, errors) = crate::receivers::render(d, r, &self.receivers.templates, &self.external_url);
+            fx.template_errors
+                .extend(errors.into_iter().map(|e| (d.receiver.clone(), e)));
+            let payload = match serde_json::to_string(&rendered) {
+                Ok(p) => p,
+                Err(e) => {
+                    fx.undeliverable.push((d.receiver.clone(), format!("cannot serialize the message: {e}")));
+                    continue;
+                }
+            };
+            fx.batch.outbox.push(NewOutboxEntry {
+                receiver: d.receiver.clone(),
+                idempotency_key: d.idempotency_key.clone(),
+                group_key: d.group_key.clone(),
+                payload,
+                created_ms: now.0,
+            });
+        }
+        self.dispatcher.take_changes(&mut fx.batch.groups);
+    }
+}
+
+/// The history row of an engine event.
+pub fn history_row<K>(rules: &RuleSet, e: &Emitted<K>, event: &str, detail: Option<String>) -> HistoryRow {
+    let group = &rules.groups[e.rule.group];
+    HistoryRow {
+        at_ms: e.at.0,
+        group: group.name.clone(),
+        rule: group.rules[e.rule.rule].name.clone(),
+        fingerprint: e.fingerprint,
+        event: event.to_string(),
+        severity: e.severity.to_string(),
+        value: e.value,
+        labels: Labels::to_map(&e.labels),
+        detail,
+    }
+}
