@@ -344,7 +344,7 @@ async fn create_silence(State(s): State<AppState>, body: Body) -> Response {
         );
     };
     let t = now();
-    let draft = match silence::parse(&bytes, t) {
+    let draft = match silence::parse(&bytes, t, fastrand::u128(..)) {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };

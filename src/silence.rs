@@ -1,19 +1,16 @@
-//! Silences as the API and the database see them: validating a `POST
-//! /api/v1/silences` body into a [`Silence`], a silence's status at a time, and persistence
-//! (an `impl Store` block over the `silences` table).
+//! Silences as the API sees them: validating a `POST /api/v1/silences` body into a
+//! [`Silence`], and a silence's status at a time. Pure: the caller passes the time and the
+//! randomness of a fresh id; the `silences` table is the store's.
 //!
-//! Whether a silence mutes an alert is decided by `route`, purely; this is the shell around
-//! it. Field names follow the spec (`starts_at`, `ends_at`, `created_by`), and Alertmanager
+//! Whether a silence mutes an alert is decided by `route`. Field names follow the spec (`starts_at`, `ends_at`, `created_by`), and Alertmanager
 //! v2's (`startsAt`, `endsAt`, `createdBy`) are accepted too, so its clients' bodies work.
 
 use std::fmt;
 
-use rusqlite::params;
 use serde_json::{Map, Value};
 
 use crate::message::{Silence, SilenceMatcher};
 use crate::series::Timestamp;
-use crate::store::{Store, StoreError};
 
 /// At most this many matchers in one silence.
 pub const MAX_MATCHERS: usize = 64;
@@ -88,8 +85,8 @@ pub fn status(s: &Silence, now: Timestamp) -> Status {
 }
 
 /// A fresh random id: 128 bits as 32 hex digits.
-pub fn new_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+pub fn new_id(random: u128) -> String {
+    format!("{random:032x}")
 }
 
 /// Replaces the silence with `s`'s id in `list` (or adds it), and drops the ones expired at
@@ -112,7 +109,7 @@ pub fn forget_expired(list: &mut Vec<Silence>, now: Timestamp) {
 /// accepted). `starts_at` defaults to `now`, and a start in the past becomes `now`, as in
 /// Alertmanager; `ends_at` must be after both. A `status` or `updatedAt` field (what `GET`
 /// answers) is ignored, so a listed silence can be posted back edited.
-pub fn parse(body: &[u8], now: Timestamp) -> Result<Draft, SilenceError> {
+pub fn parse(body: &[u8], now: Timestamp, random: u128) -> Result<Draft, SilenceError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| bad("body", format!("not valid JSON: {e}")))?;
     let Value::Object(mut obj) = v else {
         return Err(bad("body", "must be a JSON object"));
@@ -134,7 +131,7 @@ pub fn parse(body: &[u8], now: Timestamp) -> Result<Draft, SilenceError> {
     }
 
     let (id, replaces) = match id {
-        None | Some(Value::Null) => (new_id(), false),
+        None | Some(Value::Null) => (new_id(random), false),
         Some(Value::String(id)) => {
             let ok = !id.is_empty()
                 && id.len() <= MAX_ID_LEN
@@ -281,87 +278,6 @@ pub fn parse_time(s: &str) -> Result<Timestamp, String> {
     Ok(Timestamp(ms - offset_min * 60_000))
 }
 
-impl Store {
-    /// Inserts or replaces a silence (by id).
-    pub fn save_silence(&mut self, s: &Silence) -> Result<(), StoreError> {
-        let json = serde_json::to_string(s).expect("a silence always serializes");
-        self.conn
-            .prepare_cached(
-                "INSERT INTO silences (id, ends_at_ms, silence) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (id) DO UPDATE SET ends_at_ms = excluded.ends_at_ms, silence = excluded.silence",
-            )
-            .and_then(|mut st| st.execute(params![s.id, s.ends_at.0, json]))
-            .map_err(self.err("save silence"))?;
-        Ok(())
-    }
-
-    /// The silence with `id`, if stored (and readable).
-    pub fn silence(&self, id: &str) -> Result<Option<Silence>, StoreError> {
-        let e = self.err("load silence");
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT silence FROM silences WHERE id = ?1")
-            .map_err(&e)?;
-        let mut rows = st.query(params![id]).map_err(&e)?;
-        match rows.next().map_err(&e)? {
-            Some(r) => {
-                let json: String = r.get(0).map_err(&e)?;
-                Ok(decode(id, &json))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Every stored silence, expired ones included, ordered by id. A row that cannot be
-    /// read (written by hand, or by a future version) is skipped with a warning rather
-    /// than keeping the daemon from starting.
-    pub fn load_silences(&self) -> Result<Vec<Silence>, StoreError> {
-        let e = self.err("load silences");
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, silence FROM silences ORDER BY id")
-            .map_err(&e)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(&e)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, json) = row.map_err(&e)?;
-            out.extend(decode(&id, &json));
-        }
-        Ok(out)
-    }
-
-    /// Ends the silence `id` at `now` (a pending one never starts). Returns it as stored
-    /// now, or `None` when there is no such silence. An already expired silence is left as
-    /// it is.
-    pub fn expire_silence(&mut self, id: &str, now: Timestamp) -> Result<Option<Silence>, StoreError> {
-        let Some(mut s) = self.silence(id)? else {
-            return Ok(None);
-        };
-        if status(&s, now) != Status::Expired {
-            s.starts_at = s.starts_at.min(now);
-            s.ends_at = now;
-            self.save_silence(&s)?;
-        }
-        Ok(Some(s))
-    }
-
-    /// Deletes silences that ended before `before_ms`; returns how many.
-    pub fn prune_silences(&mut self, before_ms: i64) -> Result<usize, StoreError> {
-        self.conn
-            .prepare_cached("DELETE FROM silences WHERE ends_at_ms < ?1")
-            .and_then(|mut st| st.execute(params![before_ms]))
-            .map_err(self.err("prune silences"))
-    }
-}
-
-fn decode(id: &str, json: &str) -> Option<Silence> {
-    serde_json::from_str(json)
-        .map_err(|e| tracing::warn!(id, "stored silence cannot be read, ignoring it: {e}"))
-        .ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,11 +285,11 @@ mod tests {
     const NOW: Timestamp = Timestamp(1_700_000_000_000);
 
     fn parse_ok(body: &str) -> Draft {
-        parse(body.as_bytes(), NOW).unwrap_or_else(|e| panic!("{e}: {body}"))
+        parse(body.as_bytes(), NOW, 7).unwrap_or_else(|e| panic!("{e}: {body}"))
     }
 
     fn field(body: &str) -> String {
-        match parse(body.as_bytes(), NOW) {
+        match parse(body.as_bytes(), NOW, 7) {
             Ok(d) => panic!("accepted: {d:?}"),
             Err(e) => e.field,
         }
@@ -495,22 +411,4 @@ mod tests {
         assert!(list.is_empty());
     }
 
-    #[test]
-    fn store_round_trip_expire_and_prune() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = crate::store::open(dir.path(), 0).unwrap().store;
-        let d = parse_ok(
-            r#"{"matchers":[{"name":"a","value":"b"}],"ends_at":"2030-01-01T00:00:00Z","created_by":"me","comment":"x"}"#,
-        );
-        store.save_silence(&d.silence).unwrap();
-        assert_eq!(store.load_silences().unwrap(), vec![d.silence.clone()]);
-        let later = Timestamp(NOW.0 + 1000);
-        let expired = store.expire_silence(&d.silence.id, later).unwrap().unwrap();
-        assert_eq!(status(&expired, later), Status::Expired);
-        assert_eq!(store.silence(&d.silence.id).unwrap(), Some(expired));
-        assert_eq!(store.expire_silence("nope", later).unwrap(), None);
-        assert_eq!(store.prune_silences(later.0).unwrap(), 0, "ended exactly then");
-        assert_eq!(store.prune_silences(later.0 + 1).unwrap(), 1);
-        assert!(store.load_silences().unwrap().is_empty());
-    }
 }

@@ -192,6 +192,8 @@ pub struct Opened {
 
 pub use crate::pipeline::{Batch, HistoryRow, NewOutboxEntry};
 
+mod silences;
+
 /// A history query. Bounds are half-open: `since_ms <= at_ms < until_ms`, so adjacent windows
 /// never return a row twice.
 #[derive(Clone, Debug, Default)]
