@@ -1,14 +1,14 @@
 //! Sources: everything that produces samples.
 //!
-//! Owns the sans-IO parsers of the Prometheus text exposition and JSON push formats
-//! ([`exposition`], [`push_json`]), and the I/O collectors the daemon polls: host metrics
-//! and log tailing ([`host`]) and HTTP scraping ([`scrape`]). Sources only produce
+//! Owns the I/O collectors the daemon polls: host metrics and log tailing ([`host`]) and
+//! HTTP scraping ([`scrape`]). The parsers of the Prometheus text exposition and JSON push
+//! formats they use ([`exposition`], [`push_json`]) are pure and live in the core crate. Sources only produce
 //! samples; storing them (and timestamps, cardinality, staleness) is the series store's
 //! and the daemon's business.
 
-pub mod exposition;
 pub mod host;
-pub mod push_json;
 pub mod scrape;
+
+pub use tocsin_core::{exposition, push_json};
 
 pub use exposition::{LineError, ParsedSample};

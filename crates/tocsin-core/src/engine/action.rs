@@ -144,7 +144,10 @@ mod tests {
     fn runs_on_resolved_only_when_asked() {
         let mut g = ActionGate::default();
         assert!(g.admit(&trigger(vec![], true, 0, None), &ev(Transition::Resolved, 0, 0)) == Verdict::Run);
-        assert_eq!(g.admit(&trigger(vec![0], false, 0, None), &ev(Transition::Resolved, 0, 1)), Verdict::Unwanted);
+        assert_eq!(
+            g.admit(&trigger(vec![0], false, 0, None), &ev(Transition::Resolved, 0, 1)),
+            Verdict::Unwanted
+        );
     }
 
     #[test]
@@ -152,8 +155,14 @@ mod tests {
         let t = trigger(vec![0], false, 10, None);
         let mut g = ActionGate::default();
         assert!(g.admit(&t, &ev(Transition::Firing, 0, 0)) == Verdict::Run);
-        assert_eq!(g.admit(&t, &ev(Transition::Firing, 0, 5 * MIN)), Verdict::Blocked(Blocked::Cooldown));
-        assert_eq!(g.admit(&t, &ev(Transition::Firing, 0, 10 * MIN - 1)), Verdict::Blocked(Blocked::Cooldown));
+        assert_eq!(
+            g.admit(&t, &ev(Transition::Firing, 0, 5 * MIN)),
+            Verdict::Blocked(Blocked::Cooldown)
+        );
+        assert_eq!(
+            g.admit(&t, &ev(Transition::Firing, 0, 10 * MIN - 1)),
+            Verdict::Blocked(Blocked::Cooldown)
+        );
         assert!(g.admit(&t, &ev(Transition::Firing, 0, 10 * MIN)) == Verdict::Run);
     }
 
@@ -164,14 +173,23 @@ mod tests {
         for m in [0, 10, 20] {
             assert!(g.admit(&t, &ev(Transition::Firing, 0, m * MIN)) == Verdict::Run);
         }
-        assert_eq!(g.admit(&t, &ev(Transition::Firing, 0, 30 * MIN)), Verdict::Blocked(Blocked::MaxPerHour));
-        assert_eq!(g.admit(&t, &ev(Transition::Firing, 0, 60 * MIN - 1)), Verdict::Blocked(Blocked::MaxPerHour));
+        assert_eq!(
+            g.admit(&t, &ev(Transition::Firing, 0, 30 * MIN)),
+            Verdict::Blocked(Blocked::MaxPerHour)
+        );
+        assert_eq!(
+            g.admit(&t, &ev(Transition::Firing, 0, 60 * MIN - 1)),
+            Verdict::Blocked(Blocked::MaxPerHour)
+        );
         assert_eq!(
             g.admit(&t, &ev(Transition::Firing, 0, 60 * MIN)),
             Verdict::Run,
             "the 0m run is an hour old"
         );
-        assert_eq!(g.admit(&t, &ev(Transition::Firing, 0, 65 * MIN)), Verdict::Blocked(Blocked::MaxPerHour));
+        assert_eq!(
+            g.admit(&t, &ev(Transition::Firing, 0, 65 * MIN)),
+            Verdict::Blocked(Blocked::MaxPerHour)
+        );
         assert!(g.admit(&t, &ev(Transition::Firing, 0, 70 * MIN)) == Verdict::Run);
     }
 

@@ -20,8 +20,8 @@ use crate::expr::{Data, EvalCtx, SlotKind};
 use crate::rules::{Rule, RuleKind, RuleSet};
 use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window, is_stale_marker, stale_marker};
 use crate::template::Context;
-pub use action::{Blocked, Verdict};
 use action::ActionGate;
+pub use action::{Blocked, Verdict};
 use notify::{NoteKind, Notification, NotifyState};
 use state::{Event, InstanceState, NoData, Phase, TierObs, Transition};
 

@@ -22,10 +22,10 @@ use crate::engine::notify::NoteKind;
 use crate::engine::{ActionRun, Blocked, Emitted, Engine, Output, RuleRef, Settings};
 use crate::message::{AlertNote, Dispatch, Silence};
 use crate::receivers::Receivers;
-use crate::template::TemplateError;
 use crate::route::Dispatcher;
 use crate::rules::{Action, RuleSet};
 use crate::series::{Labels, SeriesStore, Timestamp};
+use crate::template::TemplateError;
 
 /// One transition, action run or refusal in the history.
 #[derive(Clone, Debug, PartialEq)]
@@ -261,7 +261,9 @@ impl Pipeline {
         }
         for (a, blocked) in out.refused.drain(..) {
             let detail = format!("{}: blocked by {}", a.kind.0, blocked.name());
-            fx.batch.history.push(history_row(rules, &a, "action_blocked", Some(detail)));
+            fx.batch
+                .history
+                .push(history_row(rules, &a, "action_blocked", Some(detail)));
             fx.refused.push(RefusedAction { run: a, blocked });
         }
         for n in &out.notifications {
@@ -291,7 +293,8 @@ impl Pipeline {
         self.dispatcher.flush(now, &self.silences, &mut fx.dispatches);
         for d in &fx.dispatches[first..] {
             let Some(r) = self.receivers.get(&d.receiver) else {
-                fx.undeliverable.push((d.receiver.clone(), "the receiver is not defined".to_string()));
+                fx.undeliverable
+                    .push((d.receiver.clone(), "the receiver is not defined".to_string()));
                 continue;
             };
             let (rendered, errors) = crate::receivers::render(d, r, &self.receivers.templates, &self.external_url);
@@ -300,7 +303,8 @@ impl Pipeline {
             let payload = match serde_json::to_string(&rendered) {
                 Ok(p) => p,
                 Err(e) => {
-                    fx.undeliverable.push((d.receiver.clone(), format!("cannot serialize the message: {e}")));
+                    fx.undeliverable
+                        .push((d.receiver.clone(), format!("cannot serialize the message: {e}")));
                     continue;
                 }
             };

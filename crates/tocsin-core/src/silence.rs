@@ -410,5 +410,4 @@ mod tests {
         forget_expired(&mut list, s.ends_at);
         assert!(list.is_empty());
     }
-
 }

@@ -326,7 +326,12 @@ fn prepare(path: &str, case: &TestCase, with_receivers: bool) -> Result<Prepared
             }
         }
         if expected_actions.windows(2).any(|w| w[0].at > w[1].at) {
-            diags.push(located(path, &n.expect[0], "actions", "`expect` must be ordered by `at`".into()));
+            diags.push(located(
+                path,
+                &n.expect[0],
+                "actions",
+                "`expect` must be ordered by `at`".into(),
+            ));
         }
     }
     if diags.is_empty() {
@@ -538,7 +543,10 @@ impl Seen {
             });
         }
         for (receiver, e) in &fx.template_errors {
-            let msg = format!("receiver `{receiver}`: a template failed (the fallback text would be sent): {}", e.message);
+            let msg = format!(
+                "receiver `{receiver}`: a template failed (the fallback text would be sent): {}",
+                e.message
+            );
             if !self.template_errors.contains(&msg) {
                 self.template_errors.push(msg);
             }
@@ -623,7 +631,12 @@ fn expected_action(e: &Sp<BTreeMap<String, String>>) -> Result<ExpectedAction, S
             "action" => action = Some(v.clone()),
             "event" => event = Some(v.clone()),
             "blocked" if BLOCKED.contains(&v.as_str()) => blocked = Some(v.clone()),
-            "blocked" => return Err(format!("unknown `blocked: {v}`; an action is blocked by {}", BLOCKED.join(" or "))),
+            "blocked" => {
+                return Err(format!(
+                    "unknown `blocked: {v}`; an action is blocked by {}",
+                    BLOCKED.join(" or ")
+                ));
+            }
             _ => labels.push((k.clone(), v.clone())),
         }
     }

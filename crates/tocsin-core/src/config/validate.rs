@@ -5,8 +5,8 @@
 //! things through the same code. Values are checked after `${ENV}` substitution; a secret
 //! value is never quoted in a message.
 
-use reqwest::Url;
-use reqwest::header::{HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
+use url::Url;
 
 use super::value::{Sp, Text};
 use crate::diag::Diagnostic;
@@ -114,7 +114,7 @@ pub(super) fn sp_url(path: &str, key: &str, url: &Sp<String>) -> Option<Diagnost
 /// and not `alertname` or `severity`: every alert has those, and its own label wins, so
 /// such an entry would never show anywhere.
 pub(super) fn external_label(path: &str, name: &str, value: &Text) -> Option<Diagnostic> {
-    let reason = if !crate::sources::exposition::is_label_name(name) {
+    let reason = if !crate::exposition::is_label_name(name) {
         "it is not a label name"
     } else if name.starts_with("__") {
         "names starting with `__` are reserved"

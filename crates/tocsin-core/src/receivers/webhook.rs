@@ -218,8 +218,9 @@ mod tests {
     use crate::receivers::testing::*;
     use crate::series::{Labels, Timestamp};
 
-    const FIRING: &str = include_str!("../../tests/fixtures/alertmanager/alertmanager-0.25-webhook-firing.json");
-    const RESOLVED: &str = include_str!("../../tests/fixtures/alertmanager/alertmanager-0.25-webhook-resolved.json");
+    const FIRING: &str = include_str!("../../../../tests/fixtures/alertmanager/alertmanager-0.25-webhook-firing.json");
+    const RESOLVED: &str =
+        include_str!("../../../../tests/fixtures/alertmanager/alertmanager-0.25-webhook-resolved.json");
     const TOP_KEYS: &[&str] = &[
         "receiver",
         "status",

@@ -6,7 +6,7 @@
 //! come out. [`parse_lenient`] is for scrapes: every valid sample is kept, each malformed
 //! line is reported and skipped. [`parse_strict`] is for pushes: all samples or the first
 //! error, so nothing of a bad body gets stored. [`ParsedSample`] and [`LineError`] live
-//! here and are re-exported from [`crate::sources`]; `push_json` uses them too.
+//! here; `push_json` uses them too, and the daemon's sources re-export both.
 //!
 //! # Grammar, line by line
 //!
