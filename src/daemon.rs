@@ -387,9 +387,9 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
     let mut silences = opened.store.load_silences().map_err(fatal)?;
     crate::silence::forget_expired(&mut silences, now());
     let runner = actions::Runner::new(actions::MAX_CONCURRENT).map_err(fatal)?;
-    let mut dispatcher = Dispatcher::new(&policy.receivers);
+    let mut dispatcher = Dispatcher::new(&policy.policy.routing);
     dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
-    let receivers = Arc::new(Receivers::compile(&policy.receivers));
+    let receivers = Arc::clone(&policy.policy.receivers);
     // The outbox gets its own connection: sends settle entries while evaluations commit.
     let outbox_store = opened.store.another_connection().map_err(fatal)?;
     let outbox = Outbox::new(outbox_store, Arc::clone(&receivers), dry_run);
@@ -646,8 +646,8 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
             };
             report(&policy.warnings);
             core.engine.replace_rules(Arc::clone(&policy.rules));
-            core.dispatcher.replace(&policy.receivers);
-            core.receivers = Arc::new(Receivers::compile(&policy.receivers));
+            core.dispatcher.replace(&policy.policy.routing);
+            core.receivers = Arc::clone(&policy.policy.receivers);
             // Before any entry for a new receiver is committed (the core lock is held).
             shared.outbox.set_receivers(Arc::clone(&core.receivers));
             core.series

@@ -17,6 +17,7 @@ pub mod expr;
 pub mod listener;
 pub mod message;
 pub mod outbox;
+pub mod policy;
 pub mod receivers;
 pub mod reload;
 pub mod route;
