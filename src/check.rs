@@ -142,4 +142,18 @@ routes:
             diags[0].message
         );
     }
+
+    #[test]
+    fn an_invalid_inhibit_regex_is_an_error_in_a_file_without_routes() {
+        // It was checked only inside the loop over routes, and the dispatcher dropped it.
+        let diags = check_receivers_yaml(
+            "receivers:\n  - name: c\n    console: {}\ninhibit_rules:\n  - source: { alertname: '~(' }\n",
+        );
+        let errors: Vec<(u64, &str)> = diags
+            .iter()
+            .filter(|d| d.severity == crate::diag::Severity::Error)
+            .map(|d| (d.line, d.code))
+            .collect();
+        assert_eq!(errors, [(5, "match")], "{diags:?}");
+    }
 }
