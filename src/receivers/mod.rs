@@ -4,7 +4,9 @@
 //! resolved, templates compiled) and the pure formatting of a dispatch into a [`Rendered`]
 //! message per kind: Alertmanager webhook v4 and native JSON (`webhook`), Block Kit
 //! (`slack`), multipart text + HTML (`email`), `POST /api/v2/alerts` bodies
-//! (`alertmanager`) and the console line. It never decides *whether* to notify
+//! (`alertmanager`), Events API v2 events (`pagerduty`), an Adaptive Card (`msteams`) and
+//! the console line. Each kind's module owns its compiled type, its compilation and its
+//! rendering; the `match`es here only delegate. It never decides *whether* to notify
 //! (`engine::notify`), *whom* (`route`) or *when to retry* (`outbox`), and it performs no
 //! I/O: the outbox sends what these functions return.
 
@@ -662,12 +664,6 @@ mod tests {
     use super::testing::*;
     use super::*;
     use crate::config::{Source, TlsMode, WebhookFormat, parse_receivers};
-
-    fn compile_yaml(yaml: &str) -> Receivers {
-        let (r, diags) = compile_with_diagnostics(yaml);
-        assert!(diags.is_empty(), "{diags:?}");
-        r
-    }
 
     fn compile_with_diagnostics(yaml: &str) -> (Receivers, Vec<Diagnostic>) {
         let env = |k: &str| (k == "SECRET").then(|| "s3cret".to_string());
