@@ -78,8 +78,18 @@ pub fn default_severity_map() -> BTreeMap<String, PagerdutySeverity> {
     .collect()
 }
 
-/// A `pagerduty` definition with its defaults and its templates compiled.
+/// A `pagerduty` definition with its defaults and its templates compiled. An empty
+/// `routing_key` (typically an unset `${PD_ROUTING_KEY:-}`) is an error: PagerDuty would
+/// refuse every event.
 pub fn compile(p: &PagerdutyDef, cx: &mut Compiler<'_>) -> Pagerduty {
+    if p.routing_key.expose().trim().is_empty() {
+        cx.error(
+            p.routing_key.line(),
+            p.routing_key.column(),
+            "invalid-value",
+            "`routing_key` is empty; PagerDuty refuses events without the integration key".to_string(),
+        );
+    }
     Pagerduty {
         routing_key: p.routing_key.expose().to_string(),
         url: p.url.as_ref().map_or(DEFAULT_URL, |u| u.expose()).to_string(),
@@ -330,6 +340,17 @@ mod tests {
         let r_fp = fingerprint_hex(r.fingerprint());
         let changed_fp = fingerprint_hex(r_changed.ended_labels().unwrap().fingerprint());
         assert_eq!(keys, [("resolve", r_fp.as_str()), ("resolve", changed_fp.as_str())]);
+    }
+
+    #[test]
+    fn an_empty_routing_key_is_a_located_error() {
+        let yaml = "receivers:\n  - name: pd\n    pagerduty: { routing_key: \"${PD_KEY:-}\" }\n";
+        let source = crate::config::Source::new("r.yaml", yaml.as_bytes().to_vec()).unwrap();
+        let file = crate::config::parse_receivers(&source, &|_| None).unwrap();
+        let mut diags = Vec::new();
+        crate::receivers::Receivers::compile(&[("r.yaml".into(), file)], &mut diags);
+        let found: Vec<(u64, u64, &str)> = diags.iter().map(|d| (d.line, d.column, d.code)).collect();
+        assert_eq!(found, [(3, 31, "invalid-value")], "{diags:?}");
     }
 
     #[test]
