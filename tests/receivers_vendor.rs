@@ -373,3 +373,34 @@ fn check_reports_a_bad_url_a_template_that_does_not_compile_and_two_kinds() {
         );
     }
 }
+
+#[test]
+fn max_in_flight_bounds_a_teams_receiver_and_an_unbounded_one_sends_at_once() {
+    // Both paths never answer, so each attempt lasts its 1 s time limit: with a budget of
+    // one, the second alert's message waits for the first attempt to end.
+    let teams = Recorder::start();
+    teams.hang("/one");
+    teams.hang("/many");
+    let env = env_with(&format!(
+        "receivers:\n  - name: one\n    max_in_flight: 1\n    msteams: {{ webhook_url: \"{}\", timeout: 1s }}\n  - name: many\n    pagerduty: {{ routing_key: k, url: \"{}\", timeout: 1s }}\nroutes:\n  - receivers: [one, many]\n",
+        teams.url("/one"),
+        teams.url("/many")
+    ));
+    let d = env.spawn(&[]);
+    assert_eq!(
+        d.push("disk_used{mount=\"/a\"} 95\ndisk_used{mount=\"/b\"} 95\n")
+            .status,
+        200
+    );
+    let first_two = |path: &str| {
+        wait_for(S10, || {
+            let r = teams.requests(path);
+            (r.len() >= 2).then(|| r[1].at - r[0].at)
+        })
+        .unwrap_or_else(|| panic!("{path}: fewer than two attempts"))
+    };
+    let serial = first_two("/one");
+    assert!(serial >= Duration::from_millis(900), "second send after {serial:?}");
+    let parallel = first_two("/many");
+    assert!(parallel < Duration::from_millis(500), "second send after {parallel:?}");
+}
