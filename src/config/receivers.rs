@@ -1,6 +1,7 @@
 //! The typed form of a receivers file (`receivers/*.yaml`), as parsed. Every string
 //! value is a [`Text`] (after `${ENV}` substitution, secret-aware). Cross-references (route
-//! receivers that exist, templates that render) are checked by the integrating pass.
+//! receivers that exist, templates that render) are checked by the policy compiler
+//! (`crate::policy`); that a receiver has exactly one kind is [`ReceiverDef`]'s type.
 
 use std::collections::BTreeMap;
 
