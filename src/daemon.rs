@@ -372,7 +372,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
     let external_url = loaded.cfg.external_url(hostname_once());
     let mut pipeline = Pipeline::new(
         Arc::clone(&policy.rules),
-        &policy.receivers,
+        &policy.policy,
         Settings { staleness },
         retention(&policy, staleness),
         external_url,
@@ -646,7 +646,7 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
             report(&policy.warnings);
             let retention = retention(&policy, loaded.cfg.staleness.value.0);
             core.pipeline
-                .replace(Arc::clone(&policy.rules), &policy.receivers, retention);
+                .replace(Arc::clone(&policy.rules), &policy.policy, retention);
             // Before any entry for a new receiver is committed (the core lock is held).
             shared.outbox.set_receivers(Arc::clone(&core.receivers));
             core.status = status_for(&policy);

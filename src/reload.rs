@@ -17,8 +17,9 @@ use std::time::Duration;
 use notify_debouncer_full::notify::{EventKind, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
-use crate::config::{self, ReceiverFile, Source};
+use crate::config::{self, Source};
 use crate::diag::{Diagnostic, Severity};
+use crate::policy::Policy;
 use crate::rules::RuleSet;
 
 /// A validated rule and receiver set, ready to run.
@@ -26,8 +27,8 @@ use crate::rules::RuleSet;
 pub struct PolicySet {
     /// The compiled rules.
     pub rules: Arc<RuleSet>,
-    /// The parsed receiver files (receiver definitions).
-    pub receivers: Vec<(String, ReceiverFile)>,
+    /// The compiled receiver files (receivers, routes, inhibit rules).
+    pub policy: Policy,
     /// Hash of every file's path and content: equal hashes mean nothing changed.
     pub hash: u64,
     /// Warnings found while validating (errors would have prevented the set).
@@ -206,10 +207,9 @@ pub fn load(
         Some(set) if !diags.iter().any(|d| d.severity == Severity::Error) => set,
         _ => return Err(diags),
     };
-    let receiver_files = checked.receivers;
     Ok(Some(PolicySet {
         rules: Arc::new(set),
-        receivers: receiver_files,
+        policy: checked.policy,
         hash,
         warnings: diags,
     }))

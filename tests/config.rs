@@ -7,6 +7,21 @@ use std::time::Duration;
 use tocsin::config::*;
 use tocsin::diag::{Diagnostic, render_text};
 
+macro_rules! kind_of {
+    ($name:ident, $variant:ident, $def:ty) => {
+        fn $name(r: &ReceiverDef) -> &$def {
+            match &r.kind {
+                ReceiverKindDef::$variant(k) => k,
+                other => panic!("expected a {} receiver, got {other:?}", stringify!($variant)),
+            }
+        }
+    };
+}
+kind_of!(webhook_of, Webhook, WebhookDef);
+kind_of!(slack_of, Slack, SlackDef);
+kind_of!(email_of, Email, EmailDef);
+kind_of!(alertmanager_of, Alertmanager, AlertmanagerDef);
+
 fn fixture(name: &str) -> Source {
     let path = format!("tests/fixtures/config/{name}");
     let bytes = std::fs::read(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect("fixture exists");
@@ -118,13 +133,13 @@ fn spec_receivers_file_parses_with_substitution() {
     assert_eq!(detect_kind(&source), Some(FileKind::Receivers));
     let file = parse_receivers(&source, &echo_env).unwrap();
     assert_eq!(file.receivers.len(), 3);
-    let hook = file.receivers[0].webhook.as_ref().unwrap();
+    let hook = webhook_of(&file.receivers[0]);
     assert_eq!(hook.url.expose(), "http://127.0.0.1:8080/alerts");
     assert!(!hook.url.is_secret());
     assert_eq!(hook.format, Some(WebhookFormat::Alertmanager));
     assert_eq!(hook.headers["Authorization"].expose(), "Bearer <HOOK_TOKEN>");
     assert_eq!(hook.hmac_secret.as_ref().unwrap().expose(), "<HOOK_SECRET>");
-    let slack = file.receivers[1].slack.as_ref().unwrap();
+    let slack = slack_of(&file.receivers[1]);
     assert_eq!(
         slack.webhook_url.expose(),
         "https://hooks.example.com/<SLACK_WEBHOOK_URL>"
@@ -132,7 +147,7 @@ fn spec_receivers_file_parses_with_substitution() {
     assert_eq!(slack.channel.as_ref().unwrap().expose(), "#memory-alerts");
     let title = slack.title.as_ref().unwrap();
     assert_eq!((title.line(), title.column()), (15, 14));
-    let email = file.receivers[2].email.as_ref().unwrap();
+    let email = email_of(&file.receivers[2]);
     assert_eq!(email.smtp.port.value, 587);
     assert_eq!(email.smtp.tls, Some(TlsMode::Starttls));
     assert_eq!(email.smtp.password.as_ref().unwrap().expose(), "<SMTP_PASSWORD>");
@@ -151,15 +166,12 @@ fn spec_receivers_file_parses_with_substitution() {
 #[test]
 fn every_receiver_kind_parses() {
     let file = parse_receivers(&fixture("valid-receivers-all-kinds.yaml"), &no_env).unwrap();
-    assert!(file.receivers[0].console.is_some());
+    assert!(matches!(file.receivers[0].kind, ReceiverKindDef::Console(_)));
     let am = &file.receivers[1];
     assert_eq!(am.send_resolved, Some(false));
-    assert_eq!(am.alertmanager.as_ref().unwrap().url.expose(), "http://127.0.0.1:9093");
-    assert_eq!(
-        file.receivers[2].webhook.as_ref().unwrap().format,
-        Some(WebhookFormat::Native)
-    );
-    assert_eq!(file.receivers[3].email.as_ref().unwrap().smtp.tls, Some(TlsMode::Tls));
+    assert_eq!(alertmanager_of(am).url.expose(), "http://127.0.0.1:9093");
+    assert_eq!(webhook_of(&file.receivers[2]).format, Some(WebhookFormat::Native));
+    assert_eq!(email_of(&file.receivers[3]).smtp.tls, Some(TlsMode::Tls));
     let matchers = &file.routes[0].r#match;
     assert_eq!(matchers["code"].0[0].expose(), "500");
     let single = &matchers["severity"].0[0];
@@ -428,7 +440,7 @@ fn secrets_are_redacted_in_debug_and_serialize() {
             "plain values stay visible"
         );
     }
-    let email = file.receivers[2].email.as_ref().unwrap();
+    let email = email_of(&file.receivers[2]);
     assert_eq!(email.smtp.password.as_ref().unwrap().expose(), "hunter2");
     assert_eq!(email.smtp.password.as_ref().unwrap().to_string(), "<redacted>");
 }

@@ -265,7 +265,7 @@ impl Outbox {
         if self.dry_run {
             tracing::info!(
                 receiver = %receiver.name,
-                kind = send::kind_name(&receiver.kind),
+                kind = receiver.kind.name(),
                 idempotency_key = %entry.idempotency_key,
                 payload = %entry.payload,
                 "dry run: would send notification"

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::policy::{MAX_ERROR_BODY, SendResult};
 use crate::config::TlsMode;
-use crate::receivers::{Email, Receiver, ReceiverKind, Rendered};
+use crate::receivers::{Delivery, Email, HttpTarget, Receiver, Rendered};
 
 /// Request header carrying the idempotency key (HTTP and email).
 pub const IDEMPOTENCY_HEADER: &str = "X-Tocsin-Idempotency-Key";
@@ -111,47 +111,39 @@ impl Transport {
 
     /// One attempt at delivering `msg` to `receiver`, carrying `idempotency_key`.
     pub async fn send(&self, receiver: &Receiver, idempotency_key: &str, msg: &Rendered) -> SendResult {
-        match (&receiver.kind, msg) {
-            (ReceiverKind::Webhook(w), Rendered::Json(body)) => {
-                let signature = w.hmac_secret.as_deref().map(|s| signature(s, body.as_bytes()));
-                self.post(&w.url, w.timeout, idempotency_key, body, &w.headers, signature)
-                    .await
+        match (receiver.kind.delivery(), msg) {
+            (Delivery::Http(t), Rendered::Json(body)) => self.post(&t, idempotency_key, body).await,
+            (Delivery::Http(t), Rendered::Posts(bodies)) => {
+                // In order, each answered before the next: a later event (the trigger after
+                // a resolve) must not overtake an earlier one.
+                for body in bodies {
+                    let result = self.post(&t, idempotency_key, body).await;
+                    if !matches!(&result, SendResult::Http { status, .. } if (200..300).contains(status)) {
+                        return result;
+                    }
+                }
+                SendResult::Accepted
             }
-            (ReceiverKind::Slack(s), Rendered::Json(body)) => {
-                self.post(&s.webhook_url, s.timeout, idempotency_key, body, &[], None)
-                    .await
-            }
-            (ReceiverKind::Alertmanager(a), Rendered::Json(body)) => {
-                let url = format!("{}/api/v2/alerts", a.url.trim_end_matches('/'));
-                self.post(&url, a.timeout, idempotency_key, body, &[], None).await
-            }
-            (ReceiverKind::Email(e), Rendered::Email { subject, text, html }) => {
+            (Delivery::Email(e), Rendered::Email { subject, text, html }) => {
                 self.mail(&receiver.name, e, idempotency_key, subject, text, html).await
             }
-            (ReceiverKind::Console, Rendered::Line(line)) => {
+            (Delivery::Console, Rendered::Line(line)) => {
                 // A closed stdout must not turn into endless retries: the line is best-effort.
                 let _ = writeln!(std::io::stdout().lock(), "{line}");
                 SendResult::Accepted
             }
-            (kind, msg) => SendResult::Invalid(format!(
+            (_, msg) => SendResult::Invalid(format!(
                 "a {} message cannot be sent to a {} receiver",
                 rendered_kind(msg),
-                kind_name(kind)
+                receiver.kind.name()
             )),
         }
     }
 
-    async fn post(
-        &self,
-        url: &str,
-        timeout: Duration,
-        key: &str,
-        body: &str,
-        headers: &[(String, String)],
-        signature: Option<String>,
-    ) -> SendResult {
-        let mut req = self.http.post(url).timeout(timeout);
-        for (name, value) in headers {
+    async fn post(&self, target: &HttpTarget<'_>, key: &str, body: &str) -> SendResult {
+        let signature = target.hmac_secret.map(|s| signature(s, body.as_bytes()));
+        let mut req = self.http.post(target.url.as_ref()).timeout(target.timeout);
+        for (name, value) in target.headers {
             req = req.header(name.as_str(), value.as_str());
         }
         req = req
@@ -165,9 +157,11 @@ impl Transport {
             Err(e) => return request_error(e),
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
+        // PagerDuty (and other rate-limited APIs) say when to come back in
+        // `ratelimit-reset` (seconds) where others send `Retry-After`.
+        let retry_after = [reqwest::header::RETRY_AFTER.as_str(), "ratelimit-reset"]
+            .into_iter()
+            .find_map(|name| resp.headers().get(name))
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let success = resp.status().is_success();
@@ -309,20 +303,9 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn rendered_kind(msg: &Rendered) -> &'static str {
     match msg {
-        Rendered::Json(_) => "JSON",
+        Rendered::Json(_) | Rendered::Posts(_) => "JSON",
         Rendered::Email { .. } => "email",
         Rendered::Line(_) => "console",
-    }
-}
-
-/// The receiver kind's name as in receiver files.
-pub fn kind_name(kind: &ReceiverKind) -> &'static str {
-    match kind {
-        ReceiverKind::Webhook(_) => "webhook",
-        ReceiverKind::Slack(_) => "slack",
-        ReceiverKind::Email(_) => "email",
-        ReceiverKind::Console => "console",
-        ReceiverKind::Alertmanager(_) => "alertmanager",
     }
 }
 

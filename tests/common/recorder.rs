@@ -36,8 +36,40 @@ impl Recorded {
     }
 }
 
+/// A scripted answer: status, extra headers and body.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    /// A JSON answer with `status`.
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string(),
+        }
+    }
+
+    /// The same answer with one more header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Builds the answer to a request body, as the service it stands in for would.
+type Responder = Arc<dyn Fn(&[u8]) -> Reply + Send + Sync>;
+
 #[derive(Default)]
 struct State {
+    /// Per path: answers given (in order) before anything else.
+    replies: HashMap<String, VecDeque<Reply>>,
+    /// Per path: how the service answers when nothing is scripted.
+    responders: HashMap<String, Responder>,
     requests: Vec<Recorded>,
     /// Per path: statuses to answer before answering 200.
     scripts: HashMap<String, VecDeque<u16>>,
@@ -108,6 +140,24 @@ impl Recorder {
             .insert(path.to_string(), statuses.iter().copied().collect());
     }
 
+    /// Answers `replies` (in order) to the next requests on `path`, then as before.
+    pub fn script_replies(&self, path: &str, replies: Vec<Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .replies
+            .insert(path.to_string(), replies.into());
+    }
+
+    /// Answers every request on `path` that nothing scripted with `f(request body)`.
+    pub fn respond(&self, path: &str, f: impl Fn(&[u8]) -> Reply + Send + Sync + 'static) {
+        self.state
+            .lock()
+            .unwrap()
+            .responders
+            .insert(path.to_string(), Arc::new(f));
+    }
+
     /// Answers `body` to requests on `path` (as a metrics endpoint would).
     pub fn serve(&self, path: &str, body: &str) {
         self.state
@@ -148,14 +198,30 @@ impl Recorder {
     }
 }
 
-async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, HeaderMap, String) {
     let path = uri.path().to_string();
-    let (status, hang, answer) = {
+    let (status, hang, reply) = {
         let mut s = st.lock().unwrap();
         let hang = s.hang.contains(&path);
-        let status = s.scripts.get_mut(&path).and_then(VecDeque::pop_front).unwrap_or(200);
-        let status = if hang { 0 } else { status };
-        let answer = s.bodies.get(&path).cloned().unwrap_or_default();
+        let reply = match s.replies.get_mut(&path).and_then(VecDeque::pop_front) {
+            Some(r) => r,
+            None => match s.scripts.get_mut(&path).and_then(VecDeque::pop_front) {
+                Some(status) => Reply {
+                    status,
+                    headers: Vec::new(),
+                    body: String::new(),
+                },
+                None => match s.responders.get(&path) {
+                    Some(f) => f(&body),
+                    None => Reply {
+                        status: 200,
+                        headers: Vec::new(),
+                        body: s.bodies.get(&path).cloned().unwrap_or_default(),
+                    },
+                },
+            },
+        };
+        let status = if hang { 0 } else { reply.status };
         s.requests.push(Recorded {
             path,
             headers: headers
@@ -166,12 +232,19 @@ async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes
             at: Instant::now(),
             status,
         });
-        (status, hang, answer)
+        (status, hang, reply)
     };
     if hang {
         tokio::time::sleep(Duration::from_secs(60)).await;
     }
-    (StatusCode::from_u16(status.max(200)).unwrap(), answer)
+    let mut out = HeaderMap::new();
+    for (name, value) in &reply.headers {
+        out.insert(
+            axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    (StatusCode::from_u16(status.max(200)).unwrap(), out, reply.body)
 }
 
 impl Drop for Recorder {

@@ -17,6 +17,7 @@ pub mod exposition;
 pub mod expr;
 pub mod message;
 pub mod pipeline;
+pub mod policy;
 pub mod push_json;
 pub mod receivers;
 pub mod route;

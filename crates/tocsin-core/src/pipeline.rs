@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use crate::config::ReceiverFile;
 use crate::engine::notify::NoteKind;
 use crate::engine::{ActionRun, Blocked, Emitted, Engine, Output, RuleRef, Settings};
 use crate::message::{AlertNote, Dispatch, Silence};
+use crate::policy::Policy;
 use crate::receivers::Receivers;
 use crate::route::Dispatcher;
 use crate::rules::{Action, RuleSet};
@@ -164,11 +164,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline for `rules` and the receiver files (receivers, routes, inhibit rules),
+    /// A pipeline for `rules` and the receiver `policy` (receivers, routes, inhibit rules),
     /// with series kept for `retention`; links in messages point to `external_url`.
     pub fn new(
         rules: Arc<RuleSet>,
-        receiver_files: &[(String, ReceiverFile)],
+        policy: &Policy,
         settings: Settings,
         retention: Duration,
         external_url: String,
@@ -176,8 +176,8 @@ impl Pipeline {
         Pipeline {
             engine: Engine::new(Arc::clone(&rules), settings),
             series: SeriesStore::new(retention),
-            dispatcher: Dispatcher::new(receiver_files),
-            receivers: Arc::new(Receivers::compile(receiver_files)),
+            dispatcher: Dispatcher::new(&policy.routing),
+            receivers: Arc::clone(&policy.receivers),
             silences: Vec::new(),
             rules,
             external_url,
@@ -189,10 +189,10 @@ impl Pipeline {
 
     /// Takes over a reloaded policy: surviving instances keep their state (see
     /// [`Engine::replace_rules`]), groups their timers, series their samples.
-    pub fn replace(&mut self, rules: Arc<RuleSet>, receiver_files: &[(String, ReceiverFile)], retention: Duration) {
+    pub fn replace(&mut self, rules: Arc<RuleSet>, policy: &Policy, retention: Duration) {
         self.engine.replace_rules(Arc::clone(&rules));
-        self.dispatcher.replace(receiver_files);
-        self.receivers = Arc::new(Receivers::compile(receiver_files));
+        self.dispatcher.replace(&policy.routing);
+        self.receivers = Arc::clone(&policy.receivers);
         self.series.set_retention(retention);
         self.rules = rules;
     }

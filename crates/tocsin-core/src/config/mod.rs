@@ -27,8 +27,9 @@ pub use load::{
     parse_test,
 };
 pub use receivers::{
-    AlertmanagerDef, ConsoleDef, EmailDef, InhibitDef, ReceiverDef, ReceiverFile, RouteDef, SlackDef, SmtpDef, TlsMode,
-    WebhookDef, WebhookFormat,
+    AlertmanagerDef, ConsoleDef, EmailDef, InhibitDef, MsteamsDef, PagerdutyDef, PagerdutySeverity, RECEIVER_KINDS,
+    RawReceiverDef, ReceiverDef, ReceiverFile, ReceiverKindDef, RouteDef, SlackDef, SmtpDef, TlsMode, WebhookDef,
+    WebhookFormat,
 };
 pub use rules::{ActionDef, ActionWebhookDef, FlapDef, GroupDef, NoDataDef, RuleDef, RuleFile, TierDef};
 pub use schema::schema;

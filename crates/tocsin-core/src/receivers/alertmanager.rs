@@ -14,11 +14,40 @@
 //! resolve ends what it holds.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Alertmanager, generator_url, rfc3339_go, to_json};
+use super::{DEFAULT_RESEND_INTERVAL, DEFAULT_TIMEOUT, dur, generator_url, rfc3339_go, to_json};
+use crate::config::AlertmanagerDef;
 use crate::message::{Dispatch, Status};
+
+/// Settings of an `alertmanager` receiver.
+#[derive(Clone, Debug)]
+pub struct Alertmanager {
+    /// Base URL; alerts are POSTed to `<url>/api/v2/alerts`.
+    pub url: String,
+    /// Request time limit.
+    pub timeout: Duration,
+    /// Firing alerts are re-sent this often while they fire, as Alertmanager expects.
+    pub resend_interval: Duration,
+}
+
+impl Alertmanager {
+    /// Where alerts are POSTed: `<url>/api/v2/alerts`.
+    pub fn alerts_url(&self) -> String {
+        format!("{}/api/v2/alerts", self.url.trim_end_matches('/'))
+    }
+}
+
+/// An `alertmanager` definition with its defaults (10 s, re-sent every minute).
+pub fn compile(a: &AlertmanagerDef) -> Alertmanager {
+    Alertmanager {
+        url: a.url.expose().to_string(),
+        timeout: dur(&a.timeout, DEFAULT_TIMEOUT),
+        resend_interval: dur(&a.resend_interval, DEFAULT_RESEND_INTERVAL),
+    }
+}
 
 /// How many resend intervals a firing alert is valid for (Prometheus' factor).
 const RESEND_FACTOR: u32 = 4;

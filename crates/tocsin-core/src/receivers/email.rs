@@ -7,11 +7,51 @@
 //! annotations that are http(s) URLs (runbooks, dashboards) become links.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use super::console::format_value;
-use super::{Email, Rendered, context, render_template, rfc3339_millis, status_name};
+use super::{Compiler, DEFAULT_TIMEOUT, Rendered, context, dur, render_template, rfc3339_millis, status_name};
+use crate::config::{EmailDef, TlsMode};
 use crate::message::{AlertNote, Dispatch};
-use crate::template::{TemplateError, Templates};
+use crate::template::{TemplateError, TemplateRef, Templates};
+
+/// Settings of an `email` receiver.
+#[derive(Clone, Debug)]
+pub struct Email {
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Sender.
+    pub from: String,
+    /// SMTP server host.
+    pub host: String,
+    /// SMTP server port.
+    pub port: u16,
+    /// Transport security.
+    pub tls: TlsMode,
+    /// Login, when both are set.
+    pub username: Option<String>,
+    /// Password (a secret: never logged).
+    pub password: Option<String>,
+    /// Subject template (default: `[SEVERITY] alertname is status`).
+    pub subject: Option<TemplateRef>,
+    /// Time limit of one SMTP transaction.
+    pub timeout: Duration,
+}
+
+/// An `email` definition with its defaults (STARTTLS, 10 s) and its subject compiled.
+pub fn compile(e: &EmailDef, cx: &mut Compiler<'_>) -> Email {
+    Email {
+        to: e.to.iter().map(|t| t.expose().to_string()).collect(),
+        from: e.from.expose().to_string(),
+        host: e.smtp.host.expose().to_string(),
+        port: *e.smtp.port,
+        tls: e.smtp.tls.unwrap_or(TlsMode::Starttls),
+        username: e.smtp.username.as_ref().map(|t| t.expose().to_string()),
+        password: e.smtp.password.as_ref().map(|t| t.expose().to_string()),
+        subject: cx.template(e.subject.as_ref()),
+        timeout: dur(&e.timeout, DEFAULT_TIMEOUT),
+    }
+}
 
 /// The email of `d` for email receiver `e`.
 pub fn message(d: &Dispatch, e: &Email, templates: &Templates, errors: &mut Vec<TemplateError>) -> Rendered {

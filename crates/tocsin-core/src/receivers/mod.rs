@@ -4,23 +4,36 @@
 //! resolved, templates compiled) and the pure formatting of a dispatch into a [`Rendered`]
 //! message per kind: Alertmanager webhook v4 and native JSON (`webhook`), Block Kit
 //! (`slack`), multipart text + HTML (`email`), `POST /api/v2/alerts` bodies
-//! (`alertmanager`) and the console line. It never decides *whether* to notify
+//! (`alertmanager`), Events API v2 events (`pagerduty`), an Adaptive Card (`msteams`) and
+//! the console line. Each kind's module owns its compiled type, its compilation and its
+//! rendering; the `match`es here only delegate. It never decides *whether* to notify
 //! (`engine::notify`), *whom* (`route`) or *when to retry* (`outbox`), and it performs no
 //! I/O: the outbox sends what these functions return.
 
 pub mod alertmanager;
 pub mod console;
 pub mod email;
+pub mod msteams;
+pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Dur, ReceiverDef, ReceiverFile, Sp, Text, TlsMode, WebhookFormat};
+pub use self::alertmanager::Alertmanager;
+pub use self::email::Email;
+pub use self::msteams::Msteams;
+pub use self::pagerduty::Pagerduty;
+pub use self::slack::Slack;
+pub use self::webhook::Webhook;
+use crate::config::{Dur, ReceiverDef, ReceiverFile, ReceiverKindDef, Sp, Text};
+use crate::diag::Diagnostic;
+use crate::engine::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Status};
-use crate::series::Timestamp;
+use crate::series::{Labels, Timestamp};
 use crate::template::{Context, TemplateError, TemplateRef, Templates};
 
 /// Default `max_retry_age`.
@@ -47,9 +60,9 @@ pub const DEFAULT_BREAKER_MAX_COOL_OFF: Duration = Duration::from_secs(60);
 /// Every receiver of the running policy, with the templates their messages use.
 #[derive(Debug, Default)]
 pub struct Receivers {
-    /// In file order; names are unique (`check` guarantees it).
+    /// In file order; names are unique (the policy compiler reports a repeated one).
     pub list: Vec<Receiver>,
-    /// Compiled `title`/`text`/`subject` templates.
+    /// Compiled receiver templates (`title`, `text`, `subject`, `summary`, …).
     pub templates: Templates,
 }
 
@@ -59,97 +72,138 @@ impl Receivers {
         self.list.iter().find(|r| r.name == name)
     }
 
-    /// Compiles parsed receiver files (already validated by `check`): defaults applied,
-    /// secrets exposed, templates compiled into [`Receivers::templates`].
-    ///
-    /// Total on purpose, because it runs on files `check` accepted: a template that does not
-    /// compile becomes `None` (the message uses the default text), a definition without a
-    /// kind is skipped and a repeated name keeps the first definition, as [`Receivers::get`]
-    /// would anyway.
-    pub fn compile(files: &[(String, ReceiverFile)]) -> Receivers {
+    /// Compiles the receivers of parsed receiver files, reporting into `diagnostics` what
+    /// `run` could not use: a repeated name (the first definition is kept) and each
+    /// template that does not compile or fails on sample data.
+    pub fn compile(files: &[(String, ReceiverFile)], diagnostics: &mut Vec<Diagnostic>) -> Receivers {
         let mut out = Receivers::default();
-        for (_, file) in files {
+        let mut defined: Vec<(&str, &str, u64, u64)> = Vec::new();
+        for (path, file) in files {
             for def in &file.receivers {
-                if out.get(def.name.expose()).is_some() {
+                let name = def.name.expose();
+                if let Some((_, p, l, c)) = defined.iter().find(|d| d.0 == name) {
+                    diagnostics.push(Diagnostic::error(
+                        path,
+                        def.name.line(),
+                        def.name.column(),
+                        "duplicate-receiver",
+                        format!("receiver `{name}` is already defined at {p}:{l}:{c}"),
+                    ));
                     continue;
                 }
-                if let Some(r) = compile_one(def, &mut out.templates) {
-                    out.list.push(r);
-                }
+                defined.push((name, path, def.name.line(), def.name.column()));
+                let receiver = Compiler::new(path, &mut out.templates, diagnostics).receiver(def);
+                out.list.push(receiver);
             }
         }
         out
     }
 }
 
-fn compile_one(def: &ReceiverDef, templates: &mut Templates) -> Option<Receiver> {
-    let mut template = |t: &Option<Text>| t.as_ref().and_then(|t| templates.add(t.expose()).ok());
-    let kind = if let Some(w) = &def.webhook {
-        ReceiverKind::Webhook(Webhook {
-            url: w.url.expose().to_string(),
-            format: w.format.unwrap_or(WebhookFormat::Alertmanager),
-            headers: w
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.expose().to_string()))
-                .collect(),
-            hmac_secret: w.hmac_secret.as_ref().map(|t| t.expose().to_string()),
-            timeout: dur(&w.timeout, DEFAULT_TIMEOUT),
-        })
-    } else if let Some(s) = &def.slack {
-        ReceiverKind::Slack(Slack {
-            webhook_url: s.webhook_url.expose().to_string(),
-            channel: s.channel.as_ref().map(|t| t.expose().to_string()),
-            title: template(&s.title),
-            text: template(&s.text),
-            timeout: dur(&s.timeout, DEFAULT_TIMEOUT),
-        })
-    } else if let Some(e) = &def.email {
-        ReceiverKind::Email(Email {
-            to: e.to.iter().map(|t| t.expose().to_string()).collect(),
-            from: e.from.expose().to_string(),
-            host: e.smtp.host.expose().to_string(),
-            port: *e.smtp.port,
-            tls: e.smtp.tls.unwrap_or(TlsMode::Starttls),
-            username: e.smtp.username.as_ref().map(|t| t.expose().to_string()),
-            password: e.smtp.password.as_ref().map(|t| t.expose().to_string()),
-            subject: template(&e.subject),
-            timeout: dur(&e.timeout, DEFAULT_TIMEOUT),
-        })
-    } else if def.console.is_some() {
-        ReceiverKind::Console
-    } else if let Some(a) = &def.alertmanager {
-        ReceiverKind::Alertmanager(Alertmanager {
-            url: a.url.expose().to_string(),
-            timeout: dur(&a.timeout, DEFAULT_TIMEOUT),
-            resend_interval: dur(&a.resend_interval, DEFAULT_RESEND_INTERVAL),
-        })
-    } else {
-        // The loader rejects a receiver without a kind; nothing could be sent to it.
-        return None;
-    };
-    Some(Receiver {
-        name: def.name.expose().to_string(),
-        send_resolved: def.send_resolved.unwrap_or(true),
-        retry: RetryPolicy {
-            backoff: dur(&def.retry_backoff, DEFAULT_RETRY_BACKOFF),
-            max_backoff: dur(&def.max_backoff, DEFAULT_MAX_BACKOFF),
-            max_retry_age: dur(&def.max_retry_age, DEFAULT_MAX_RETRY_AGE),
-        },
-        // `check` rejects 0; a file that got past it anyway still sends, one at a time.
-        max_in_flight: def
-            .max_in_flight
-            .as_ref()
-            .map_or(DEFAULT_MAX_IN_FLIGHT, |n| (**n as usize).max(1)),
-        breaker: BreakerPolicy {
-            cool_off: dur(&def.breaker_cool_off, DEFAULT_BREAKER_COOL_OFF),
-            max_cool_off: dur(&def.breaker_max_cool_off, DEFAULT_BREAKER_MAX_COOL_OFF),
-        },
-        kind,
-    })
+/// Compiling receiver definitions: where they come from, the template set they compile
+/// into and the findings. Each kind's `compile` takes one.
+pub struct Compiler<'a> {
+    path: &'a str,
+    templates: &'a mut Templates,
+    sample: Context,
+    diagnostics: &'a mut Vec<Diagnostic>,
 }
 
-fn dur(d: &Option<Sp<Dur>>, default: Duration) -> Duration {
+impl<'a> Compiler<'a> {
+    /// A compiler for the definitions of file `path`, adding templates to `templates` and
+    /// findings to `diagnostics`.
+    pub fn new(path: &'a str, templates: &'a mut Templates, diagnostics: &'a mut Vec<Diagnostic>) -> Compiler<'a> {
+        Compiler {
+            path,
+            templates,
+            sample: context(&sample_dispatch()),
+            diagnostics,
+        }
+    }
+
+    /// Compiles an optional template and renders it against a sample group, as `run` will
+    /// render it: a template that does not compile or fails on the sample is an error
+    /// (located in its file), one that reads a variable templates do not have a warning.
+    /// `None` when there is no template or it does not compile; the policy is then refused.
+    pub fn template(&mut self, t: Option<&Text>) -> Option<TemplateRef> {
+        let t = t?;
+        match self.templates.add(t.expose()) {
+            Ok(id) => {
+                if let Err(e) = self.templates.render(id, &self.sample) {
+                    self.diagnostics.push(Diagnostic::error(
+                        self.path,
+                        t.line(),
+                        t.column(),
+                        "template",
+                        format!("template fails on sample data: {}", e.message),
+                    ));
+                }
+                for var in self.templates.unknown_variables(id) {
+                    self.diagnostics.push(Diagnostic::warning(
+                        self.path,
+                        t.line(),
+                        t.column(),
+                        "template-variable",
+                        format!("template reads `{var}`, which templates do not have"),
+                    ));
+                }
+                Some(id)
+            }
+            Err(e) => {
+                self.diagnostics.push(Diagnostic::error(
+                    self.path,
+                    t.line() + e.line.map_or(0, |l| l as u64 - 1),
+                    t.column(),
+                    "template",
+                    format!("template does not compile: {}", e.message),
+                ));
+                None
+            }
+        }
+    }
+
+    /// Reports an error at `line`:`column` of the file being compiled.
+    pub fn error(&mut self, line: u64, column: u64, code: &'static str, message: String) {
+        self.diagnostics
+            .push(Diagnostic::error(self.path, line, column, code, message));
+    }
+
+    /// Compiles one receiver definition: defaults applied, secrets exposed, templates
+    /// compiled, each kind by its own module.
+    pub fn receiver(&mut self, def: &ReceiverDef) -> Receiver {
+        let kind = match &def.kind {
+            ReceiverKindDef::Webhook(w) => ReceiverKind::Webhook(webhook::compile(w)),
+            ReceiverKindDef::Slack(s) => ReceiverKind::Slack(slack::compile(s, self)),
+            ReceiverKindDef::Email(e) => ReceiverKind::Email(email::compile(e, self)),
+            ReceiverKindDef::Console(_) => ReceiverKind::Console,
+            ReceiverKindDef::Alertmanager(a) => ReceiverKind::Alertmanager(alertmanager::compile(a)),
+            ReceiverKindDef::Pagerduty(p) => ReceiverKind::Pagerduty(pagerduty::compile(p, self)),
+            ReceiverKindDef::Msteams(t) => ReceiverKind::Msteams(msteams::compile(t, self)),
+        };
+        Receiver {
+            name: def.name.expose().to_string(),
+            send_resolved: def.send_resolved.unwrap_or(true),
+            retry: RetryPolicy {
+                backoff: dur(&def.retry_backoff, DEFAULT_RETRY_BACKOFF),
+                max_backoff: dur(&def.max_backoff, DEFAULT_MAX_BACKOFF),
+                max_retry_age: dur(&def.max_retry_age, DEFAULT_MAX_RETRY_AGE),
+            },
+            // The loader refuses 0 with its location, so this is the value as written.
+            max_in_flight: def
+                .max_in_flight
+                .as_ref()
+                .map_or(DEFAULT_MAX_IN_FLIGHT, |n| **n as usize),
+            breaker: BreakerPolicy {
+                cool_off: dur(&def.breaker_cool_off, DEFAULT_BREAKER_COOL_OFF),
+                max_cool_off: dur(&def.breaker_max_cool_off, DEFAULT_BREAKER_MAX_COOL_OFF),
+            },
+            kind,
+        }
+    }
+}
+
+/// A duration setting, or its default.
+pub(crate) fn dur(d: &Option<Sp<Dur>>, default: Duration) -> Duration {
     d.as_ref().map_or(default, |d| d.0)
 }
 
@@ -163,16 +217,63 @@ fn dur(d: &Option<Sp<Dur>>, default: Duration) -> Duration {
 pub fn render(d: &Dispatch, r: &Receiver, templates: &Templates, external_url: &str) -> (Rendered, Vec<TemplateError>) {
     let mut errors = Vec::new();
     let rendered = match &r.kind {
-        ReceiverKind::Webhook(w) => match w.format {
-            WebhookFormat::Alertmanager => Rendered::Json(webhook::alertmanager_body(d, external_url)),
-            WebhookFormat::Native => Rendered::Json(webhook::native_body(d)),
-        },
+        ReceiverKind::Webhook(w) => Rendered::Json(webhook::body(d, w, external_url)),
         ReceiverKind::Slack(s) => Rendered::Json(slack::body(d, s, templates, &mut errors)),
         ReceiverKind::Email(e) => email::message(d, e, templates, &mut errors),
         ReceiverKind::Console => Rendered::Line(console::lines(d)),
         ReceiverKind::Alertmanager(a) => Rendered::Json(alertmanager::body(d, a, external_url)),
+        ReceiverKind::Pagerduty(p) => Rendered::Posts(pagerduty::events(d, p, templates, external_url, &mut errors)),
+        ReceiverKind::Msteams(t) => Rendered::Json(msteams::body(d, t, templates, &mut errors)),
     };
     (rendered, errors)
+}
+
+/// What a dispatch's sample group looks like to `check`: two alerts (one firing with value
+/// and threshold, one resolved), so that every template variable (`alerts` included) has
+/// the shape it has at run time.
+pub fn sample_dispatch() -> Dispatch {
+    let note = |key, instance: &str, status, severity: &str| AlertNote {
+        instance: key,
+        seq: 1,
+        kind: match status {
+            Status::Firing => NoteKind::Firing,
+            Status::Resolved => NoteKind::Resolved,
+        },
+        status,
+        severity: severity.to_string(),
+        labels: Labels::from_pairs([
+            ("alertname", "SampleAlert"),
+            ("severity", severity),
+            ("instance", instance),
+        ]),
+        annotations: [
+            ("summary", format!("SampleAlert on {instance}")),
+            ("runbook_url", "https://runbooks.example.com/sample".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
+        value: Some(91.5),
+        threshold: Some(90.0),
+        starts_at: Timestamp(1_795_420_800_000),
+        ends_at: (status == Status::Resolved).then_some(Timestamp(1_795_421_100_000)),
+        at: Timestamp(1_795_421_100_000),
+        nodata: false,
+        ended_severity: None,
+    };
+    let alerts = vec![
+        note(1, "host-1", Status::Firing, "critical"),
+        note(2, "host-2", Status::Resolved, "warning"),
+    ];
+    Dispatch {
+        receiver: "sample".to_string(),
+        group_key: "{}:{alertname=\"SampleAlert\"}".to_string(),
+        group_labels: [("alertname".to_string(), "SampleAlert".to_string())].into(),
+        news: alerts.iter().map(|a| (a.instance, a.kind)).collect(),
+        alerts,
+        idempotency_key: "sample-1".to_string(),
+        at: Timestamp(1_795_421_100_000),
+    }
 }
 
 /// What receiver templates are rendered against: the first alert's fields (firing alerts
@@ -346,7 +447,7 @@ impl Default for RetryPolicy {
     }
 }
 
-/// What kind of receiver, with its settings.
+/// What kind of receiver, with its settings; each kind's module owns its type.
 #[derive(Clone, Debug)]
 pub enum ReceiverKind {
     /// HTTP POST of JSON.
@@ -359,77 +460,101 @@ pub enum ReceiverKind {
     Console,
     /// An Alertmanager's `POST /api/v2/alerts`.
     Alertmanager(Alertmanager),
+    /// PagerDuty Events API v2.
+    Pagerduty(Pagerduty),
+    /// Microsoft Teams workflow webhook.
+    Msteams(Msteams),
 }
 
-/// Settings of a `webhook` receiver.
-#[derive(Clone, Debug)]
-pub struct Webhook {
-    /// Where to POST.
-    pub url: String,
-    /// Body format.
-    pub format: WebhookFormat,
+impl ReceiverKind {
+    /// The kind's name as in receiver files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReceiverKind::Webhook(_) => "webhook",
+            ReceiverKind::Slack(_) => "slack",
+            ReceiverKind::Email(_) => "email",
+            ReceiverKind::Console => "console",
+            ReceiverKind::Alertmanager(_) => "alertmanager",
+            ReceiverKind::Pagerduty(_) => "pagerduty",
+            ReceiverKind::Msteams(_) => "msteams",
+        }
+    }
+
+    /// How the outbox hands this kind its messages.
+    pub fn delivery(&self) -> Delivery<'_> {
+        match self {
+            ReceiverKind::Webhook(w) => Delivery::Http(HttpTarget {
+                url: Cow::Borrowed(&w.url),
+                timeout: w.timeout,
+                headers: &w.headers,
+                hmac_secret: w.hmac_secret.as_deref(),
+            }),
+            ReceiverKind::Slack(s) => Delivery::Http(HttpTarget::plain(&s.webhook_url, s.timeout)),
+            ReceiverKind::Alertmanager(a) => Delivery::Http(HttpTarget {
+                url: Cow::Owned(a.alerts_url()),
+                ..HttpTarget::plain("", a.timeout)
+            }),
+            ReceiverKind::Pagerduty(p) => Delivery::Http(HttpTarget::plain(&p.url, p.timeout)),
+            ReceiverKind::Msteams(t) => Delivery::Http(HttpTarget::plain(&t.webhook_url, t.timeout)),
+            ReceiverKind::Email(e) => Delivery::Email(e),
+            ReceiverKind::Console => Delivery::Console,
+        }
+    }
+
+    /// Delivered firing alerts are re-sent this often (`alertmanager`), with no news.
+    pub fn resend(&self) -> Option<Duration> {
+        match self {
+            ReceiverKind::Alertmanager(a) => Some(a.resend_interval),
+            _ => None,
+        }
+    }
+}
+
+/// How a receiver's messages leave: the transports the outbox has.
+#[derive(Debug)]
+pub enum Delivery<'a> {
+    /// JSON POSTed over HTTP.
+    Http(HttpTarget<'a>),
+    /// An email over SMTP.
+    Email(&'a Email),
+    /// A line on standard output.
+    Console,
+}
+
+/// Where and how an HTTP receiver is POSTed to.
+#[derive(Debug)]
+pub struct HttpTarget<'a> {
+    /// The URL (may hold a secret: never logged).
+    pub url: Cow<'a, str>,
+    /// Request time limit.
+    pub timeout: Duration,
     /// Extra request headers (values may be secrets: never logged).
-    pub headers: Vec<(String, String)>,
+    pub headers: &'a [(String, String)],
     /// Key of the `X-Tocsin-Signature` HMAC-SHA256 of the body.
-    pub hmac_secret: Option<String>,
-    /// Request time limit.
-    pub timeout: Duration,
+    pub hmac_secret: Option<&'a str>,
 }
 
-/// Settings of a `slack` receiver.
-#[derive(Clone, Debug)]
-pub struct Slack {
-    /// The incoming-webhook URL (a secret: never logged).
-    pub webhook_url: String,
-    /// Channel override.
-    pub channel: Option<String>,
-    /// Title template (default: alert name, status and severity).
-    pub title: Option<TemplateRef>,
-    /// Text template (default: a summary of the alerts).
-    pub text: Option<TemplateRef>,
-    /// Request time limit.
-    pub timeout: Duration,
-}
-
-/// Settings of an `email` receiver.
-#[derive(Clone, Debug)]
-pub struct Email {
-    /// Recipients.
-    pub to: Vec<String>,
-    /// Sender.
-    pub from: String,
-    /// SMTP server host.
-    pub host: String,
-    /// SMTP server port.
-    pub port: u16,
-    /// Transport security.
-    pub tls: TlsMode,
-    /// Login, when both are set.
-    pub username: Option<String>,
-    /// Password (a secret: never logged).
-    pub password: Option<String>,
-    /// Subject template (default: `[SEVERITY] alertname is status`).
-    pub subject: Option<TemplateRef>,
-    /// Time limit of one SMTP transaction.
-    pub timeout: Duration,
-}
-
-/// Settings of an `alertmanager` receiver.
-#[derive(Clone, Debug)]
-pub struct Alertmanager {
-    /// Base URL; alerts are POSTed to `<url>/api/v2/alerts`.
-    pub url: String,
-    /// Request time limit.
-    pub timeout: Duration,
-    /// Firing alerts are re-sent this often while they fire, as Alertmanager expects.
-    pub resend_interval: Duration,
+impl<'a> HttpTarget<'a> {
+    /// A POST to `url` without extra headers or signature.
+    fn plain(url: &'a str, timeout: Duration) -> HttpTarget<'a> {
+        HttpTarget {
+            url: Cow::Borrowed(url),
+            timeout,
+            headers: &[],
+            hmac_secret: None,
+        }
+    }
 }
 
 /// A dispatch formatted for its receiver: what the outbox stores and sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Rendered {
-    /// A JSON body to POST (webhook, Slack, Alertmanager).
+    /// A JSON body to POST (webhook, Slack, Alertmanager, Teams).
     Json(String),
+    /// JSON bodies POSTed one after another, each answered before the next (PagerDuty: one
+    /// event per alert). The message is delivered when every one is accepted; a retry
+    /// posts them all again, which the receiver's deduplication (`dedup_key`) absorbs.
+    Posts(Vec<String>),
     /// An email.
     Email {
         /// Rendered subject.
@@ -538,12 +663,14 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::*;
     use super::*;
-    use crate::config::{Source, parse_receivers};
+    use crate::config::{Source, TlsMode, WebhookFormat, parse_receivers};
 
-    fn compile_yaml(yaml: &str) -> Receivers {
+    fn compile_with_diagnostics(yaml: &str) -> (Receivers, Vec<Diagnostic>) {
         let env = |k: &str| (k == "SECRET").then(|| "s3cret".to_string());
         let file = parse_receivers(&Source::new("r.yaml", yaml.as_bytes().to_vec()).unwrap(), &env).unwrap();
-        Receivers::compile(&[("r.yaml".to_string(), file)])
+        let mut diags = Vec::new();
+        let r = Receivers::compile(&[("r.yaml".to_string(), file)], &mut diags);
+        (r, diags)
     }
 
     #[test]
@@ -577,7 +704,7 @@ mod tests {
 
     #[test]
     fn compile_applies_defaults_and_exposes_secrets() {
-        let r = compile_yaml(
+        let (r, diags) = compile_with_diagnostics(
             r#"
 receivers:
   - name: hook
@@ -604,10 +731,18 @@ receivers:
     console: {}
   - name: hook
     console: {}
+  - name: pd
+    pagerduty: { routing_key: "${SECRET}" }
+  - name: teams
+    max_in_flight: 1
+    breaker_cool_off: 5s
+    msteams: { webhook_url: "https://example.webhook.office.com/${SECRET}" }
 "#,
         );
+        let found: Vec<(u64, &str)> = diags.iter().map(|d| (d.line, d.code)).collect();
+        assert_eq!(found, [(20, "template"), (25, "duplicate-receiver")], "{diags:?}");
         let names: Vec<&str> = r.list.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["hook", "mail", "chat", "am", "con"]);
+        assert_eq!(names, ["hook", "mail", "chat", "am", "con", "pd", "teams"]);
         let hook = r.get("hook").unwrap();
         assert!(hook.send_resolved);
         assert_eq!(hook.retry, RetryPolicy::default());
@@ -655,6 +790,23 @@ receivers:
         };
         assert_eq!(a.resend_interval, DEFAULT_RESEND_INTERVAL);
         assert!(matches!(r.get("con").unwrap().kind, ReceiverKind::Console));
+        let pd = r.get("pd").unwrap();
+        assert_eq!(
+            (pd.max_in_flight, pd.breaker),
+            (DEFAULT_MAX_IN_FLIGHT, BreakerPolicy::default())
+        );
+        let ReceiverKind::Pagerduty(p) = &pd.kind else { panic!() };
+        assert_eq!(p.routing_key, "s3cret");
+        assert_eq!(p.url, pagerduty::DEFAULT_URL);
+        assert_eq!(p.severity, pagerduty::default_severity_map());
+        assert_eq!(p.timeout, DEFAULT_TIMEOUT);
+        let teams = r.get("teams").unwrap();
+        assert_eq!(teams.max_in_flight, 1);
+        assert_eq!(teams.breaker.cool_off, Duration::from_secs(5));
+        let ReceiverKind::Msteams(t) = &teams.kind else {
+            panic!()
+        };
+        assert_eq!(t.webhook_url, "https://example.webhook.office.com/s3cret");
     }
 
     #[test]
@@ -712,7 +864,9 @@ receivers:
 
     #[test]
     fn a_template_failing_at_run_time_still_yields_a_message_and_one_error() {
-        let r = compile_yaml(
+        // `check` refuses these (the policy compiler renders against sample data); a
+        // failure only at run time must still deliver.
+        let (r, diags) = compile_with_diagnostics(
             r#"
 receivers:
   - name: chat
@@ -721,6 +875,7 @@ receivers:
     email: { to: [a@x], from: b@x, smtp: { host: h, port: 25 }, subject: "{{ (alerts | length) // 0 }}" }
 "#,
         );
+        assert_eq!(diags.len(), 2, "{diags:?}");
         let d = dispatch("chat", vec![firing(1, "HighCpu", "critical", &[])]);
         let (out, errors) = render(&d, r.get("chat").unwrap(), &r.templates, "http://t");
         assert_eq!(errors.len(), 1, "{errors:?}");

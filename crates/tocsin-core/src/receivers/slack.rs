@@ -15,10 +15,39 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use std::time::Duration;
+
 use super::console::format_value;
-use super::{Slack, context, render_template, severity_rank, status_name, to_json};
+use super::{Compiler, DEFAULT_TIMEOUT, context, dur, render_template, severity_rank, status_name, to_json};
+use crate::config::SlackDef;
 use crate::message::{AlertNote, Dispatch, Status};
-use crate::template::{TemplateError, Templates};
+use crate::template::{TemplateError, TemplateRef, Templates};
+
+/// Settings of a `slack` receiver.
+#[derive(Clone, Debug)]
+pub struct Slack {
+    /// The incoming-webhook URL (a secret: never logged).
+    pub webhook_url: String,
+    /// Channel override.
+    pub channel: Option<String>,
+    /// Title template (default: alert name, status and severity).
+    pub title: Option<TemplateRef>,
+    /// Text template (default: a summary of the alerts).
+    pub text: Option<TemplateRef>,
+    /// Request time limit.
+    pub timeout: Duration,
+}
+
+/// A `slack` definition with its templates compiled.
+pub fn compile(s: &SlackDef, cx: &mut Compiler<'_>) -> Slack {
+    Slack {
+        webhook_url: s.webhook_url.expose().to_string(),
+        channel: s.channel.as_ref().map(|t| t.expose().to_string()),
+        title: cx.template(s.title.as_ref()),
+        text: cx.template(s.text.as_ref()),
+        timeout: dur(&s.timeout, DEFAULT_TIMEOUT),
+    }
+}
 
 /// Alerts listed one by one; the rest are counted. Slack allows 50 blocks per message, and
 /// a page of more than ten alerts is not read anyway.

@@ -46,12 +46,54 @@
 //! digits. Alerts come firing first, then resolved.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::Serialize;
 
+use super::{DEFAULT_TIMEOUT, dur};
 use super::{GO_ZERO_TIME, fingerprint_hex, generator_url, rfc3339_go, rfc3339_millis, status_name, to_json};
+use crate::config::{WebhookDef, WebhookFormat};
 use crate::message::{AlertNote, Dispatch, Status};
 use crate::series::Labels;
+
+/// Settings of a `webhook` receiver.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// Where to POST.
+    pub url: String,
+    /// Body format.
+    pub format: WebhookFormat,
+    /// Extra request headers (values may be secrets: never logged).
+    pub headers: Vec<(String, String)>,
+    /// Key of the `X-Tocsin-Signature` HMAC-SHA256 of the body.
+    pub hmac_secret: Option<String>,
+    /// Request time limit.
+    pub timeout: Duration,
+}
+
+/// A `webhook` definition with its defaults (format `alertmanager`, 10 s) and secrets
+/// exposed; the loader has checked its URL and headers.
+pub fn compile(w: &WebhookDef) -> Webhook {
+    Webhook {
+        url: w.url.expose().to_string(),
+        format: w.format.unwrap_or(WebhookFormat::Alertmanager),
+        headers: w
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect(),
+        hmac_secret: w.hmac_secret.as_ref().map(|t| t.expose().to_string()),
+        timeout: dur(&w.timeout, DEFAULT_TIMEOUT),
+    }
+}
+
+/// The body of `d` in the webhook's format.
+pub fn body(d: &Dispatch, w: &Webhook, external_url: &str) -> String {
+    match w.format {
+        WebhookFormat::Alertmanager => alertmanager_body(d, external_url),
+        WebhookFormat::Native => native_body(d),
+    }
+}
 
 /// Alertmanager's webhook message (`template.Data` plus the v4 envelope), in its key order.
 #[derive(Serialize)]

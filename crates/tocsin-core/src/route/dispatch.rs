@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::mute::{Inhibit, SilenceMatcherCache, Sources};
-use super::{LabelMatchers, ReceiverPolicy, compile_matchers, fnv, matches_all, policy_of};
-use crate::config::{MatchValue, ReceiverFile, RouteDef};
+use super::{LabelMatchers, ReceiverPolicy, RoutingTable, fnv, matches_all};
+use crate::config::{MatchValue, RouteDef};
 use crate::engine::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Silence, Status};
 use crate::series::{Labels, Timestamp};
@@ -149,8 +149,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher for the routes, inhibit rules and receivers of `files`, with no state.
-    pub fn new(files: &[(String, ReceiverFile)]) -> Dispatcher {
+    /// A dispatcher for the routes, inhibit rules and receivers of `table`, with no state.
+    pub fn new(table: &RoutingTable) -> Dispatcher {
         let mut d = Dispatcher {
             routes: Vec::new(),
             inhibit: Vec::new(),
@@ -162,20 +162,20 @@ impl Dispatcher {
             dirty: BTreeSet::new(),
             silence_cache: SilenceMatcherCache::default(),
         };
-        d.replace(files);
+        d.replace(table);
         d
     }
 
     /// Takes new receiver files (a reload). Every group is kept: one whose route survives
     /// (same definition) goes on as before, one whose route is gone finishes its alerts.
-    pub fn replace(&mut self, files: &[(String, ReceiverFile)]) {
+    pub fn replace(&mut self, table: &RoutingTable) {
         let mut seen: BTreeMap<u64, u64> = BTreeMap::new();
         let mut paths: BTreeSet<String> = BTreeSet::new();
-        self.routes = files
+        self.routes = table
+            .routes
             .iter()
-            .flat_map(|(_, f)| f.routes.iter())
             .enumerate()
-            .map(|(i, r)| {
+            .map(|(i, (r, matchers))| {
                 let base = route_hash(r);
                 // Identical definitions are different routes: number the repeats.
                 let n = seen.entry(base).or_default();
@@ -188,7 +188,7 @@ impl Dispatcher {
                 let group_by: Vec<String> = r.group_by.iter().map(|t| t.expose().to_string()).collect();
                 RouteSpec {
                     id,
-                    matchers: compile_matchers(&r.r#match),
+                    matchers: matchers.clone(),
                     path,
                     settings: Settings {
                         receivers: r.receivers.iter().map(|t| t.expose().to_string()).collect(),
@@ -201,16 +201,8 @@ impl Dispatcher {
                 }
             })
             .collect();
-        self.inhibit = files
-            .iter()
-            .flat_map(|(_, f)| f.inhibit_rules.iter())
-            .map(|r| Inhibit::compile(r))
-            .collect();
-        self.policies = files
-            .iter()
-            .flat_map(|(_, f)| f.receivers.iter())
-            .map(|r| (r.name.expose().to_string(), policy_of(r)))
-            .collect();
+        self.inhibit.clone_from(&table.inhibit);
+        self.policies.clone_from(&table.receivers);
     }
 
     /// Feeds one note; its time is `note.at`. `notify` is the rule's `notify:` list (empty

@@ -85,7 +85,7 @@ use std::time::Duration;
 
 pub use dispatch::Dispatcher;
 
-use crate::config::{MatchValue, ReceiverDef};
+use crate::config::{InhibitDef, MatchValue, RouteDef, Text};
 use crate::rules::Matcher;
 use crate::series::Labels;
 
@@ -107,31 +107,63 @@ impl Default for ReceiverPolicy {
     }
 }
 
-/// The dispatch policy of a receiver definition.
-pub fn policy_of(def: &ReceiverDef) -> ReceiverPolicy {
-    ReceiverPolicy {
-        send_resolved: def.send_resolved.unwrap_or(true),
-        resend: def.alertmanager.as_ref().map(|a| {
-            a.resend_interval
-                .as_ref()
-                .map_or(crate::receivers::DEFAULT_RESEND_INTERVAL, |d| d.value.0)
-        }),
+/// A checked routing policy: routes with their matchers compiled, inhibit rules and the
+/// dispatch policy of each receiver. Only the policy compiler (`crate::policy`) builds one,
+/// from definitions it has checked, so the dispatcher never sees a matcher that failed.
+#[derive(Clone, Debug, Default)]
+pub struct RoutingTable {
+    pub(crate) routes: Vec<(RouteDef, LabelMatchers)>,
+    pub(crate) inhibit: Vec<mute::Inhibit>,
+    pub(crate) receivers: BTreeMap<String, ReceiverPolicy>,
+}
+
+impl RoutingTable {
+    /// Adds a route (in file order) with its compiled `match`.
+    pub(crate) fn add_route(&mut self, def: RouteDef, matchers: LabelMatchers) {
+        self.routes.push((def, matchers));
+    }
+
+    /// Adds an inhibit rule with its compiled `source` and `target`.
+    pub(crate) fn add_inhibit(&mut self, def: &InhibitDef, source: LabelMatchers, target: LabelMatchers) {
+        self.inhibit.push(mute::Inhibit::new(def, source, target));
+    }
+
+    /// Sets how the dispatcher treats receiver `name`.
+    pub(crate) fn add_receiver(&mut self, name: String, policy: ReceiverPolicy) {
+        self.receivers.insert(name, policy);
     }
 }
 
 /// Compiled label matchers: per label, alternatives any of which may match.
 pub(crate) type LabelMatchers = Vec<(String, Vec<Matcher>)>;
 
-/// Compiles a `match`-style map. Invalid regexes never match (`check` reports them).
-pub(crate) fn compile_matchers(map: &BTreeMap<String, MatchValue>) -> LabelMatchers {
-    map.iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.0.iter().filter_map(|t| Matcher::parse(t.expose()).ok()).collect(),
-            )
-        })
-        .collect()
+/// A `match`-style value that is not a valid matcher: the label, the value as written and
+/// why.
+pub(crate) struct BadMatcher<'a> {
+    pub label: &'a str,
+    pub value: &'a Text,
+    pub message: String,
+}
+
+/// Compiles a `match`-style map, or says which values are invalid (every one of them).
+pub(crate) fn compile_matchers(map: &BTreeMap<String, MatchValue>) -> Result<LabelMatchers, Vec<BadMatcher<'_>>> {
+    let mut bad = Vec::new();
+    let mut out = Vec::with_capacity(map.len());
+    for (label, alternatives) in map {
+        let mut compiled = Vec::with_capacity(alternatives.0.len());
+        for value in &alternatives.0 {
+            match Matcher::parse(value.expose()) {
+                Ok(m) => compiled.push(m),
+                Err(e) => bad.push(BadMatcher {
+                    label,
+                    value,
+                    message: e.to_string(),
+                }),
+            }
+        }
+        out.push((label.clone(), compiled));
+    }
+    if bad.is_empty() { Ok(out) } else { Err(bad) }
 }
 
 /// Whether every label matches one of its alternatives.

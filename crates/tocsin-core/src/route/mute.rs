@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, HashMap};
 
 use regex::Regex;
 
-use super::{LabelMatchers, compile_matchers, matches_all};
+use super::{LabelMatchers, matches_all};
 use crate::config::InhibitDef;
 use crate::message::{Silence, SilenceMatcher};
 use crate::series::{Labels, Timestamp};
 
 /// One compiled inhibit rule.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Inhibit {
     source: LabelMatchers,
     target: LabelMatchers,
@@ -21,11 +21,11 @@ pub(crate) struct Inhibit {
 }
 
 impl Inhibit {
-    /// Compiles an `inhibit_rules` entry.
-    pub(crate) fn compile(def: &InhibitDef) -> Inhibit {
+    /// An `inhibit_rules` entry with its matchers compiled by the policy compiler.
+    pub(crate) fn new(def: &InhibitDef, source: LabelMatchers, target: LabelMatchers) -> Inhibit {
         Inhibit {
-            source: compile_matchers(&def.source),
-            target: compile_matchers(&def.target),
+            source,
+            target,
             equal: def.equal.iter().map(|t| t.expose().to_string()).collect(),
         }
     }

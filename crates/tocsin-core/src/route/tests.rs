@@ -1,7 +1,7 @@
 //! Routing, grouping, muting and persistence tests of the dispatcher.
 
 use super::*;
-use crate::config::{ReceiverFile, Source, parse_receivers};
+use crate::config::{Source, parse_receivers};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,9 +13,17 @@ use crate::series::Timestamp;
 
 const S: i64 = 1000;
 
-fn files(yaml: &str) -> Vec<(String, ReceiverFile)> {
+/// The routing table of a receivers file, through the policy compiler as `run` gets it.
+fn files(yaml: &str) -> RoutingTable {
     let f = parse_receivers(&Source::from_text("r.yaml", yaml).unwrap(), &|_| None).unwrap();
-    vec![("r.yaml".into(), f)]
+    let compiled = crate::policy::compile(&[("r.yaml".into(), f)], &BTreeSet::new());
+    let errors: Vec<_> = compiled
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == crate::diag::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    compiled.policy.routing
 }
 
 /// A note as `Engine::alert_note` makes it: identity without `severity`.
@@ -452,13 +460,7 @@ type Script = Vec<(i64, Vec<(AlertNote, Vec<String>)>)>;
 /// Runs `script`, flushing at every step and at every `next_due` in between, up to `end`;
 /// with `split`, persists after every step and continues from a fresh dispatcher restored
 /// from the rows after step `split`.
-fn drive(
-    files: &[(String, ReceiverFile)],
-    script: &Script,
-    silences: &[Silence],
-    split: Option<usize>,
-    end: i64,
-) -> Vec<Dispatch> {
+fn drive(files: &RoutingTable, script: &Script, silences: &[Silence], split: Option<usize>, end: i64) -> Vec<Dispatch> {
     let mut d = Dispatcher::new(files);
     let mut rows: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::new();

@@ -23,6 +23,7 @@ use crate::diag::Diagnostic;
 use crate::engine::state::{Phase, Transition};
 use crate::engine::{ActionRun, Blocked, Engine, Settings};
 use crate::pipeline::{Effects, Pipeline};
+use crate::policy::Policy;
 use crate::rules::{RuleSet, compile};
 use crate::series::{Labels, Sample, Timestamp, duration_ms};
 use notation::{Point, parse_series, parse_values};
@@ -83,7 +84,7 @@ pub type Loader<'a> = dyn Load + 'a;
 /// The rules and receivers a test file names, loaded and compiled.
 struct Loaded {
     set: Arc<RuleSet>,
-    receiver_files: Vec<(String, ReceiverFile)>,
+    policy: Policy,
 }
 
 /// Loads and compiles the files `test` names; `None` when an error (in `diags`) stops that.
@@ -106,6 +107,13 @@ fn load_files(path: &str, test: &TestFile, load: &Loader<'_>, diags: &mut Vec<Di
         }
     }
     check_receiver_names(path, &files, &receiver_files, diags);
+    // The policy compiler's errors (regexes, templates); unknown names are reported above,
+    // worded for the test file.
+    let policy = crate::policy::compile(&receiver_files, &Default::default());
+    diags.extend(
+        (policy.diagnostics.into_iter())
+            .filter(|d| d.severity == crate::diag::Severity::Error && d.code != "unknown-receiver"),
+    );
     if diags.iter().any(|d| d.severity == crate::diag::Severity::Error) {
         return None;
     }
@@ -113,7 +121,7 @@ fn load_files(path: &str, test: &TestFile, load: &Loader<'_>, diags: &mut Vec<Di
     diags.extend(compiled);
     Some(Loaded {
         set: Arc::new(set?),
-        receiver_files,
+        policy: policy.policy,
     })
 }
 
@@ -168,10 +176,10 @@ fn unread_inputs(path: &str, set: &RuleSet, case: &TestCase, diags: &mut Vec<Dia
 /// Runs the cases of `test` (read from `path`) whose names match `filter`.
 pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&Regex>) -> FileResult {
     let mut result = FileResult::default();
-    let Some(Loaded { set, receiver_files }) = load_files(path, test, load, &mut result.diagnostics) else {
+    let Some(Loaded { set, policy }) = load_files(path, test, load, &mut result.diagnostics) else {
         return result;
     };
-    let receivers = (!test.receiver_files.is_empty()).then_some(receiver_files.as_slice());
+    let receivers = (!test.receiver_files.is_empty()).then_some(&policy);
     let eval_interval = test
         .evaluation_interval
         .as_ref()
@@ -365,7 +373,7 @@ pub fn validate(path: &str, test: &TestFile, load: &Loader<'_>) -> Vec<Diagnosti
 fn run_case(
     path: &str,
     set: &Arc<RuleSet>,
-    receivers: Option<&[(String, ReceiverFile)]>,
+    receivers: Option<&Policy>,
     eval_interval: Duration,
     case: &TestCase,
 ) -> Result<Vec<String>, Vec<Diagnostic>> {
@@ -414,9 +422,10 @@ fn run_case(
         staleness: Duration::from_secs(300),
     };
     let retention = set.longest_window().max(Duration::from_secs(3600));
+    let none = Policy::default();
     let mut pipeline = Pipeline::new(
         Arc::clone(set),
-        receivers.unwrap_or(&[]),
+        receivers.unwrap_or(&none),
         settings,
         retention,
         TEST_URL.to_string(),
