@@ -214,6 +214,8 @@ pub struct Core {
     /// (slightly in the past) and the timer at the wall clock; the dispatcher only ever sees
     /// time move forward.
     pub dispatched_at: Timestamp,
+    /// The value history's open steps (`history_resolution`).
+    pub values: crate::history::Accumulator,
 }
 
 impl Shared {
@@ -406,6 +408,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         dispatcher,
         receivers,
         dispatched_at: Timestamp(0),
+        values: crate::history::Accumulator::new(loaded.cfg.history_resolution.value.0),
     };
     let shared = Arc::new(Shared {
         loaded,
@@ -654,6 +657,8 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
                 .set_retention(retention(&policy, loaded.cfg.staleness.value.0));
             core.status = status_for(&policy);
             core.wanted = wanted_metrics(&policy);
+            let groups: Vec<&str> = policy.rules.groups.iter().map(|g| g.name.as_str()).collect();
+            core.values.keep_groups(&groups);
             core.policy = policy;
             tracing::info!(groups = core.policy.rules.groups.len(), "rules reloaded");
             Ok(true)
@@ -782,6 +787,10 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
             st.evaluation_seconds = started.elapsed().as_secs_f64();
             st.last_evaluation = Some(now);
             st.last_error = (!missing.is_empty()).then(|| format!("no series for {}", missing.join(", ")));
+        }
+        // A dry run writes no value history: its store is a scratch copy.
+        if !shared.dry_run {
+            crate::history::observe_group(&mut core.values, &core.engine, g, now, &mut batch.values);
         }
         let mut changes = Vec::new();
         core.engine.take_changes(g, &mut changes);
@@ -1024,6 +1033,9 @@ fn flush(
 fn prune_store(store: &mut Store, before: Timestamp) {
     if let Err(e) = store.prune_history(before.0) {
         tracing::warn!("pruning history: {e}");
+    }
+    if let Err(e) = store.prune_values(before.0) {
+        tracing::warn!("pruning value history: {e}");
     }
     // Expired silences stay listed (and in the database) as long as history is kept.
     if let Err(e) = store.prune_silences(before.0) {
