@@ -221,10 +221,16 @@ mod tests {
     #[test]
     fn history_resolution_defaults_to_a_minute_and_must_be_a_second_or_more() {
         let parse = |text: &str| {
-            super::super::parse_config(&super::super::Source::from_text("tocsin.yaml", text).unwrap(), &|_: &str| None)
+            super::super::parse_config(
+                &super::super::Source::from_text("tocsin.yaml", text).unwrap(),
+                &|_: &str| None,
+            )
         };
         assert_eq!(parse("").unwrap().history_resolution.value.0, Duration::from_secs(60));
-        assert_eq!(parse("history_resolution: 1s").unwrap().history_resolution.value.0, Duration::from_secs(1));
+        assert_eq!(
+            parse("history_resolution: 1s").unwrap().history_resolution.value.0,
+            Duration::from_secs(1)
+        );
         let diags = parse("listen: 127.0.0.1:1\nhistory_resolution: 500ms\n").unwrap_err();
         assert_eq!(diags.len(), 1, "{diags:?}");
         let d = &diags[0];
