@@ -162,7 +162,11 @@ impl Accumulator {
         let step_ms = self.step_ms;
         let start_ms = now.0.div_euclid(step_ms) * step_ms;
         let id = series_id(group, rule, instance);
-        let series = self.groups.entry(group.to_string()).or_default();
+        // Looked up before inserting: a group's name is allocated once, not per value.
+        if !self.groups.contains_key(group) {
+            self.groups.insert(group.to_string(), HashMap::new());
+        }
+        let Some(series) = self.groups.get_mut(group) else { return };
         let open = series.entry(id).or_insert_with(|| Open {
             rule: rule.to_string(),
             labels: labels.clone(),
