@@ -166,7 +166,9 @@ impl Accumulator {
         if !self.groups.contains_key(group) {
             self.groups.insert(group.to_string(), HashMap::new());
         }
-        let Some(series) = self.groups.get_mut(group) else { return };
+        let Some(series) = self.groups.get_mut(group) else {
+            return;
+        };
         let open = series.entry(id).or_insert_with(|| Open {
             rule: rule.to_string(),
             labels: labels.clone(),
