@@ -1,10 +1,10 @@
-//! The HTTP API: metrics, alerts, rules, history, silences, push, reload,
-//! health, and a status page.
+//! The HTTP API: metrics, alerts, rules, history, value history, silences, the outbox,
+//! push, reload, health, and the status page (static files under `page/` that read it).
 //!
 //! Owns request parsing, authentication of mutating endpoints (`api_token`), body limits
-//! and timeouts, and the JSON shapes the spec fixes. It reads the daemon's shared state
+//! and timeouts, and the JSON shapes of docs/api.md. It reads the daemon's shared state
 //! and asks the daemon to reload; it never evaluates rules, and writes the database only
-//! to store silences (validated by `silence`).
+//! to store silences (validated by `silence`) and to re-queue outbox entries.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -49,7 +49,6 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_token));
     Router::new()
         .route("/", get(status_page))
-        .route("/alerts/{fingerprint}", get(status_page))
         .route("/page/page.js", get(page_js))
         .route("/page/page.css", get(page_css))
         .route("/metrics", get(metrics))
@@ -792,7 +791,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// The status page (`/`, and `/alerts/{fingerprint}`, where notifications link): static
+/// The status page (`/`; notifications link `/#/alert/<fingerprint>`, a route of its script): static
 /// HTML whose script reads the JSON API, so everything it shows is data put into the page
 /// as text, never markup.
 async fn status_page() -> Response {
