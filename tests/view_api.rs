@@ -299,3 +299,36 @@ fn pending_alerts_say_when_they_fire() {
     );
     assert_eq!(rules["groups"][0]["rules"][0]["name"], "Slow");
 }
+
+#[test]
+fn the_page_and_its_assets_are_served_with_a_policy_that_runs_only_them() {
+    let env = Env::new("", None, &rules_file(TEMP_RULE));
+    let d = env.spawn(&[]);
+    let header = |r: &common::Resp, name: &str| {
+        r.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/page/page.js", "text/javascript"),
+        ("/page/page.css", "text/css"),
+    ] {
+        let r = d.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert!(header(&r, "content-type").starts_with(kind), "{path}: {:?}", r.headers);
+        let csp = header(&r, "content-security-policy");
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("unsafe-inline"), "{csp}");
+    }
+    let html = d.get("/").body;
+    assert!(
+        html.contains("src=\"page/page.js\"") && !html.contains("http"),
+        "relative, no external asset: {html}"
+    );
+}
