@@ -1,10 +1,10 @@
-//! The HTTP API: metrics, alerts, rules, history, silences, push, reload,
-//! health, and a status page.
+//! The HTTP API: metrics, alerts, rules, history, value history, silences, the outbox,
+//! push, reload, health, and the status page (static files under `page/` that read it).
 //!
 //! Owns request parsing, authentication of mutating endpoints (`api_token`), body limits
-//! and timeouts, and the JSON shapes the spec fixes. It reads the daemon's shared state
+//! and timeouts, and the JSON shapes of docs/api.md. It reads the daemon's shared state
 //! and asks the daemon to reload; it never evaluates rules, and writes the database only
-//! to store silences (validated by `silence`).
+//! to store silences (validated by `silence`) and to re-queue outbox entries.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,7 +25,6 @@ use tokio::sync::oneshot;
 
 use crate::daemon::{Shared, now, rfc3339};
 use crate::engine::state::Phase;
-use crate::receivers::email::html_escape;
 use crate::rules::RuleKind;
 use crate::series::Refusal;
 use crate::silence;
@@ -46,13 +45,18 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/-/reload", post(reload))
         .route("/api/v1/silences", post(create_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
+        .route("/api/v1/outbox/{id}/retry", post(retry_outbox))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_token));
     Router::new()
         .route("/", get(status_page))
+        .route("/page/page.js", get(page_js))
+        .route("/page/page.css", get(page_css))
         .route("/metrics", get(metrics))
         .route("/api/v1/alerts", get(alerts))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/history", get(history))
+        .route("/api/v1/series", get(series))
+        .route("/api/v1/outbox", get(list_outbox))
         .route("/api/v1/silences", get(list_silences))
         .route("/-/healthy", get(|| async { "OK\n" }))
         .route("/-/ready", get(ready))
@@ -169,11 +173,23 @@ async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Resp
 
 async fn alerts(State(s): State<AppState>) -> Response {
     let core = s.core();
-    let list: Vec<Value> = core
-        .engine
-        .alerts()
+    let views = core.engine.alerts();
+    // The dispatcher's identity of each alert (`AlertNote::instance`): the labels as sent
+    // without `severity` and the external labels.
+    let identities: Vec<(u64, &crate::series::Labels)> = views
         .iter()
         .map(|a| {
+            let mut identity = a.local_labels.clone();
+            identity.remove("severity");
+            (identity.state_key(), &a.labels)
+        })
+        .collect();
+    let muting = core.dispatcher.muting(now(), &core.silences, &identities);
+    let list: Vec<Value> = views
+        .iter()
+        .zip(muting)
+        .map(|(a, (silenced, inhibited))| {
+            let mut fires_at = None;
             let (state, starts_at) = match a.phase {
                 Phase::Firing { starts_at, .. } => ("firing", Some(starts_at)),
                 Phase::Pending { tier } => {
@@ -182,7 +198,13 @@ async fn alerts(State(s): State<AppState>) -> Response {
                         .instances(a.rule)
                         .iter()
                         .find(|i| i.fingerprint == a.instance);
-                    ("pending", inst.and_then(|i| i.machine.pending_since(tier)))
+                    let since = inst.and_then(|i| i.machine.pending_since(tier));
+                    let for_ = core.policy.rules.groups[a.rule.group].rules[a.rule.rule]
+                        .alert()
+                        .and_then(|r| r.policy.tiers.get(tier))
+                        .map(|t| t.for_);
+                    fires_at = since.zip(for_).map(|(t, d)| t.plus(d));
+                    ("pending", since)
                 }
                 Phase::Inactive => ("inactive", None),
             };
@@ -195,6 +217,10 @@ async fn alerts(State(s): State<AppState>) -> Response {
                 "value": a.value.filter(|v| v.is_finite()),
                 "starts_at": starts_at.map(rfc3339),
                 "fingerprint": format!("{:016x}", a.fingerprint),
+                "fires_at": fires_at.map(rfc3339),
+                "silenced": silenced,
+                "inhibited": inhibited,
+                "nodata": a.nodata,
             })
         })
         .collect();
@@ -217,7 +243,12 @@ async fn rules(State(s): State<AppState>) -> Response {
                 .enumerate()
                 .map(|(r, rule)| {
                     let st = &core.status[g][r];
+                    let tiers: Vec<Value> = rule
+                        .alert()
+                        .map_or_else(Vec::new, |a| a.policy.tiers.iter().map(tier_json).collect());
                     json!({
+                        "tiers": tiers,
+                        "boolean": rule.alert().is_some_and(|a| a.boolean),
                         "name": rule.name,
                         "kind": if matches!(rule.kind, RuleKind::Record) { "record" } else { "alert" },
                         "expr": rule.expr.source(),
@@ -237,7 +268,30 @@ async fn rules(State(s): State<AppState>) -> Response {
             })
         })
         .collect();
-    axum::Json(json!({ "groups": groups })).into_response()
+    let m = &s.metrics;
+    let last_reload = json!({
+        "successful": m.reload_ok.load(Ordering::Relaxed),
+        "last_success": rfc3339(crate::series::Timestamp(m.reload_ok_at.load(Ordering::Relaxed) as i64 * 1000)),
+        "error": core.reload_error,
+    });
+    axum::Json(json!({ "groups": groups, "last_reload": last_reload })).into_response()
+}
+
+/// A tier as `/api/v1/rules` shows it: severity, condition, thresholds and `for` (seconds).
+fn tier_json(t: &crate::engine::state::TierSpec) -> Value {
+    use crate::engine::state::Condition;
+    let (condition, threshold, clear) = match t.condition {
+        Condition::Above { threshold, clear } => ("above", Some(threshold), Some(clear)),
+        Condition::Below { threshold, clear } => ("below", Some(threshold), Some(clear)),
+        Condition::When => ("when", None, None),
+    };
+    json!({
+        "severity": &*t.severity,
+        "condition": condition,
+        "threshold": threshold.filter(|v| v.is_finite()),
+        "clear": clear.filter(|v| v.is_finite()),
+        "for": t.for_.as_secs_f64(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -305,6 +359,166 @@ async fn history(
                 .collect();
             axum::Json(json!({ "history": rows })).into_response()
         }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The most points one `/api/v1/series` answer holds.
+const MAX_SERIES_POINTS: usize = 500_000;
+/// The range `/api/v1/series` answers without `from`.
+const DEFAULT_SERIES_RANGE_MS: i64 = 6 * 3_600_000;
+
+#[derive(Deserialize)]
+struct SeriesParams {
+    rule: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /api/v1/series?rule=…&from=…&to=…`: the value history of a rule's instances.
+async fn series(
+    State(s): State<AppState>,
+    q: Result<Query<SeriesParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let Some(rule) = q.rule.filter(|r| !r.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`rule` is required: /api/v1/series?rule=<rule name>",
+        );
+    };
+    if !s.core().policy.rules.rules().any(|r| r.name == rule) {
+        return error(StatusCode::NOT_FOUND, format!("no rule named `{rule}`"));
+    }
+    let to_ms = match q.to.as_deref().map(parse_time).transpose() {
+        Ok(v) => v.unwrap_or(now().0),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`to`: {e}")),
+    };
+    let from_ms = match q.from.as_deref().map(parse_time).transpose() {
+        Ok(v) => v.unwrap_or(to_ms.saturating_sub(DEFAULT_SERIES_RANGE_MS)),
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("`from`: {e}")),
+    };
+    if from_ms >= to_ms {
+        return error(StatusCode::BAD_REQUEST, "`from` must be before `to`");
+    }
+    let found = s.db().value_history(&rule, from_ms, to_ms, MAX_SERIES_POINTS);
+    match found {
+        Ok(Some(list)) => {
+            let finite = |v: f64| Some(v).filter(|v| v.is_finite());
+            let series: Vec<Value> = list
+                .iter()
+                .map(|v| {
+                    let points: Vec<Value> = v
+                        .points
+                        .iter()
+                        .map(|p| json!([p.t_ms, finite(p.min), finite(p.max), finite(p.last)]))
+                        .collect();
+                    json!({ "labels": v.labels, "points": points })
+                })
+                .collect();
+            axum::Json(json!({ "series": series })).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::BAD_REQUEST,
+            format!("more than {MAX_SERIES_POINTS} points: narrow `from` and `to`"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The most entries one `/api/v1/outbox` answer lists per status.
+const MAX_OUTBOX_LIMIT: usize = 1_000;
+
+#[derive(Deserialize)]
+struct OutboxParams {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/outbox?status=pending|failed|dead`: queued, failed and dead notifications
+/// (newest first), and each receiver's delivery state.
+async fn list_outbox(
+    State(s): State<AppState>,
+    q: Result<Query<OutboxParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use crate::outbox::db::{BLOCKED, EntryStatus};
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    let all = [EntryStatus::Pending, EntryStatus::Failed, EntryStatus::Dead];
+    let statuses: Vec<EntryStatus> = match q.status.as_deref() {
+        None => all.to_vec(),
+        Some(name) => match all.into_iter().find(|st| st.as_str() == name) {
+            Some(st) => vec![st],
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown status `{name}`: use pending, failed or dead"),
+                );
+            }
+        },
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_OUTBOX_LIMIT);
+    let mut entries = Vec::new();
+    {
+        let db = s.db();
+        for st in statuses {
+            match db.outbox_entries(st, limit) {
+                Ok(list) => entries.extend(list),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.id));
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            let due = e.status == EntryStatus::Pending && e.next_attempt_ms != BLOCKED;
+            json!({
+                "id": e.id,
+                "receiver": e.receiver,
+                "group": e.group_key,
+                "status": e.status.as_str(),
+                "attempts": e.attempts,
+                "last_error": e.last_error,
+                "created": rfc3339(crate::series::Timestamp(e.created_ms)),
+                "next_attempt": due.then(|| rfc3339(crate::series::Timestamp(e.next_attempt_ms))),
+            })
+        })
+        .collect();
+    let receivers: Vec<Value> = s
+        .outbox
+        .receiver_states()
+        .into_iter()
+        .map(|(name, pending, open)| json!({ "name": name, "pending": pending, "circuit_open": open }))
+        .collect();
+    axum::Json(json!({ "entries": entries, "receivers": receivers })).into_response()
+}
+
+/// `POST /api/v1/outbox/{id}/retry`: puts a failed or dead notification back in the queue.
+async fn retry_outbox(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+    use crate::outbox::db::Requeue;
+    let Ok(id) = id.parse::<i64>() else {
+        return error(StatusCode::BAD_REQUEST, format!("`{id}` is not an outbox entry id"));
+    };
+    let done = s.db().outbox_retry(id, now().0);
+    match done {
+        Ok(Some(Requeue::Requeued)) => {
+            s.outbox.requeued();
+            axum::Json(json!({ "id": id, "status": "pending" })).into_response()
+        }
+        Ok(Some(Requeue::NotStopped(st))) => error(
+            StatusCode::CONFLICT,
+            format!(
+                "entry {id} is {}: only failed or dead entries are re-queued",
+                st.as_str()
+            ),
+        ),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no outbox entry with id {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -577,112 +791,39 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-/// A timeline of the last day's history of one rule: a dot per event, coloured by severity.
-fn timeline_svg(events: &[(i64, &str, &str)], end_ms: i64) -> String {
-    const W: f64 = 480.0;
-    const DAY: f64 = 86_400_000.0;
-    let mut svg =
-        format!("<svg width=\"{W}\" height=\"18\"><line x1=\"0\" y1=\"9\" x2=\"{W}\" y2=\"9\" stroke=\"#ccc\"/>");
-    for (at, event, severity) in events {
-        let x = W - ((end_ms - at) as f64 / DAY * W).clamp(0.0, W);
-        let colour = match (*event, *severity) {
-            ("resolved", _) => "#2a2",
-            (_, "critical" | "emergency" | "page") => "#c00",
-            (_, "high" | "error") => "#e60",
-            _ => "#cb0",
-        };
-        let _ = write!(
-            svg,
-            "<circle cx=\"{x:.1}\" cy=\"9\" r=\"4\" fill=\"{colour}\"><title>{} {event} {severity}</title></circle>",
-            rfc3339(crate::series::Timestamp(*at))
-        );
-    }
-    svg + "</svg>"
+/// The status page (`/`; notifications link `/#/alert/<fingerprint>`, a route of its script): static
+/// HTML whose script reads the JSON API, so everything it shows is data put into the page
+/// as text, never markup.
+async fn status_page() -> Response {
+    page(PAGE_HTML, "text/html; charset=utf-8")
 }
 
-async fn status_page(State(s): State<AppState>) -> Response {
-    let t = now();
-    let history = s
-        .db()
-        .history(&HistoryQuery {
-            since_ms: Some(t.0 - 86_400_000),
-            limit: 2000,
-            ..HistoryQuery::default()
-        })
-        .unwrap_or_default();
-    let core = s.core();
-    let mut h = String::from(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>tocsin</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}.firing{color:#c00}.pending{color:#e60}</style></head><body><h1>tocsin</h1>",
-    );
-    if let Some(e) = &core.reload_error {
-        let _ = write!(
-            h,
-            "<p class=\"firing\">The last reload failed; the previous rules keep running:</p><pre>{}</pre>",
-            html_escape(e)
-        );
-    }
-    h += "<h2>Alerts</h2><table><tr><th>alert</th><th>state</th><th>severity</th><th>value</th><th>labels</th></tr>";
-    for a in core.engine.alerts() {
-        let state = if matches!(a.phase, Phase::Firing { .. }) {
-            "firing"
-        } else {
-            "pending"
-        };
-        let _ = write!(
-            h,
-            "<tr class=\"{state}\"><td>{}</td><td>{state}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(&a.alertname),
-            html_escape(&a.severity),
-            a.value.map(crate::receivers::console::format_value).unwrap_or_default(),
-            html_escape(&a.labels.to_string())
-        );
-    }
-    h += "</table><h2>Rules</h2><table><tr><th>group</th><th>rule</th><th>expr</th><th>tiers</th><th>instances</th><th>last 24 h</th></tr>";
-    for (g, group) in core.policy.rules.groups.iter().enumerate() {
-        for (r, rule) in group.rules.iter().enumerate() {
-            let tiers = rule.alert().map_or_else(String::new, |a| {
-                a.policy
-                    .tiers
-                    .iter()
-                    .zip(&a.thresholds)
-                    .map(|(t, th)| match th {
-                        Some(v) => format!("{} {}", t.severity, v),
-                        None => t.severity.to_string(),
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" → ")
-            });
-            let events: Vec<(i64, &str, &str)> = history
-                .iter()
-                .filter(|e| e.group == group.name && e.rule == rule.name && e.event != "action")
-                .map(|e| (e.at_ms, e.event.as_str(), e.severity.as_str()))
-                .collect();
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                html_escape(&group.name),
-                html_escape(&rule.name),
-                html_escape(rule.expr.source()),
-                html_escape(&tiers),
-                core.engine
-                    .instances(crate::engine::RuleRef { group: g, rule: r })
-                    .len(),
-                timeline_svg(&events, t.0)
-            );
-        }
-    }
-    h += "</table><h2>Recent history</h2><table><tr><th>time</th><th>rule</th><th>event</th><th>severity</th><th>labels</th></tr>";
-    for e in history.iter().take(50) {
-        let _ = write!(
-            h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            rfc3339(crate::series::Timestamp(e.at_ms)),
-            html_escape(&e.rule),
-            html_escape(&e.event),
-            html_escape(&e.severity),
-            html_escape(&format!("{:?}", e.labels))
-        );
-    }
-    h += "</table></body></html>";
-    Html(h).into_response()
+async fn page_js() -> Response {
+    page(PAGE_JS, "text/javascript; charset=utf-8")
+}
+
+async fn page_css() -> Response {
+    page(PAGE_CSS, "text/css; charset=utf-8")
+}
+
+const PAGE_HTML: &str = include_str!("page/index.html");
+const PAGE_JS: &str = include_str!("page/page.js");
+const PAGE_CSS: &str = include_str!("page/page.css");
+
+/// Only the page's own script and style run: a value that slipped into markup could not
+/// load or run anything.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+     connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+fn page(body: &'static str, content_type: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -9,7 +9,7 @@
 //! alerting semantics: evaluation is `engine`, validation is `reload`/`check`, storage is
 //! `store`, running actions is `actions`, HTTP is `api`.
 
-use crate::pipeline::{ActionJob, Effects, Pipeline};
+use crate::pipeline::{self, ActionJob, Effects, Pipeline};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -370,13 +370,13 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
     }
     let staleness = loaded.cfg.staleness.value.0;
     let external_url = loaded.cfg.external_url(hostname_once());
-    let mut pipeline = Pipeline::new(
-        Arc::clone(&policy.rules),
-        &policy.policy,
-        Settings { staleness },
-        retention(&policy, staleness),
+    let options = pipeline::Options {
+        settings: Settings { staleness },
+        retention: retention(&policy, staleness),
         external_url,
-    );
+        history_resolution: loaded.cfg.history_resolution.value.0,
+    };
+    let mut pipeline = Pipeline::new(Arc::clone(&policy.rules), &policy.policy, options);
     pipeline.engine.set_external_labels(Labels::from_pairs(
         loaded.cfg.external_labels.iter().map(|(k, v)| (k.as_str(), v.expose())),
     ));
@@ -810,6 +810,8 @@ fn perform(shared: &Arc<Shared>, fx: Effects) {
         tracing::warn!(receiver = %receiver, "message dropped: {why}");
     }
     if shared.dry_run {
+        // A dry run writes no value history: its store is a scratch copy.
+        batch.values = Default::default();
         for job in actions.drain(..) {
             let detail = format!("dry-run: {}", actions::describe(&job.action));
             tracing::info!(action = %job.action.name, alert = %job.alertname, severity = %job.run.severity, "{detail}");
@@ -1005,6 +1007,9 @@ fn flush(
 fn prune_store(store: &mut Store, before: Timestamp) {
     if let Err(e) = store.prune_history(before.0) {
         tracing::warn!("pruning history: {e}");
+    }
+    if let Err(e) = store.prune_values(before.0) {
+        tracing::warn!("pruning value history: {e}");
     }
     // Expired silences stay listed (and in the database) as long as history is kept.
     if let Err(e) = store.prune_silences(before.0) {

@@ -199,7 +199,7 @@ fn pagerduty_is_triggered_re_keyed_on_a_severity_change_and_resolved() {
     assert_eq!(
         trigger["links"],
         json!([
-            {"href": "http://tocsin.example.com:9470/api/v1/history?rule=DiskFull", "text": "Alert history"},
+            {"href": format!("http://tocsin.example.com:9470/#/alert/{}", trigger["dedup_key"].as_str().unwrap()), "text": "Alert in tocsin"},
             {"href": "https://runbooks.example.com/disk", "text": "Runbook"}
         ])
     );

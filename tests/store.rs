@@ -829,9 +829,25 @@ fn arb_full_batch() -> impl Strategy<Value = Batch> {
         arb_batch(),
         prop::collection::vec((group.clone(), prop::option::of(".{0,6}")), 0..3),
         prop::collection::vec((group, ".{0,10}", 0i64..1_000), 0..4),
+        // Value history appends to a few chunk rows: their order within a row matters.
+        prop::collection::vec((0i64..3, 0i64..2, prop::collection::vec(any::<u8>(), 1..4)), 0..4),
     )
-        .prop_map(|(mut b, groups, outbox)| {
+        .prop_map(|(mut b, groups, outbox, appends)| {
             b.groups = groups;
+            for (series, chunk, bytes) in appends {
+                b.values.series.push(tocsin::history::SeriesRow {
+                    id: series,
+                    group: "g".into(),
+                    rule: format!("r{series}"),
+                    labels: BTreeMap::new(),
+                });
+                b.values.points.push(tocsin::history::Append {
+                    series,
+                    start_ms: chunk * 32_000,
+                    step_ms: 1_000,
+                    bytes,
+                });
+            }
             b.outbox = outbox
                 .into_iter()
                 .enumerate()
@@ -854,7 +870,14 @@ fn install_fault(dir: &Path) -> rusqlite::Connection {
     let c = raw(dir);
     c.execute_batch("CREATE TABLE fault (on_ INTEGER NOT NULL); INSERT INTO fault VALUES (0);")
         .unwrap();
-    for table in ["states", "history", "route_groups", "outbox"] {
+    for table in [
+        "states",
+        "history",
+        "route_groups",
+        "outbox",
+        "value_series",
+        "value_points",
+    ] {
         for op in ["INSERT", "DELETE"] {
             c.execute_batch(&format!(
                 "CREATE TRIGGER fault_{table}_{op} BEFORE {op} ON {table} WHEN (SELECT on_ FROM fault) = 1 \
@@ -874,6 +897,8 @@ fn dump(dir: &Path) -> Vec<(String, Vec<String>)> {
         "SELECT * FROM route_groups ORDER BY key",
         "SELECT * FROM history ORDER BY id",
         "SELECT * FROM outbox ORDER BY id",
+        "SELECT * FROM value_series ORDER BY id",
+        "SELECT * FROM value_points ORDER BY series, start_ms, step_ms",
     ]
     .iter()
     .map(|sql| {

@@ -84,6 +84,15 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
+/// What [`Store::outbox_retry`] did with an entry that exists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Requeue {
+    /// It is pending again.
+    Requeued,
+    /// It was left alone: it has this status, neither failed nor dead.
+    NotStopped(EntryStatus),
+}
+
 /// How an attempt settles an entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Settlement {
@@ -375,6 +384,46 @@ impl Store {
             .query_map(params![status.as_str(), limit as i64], entry)
             .map_err(&e)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(&e)
+    }
+
+    /// Re-queues the failed or dead entry `id` for delivery: pending again with no attempts
+    /// and a full `max_retry_age` from `now_ms` (its new `created_ms`), due at once unless
+    /// an older pending entry of its group goes first. Says what the entry was when it is
+    /// not failed or dead, or `None` when there is no such entry.
+    pub fn outbox_retry(&mut self, id: i64, now_ms: i64) -> Result<Option<Requeue>, StoreError> {
+        let e = owned_err(&self.path, "re-queue a notification");
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&e)?;
+        let status: Option<String> = tx
+            .query_row("SELECT status FROM outbox WHERE id = ?1", params![id], |r| r.get(0))
+            .optional()
+            .map_err(&e)?;
+        let Some(status) = status else { return Ok(None) };
+        if status == EntryStatus::Pending.as_str() {
+            return Ok(Some(Requeue::NotStopped(EntryStatus::Pending)));
+        }
+        tx.execute(
+            &format!(
+                "UPDATE outbox SET status = 'pending', attempts = 0, created_ms = ?2, \
+                 next_attempt_ms = CASE WHEN {HAS_OLDER} THEN ?3 ELSE ?2 END WHERE id = ?1"
+            ),
+            params![id, now_ms, BLOCKED],
+        )
+        .map_err(&e)?;
+        // It may now come before pending entries of its group: they wait behind it.
+        tx.execute(
+            &format!(
+                "UPDATE outbox SET next_attempt_ms = ?1 WHERE status = 'pending' AND next_attempt_ms <> ?1 AND {HAS_OLDER} \
+                 AND receiver = (SELECT receiver FROM outbox WHERE id = ?2) \
+                 AND group_key = (SELECT group_key FROM outbox WHERE id = ?2)"
+            ),
+            params![BLOCKED, id],
+        )
+        .map_err(&e)?;
+        tx.commit().map_err(&e)?;
+        Ok(Some(Requeue::Requeued))
     }
 
     /// Deletes failed and dead entries queued before `before_ms`; returns how many.

@@ -60,6 +60,8 @@ pub struct Outbox {
     receivers: Mutex<Arc<Receivers>>,
     /// Set by [`Outbox::set_receivers`]: the loop fails entries of removed receivers.
     reconfigured: AtomicBool,
+    /// Set by [`Outbox::requeued`]: count pending entries afresh.
+    requeued: AtomicBool,
     notify: Notify,
     metrics: Mutex<Metrics>,
     transport: Transport,
@@ -83,6 +85,7 @@ impl Outbox {
             store: Mutex::new(store),
             receivers: Mutex::new(receivers),
             reconfigured: AtomicBool::new(true),
+            requeued: AtomicBool::new(false),
             notify: Notify::new(),
             metrics: Mutex::new(Metrics::default()),
             transport: Transport::new(),
@@ -104,6 +107,13 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Tells the loop that entries were put back in the queue (`POST
+    /// /api/v1/outbox/{id}/retry`): they are not new rows, so the pending counts are redone.
+    pub fn requeued(&self) {
+        self.requeued.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
     fn receivers(&self) -> Arc<Receivers> {
         lock(&self.receivers).clone()
     }
@@ -122,6 +132,7 @@ impl Outbox {
                 .swap(false, Ordering::SeqCst)
                 .then(|| receivers.list.iter().map(|r| r.name.clone()).collect::<Vec<_>>());
             let judged = self.judge(&mut lp, now);
+            lp.recount |= self.requeued.swap(false, Ordering::SeqCst);
 
             // Entries settled in this round free their slots in it: counting them as busy
             // could leave a receiver whose sends all just finished with nothing to fetch and
@@ -421,6 +432,22 @@ impl Outbox {
             .map(|r| (r.name.clone(), lp.breakers.get(&r.name).is_some_and(Breaker::is_open)))
             .collect();
         m.configured = receivers.list.iter().map(|r| r.name.clone()).collect();
+    }
+
+    /// Each configured receiver's name, pending entries and whether its circuit breaker is
+    /// open, as `/metrics` shows them (`tocsin_outbox_pending`, `tocsin_receiver_circuit_open`).
+    pub fn receiver_states(&self) -> Vec<(String, u64, bool)> {
+        let m = lock(&self.metrics);
+        m.configured
+            .iter()
+            .map(|r| {
+                (
+                    r.clone(),
+                    m.pending.get(r).copied().unwrap_or(0),
+                    m.circuit.get(r).copied().unwrap_or(false),
+                )
+            })
+            .collect()
     }
 
     /// Writes the outbox's metrics in the Prometheus text exposition format (HELP and TYPE

@@ -295,7 +295,9 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], bo
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let mut chunk = [0u8; 8192];
-    loop {
+    // Until the server closes, or the body its Content-Length announces is in (a server that
+    // keeps the connection open despite `Connection: close`, as chromedriver does).
+    while !has_whole_body(&raw) {
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&chunk[..n]),
@@ -304,6 +306,19 @@ pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], bo
         }
     }
     parse_response(&raw)
+}
+
+/// Whether `raw` holds the headers and as many body bytes as their Content-Length says.
+fn has_whole_body(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]);
+    head.split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+        .is_some_and(|len| raw.len() >= split + 4 + len)
 }
 
 fn parse_response(raw: &[u8]) -> std::io::Result<Resp> {

@@ -15,6 +15,7 @@ pub mod diag;
 pub mod engine;
 pub mod exposition;
 pub mod expr;
+pub mod history;
 pub mod message;
 pub mod pipeline;
 pub mod policy;

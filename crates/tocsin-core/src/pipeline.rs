@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::notify::NoteKind;
 use crate::engine::{ActionRun, Blocked, Emitted, Engine, Output, RuleRef, Settings};
+use crate::history::Accumulator;
 use crate::message::{AlertNote, Dispatch, Silence};
 use crate::policy::Policy;
 use crate::receivers::Receivers;
@@ -66,6 +67,8 @@ pub struct Batch {
     pub groups: Vec<(String, Option<String>)>,
     /// Notifications to queue for delivery, committed with the state that produced them.
     pub outbox: Vec<NewOutboxEntry>,
+    /// Value history: new series and closed points.
+    pub values: crate::history::Written,
 }
 
 impl Batch {
@@ -76,6 +79,7 @@ impl Batch {
             && self.history.is_empty()
             && self.groups.is_empty()
             && self.outbox.is_empty()
+            && self.values.is_empty()
     }
 }
 
@@ -141,6 +145,19 @@ pub struct Effects {
     pub undeliverable: Vec<(String, String)>,
 }
 
+/// How a [`Pipeline`] is set up.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The engine's settings.
+    pub settings: Settings,
+    /// How long series keep samples.
+    pub retention: Duration,
+    /// Where links in messages point.
+    pub external_url: String,
+    /// The value history's step.
+    pub history_resolution: Duration,
+}
+
 /// The running policy and everything it moves.
 pub struct Pipeline {
     /// The evaluator, holding the compiled rules and every instance's state.
@@ -153,6 +170,8 @@ pub struct Pipeline {
     pub receivers: Arc<Receivers>,
     /// Silences that mute now or will.
     pub silences: Vec<Silence>,
+    /// The value history's open steps.
+    pub values: Accumulator,
     rules: Arc<RuleSet>,
     external_url: String,
     /// The latest time the dispatcher was flushed at. Evaluations run at their aligned tick
@@ -164,23 +183,17 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline for `rules` and the receiver `policy` (receivers, routes, inhibit rules),
-    /// with series kept for `retention`; links in messages point to `external_url`.
-    pub fn new(
-        rules: Arc<RuleSet>,
-        policy: &Policy,
-        settings: Settings,
-        retention: Duration,
-        external_url: String,
-    ) -> Pipeline {
+    /// A pipeline for `rules` and the receiver `policy` (receivers, routes, inhibit rules).
+    pub fn new(rules: Arc<RuleSet>, policy: &Policy, options: Options) -> Pipeline {
         Pipeline {
-            engine: Engine::new(Arc::clone(&rules), settings),
-            series: SeriesStore::new(retention),
+            engine: Engine::new(Arc::clone(&rules), options.settings),
+            series: SeriesStore::new(options.retention),
+            values: Accumulator::new(options.history_resolution),
             dispatcher: Dispatcher::new(&policy.routing),
             receivers: Arc::clone(&policy.receivers),
             silences: Vec::new(),
             rules,
-            external_url,
+            external_url: options.external_url,
             dispatched_at: Timestamp(i64::MIN),
             out: Output::default(),
             fresh: Vec::new(),
@@ -194,6 +207,8 @@ impl Pipeline {
         self.dispatcher.replace(&policy.routing);
         self.receivers = Arc::clone(&policy.receivers);
         self.series.set_retention(retention);
+        let groups: Vec<&str> = rules.groups.iter().map(|g| g.name.as_str()).collect();
+        self.values.keep_groups(&groups);
         self.rules = rules;
     }
 
@@ -234,6 +249,7 @@ impl Pipeline {
     /// re-sends due before `next` (the group's next evaluation) get this evaluation's
     /// content; then routing is flushed at `now`.
     pub fn finish_group(&mut self, g: usize, now: Timestamp, next: Timestamp, fx: &mut Effects) {
+        crate::history::observe_group(&mut self.values, &self.engine, g, now, &mut fx.batch.values);
         let mut changes = Vec::new();
         self.engine.take_changes(g, &mut changes);
         for (k, v) in changes {

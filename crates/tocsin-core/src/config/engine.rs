@@ -28,6 +28,9 @@ pub struct EngineConfig {
     pub evaluation_interval: Sp<Dur>,
     /// How long alert history is kept (default 30d).
     pub history_retention: Sp<Dur>,
+    /// Value history: one min/max/last point per alert instance and recorded series and
+    /// step of this length (default 1m, at least 1s), kept for `history_retention`.
+    pub history_resolution: Sp<Dur>,
     /// Age past which a sample is no longer a series' current value (default 5m).
     pub staleness: Sp<Dur>,
     /// When set, required for mutating endpoints. An empty value (e.g. from
@@ -61,6 +64,7 @@ impl Default for EngineConfig {
             listen: Text::plain("127.0.0.1:9470"),
             evaluation_interval: default_dur(15),
             history_retention: default_dur(30 * 24 * 3600),
+            history_resolution: default_dur(60),
             staleness: default_dur(5 * 60),
             api_token: None,
             max_connections: const { NonZeroU32::new(512).unwrap() },
@@ -90,6 +94,24 @@ impl EngineConfig {
             _ => format!("http://{listen}"),
         }
     }
+}
+
+/// The shortest `history_resolution`: finer steps would write a point per instance at
+/// nearly every evaluation, which is what the history's compact encoding cannot absorb.
+pub const MIN_HISTORY_RESOLUTION: Duration = Duration::from_secs(1);
+
+/// `history_resolution` must be at least [`MIN_HISTORY_RESOLUTION`].
+pub(super) fn check_history_resolution(path: &str, res: &Sp<Dur>) -> Option<crate::diag::Diagnostic> {
+    (res.value.0 < MIN_HISTORY_RESOLUTION).then(|| {
+        crate::diag::Diagnostic::error(
+            path,
+            res.line(),
+            res.column(),
+            "history-resolution",
+            format!("`history_resolution` is {}, shorter than 1s", res.value),
+        )
+        .with_hint("write a step of at least `1s`, e.g. `1m` (the default); see docs/configuration.md")
+    })
 }
 
 /// The metric sources.
@@ -195,6 +217,26 @@ pub struct LogSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_resolution_defaults_to_a_minute_and_must_be_a_second_or_more() {
+        let parse = |text: &str| {
+            super::super::parse_config(
+                &super::super::Source::from_text("tocsin.yaml", text).unwrap(),
+                &|_: &str| None,
+            )
+        };
+        assert_eq!(parse("").unwrap().history_resolution.value.0, Duration::from_secs(60));
+        assert_eq!(
+            parse("history_resolution: 1s").unwrap().history_resolution.value.0,
+            Duration::from_secs(1)
+        );
+        let diags = parse("listen: 127.0.0.1:1\nhistory_resolution: 500ms\n").unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        let d = &diags[0];
+        assert_eq!((d.code, d.line, d.column), ("history-resolution", 2, 21), "{d:?}");
+        assert!(d.message.contains("shorter than 1s"), "{}", d.message);
+    }
 
     fn listening(listen: &str, external_url: Option<&str>) -> EngineConfig {
         EngineConfig {

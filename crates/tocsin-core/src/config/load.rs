@@ -124,6 +124,7 @@ const CONFIG_ONLY_KEYS: &[&str] = &[
     "listen",
     "evaluation_interval",
     "history_retention",
+    "history_resolution",
     "staleness",
     "api_token",
     "sources",
@@ -432,6 +433,10 @@ pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     for (name, value) in &config.external_labels {
         diags.extend(validate::external_label(&source.path, name, value));
     }
+    diags.extend(super::engine::check_history_resolution(
+        &source.path,
+        &config.history_resolution,
+    ));
     if diags.is_empty() { Ok(config) } else { Err(diags) }
 }
 

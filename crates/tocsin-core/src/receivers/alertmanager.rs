@@ -68,7 +68,7 @@ pub fn body(d: &Dispatch, a: &Alertmanager, external_url: &str) -> String {
     let valid_for = a.resend_interval.saturating_mul(RESEND_FACTOR);
     let mut alerts: Vec<PostableAlert<'_>> = Vec::with_capacity(d.alerts.len());
     for n in &d.alerts {
-        let generator = generator_url(external_url, n.alertname());
+        let generator = generator_url(external_url, n.fingerprint());
         if let Some(old) = n.ended_labels() {
             alerts.push(PostableAlert {
                 labels: old.to_map(),
@@ -124,14 +124,14 @@ mod tests {
                     "annotations": {"summary": "HighCpu is bad"},
                     "startsAt": "2026-11-23T08:00:00Z",
                     "endsAt": "2026-11-23T08:04:10Z",
-                    "generatorURL": "http://tocsin:9470/api/v1/history?rule=HighCpu"
+                    "generatorURL": generator_url("http://tocsin:9470", d.alerts[0].fingerprint())
                 },
                 {
                     "labels": {"alertname": "HighCpu", "host": "b", "severity": "warning"},
                     "annotations": {"summary": "HighCpu is bad"},
                     "startsAt": "2026-11-23T08:00:00Z",
                     "endsAt": "2026-11-23T08:00:06.5Z",
-                    "generatorURL": "http://tocsin:9470/api/v1/history?rule=HighCpu"
+                    "generatorURL": generator_url("http://tocsin:9470", d.alerts[1].fingerprint())
                 }
             ])
         );

@@ -568,29 +568,16 @@ pub enum Rendered {
     Line(String),
 }
 
-/// An alert's `generatorURL`: tocsin's history of the alert's rule,
-/// `{external_url}/api/v1/history?rule=<alertname>`. Prometheus links a graph of the
-/// expression; tocsin has no graph endpoint, and the rule's recent transitions are what
-/// explains a notification. The link works with the API as it is, with no state in the URL.
-pub fn generator_url(external_url: &str, alertname: &str) -> String {
+/// An alert's `generatorURL`: the alert's own view on the status page,
+/// `{external_url}/#/alert/<fingerprint>` (its value plotted with the rule's thresholds,
+/// its transitions), where Prometheus links a graph of the expression. The fragment keeps
+/// the page at `/`, so the link works behind a proxy that serves tocsin under a path.
+pub fn generator_url(external_url: &str, fingerprint: u64) -> String {
     format!(
-        "{}/api/v1/history?rule={}",
+        "{}/#/alert/{}",
         external_url.trim_end_matches('/'),
-        percent_encode(alertname)
+        fingerprint_hex(fingerprint)
     )
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, for a URL query value.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// JSON text of a body. Every body here is structs, strings, numbers and string-keyed maps,
@@ -855,10 +842,10 @@ receivers:
     }
 
     #[test]
-    fn generator_url_links_the_rule_history() {
+    fn generator_url_links_the_alerts_own_view_on_the_status_page() {
         assert_eq!(
-            generator_url("http://tocsin:9470/", "High Cpu&x"),
-            "http://tocsin:9470/api/v1/history?rule=High%20Cpu%26x"
+            generator_url("http://tocsin:9470/", 0xb1ef_d309_ff79_8888),
+            "http://tocsin:9470/#/alert/b1efd309ff798888"
         );
     }
 

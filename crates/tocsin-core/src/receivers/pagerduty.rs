@@ -199,7 +199,7 @@ fn trigger(
         }
     }
     payload.insert("custom_details".into(), Value::Object(details));
-    let mut links = vec![json!({"href": generator_url(external_url, a.alertname()), "text": "Alert history"})];
+    let mut links = vec![json!({"href": generator_url(external_url, a.fingerprint()), "text": "Alert in tocsin"})];
     if let Some(url) = a
         .annotations
         .get("runbook_url")
@@ -271,6 +271,7 @@ mod tests {
     #[test]
     fn a_firing_alert_is_a_trigger_keyed_by_its_fingerprint() {
         let mut a = firing(1, "HighCpu", "critical", &[("instance", "db-1")]);
+        let view = format!("http://tocsin:9470/#/alert/{}", fingerprint_hex(a.fingerprint()));
         a.annotations
             .insert("runbook_url".into(), "https://runbooks/cpu".into());
         let fp = fingerprint_hex(a.fingerprint());
@@ -298,7 +299,7 @@ mod tests {
                 "client": "tocsin",
                 "client_url": "http://tocsin:9470",
                 "links": [
-                    {"href": "http://tocsin:9470/api/v1/history?rule=HighCpu", "text": "Alert history"},
+                    {"href": view, "text": "Alert in tocsin"},
                     {"href": "https://runbooks/cpu", "text": "Runbook"}
                 ]
             })]

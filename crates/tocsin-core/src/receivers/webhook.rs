@@ -7,7 +7,7 @@
 //! `commonLabels`, `commonAnnotations`, `externalURL`, `version`, `groupKey`,
 //! `truncatedAlerts`. Times are printed as Go prints them (see
 //! [`rfc3339_go`](super::rfc3339_go)); a firing alert's `endsAt` is Go's zero time
-//! `0001-01-01T00:00:00Z`; `generatorURL` is tocsin's history of the rule (see
+//! `0001-01-01T00:00:00Z`; `generatorURL` is the alert's view on tocsin's status page (see
 //! [`generator_url`](super::generator_url)); `truncatedAlerts` is always 0 (tocsin never
 //! truncates). No key is added: the idempotency key travels in a header.
 //!
@@ -176,7 +176,7 @@ fn am_alert<'a>(a: &'a AlertNote, status: Status, labels: &Labels, ends_at: Stri
         annotations: &a.annotations,
         starts_at: rfc3339_go(a.starts_at),
         ends_at,
-        generator_url: generator_url(external_url, a.alertname()),
+        generator_url: generator_url(external_url, labels.fingerprint()),
         fingerprint: fingerprint_hex(labels.fingerprint()),
     }
 }
@@ -392,7 +392,7 @@ mod tests {
             assert_eq!(d_ours["alerts"][0]["startsAt"], "2026-11-23T08:22:07.405Z");
             assert_eq!(
                 d_ours["alerts"][0]["generatorURL"],
-                "http://vm:9093/api/v1/history?rule=HighCpu"
+                "http://vm:9093/#/alert/b1efd309ff798888"
             );
         }
     }

@@ -293,6 +293,23 @@ impl Dispatcher {
         self.silence_cache.trim(silences);
     }
 
+    /// Whether a silence active at `now`, and whether another firing alert's inhibition,
+    /// mutes each of `alerts` (instance key as in [`AlertNote::instance`], labels as sent):
+    /// what `flush` would decide, for the API. Reads only; builds its own regex cache.
+    pub fn muting(&self, now: Timestamp, silences: &[Silence], alerts: &[(u64, &Labels)]) -> Vec<(bool, bool)> {
+        let sources = Sources::index(&self.inhibit, &self.firing);
+        let mut cache = SilenceMatcherCache::default();
+        alerts
+            .iter()
+            .map(|&(instance, labels)| {
+                (
+                    cache.silenced(silences, now, labels),
+                    sources.inhibits(&self.inhibit, instance, labels),
+                )
+            })
+            .collect()
+    }
+
     /// The earliest time [`flush`](Self::flush) has timed work (news, repeats, re-sends).
     /// Changes held back by a silence have no timer: they go out at the first flush after
     /// the silence ends, so callers flush after every evaluation as well.

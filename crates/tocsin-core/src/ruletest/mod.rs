@@ -22,7 +22,7 @@ use crate::config::{Dur, ReceiverFile, RuleFile, Sp, TestCase, TestFile};
 use crate::diag::Diagnostic;
 use crate::engine::state::{Phase, Transition};
 use crate::engine::{ActionRun, Blocked, Engine, Settings};
-use crate::pipeline::{Effects, Pipeline};
+use crate::pipeline::{Effects, Options, Pipeline};
 use crate::policy::Policy;
 use crate::rules::{RuleSet, compile};
 use crate::series::{Labels, Sample, Timestamp, duration_ms};
@@ -423,13 +423,13 @@ fn run_case(
     };
     let retention = set.longest_window().max(Duration::from_secs(3600));
     let none = Policy::default();
-    let mut pipeline = Pipeline::new(
-        Arc::clone(set),
-        receivers.unwrap_or(&none),
+    let options = Options {
         settings,
         retention,
-        TEST_URL.to_string(),
-    );
+        external_url: TEST_URL.to_string(),
+        history_resolution: Duration::from_secs(60),
+    };
+    let mut pipeline = Pipeline::new(Arc::clone(set), receivers.unwrap_or(&none), options);
     let mut seen = Seen::default();
     let mut failures = Vec::new();
     let mut next_sample = 0;
