@@ -12,6 +12,7 @@
 
 mod engine;
 mod env;
+mod intervals;
 mod load;
 mod receivers;
 mod rules;
@@ -22,6 +23,7 @@ mod value;
 mod walk;
 
 pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
+pub use intervals::{TimeIntervalDef, TimeRangeDef, TimesDef};
 pub use load::{
     AnyFile, FileKind, MAX_FILE_BYTES, Source, detect_kind, parse_any, parse_config, parse_receivers, parse_rules,
     parse_test,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::intervals::Intervals;
 use super::mute::{Inhibit, SilenceMatcherCache, Sources};
 use super::{LabelMatchers, ReceiverPolicy, compile_matchers, fnv, matches_all, policy_of};
 use crate::config::{MatchValue, ReceiverFile, RouteDef};
@@ -45,6 +46,12 @@ struct Settings {
     group_wait: Duration,
     group_interval: Duration,
     repeat: Option<Duration>,
+    /// `mute_time_intervals` by name (absent from rows written before time intervals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mute: Vec<String>,
+    /// `active_time_intervals` by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    active: Vec<String>,
 }
 
 /// One alert of a group.
@@ -146,6 +153,10 @@ pub struct Dispatcher {
     /// Row keys changed since the last `take_changes`.
     dirty: BTreeSet<String>,
     silence_cache: SilenceMatcherCache,
+    /// The `time_intervals` routes mute by.
+    intervals: Intervals,
+    /// The Unix instant (ms) of `Timestamp(0)`: time intervals read wall clocks.
+    origin: i64,
 }
 
 impl Dispatcher {
@@ -161,9 +172,17 @@ impl Dispatcher {
             member_of: BTreeMap::new(),
             dirty: BTreeSet::new(),
             silence_cache: SilenceMatcherCache::default(),
+            intervals: Intervals::default(),
+            origin: 0,
         };
         d.replace(files);
         d
+    }
+
+    /// Sets the Unix instant, in ms, that `Timestamp(0)` stands for (default 0, the daemon's
+    /// clock; a rule test's `start:`), so time intervals read the right wall clock.
+    pub fn set_origin(&mut self, unix_ms: i64) {
+        self.origin = unix_ms;
     }
 
     /// Takes new receiver files (a reload). Every group is kept: one whose route survives
@@ -196,6 +215,8 @@ impl Dispatcher {
                         group_wait: r.group_wait.as_ref().map(|d| d.value.0).unwrap_or_default(),
                         group_interval: r.group_interval.as_ref().map(|d| d.value.0).unwrap_or_default(),
                         repeat: r.repeat_interval.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero()),
+                        mute: r.mute_time_intervals.iter().map(|t| t.expose().to_string()).collect(),
+                        active: r.active_time_intervals.iter().map(|t| t.expose().to_string()).collect(),
                     },
                     cont: r.r#continue,
                 }
@@ -211,6 +232,18 @@ impl Dispatcher {
             .flat_map(|(_, f)| f.receivers.iter())
             .map(|r| (r.name.expose().to_string(), policy_of(r)))
             .collect();
+        self.intervals = Intervals::compile(files);
+        // A route's identity leaves out its time intervals, so that a reload changing when a
+        // route is muted keeps its groups, and what they hold goes out when it is unmuted.
+        for (key, g) in &mut self.groups {
+            if let Some(r) = self.routes.iter().find(|r| r.id == g.route)
+                && (g.settings.mute != r.settings.mute || g.settings.active != r.settings.active)
+            {
+                g.settings.mute.clone_from(&r.settings.mute);
+                g.settings.active.clone_from(&r.settings.active);
+                self.dirty.insert(key.clone());
+            }
+        }
     }
 
     /// Feeds one note; its time is `note.at`. `notify` is the rule's `notify:` list (empty
@@ -292,7 +325,9 @@ impl Dispatcher {
         for key in due {
             for _ in 0..MAX_FLUSHES_PER_INSTANT {
                 let Some(g) = self.groups.get(&key) else { break };
-                if !g.due_at(now, &self.policies) {
+                // A muted route's group holds everything, timers included, untouched: its
+                // state as it is when the period ends is what goes out.
+                if !g.due_at(now, &self.policies) || self.time_muted(g, now) {
                     break;
                 }
                 self.flush_group(&key, now, silences, &sources, out);
@@ -305,7 +340,28 @@ impl Dispatcher {
     /// Changes held back by a silence have no timer: they go out at the first flush after
     /// the silence ends, so callers flush after every evaluation as well.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.groups.values().filter_map(|g| g.next_due(&self.policies)).min()
+        self.groups
+            .values()
+            .filter_map(|g| {
+                let due = g.next_due(&self.policies)?;
+                if !self.time_muted(g, due) {
+                    return Some(due);
+                }
+                let end = self.intervals.unmuted_at(&g.settings.mute, &g.settings.active, self.unix(due))?;
+                Some(Timestamp(end.saturating_sub(self.origin)))
+            })
+            .min()
+    }
+
+    /// Whether `g`'s route is muted by its time intervals at `now`.
+    fn time_muted(&self, g: &Group, now: Timestamp) -> bool {
+        (!g.settings.mute.is_empty() || !g.settings.active.is_empty())
+            && self.intervals.muted(&g.settings.mute, &g.settings.active, self.unix(now))
+    }
+
+    /// `t` as a Unix instant in ms.
+    fn unix(&self, t: Timestamp) -> i64 {
+        self.origin.saturating_add(t.0)
     }
 
     /// The persisted rows changed since the last call: `(key, Some(json))` to store,
@@ -377,6 +433,8 @@ impl Dispatcher {
                 group_wait: Duration::ZERO,
                 group_interval: Duration::ZERO,
                 repeat: None,
+                mute: Vec::new(),
+                active: Vec::new(),
             };
             return vec![(fnv(&parts), format!("{{}}/notify={{{}}}", notify.join(",")), settings)];
         }

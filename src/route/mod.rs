@@ -76,6 +76,7 @@
 //!   not sent to.
 
 mod dispatch;
+mod intervals;
 mod mute;
 #[cfg(test)]
 mod tests;
@@ -84,6 +85,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use dispatch::Dispatcher;
+pub use intervals::{Intervals, TimeInterval, check_files as check_time_intervals};
 
 use crate::config::{MatchValue, ReceiverDef};
 use crate::rules::Matcher;
