@@ -65,7 +65,7 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
         })
         .collect();
     let receivers = check_receivers(&receiver_files, &notified, &mut diags);
-    diags.extend(crate::route::check_time_intervals(&receiver_files));
+    diags.extend(crate::route::intervals::check_files(&receiver_files));
     if !receiver_files.is_empty() {
         for (path, file) in &rule_files {
             for g in &file.groups {

@@ -23,6 +23,8 @@ const FIRING_PREFIX: &str = "f/";
 /// Flushes of one group at one instant: a deferred new episode needs a second one; more
 /// would mean a bug, and must not hang the caller.
 const MAX_FLUSHES_PER_INSTANT: usize = 4;
+/// `Group::held_until` of a route muted by a period that does not end in sight.
+const NEVER: Timestamp = Timestamp(i64::MAX);
 
 /// One compiled route of the receiver files.
 #[derive(Debug)]
@@ -95,6 +97,9 @@ struct Group {
     muted_wait: bool,
     /// Per-instance groups: `seq` of the newest note not flushed yet.
     cause_seq: Option<u64>,
+    /// Held by its route's time intervals until then ([`NEVER`]: no end in sight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held_until: Option<Timestamp>,
     told: BTreeMap<String, Told>,
 }
 
@@ -235,12 +240,17 @@ impl Dispatcher {
         self.intervals = Intervals::compile(files);
         // A route's identity leaves out its time intervals, so that a reload changing when a
         // route is muted keeps its groups, and what they hold goes out when it is unmuted.
+        // The periods may have changed too: a held group is re-examined at its next flush.
         for (key, g) in &mut self.groups {
+            let mut changed = g.held_until.take().is_some();
             if let Some(r) = self.routes.iter().find(|r| r.id == g.route)
                 && (g.settings.mute != r.settings.mute || g.settings.active != r.settings.active)
             {
                 g.settings.mute.clone_from(&r.settings.mute);
                 g.settings.active.clone_from(&r.settings.active);
+                changed = true;
+            }
+            if changed {
                 self.dirty.insert(key.clone());
             }
         }
@@ -325,9 +335,20 @@ impl Dispatcher {
         for key in due {
             for _ in 0..MAX_FLUSHES_PER_INSTANT {
                 let Some(g) = self.groups.get(&key) else { break };
-                // A muted route's group holds everything, timers included, untouched: its
-                // state as it is when the period ends is what goes out.
-                if !g.due_at(now, &self.policies) || self.time_muted(g, now) {
+                if !g.due_at(now, &self.policies) {
+                    break;
+                }
+                // A muted route's group holds everything, timers included: its state as it is
+                // when the period ends is what goes out. It only learns when that is.
+                if self.time_muted(g, now) {
+                    let until = self.intervals.unmuted_at(&g.settings.mute, &g.settings.active, self.unix(now));
+                    let until = until.map_or(NEVER, |u| Timestamp(u.saturating_sub(self.origin)));
+                    if let Some(g) = self.groups.get_mut(&key)
+                        && g.held_until != Some(until)
+                    {
+                        g.held_until = Some(until);
+                        self.dirty.insert(key.clone());
+                    }
                     break;
                 }
                 self.flush_group(&key, now, silences, &sources, out);
@@ -338,17 +359,18 @@ impl Dispatcher {
 
     /// The earliest time [`flush`](Self::flush) has timed work (news, repeats, re-sends).
     /// Changes held back by a silence have no timer: they go out at the first flush after
-    /// the silence ends, so callers flush after every evaluation as well.
+    /// the silence ends, so callers flush after every evaluation as well. A group that its
+    /// route's time intervals hold is due when the period ends.
     pub fn next_due(&self) -> Option<Timestamp> {
         self.groups
             .values()
             .filter_map(|g| {
                 let due = g.next_due(&self.policies)?;
-                if !self.time_muted(g, due) {
-                    return Some(due);
+                match g.held_until {
+                    Some(NEVER) => None,
+                    Some(until) => Some(due.max(until)),
+                    None => Some(due),
                 }
-                let end = self.intervals.unmuted_at(&g.settings.mute, &g.settings.active, self.unix(due))?;
-                Some(Timestamp(end.saturating_sub(self.origin)))
             })
             .min()
     }
@@ -483,6 +505,7 @@ impl Dispatcher {
                 repeat_at: None,
                 muted_wait: false,
                 cause_seq: None,
+                held_until: None,
                 told: BTreeMap::new(),
             };
             self.groups.insert(key.clone(), g);
@@ -624,6 +647,7 @@ impl Dispatcher {
         }
         g.told.retain(|_, t| !t.firing.is_empty());
         g.last_flush = Some(now);
+        g.held_until = None;
         g.muted_wait = muted_wait;
         g.due = deferred.map(|_| now.plus(g.settings.group_interval));
         g.cause_seq = if g.per_instance() { deferred } else { None };
