@@ -34,7 +34,7 @@ pub use receivers::{
 };
 pub use rules::{ActionDef, ActionWebhookDef, FlapDef, GroupDef, NoDataDef, RuleDef, RuleFile, TierDef};
 pub use schema::schema;
-pub use test::{AlertExpectation, ExpectedAlert, InputSeries, NotificationExpectations, TestCase, TestFile};
+pub use test::{AlertExpectation, ExpectedAlert, InputSeries, NotificationExpectations, Start, TestCase, TestFile};
 pub use value::{ByteSize, Dur, MatchValue, REDACTED, ScalarString, Sp, Text, scalar_position};
 
 use crate::diag::Diagnostic;

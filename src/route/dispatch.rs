@@ -341,7 +341,9 @@ impl Dispatcher {
                 // A muted route's group holds everything, timers included: its state as it is
                 // when the period ends is what goes out. It only learns when that is.
                 if self.time_muted(g, now) {
-                    let until = self.intervals.unmuted_at(&g.settings.mute, &g.settings.active, self.unix(now));
+                    let until = self
+                        .intervals
+                        .unmuted_at(&g.settings.mute, &g.settings.active, self.unix(now));
                     let until = until.map_or(NEVER, |u| Timestamp(u.saturating_sub(self.origin)));
                     if let Some(g) = self.groups.get_mut(&key)
                         && g.held_until != Some(until)
@@ -378,7 +380,9 @@ impl Dispatcher {
     /// Whether `g`'s route is muted by its time intervals at `now`.
     fn time_muted(&self, g: &Group, now: Timestamp) -> bool {
         (!g.settings.mute.is_empty() || !g.settings.active.is_empty())
-            && self.intervals.muted(&g.settings.mute, &g.settings.active, self.unix(now))
+            && self
+                .intervals
+                .muted(&g.settings.mute, &g.settings.active, self.unix(now))
     }
 
     /// `t` as a Unix instant in ms.

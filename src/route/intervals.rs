@@ -25,7 +25,15 @@ const DAY_MS: i64 = 86_400_000;
 /// later than that is treated as never changing.
 const MAX_STEPS: usize = 50_000;
 
-const WEEKDAYS: [&str; 7] = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+const WEEKDAYS: [&str; 7] = [
+    "sunday",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+];
 const MONTHS: [&str; 12] = [
     "january",
     "february",
@@ -185,7 +193,11 @@ impl Intervals {
     /// at `unix_ms`: inside any mute interval, or outside every active one (when it names
     /// any). Names that are not defined are ignored.
     pub fn muted(&self, mute: &[String], active: &[String], unix_ms: i64) -> bool {
-        let inside = |names: &[String]| names.iter().any(|n| self.by_name.get(n).is_some_and(|i| i.contains(unix_ms)));
+        let inside = |names: &[String]| {
+            names
+                .iter()
+                .any(|n| self.by_name.get(n).is_some_and(|i| i.contains(unix_ms)))
+        };
         let known_active = active.iter().any(|n| self.by_name.contains_key(n));
         inside(mute) || (known_active && !inside(active))
     }
@@ -291,7 +303,10 @@ fn compile_range(path: &str, r: &Sp<TimeRangeDef>, diags: &mut Vec<Diagnostic>) 
                 error(
                     t.line(),
                     t.column(),
-                    format!("start_time `{}` is not before end_time `{}`", t.start_time.0, t.end_time.0),
+                    format!(
+                        "start_time `{}` is not before end_time `{}`",
+                        t.start_time.0, t.end_time.0
+                    ),
                     "a range that crosses midnight is two ranges: `22:00`–`24:00` and `00:00`–`06:00`",
                 );
             }
@@ -300,9 +315,11 @@ fn compile_range(path: &str, r: &Sp<TimeRangeDef>, diags: &mut Vec<Diagnostic>) 
     let weekdays = ranges(&r.weekdays, "weekday", &mut error, |s| {
         name_index(s, &WEEKDAYS, 0).ok_or_else(|| format!("unknown weekday `{s}`"))
     });
-    let days = ranges(&r.days_of_month, "day of month", &mut error, |s| match s.parse::<i8>() {
-        Ok(d) if (1..=31).contains(&d) || (-31..=-1).contains(&d) => Ok(d),
-        _ => Err(format!("invalid day of month `{s}`")),
+    let days = ranges(&r.days_of_month, "day of month", &mut error, |s| {
+        match s.parse::<i8>() {
+            Ok(d) if (1..=31).contains(&d) || (-31..=-1).contains(&d) => Ok(d),
+            _ => Err(format!("invalid day of month `{s}`")),
+        }
     });
     let months = ranges(&r.months, "month", &mut error, |s| {
         name_index(s, &MONTHS, 1)

@@ -813,7 +813,9 @@ fn a_reload_that_unmutes_a_route_releases_what_it_held() {
     assert_eq!(d.next_due(), Some(Timestamp(0)));
     assert_eq!(summary(&flush(&mut d, 20, &[])), vec![s("page", &["A/a firing"])]);
     // An active interval that no longer contains now mutes again.
-    let active = format!("{TWO}time_intervals:\n  - name: never\n    time_intervals: [{{ years: ['1999'] }}]\nroutes:\n  - receivers: [page]\n    active_time_intervals: [never]\n");
+    let active = format!(
+        "{TWO}time_intervals:\n  - name: never\n    time_intervals: [{{ years: ['1999'] }}]\nroutes:\n  - receivers: [page]\n    active_time_intervals: [never]\n"
+    );
     d.replace(&files(&active));
     d.notify(note("A", "a", "warning", NoteKind::Resolved, 2, 30), &[]);
     assert!(flush(&mut d, 30, &[]).is_empty());

@@ -183,7 +183,8 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
             continue;
         }
         unread_inputs(path, &set, case, &mut result.diagnostics);
-        match run_case(path, &set, receivers, eval_interval, case) {
+        let start = test.start.map_or(0, |s| s.0);
+        match run_case(path, &set, receivers, eval_interval, start, case) {
             Ok(failures) => result.cases.push(CaseResult {
                 name: case.name.value.clone(),
                 failures,
@@ -348,6 +349,7 @@ fn run_case(
     set: &Arc<RuleSet>,
     receivers: Option<&[(String, ReceiverFile)]>,
     eval_interval: Duration,
+    start: i64,
     case: &TestCase,
 ) -> Result<Vec<String>, Vec<Diagnostic>> {
     let Prepared {
@@ -387,6 +389,9 @@ fn run_case(
     let mut engine = Engine::new(Arc::clone(set), settings);
     let mut out = Output::default();
     let mut dispatcher = receivers.map(Dispatcher::new);
+    if let Some(d) = &mut dispatcher {
+        d.set_origin(start);
+    }
     let mut dispatches: Vec<Dispatch> = Vec::new();
     let mut last_flush = Timestamp(i64::MIN);
     let mut got = Vec::new();

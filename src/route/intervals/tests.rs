@@ -34,10 +34,19 @@ fn business_hours_in_berlin() {
     assert!(t.contains(at("2026-12-01T08:00:00Z")));
     assert!(t.contains(at("2026-12-01T15:59:59.999Z")));
     assert!(!t.contains(at("2026-12-01T16:00:00Z")), "end_time is excluded");
-    assert_eq!(t.next_change(at("2026-12-01T07:00:00Z")), Some(at("2026-12-01T08:00:00Z")));
-    assert_eq!(t.next_change(at("2026-12-01T12:00:00Z")), Some(at("2026-12-01T16:00:00Z")));
+    assert_eq!(
+        t.next_change(at("2026-12-01T07:00:00Z")),
+        Some(at("2026-12-01T08:00:00Z"))
+    );
+    assert_eq!(
+        t.next_change(at("2026-12-01T12:00:00Z")),
+        Some(at("2026-12-01T16:00:00Z"))
+    );
     // Friday evening → Monday morning.
-    assert_eq!(t.next_change(at("2026-12-04T16:00:00Z")), Some(at("2026-12-07T08:00:00Z")));
+    assert_eq!(
+        t.next_change(at("2026-12-04T16:00:00Z")),
+        Some(at("2026-12-07T08:00:00Z"))
+    );
     // Summer time: 09:00 CEST is 07:00 UTC.
     assert!(t.contains(at("2026-07-01T07:00:00Z")));
     assert!(!t.contains(at("2026-07-01T06:59:00Z")));
@@ -65,7 +74,10 @@ fn a_boundary_inside_the_skipped_hour_takes_effect_when_the_clock_jumps() {
     let t = interval("      - times: [{ start_time: '02:30', end_time: '24:00' }]\n        location: Europe/Berlin\n");
     assert!(!t.contains(at("2026-03-29T00:59:00Z")));
     assert!(t.contains(at("2026-03-29T01:00:00Z")));
-    assert_eq!(t.next_change(at("2026-03-28T23:30:00Z")), Some(at("2026-03-29T01:00:00Z")));
+    assert_eq!(
+        t.next_change(at("2026-03-28T23:30:00Z")),
+        Some(at("2026-03-29T01:00:00Z"))
+    );
 }
 
 #[test]
@@ -85,12 +97,19 @@ fn days_months_and_years_read_as_alertmanager_reads_them() {
     assert!(winter.contains(at("2027-03-31T23:59:00Z")));
     assert!(!winter.contains(at("2027-04-01T00:00:00Z")));
     assert!(!winter.contains(at("2028-01-01T00:00:00Z")));
-    assert_eq!(winter.next_change(at("2027-12-15T00:00:00Z")), Some(at("2028-01-01T00:00:00Z")));
+    assert_eq!(
+        winter.next_change(at("2027-12-15T00:00:00Z")),
+        Some(at("2028-01-01T00:00:00Z"))
+    );
     assert_eq!(winter.next_change(at("2028-01-01T00:00:00Z")), None, "never again");
     // An empty part is every instant; no parts is none.
     assert!(interval("      - {}\n").contains(0));
     let none = files("time_intervals:\n  - name: t\n");
-    assert!(!TimeInterval::compile("r.yaml", &none[0].1.time_intervals[0]).unwrap().contains(0));
+    assert!(
+        !TimeInterval::compile("r.yaml", &none[0].1.time_intervals[0])
+            .unwrap()
+            .contains(0)
+    );
 }
 
 #[test]
@@ -188,7 +207,13 @@ struct Spec {
     zone: &'static str,
 }
 
-const ZONES: [&str; 5] = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"];
+const ZONES: [&str; 5] = [
+    "UTC",
+    "Europe/Berlin",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",
+];
 
 impl Spec {
     fn yaml(&self) -> String {
@@ -199,7 +224,10 @@ impl Spec {
             .map(|&(s, e)| format!("{{ start_time: {}, end_time: {} }}", hm(s), hm(e)))
             .collect();
         let list = |v: &[(i8, i8)], name: &dyn Fn(i8) -> String| {
-            v.iter().map(|&(a, b)| format!("'{}:{}'", name(a), name(b))).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(|&(a, b)| format!("'{}:{}'", name(a), name(b)))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         format!(
             "      - times: [{}]\n        weekdays: [{}]\n        days_of_month: [{}]\n        months: [{}]\n        location: {}\n",
