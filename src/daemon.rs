@@ -1409,3 +1409,66 @@ pub fn parse_push(content_type: Option<&str>, body: &[u8]) -> Result<Vec<ParsedS
         crate::sources::exposition::parse_strict(text).map_err(|e| format!("line {}: {}", e.line, e.message))
     }
 }
+
+/// Acknowledges (`Some`) or clears the acknowledgement of (`None`) the firing alert with
+/// `fingerprint`, for `POST`/`DELETE /api/v1/alerts/{fingerprint}/ack`. The instance state
+/// (which holds the ack, so a restart keeps it), a history row and the `acknowledged`
+/// messages to the receivers that were told it fires are committed in one batch, as an
+/// evaluation's are. Returns the alert as the API lists it; `None` when no alert with that
+/// fingerprint fires.
+pub fn acknowledge(
+    shared: &Arc<Shared>,
+    fingerprint: u64,
+    ack: Option<crate::engine::notify::Ack>,
+) -> Option<crate::engine::AlertView> {
+    let t = now();
+    let mut batch = Batch::default();
+    let mut out = Output::default();
+    let view = {
+        let mut guard = shared.core();
+        let core = &mut *guard;
+        let rref = core.engine.acknowledge(fingerprint, ack.clone(), &mut out)?;
+        let mut changes = Vec::new();
+        core.engine.take_changes(rref.group, &mut changes);
+        for (k, v) in changes {
+            match v {
+                Some(json) => batch.upserts.push((k, json)),
+                None => batch.deletes.push(k),
+            }
+        }
+        let view = core
+            .engine
+            .alerts()
+            .into_iter()
+            .find(|a| a.fingerprint == fingerprint)?;
+        let rules = &core.policy.rules;
+        let group = &rules.groups[rref.group];
+        batch.history.push(HistoryRow {
+            at_ms: t.0,
+            group: group.name.clone(),
+            rule: group.rules[rref.rule].name.clone(),
+            fingerprint,
+            event: if ack.is_some() {
+                "acknowledged"
+            } else {
+                "unacknowledged"
+            }
+            .to_string(),
+            severity: view.severity.to_string(),
+            value: view.value,
+            labels: view.labels.to_map(),
+            detail: ack.as_ref().map(|a| format!("by {}: {}", a.by, a.comment)),
+        });
+        for n in &out.notifications {
+            let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
+            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
+            let note = core.engine.alert_note(n);
+            core.dispatcher.notify(note, notify);
+        }
+        queue_dispatches(shared, core, t, &mut batch);
+        view
+    };
+    shared.dispatch_wake.notify_one();
+    shared.writer.commit(batch, Vec::new());
+    Some(view)
+}

@@ -4,6 +4,7 @@
 //! `engine`, `template`) is sans-IO: it takes time and samples as arguments and returns
 //! events. `check`, `ruletest` and `cli` are thin shells around it.
 
+pub mod acks;
 pub mod actions;
 pub mod api;
 pub mod check;

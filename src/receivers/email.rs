@@ -17,7 +17,12 @@ use crate::template::{TemplateError, Templates};
 pub fn message(d: &Dispatch, e: &Email, templates: &Templates, errors: &mut Vec<TemplateError>) -> Rendered {
     let ctx = context(d);
     let subject = render_template(templates, e.subject, &ctx, errors).unwrap_or_else(|| {
-        let mut s = format!("[{}] {} is {}", ctx.severity.to_uppercase(), ctx.alertname, ctx.status);
+        let mut s = format!(
+            "[{}] {} is {}",
+            ctx.severity.to_uppercase(),
+            ctx.alertname,
+            super::headline(d)
+        );
         if d.alerts.len() > 1 {
             let _ = write!(s, " ({} alerts)", d.alerts.len());
         }

@@ -46,7 +46,7 @@ struct Attachment {
 pub fn body(d: &Dispatch, s: &Slack, templates: &Templates, errors: &mut Vec<TemplateError>) -> String {
     let ctx = context(d);
     let title = render_template(templates, s.title, &ctx, errors).unwrap_or_else(|| {
-        let mut t = format!("{} is {} ({})", ctx.alertname, ctx.status, ctx.severity);
+        let mut t = format!("{} is {} ({})", ctx.alertname, super::headline(d), ctx.severity);
         if d.alerts.len() > 1 {
             t += &format!(", {} alerts", d.alerts.len());
         }

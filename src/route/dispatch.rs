@@ -59,14 +59,15 @@ struct Settings {
 /// One alert of a group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Entry {
-    /// The latest note that says what state the alert is in (never a `Flapping` one).
+    /// The latest note that says what state the alert is in (never a `Flapping` or
+    /// `Acknowledged` one).
     note: AlertNote,
     /// The resolve of an earlier episode that receivers were told fires, not flushed yet
     /// when the alert fired again.
     ended: Option<Box<AlertNote>>,
     /// Kind of the latest note that changed the firing state (names escalations).
     change: NoteKind,
-    /// News owed although the state did not change (`Repeat`, `Flapping`).
+    /// News owed although the state did not change (`Repeat`, `Flapping`, `Acknowledged`).
     forced: Option<NoteKind>,
 }
 
@@ -264,7 +265,7 @@ impl Dispatcher {
         let mut targets = self.member_of.get(&fp).cloned().unwrap_or_default();
         // Only a firing note makes an alert join groups; a resolve or a flapping note for an
         // alert no group holds concerns no receiver.
-        if note.status == Status::Firing && note.kind != NoteKind::Flapping {
+        if note.status == Status::Firing && !note.kind.is_news_only() {
             for (route, path, settings) in self.targets(&note.labels, notify) {
                 let key = self.join(route, &path, &settings, &note);
                 targets.insert(key);
@@ -434,7 +435,7 @@ impl Dispatcher {
     }
 
     fn track_firing(&mut self, note: &AlertNote) {
-        if note.kind == NoteKind::Flapping {
+        if note.kind.is_news_only() {
             return;
         }
         let fp = note.instance;
@@ -588,6 +589,13 @@ impl Dispatcher {
                     news.push((*fp, kind));
                     told.firing.insert(*fp, e.note.severity.clone());
                 } else if let Some(k) = e.forced {
+                    // News without a state of its own is named on the copy receivers render
+                    // (`event` of native bodies), not only in the news list.
+                    if k.is_news_only()
+                        && let Some(a) = alerts.last_mut()
+                    {
+                        a.kind = k;
+                    }
                     news.push((*fp, k));
                 } else if repeat_due {
                     news.push((*fp, NoteKind::Repeat));
@@ -682,7 +690,7 @@ fn add_note(g: &mut Group, note: &AlertNote) {
     let fp = note.instance;
     let told_firing = g.told.values().any(|t| t.firing.contains_key(&fp));
     match g.alerts.get_mut(&fp) {
-        None if note.status == Status::Resolved || note.kind == NoteKind::Flapping => return,
+        None if note.status == Status::Resolved || note.kind.is_news_only() => return,
         None => {
             g.alerts.insert(
                 fp,
@@ -694,8 +702,8 @@ fn add_note(g: &mut Group, note: &AlertNote) {
                 }),
             );
         }
-        // Flapping says nothing about the state: it is news, not a new state.
-        Some(e) if note.kind == NoteKind::Flapping => e.forced = Some(NoteKind::Flapping),
+        // Flapping and acknowledgements say nothing about the state: news, not a new state.
+        Some(e) if note.kind.is_news_only() => e.forced = Some(note.kind),
         Some(e) if note.status == Status::Resolved => {
             e.note = note.clone();
             e.forced = None;
@@ -713,7 +721,7 @@ fn add_note(g: &mut Group, note: &AlertNote) {
             match note.kind {
                 NoteKind::Repeat => e.forced = Some(NoteKind::Repeat),
                 k @ (NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated) => e.change = k,
-                NoteKind::Resolved | NoteKind::Flapping => {}
+                NoteKind::Resolved | NoteKind::Flapping | NoteKind::Acknowledged => {}
             }
         }
     }
