@@ -212,9 +212,8 @@ async fn ack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>, b
             format!("body larger than {MAX_SILENCE_BODY} bytes"),
         );
     };
-    let fp = match parse_fingerprint(&fingerprint) {
-        Ok(fp) => fp,
-        Err(r) => return r,
+    let Some(fp) = parse_fingerprint(&fingerprint) else {
+        return bad_fingerprint(&fingerprint);
     };
     let ack = match acks::parse(&bytes, now()) {
         Ok(a) => a,
@@ -226,20 +225,21 @@ async fn ack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>, b
 /// `DELETE /api/v1/alerts/{fingerprint}/ack`: clears a firing alert's acknowledgement.
 async fn unack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>) -> Response {
     match parse_fingerprint(&fingerprint) {
-        Ok(fp) => ack_answer(crate::daemon::acknowledge(&s, fp, None), &fingerprint),
-        Err(r) => r,
+        Some(fp) => ack_answer(crate::daemon::acknowledge(&s, fp, None), &fingerprint),
+        None => bad_fingerprint(&fingerprint),
     }
 }
 
 /// A fingerprint as the API prints it: 16 hex digits.
-fn parse_fingerprint(s: &str) -> Result<u64, Response> {
-    match u64::from_str_radix(s, 16) {
-        Ok(fp) if s.len() == 16 => Ok(fp),
-        _ => Err(error(
-            StatusCode::BAD_REQUEST,
-            format!("`{s}` is not a fingerprint (16 hex digits, as `/api/v1/alerts` lists them)"),
-        )),
-    }
+fn parse_fingerprint(s: &str) -> Option<u64> {
+    u64::from_str_radix(s, 16).ok().filter(|_| s.len() == 16)
+}
+
+fn bad_fingerprint(s: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("`{s}` is not a fingerprint (16 hex digits, as `/api/v1/alerts` lists them)"),
+    )
 }
 
 fn ack_answer(view: Option<crate::engine::AlertView>, fingerprint: &str) -> Response {

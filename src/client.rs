@@ -217,7 +217,9 @@ fn parse_fingerprint(s: &str) -> Result<String, String> {
     if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(s.to_ascii_lowercase())
     } else {
-        Err(format!("`{s}` is not a fingerprint (16 hex digits, as `tocsin alerts` lists them)"))
+        Err(format!(
+            "`{s}` is not a fingerprint (16 hex digits, as `tocsin alerts` lists them)"
+        ))
     }
 }
 

@@ -20,7 +20,10 @@ fn events(reqs: &[Recorded]) -> Vec<(String, String)> {
     reqs.iter()
         .map(|r| {
             let a = &r.json()["alerts"][0];
-            (a["alertname"].as_str().unwrap().to_string(), a["event"].as_str().unwrap().to_string())
+            (
+                a["alertname"].as_str().unwrap().to_string(),
+                a["event"].as_str().unwrap().to_string(),
+            )
         })
         .collect()
 }
@@ -35,7 +38,11 @@ fn wait_repeats(http: &Recorder, alertname: &str, from: usize, n: usize) {
             .count();
         (k >= n).then_some(())
     });
-    assert!(got.is_some(), "{alertname} did not repeat {n} times: {:?}", events(&http.requests("/hook")));
+    assert!(
+        got.is_some(),
+        "{alertname} did not repeat {n} times: {:?}",
+        events(&http.requests("/hook"))
+    );
 }
 
 fn push(d: &Daemon, text: &str) {
@@ -118,7 +125,11 @@ fn an_ack_stops_repeats_until_the_alert_escalates_and_survives_a_restart() {
     assert!(after.is_empty(), "Paged was sent after its ack: {after:?}");
     let history = d.get("/api/v1/history?rule=Paged").json();
     assert!(
-        history["history"].as_array().unwrap().iter().any(|h| h["event"] == "acknowledged"),
+        history["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["event"] == "acknowledged"),
         "{history}"
     );
 
