@@ -212,6 +212,14 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledgement_says_so_in_the_default_subject() {
+        let mut a = firing(1, "HighCpu", "critical", &[]);
+        a.kind = crate::engine::notify::NoteKind::Acknowledged;
+        let (subject, _, _) = parts(&dispatch("mail", vec![a]), &email(), &Templates::new());
+        assert_eq!(subject, "[CRITICAL] HighCpu is acknowledged");
+    }
+
+    #[test]
     fn subject_template_is_one_line() {
         let mut t = Templates::new();
         let mut e = email();

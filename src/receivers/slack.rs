@@ -237,6 +237,14 @@ mod tests {
     }
 
     #[test]
+    fn an_acknowledgement_says_so_in_the_default_title() {
+        let mut a = firing(1, "HighCpu", "critical", &[]);
+        a.kind = crate::engine::notify::NoteKind::Acknowledged;
+        let (v, _) = render(&dispatch("chat", vec![a]), &slack(None), &Templates::new());
+        assert_eq!(v["text"], "HighCpu is acknowledged (critical)");
+    }
+
+    #[test]
     fn one_alert_with_labels_value_threshold_and_runbook() {
         let mut a = firing(1, "HighCpu", "critical", &[("instance", "host-1"), ("job", "node")]);
         a.annotations

@@ -853,3 +853,22 @@ proptest! {
         prop_assert_eq!(drive(&f, &sc.script, &sc.silences, Some(split), sc.end), out);
     }
 }
+
+#[test]
+fn an_acknowledgement_reaches_the_receivers_told_it_fires_named_on_the_copy_they_render() {
+    let yaml = format!("{TWO}routes:\n  - receivers: [page]\n");
+    let mut d = Dispatcher::new(&files(&yaml));
+    d.notify(note("A", "a", "warning", NoteKind::Firing, 1, 0), &[]);
+    flush(&mut d, 0, &[]);
+    d.notify(note("A", "a", "warning", NoteKind::Acknowledged, 2, 10), &[]);
+    let out = flush(&mut d, 10, &[]);
+    assert_eq!(summary(&out), vec![s("page", &["A/a acknowledged"])]);
+    assert_eq!(out[0].alerts[0].kind, NoteKind::Acknowledged);
+    assert_eq!(out[0].alerts[0].status, Status::Firing);
+    // It is no state: the next change is named against the firing receivers were told.
+    d.notify(note("A", "a", "critical", NoteKind::Escalated, 3, 20), &[]);
+    assert_eq!(summary(&flush(&mut d, 20, &[])), vec![s("page", &["A/a escalated"])]);
+    // An alert no group holds makes no news.
+    d.notify(note("B", "b", "warning", NoteKind::Acknowledged, 1, 30), &[]);
+    assert!(flush(&mut d, 30, &[]).is_empty());
+}
