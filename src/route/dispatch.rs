@@ -342,6 +342,10 @@ impl Dispatcher {
                 // A muted route's group holds everything, timers included: its state as it is
                 // when the period ends is what goes out. It only learns when that is.
                 if self.time_muted(g, now) {
+                    // Known already (a reload, which may change the periods, forgets it).
+                    if g.held_until.is_some_and(|h| h > now) {
+                        break;
+                    }
                     let until = self
                         .intervals
                         .unmuted_at(&g.settings.mute, &g.settings.active, self.unix(now));
