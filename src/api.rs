@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use crate::acks;
 use crate::daemon::{Shared, now, rfc3339};
 use crate::engine::state::Phase;
 use crate::rules::RuleKind;
@@ -46,6 +47,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/silences", post(create_silence))
         .route("/api/v1/silences/{id}", delete(expire_silence))
         .route("/api/v1/outbox/{id}/retry", post(retry_outbox))
+        .route("/api/v1/alerts/{fingerprint}/ack", post(ack_alert).delete(unack_alert))
         .route_layer(middleware::from_fn_with_state(Arc::clone(&shared), require_token));
     Router::new()
         .route("/", get(status_page))
@@ -221,10 +223,63 @@ async fn alerts(State(s): State<AppState>) -> Response {
                 "silenced": silenced,
                 "inhibited": inhibited,
                 "nodata": a.nodata,
+                "acknowledged": acks::to_json(a.acknowledged.as_ref(), rfc3339),
             })
         })
         .collect();
     axum::Json(json!({ "alerts": list })).into_response()
+}
+
+/// `POST /api/v1/alerts/{fingerprint}/ack`: acknowledges a firing alert.
+async fn ack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>, body: Body) -> Response {
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_SILENCE_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than {MAX_SILENCE_BODY} bytes"),
+        );
+    };
+    let Some(fp) = parse_fingerprint(&fingerprint) else {
+        return bad_fingerprint(&fingerprint);
+    };
+    let ack = match acks::parse(&bytes, now()) {
+        Ok(a) => a,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    ack_answer(crate::daemon::acknowledge(&s, fp, Some(ack)), &fingerprint)
+}
+
+/// `DELETE /api/v1/alerts/{fingerprint}/ack`: clears a firing alert's acknowledgement.
+async fn unack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>) -> Response {
+    match parse_fingerprint(&fingerprint) {
+        Some(fp) => ack_answer(crate::daemon::acknowledge(&s, fp, None), &fingerprint),
+        None => bad_fingerprint(&fingerprint),
+    }
+}
+
+/// A fingerprint as the API prints it: 16 hex digits.
+fn parse_fingerprint(s: &str) -> Option<u64> {
+    u64::from_str_radix(s, 16).ok().filter(|_| s.len() == 16)
+}
+
+fn bad_fingerprint(s: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        format!("`{s}` is not a fingerprint (16 hex digits, as `/api/v1/alerts` lists them)"),
+    )
+}
+
+fn ack_answer(view: Option<crate::engine::AlertView>, fingerprint: &str) -> Response {
+    match view {
+        Some(a) => axum::Json(json!({
+            "fingerprint": fingerprint,
+            "acknowledged": acks::to_json(a.acknowledged.as_ref(), rfc3339),
+        }))
+        .into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no firing alert has fingerprint `{fingerprint}`"),
+        ),
+    }
 }
 
 async fn rules(State(s): State<AppState>) -> Response {

@@ -84,6 +84,13 @@ enum Command {
         #[arg(short, long, value_enum, default_value_t)]
         output: crate::client::Output,
     },
+    /// Acknowledge a firing alert on a running daemon (no repeats until it changes).
+    Ack {
+        #[command(flatten)]
+        api: crate::client::Api,
+        #[command(flatten)]
+        ack: crate::client::AckArgs,
+    },
     /// Print a shell completion script.
     Completions {
         /// Which shell.
@@ -139,6 +146,7 @@ pub fn main() -> ExitCode {
         }
         Command::Silence { api, command } => crate::client::silence(&api, command),
         Command::Alerts { api, output } => crate::client::alerts(&api, output),
+        Command::Ack { api, ack } => crate::client::ack(&api, ack),
         Command::Completions { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

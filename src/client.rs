@@ -165,6 +165,64 @@ pub fn alerts(api: &Api, output: Output) -> ExitCode {
     })
 }
 
+/// `tocsin ack FINGERPRINT …`.
+#[derive(Args, Debug)]
+pub struct AckArgs {
+    /// The alert's fingerprint, as `tocsin alerts` and `/api/v1/alerts` list it.
+    #[arg(value_name = "FINGERPRINT", value_parser = parse_fingerprint)]
+    fingerprint: String,
+    /// What you are doing about it.
+    #[arg(short, long, default_value = "")]
+    comment: String,
+    /// Who acknowledges.
+    #[arg(short, long, env = "USER")]
+    by: Option<String>,
+    /// When the acknowledgement lapses by itself: an RFC 3339 time (default: when the alert
+    /// changes severity or resolves).
+    #[arg(short, long, value_name = "TIME", value_parser = crate::silence::parse_time)]
+    until: Option<Timestamp>,
+    /// Clear the acknowledgement instead.
+    #[arg(long, conflicts_with_all = ["comment", "until"])]
+    clear: bool,
+}
+
+/// Runs `tocsin ack`: acknowledges a firing alert (or, with `--clear`, takes the
+/// acknowledgement back).
+pub fn ack(api: &Api, a: AckArgs) -> ExitCode {
+    let path = ["api", "v1", "alerts", a.fingerprint.as_str(), "ack"];
+    if a.clear {
+        return run("ack", || {
+            Session::new(api)?.call(Method::DELETE, &path, None)?;
+            println!("{}: acknowledgement cleared", a.fingerprint);
+            Ok(())
+        });
+    }
+    let Some(by) = a.by.filter(|b| !b.trim().is_empty()) else {
+        eprintln!("tocsin ack: --by is required (USER is not set)");
+        return ExitCode::from(2);
+    };
+    let mut body = json!({ "by": by, "comment": a.comment });
+    if let Some(u) = a.until {
+        body["until"] = json!(rfc3339(u));
+    }
+    run("ack", || {
+        Session::new(api)?.call(Method::POST, &path, Some(&body))?;
+        println!("{}: acknowledged by {by}", a.fingerprint);
+        Ok(())
+    })
+}
+
+/// A fingerprint: 16 hex digits.
+fn parse_fingerprint(s: &str) -> Result<String, String> {
+    if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "`{s}` is not a fingerprint (16 hex digits, as `tocsin alerts` lists them)"
+        ))
+    }
+}
+
 /// Runs `f`, printing its error after `tocsin NAME:` and exiting 1 on one.
 fn run(name: &str, f: impl FnOnce() -> Result<(), String>) -> ExitCode {
     match f() {

@@ -1339,3 +1339,21 @@ pub fn parse_push(content_type: Option<&str>, body: &[u8]) -> Result<Vec<ParsedS
         crate::sources::exposition::parse_strict(text).map_err(|e| format!("line {}: {}", e.line, e.message))
     }
 }
+
+/// Acknowledges (`Some`) or clears the acknowledgement of (`None`) the firing alert with
+/// `fingerprint`, for `POST`/`DELETE /api/v1/alerts/{fingerprint}/ack`. The instance state
+/// (which holds the ack, so a restart keeps it), a history row and the `acknowledged`
+/// messages to the receivers that were told it fires are committed in one batch, as an
+/// evaluation's are. Returns the alert as the API lists it; `None` when no alert with that
+/// fingerprint fires.
+pub fn acknowledge(
+    shared: &Arc<Shared>,
+    fingerprint: u64,
+    ack: Option<crate::engine::notify::Ack>,
+) -> Option<crate::engine::AlertView> {
+    let mut fx = Effects::default();
+    let view = shared.core().pipeline.acknowledge(fingerprint, ack, now(), &mut fx);
+    shared.dispatch_wake.notify_one();
+    perform(shared, fx);
+    view
+}

@@ -11,6 +11,7 @@ pub use tocsin_core::{
     silence, template,
 };
 
+pub mod acks;
 pub mod actions;
 pub mod api;
 pub mod cli;

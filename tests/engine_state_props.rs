@@ -285,7 +285,7 @@ proptest! {
             match note.kind {
                 NoteKind::Escalated => prop_assert!(known.is_some_and(|k| note.tier > k), "{note:?} after {known:?}"),
                 NoteKind::Deescalated => prop_assert!(known.is_some_and(|k| note.tier < k), "{note:?} after {known:?}"),
-                NoteKind::Repeat => prop_assert_eq!(known, Some(note.tier), "{:?}", note),
+                NoteKind::Repeat | NoteKind::Acknowledged => prop_assert_eq!(known, Some(note.tier), "{:?}", note),
                 NoteKind::Firing => prop_assert!(
                     known.is_none() || after_flapping && known == Some(note.tier),
                     "{note:?} after {known:?}"
@@ -294,7 +294,7 @@ proptest! {
             }
             match note.kind {
                 NoteKind::Resolved => known = None,
-                NoteKind::Flapping => {}
+                NoteKind::Flapping | NoteKind::Acknowledged => {}
                 _ => known = Some(note.tier),
             }
             after_flapping = note.kind == NoteKind::Flapping;

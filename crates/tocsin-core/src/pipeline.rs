@@ -298,6 +298,60 @@ impl Pipeline {
         self.flush(now, fx);
     }
 
+    /// Acknowledges (`Some`) or clears the acknowledgement of (`None`) the firing alert with
+    /// `fingerprint` at `now`: its instance state (which holds the ack), a history row and the
+    /// `acknowledged` messages to the receivers that were told it fires go into `fx`, as an
+    /// evaluation's would. Returns the alert as it now is; `None` when no alert with that
+    /// fingerprint fires.
+    pub fn acknowledge(
+        &mut self,
+        fingerprint: u64,
+        ack: Option<crate::engine::notify::Ack>,
+        now: Timestamp,
+        fx: &mut Effects,
+    ) -> Option<crate::engine::AlertView> {
+        let rref = self.engine.acknowledge(fingerprint, ack.clone(), &mut self.out)?;
+        let mut changes = Vec::new();
+        self.engine.take_changes(rref.group, &mut changes);
+        for (k, v) in changes {
+            match v {
+                Some(json) => fx.batch.upserts.push((k, json)),
+                None => fx.batch.deletes.push(k),
+            }
+        }
+        let view = self
+            .engine
+            .alerts()
+            .into_iter()
+            .find(|a| a.fingerprint == fingerprint)?;
+        let group = &self.rules.groups[rref.group];
+        fx.batch.history.push(HistoryRow {
+            at_ms: now.0,
+            group: group.name.clone(),
+            rule: group.rules[rref.rule].name.clone(),
+            fingerprint,
+            event: if ack.is_some() {
+                "acknowledged"
+            } else {
+                "unacknowledged"
+            }
+            .to_string(),
+            severity: view.severity.to_string(),
+            value: view.value,
+            labels: view.labels.to_map(),
+            detail: ack.as_ref().map(|a| format!("by {}: {}", a.by, a.comment)),
+        });
+        for n in &self.out.notifications {
+            let rule = &self.rules.groups[n.rule.group].rules[n.rule.rule];
+            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
+            self.dispatcher.notify(self.engine.alert_note(n), notify);
+        }
+        fx.notifications.append(&mut self.out.notifications);
+        self.out.clear();
+        self.flush(now, fx);
+        Some(view)
+    }
+
     /// Flushes routing at `now` (never earlier than the last flush): every due message is
     /// rendered for its receiver and queued in the batch's outbox, together with the
     /// dispatcher's changed state, so the queue and the state that produced it commit in one

@@ -1,4 +1,5 @@
-//! The policy compiler: parsed receiver files (receivers, routes, inhibit rules) → one
+//! The policy compiler: parsed receiver files (receivers, time intervals, routes, inhibit
+//! rules) → one
 //! checked [`Policy`] plus every finding.
 //!
 //! `check`, the daemon's start and reload (through `check::validate`) and `tocsin test` all
@@ -8,9 +9,9 @@
 //! dropped on the way: each problem is a located diagnostic, and a policy with an error is
 //! never run. Pure: files arrive parsed, findings leave as values.
 //!
-//! The steps run in dependency order: receivers first (routes and `notify:` name them),
-//! then what names them (routes, then inhibit rules); a new section of receiver files is a
-//! new step here, before the routes when routes refer to it.
+//! The steps run in dependency order: receivers and time intervals first (routes and
+//! `notify:` name them), then what names them (routes, then inhibit rules); a new section of
+//! receiver files is a new step here, before the routes when routes refer to it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 use crate::config::{ReceiverFile, RouteDef};
 use crate::diag::Diagnostic;
 use crate::receivers::Receivers;
-use crate::route::{BadMatcher, LabelMatchers, ReceiverPolicy, RoutingTable, compile_matchers};
+use crate::route::{BadMatcher, LabelMatchers, ReceiverPolicy, RoutingTable, compile_matchers, intervals};
 
 /// A checked receiver policy, ready to run.
 #[derive(Clone, Debug, Default)]
@@ -44,6 +45,9 @@ pub fn compile(files: &[(String, ReceiverFile)], notified: &BTreeSet<String>) ->
     let mut diagnostics = Vec::new();
     let receivers = Receivers::compile(files, &mut diagnostics);
     let mut routing = RoutingTable::default();
+    // Time intervals first: routes name them.
+    diagnostics.extend(intervals::check_files(files));
+    routing.intervals = intervals::Intervals::compile(files);
     for r in &receivers.list {
         routing.add_receiver(
             r.name.clone(),

@@ -12,6 +12,7 @@
 
 mod engine;
 mod env;
+mod intervals;
 mod load;
 mod receivers;
 mod rules;
@@ -22,6 +23,7 @@ mod value;
 mod walk;
 
 pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
+pub use intervals::{TimeIntervalDef, TimeRangeDef, TimesDef};
 pub use load::{
     AnyFile, FileKind, MAX_FILE_BYTES, Source, detect_kind, parse_any, parse_config, parse_receivers, parse_rules,
     parse_test,
@@ -33,7 +35,7 @@ pub use receivers::{
 };
 pub use rules::{ActionDef, ActionWebhookDef, FlapDef, GroupDef, NoDataDef, RuleDef, RuleFile, TierDef};
 pub use schema::schema;
-pub use test::{AlertExpectation, ExpectedAlert, InputSeries, TestCase, TestFile, TimedExpectations};
+pub use test::{AlertExpectation, ExpectedAlert, InputSeries, Start, TestCase, TestFile, TimedExpectations};
 pub use value::{ByteSize, Dur, MatchValue, REDACTED, ScalarString, Sp, Text, scalar_position};
 
 use crate::diag::Diagnostic;

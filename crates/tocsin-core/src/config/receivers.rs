@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::intervals::TimeIntervalDef;
 use super::value::{Dur, MatchValue, Sp, Text};
 
 /// A receivers file: receivers, routes and inhibit rules.
@@ -24,6 +25,9 @@ pub struct ReceiverFile {
     /// Mute targets while a source fires.
     #[serde(default)]
     pub inhibit_rules: Vec<Sp<InhibitDef>>,
+    /// Named periods that routes mute or activate by (Alertmanager's syntax).
+    #[serde(default)]
+    pub time_intervals: Vec<Sp<TimeIntervalDef>>,
 }
 
 /// A named receiver: the settings every kind shares, and its one [`ReceiverKindDef`].
@@ -462,6 +466,12 @@ pub struct RouteDef {
     /// Go on matching the following routes.
     #[serde(default, rename = "continue")]
     pub r#continue: bool,
+    /// Names of `time_intervals` during which the route's notifications are held.
+    #[serde(default)]
+    pub mute_time_intervals: Vec<Text>,
+    /// Names of `time_intervals` outside which the route's notifications are held.
+    #[serde(default)]
+    pub active_time_intervals: Vec<Text>,
 }
 
 /// An inhibit rule: while a `source` alert fires, matching `target` alerts are muted when

@@ -25,6 +25,10 @@ pub struct TestFile {
     /// Evaluation interval of groups without an interval of their own.
     #[serde(default)]
     pub evaluation_interval: Option<Sp<Dur>>,
+    /// The instant of the simulated clock's 0, RFC 3339 (default `1970-01-01T00:00:00Z`):
+    /// what time intervals read.
+    #[serde(default)]
+    pub start: Option<Start>,
     /// The test cases.
     #[serde(default)]
     pub tests: Vec<TestCase>,
@@ -160,4 +164,36 @@ fn expect_entries<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Sp<B
             Sp::new(map, line, column)
         })
         .collect())
+}
+
+/// A test file's `start:`, an RFC 3339 instant read as Unix milliseconds. Anything else is
+/// refused where it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Start(pub i64);
+
+impl<'de> Deserialize<'de> for Start {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse::<jiff::Timestamp>()
+            .map(|t| Start(t.as_millisecond()))
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not an RFC 3339 instant such as `2026-03-28T23:00:00Z`: {e}"
+                ))
+            })
+    }
+}
+
+impl JsonSchema for Start {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Instant".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "description": "An RFC 3339 instant, e.g. `2026-03-28T23:00:00Z` or `2026-03-29T00:00:00+01:00`."
+        })
+    }
 }

@@ -389,7 +389,7 @@ impl JsonSchema for Text {
 
 /// Any YAML scalar read as its text: `warning`, `6m`, `500`, `true` all become strings, so
 /// label values and expectations need no quoting.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ScalarString(pub String);
 
 struct ScalarVisitor;

@@ -188,6 +188,8 @@ pub struct AlertView {
     pub instance: u64,
     /// Firing through `no_data: alert`.
     pub nodata: bool,
+    /// The acknowledgement of a firing alert, if any.
+    pub acknowledged: Option<notify::Ack>,
 }
 
 /// Evaluation settings that are not part of the rules.
@@ -793,11 +795,61 @@ impl Engine {
                         value: inst.value,
                         instance: inst.fingerprint,
                         nodata: inst.nodata && matches!(inst.machine.phase(), Phase::Firing { .. }),
+                        acknowledged: inst
+                            .notify
+                            .ack()
+                            .filter(|_| matches!(inst.machine.phase(), Phase::Firing { .. }))
+                            .cloned(),
                     });
                 }
             }
         }
         out
+    }
+
+    /// Acknowledges the firing alert whose fingerprint (of the label set as sent) is
+    /// `fingerprint` with `Some(ack)`, or clears its acknowledgement with `None`. The
+    /// `acknowledged` notification, for receivers that were told it fires, goes to `out`.
+    /// Returns the alert's rule, `None` when no firing instance has that fingerprint.
+    pub fn acknowledge(&mut self, fingerprint: u64, ack: Option<notify::Ack>, out: &mut Output) -> Option<RuleRef> {
+        for (g, group) in self.rules.groups.iter().enumerate() {
+            for (r, rule) in group.rules.iter().enumerate() {
+                let Some(alert) = rule.alert() else { continue };
+                let policy = &alert.policy;
+                let severity = |t: usize| &policy.tiers[t.min(policy.tiers.len() - 1)].severity;
+                for inst in &mut self.state[g][r].instances {
+                    let Phase::Firing { tier, .. } = inst.machine.phase() else {
+                        continue;
+                    };
+                    if full_labels(inst, severity(tier), &self.external).fingerprint() != fingerprint {
+                        continue;
+                    }
+                    let rref = RuleRef { group: g, rule: r };
+                    let Some(ack) = ack else {
+                        inst.notify.clear_ack();
+                        return Some(rref);
+                    };
+                    let mut notes = Vec::new();
+                    inst.notify.acknowledge(ack, &mut notes);
+                    for n in notes {
+                        out.notifications.push(emitted(
+                            rref,
+                            n.nodata,
+                            full_labels(inst, severity(n.tier), &self.external),
+                            n.kind,
+                            n.tier,
+                            policy,
+                            n.at,
+                            inst.value,
+                            n.seq,
+                            inst.machine.episode_start(),
+                        ));
+                    }
+                    return Some(rref);
+                }
+            }
+        }
+        None
     }
 
     /// Renders the annotations of an alert as shown in the API and checked by rule tests.

@@ -70,11 +70,13 @@ pub enum NoteKind {
     Resolved,
     /// The instance is flapping; its notifications are held until it is stable.
     Flapping,
+    /// Someone acknowledged the firing instance: it gets no repeat until it changes.
+    Acknowledged,
 }
 
 impl NoteKind {
     /// The lower-case name receivers print and rule test files use (`firing`, `escalated`,
-    /// `deescalated`, `repeat`, `resolved`, `flapping`).
+    /// `deescalated`, `repeat`, `resolved`, `flapping`, `acknowledged`).
     pub fn name(self) -> &'static str {
         match self {
             NoteKind::Firing => "firing",
@@ -83,7 +85,14 @@ impl NoteKind {
             NoteKind::Repeat => "repeat",
             NoteKind::Resolved => "resolved",
             NoteKind::Flapping => "flapping",
+            NoteKind::Acknowledged => "acknowledged",
         }
+    }
+
+    /// Whether it is news about an alert without a state of its own (`flapping`,
+    /// `acknowledged`): it goes only to receivers that know the alert fires.
+    pub fn is_news_only(self) -> bool {
+        matches!(self, NoteKind::Flapping | NoteKind::Acknowledged)
     }
 }
 
@@ -136,6 +145,23 @@ pub struct NotifyState {
     /// Recent transitions, newest last, at most `transitions` of them.
     transitions: VecDeque<Timestamp>,
     flapping: bool,
+    /// The acknowledgement of the firing receivers know, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ack: Option<Ack>,
+}
+
+/// An acknowledgement of a firing instance: someone has it. It suppresses repeats until the
+/// instance changes severity or resolves (which clears it) or `until` passes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ack {
+    /// Who acknowledged.
+    pub by: String,
+    /// Why, or what they are doing.
+    pub comment: String,
+    /// When.
+    pub at: Timestamp,
+    /// When it lapses by itself; `None`: when the instance changes.
+    pub until: Option<Timestamp>,
 }
 
 impl NotifyState {
@@ -210,9 +236,17 @@ impl NotifyState {
             self.release(p, h, now, out);
         }
 
-        if let (Some(tier), Some(interval), Some(last), None, Some(Known::Firing(_))) =
-            (firing, p.repeat_interval, self.last_sent, self.held, self.known)
-            && now.since(last) >= self.repeat_wait(p, interval)
+        if self.ack.as_ref().is_some_and(|a| a.until.is_some_and(|u| u <= now)) {
+            self.ack = None;
+        }
+        if let (Some(tier), Some(interval), Some(last), None, Some(Known::Firing(_)), None) = (
+            firing,
+            p.repeat_interval,
+            self.last_sent,
+            self.held,
+            self.known,
+            &self.ack,
+        ) && now.since(last) >= self.repeat_wait(p, interval)
         {
             let note = Held {
                 kind: NoteKind::Repeat,
@@ -237,6 +271,37 @@ impl NotifyState {
     /// Whether the instance is flapping (its notifications are held).
     pub fn flapping(&self) -> bool {
         self.flapping
+    }
+
+    /// Acknowledges the firing instance (replacing an earlier acknowledgement). Receivers
+    /// that were told it fires get one `acknowledged` notification at `ack.at`; it starts no
+    /// cooldown and is no state, so what follows is decided as if it had not been sent.
+    /// Returns whether receivers know it fires (else the ack is kept and nothing is sent).
+    pub fn acknowledge(&mut self, ack: Ack, out: &mut Vec<Notification>) -> bool {
+        let at = ack.at;
+        self.ack = Some(ack);
+        let Some(Known::Firing(tier)) = self.known else {
+            return false;
+        };
+        self.seq += 1;
+        out.push(Notification {
+            kind: NoteKind::Acknowledged,
+            tier,
+            at,
+            seq: self.seq,
+            nodata: self.last_nodata,
+        });
+        true
+    }
+
+    /// Removes the acknowledgement; returns whether there was one.
+    pub fn clear_ack(&mut self) -> bool {
+        self.ack.take().is_some()
+    }
+
+    /// The acknowledgement in force, if any.
+    pub fn ack(&self) -> Option<&Ack> {
+        self.ack.as_ref()
     }
 
     /// Sequence number of the last notification sent (0 before the first).
@@ -275,7 +340,7 @@ impl NotifyState {
     /// Rule 4: the notification would tell receivers the state they already know.
     fn redundant(&self, note: Held) -> bool {
         let state = match note.kind {
-            NoteKind::Repeat | NoteKind::Flapping => return false,
+            NoteKind::Repeat | NoteKind::Flapping | NoteKind::Acknowledged => return false,
             NoteKind::Resolved => Known::Resolved,
             NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated => Known::Firing(note.tier),
         };
@@ -309,11 +374,16 @@ impl NotifyState {
         };
         match kind {
             NoteKind::Resolved => self.known = Some(Known::Resolved),
-            NoteKind::Flapping => {}
+            NoteKind::Flapping | NoteKind::Acknowledged => {}
             _ => {
                 self.known = Some(Known::Firing(tier));
                 self.last_nodata = nodata;
             }
+        }
+        // A change of what receivers know (a severity change, a resolve) ends the ack: the
+        // person who has it acknowledged the state they were told about.
+        if !matches!(kind, NoteKind::Repeat | NoteKind::Flapping) {
+            self.ack = None;
         }
         self.repeats = if kind == NoteKind::Repeat {
             self.repeats.saturating_add(1)
@@ -1006,5 +1076,145 @@ mod tests {
         );
         let back: NotifyState = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
+    }
+
+    fn ack(at: i64, until: Option<i64>) -> Ack {
+        Ack {
+            by: "ana".into(),
+            comment: "on it".into(),
+            at: Timestamp(at),
+            until: until.map(Timestamp),
+        }
+    }
+
+    /// Evaluations at `ticks` of an instance firing at `tier`.
+    fn ticks(s: &mut NotifyState, p: &NotifyPolicy, tier: usize, ticks: &[i64]) -> Vec<Notification> {
+        let mut out = Vec::new();
+        for t in ticks {
+            s.after_evaluation(p, Timestamp(*t), Some(tier), &mut out);
+        }
+        out
+    }
+
+    fn repeating() -> NotifyPolicy {
+        NotifyPolicy {
+            repeat_interval: Some(Duration::from_secs(600)),
+            ..NotifyPolicy::default()
+        }
+    }
+
+    #[test]
+    fn an_ack_sends_one_acknowledged_and_stops_repeats_until_the_severity_changes() {
+        let p = repeating();
+        let mut s = NotifyState::default();
+        let mut out = drive(&mut s, &p, &[ev(T::Firing, 0, 0)], &[]);
+        assert!(s.acknowledge(ack(MIN, None), &mut out));
+        out.extend(ticks(&mut s, &p, 0, &[10 * MIN, 20 * MIN, 30 * MIN]));
+        // An escalation clears it: repeats follow the escalation again.
+        out.extend(drive(&mut s, &p, &[ev(T::Escalated, 1, 31 * MIN)], &[]));
+        out.extend(ticks(&mut s, &p, 1, &[41 * MIN]));
+        assert_eq!(
+            brief(&out),
+            vec![
+                (K::Firing, 0, 0),
+                (K::Acknowledged, 0, MIN),
+                (K::Escalated, 1, 31 * MIN),
+                (K::Repeat, 1, 41 * MIN)
+            ]
+        );
+        assert!(s.ack().is_none());
+        let seqs: Vec<u64> = out.iter().map(|n| n.seq).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4], "the ack has its own sequence number");
+    }
+
+    #[test]
+    fn an_ack_lapses_at_until_and_a_resolve_clears_it() {
+        let p = repeating();
+        let mut s = NotifyState::default();
+        let mut out = drive(&mut s, &p, &[ev(T::Firing, 0, 0)], &[]);
+        s.acknowledge(ack(MIN, Some(15 * MIN)), &mut out);
+        out.extend(ticks(&mut s, &p, 0, &[10 * MIN, 15 * MIN]));
+        assert_eq!(brief(&out)[2..], [(K::Repeat, 0, 15 * MIN)]);
+        assert!(s.ack().is_none());
+        s.acknowledge(ack(16 * MIN, None), &mut out);
+        drive(&mut s, &p, &[ev(T::Resolved, 0, 17 * MIN)], &[]);
+        assert!(s.ack().is_none(), "a resolve ends the episode the ack was about");
+        // A cleared ack lets repeats through again.
+        let mut s = NotifyState::default();
+        let mut out = drive(&mut s, &p, &[ev(T::Firing, 0, 0)], &[]);
+        s.acknowledge(ack(MIN, None), &mut out);
+        assert!(s.clear_ack());
+        out.extend(ticks(&mut s, &p, 0, &[10 * MIN]));
+        assert_eq!(brief(&out)[2..], [(K::Repeat, 0, 10 * MIN)]);
+    }
+
+    #[test]
+    fn an_ack_of_a_firing_receivers_were_not_told_about_sends_nothing() {
+        let p = pol(5);
+        let mut s = NotifyState::default();
+        let mut out = Vec::new();
+        s.on_event(&p, &ev(T::Firing, 0, 0), &mut out);
+        s.on_event(&p, &ev(T::Resolved, 0, MIN), &mut out);
+        out.clear();
+        assert!(!s.acknowledge(ack(2 * MIN, None), &mut out));
+        assert!(out.is_empty());
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Acks change nothing but repeats: the notifications of a run with acks are those of
+        /// the same run without them, less the repeats between an ack and the next
+        /// notification that changes what receivers know, plus one `acknowledged` per ack of
+        /// a notified firing. Cooldowns are shorter than the time between evaluations here:
+        /// a repeat the ack suppressed would otherwise have started one that delays what
+        /// follows.
+        #[test]
+        fn acks_only_remove_repeats_until_a_change(
+            steps in prop::collection::vec((0..4u8, 0..3usize, any::<bool>()), 1..40),
+            cooldown in 0..3u64,
+        ) {
+            let p = NotifyPolicy { cooldown: Duration::from_secs(cooldown * 60), ..repeating() };
+            let (mut plain, mut acked) = (NotifyState::default(), NotifyState::default());
+            let (mut out_plain, mut out_acked) = (Vec::new(), Vec::new());
+            let mut firing: Option<usize> = None;
+            let mut in_force = false;
+            for (i, (what, tier, do_ack)) in steps.into_iter().enumerate() {
+                let t = i as i64 * 4 * MIN;
+                let event = match (what, firing) {
+                    (0, None) => Some(ev(T::Firing, tier, t)),
+                    (0 | 1, Some(f)) if tier > f => Some(ev(T::Escalated, tier, t)),
+                    (0 | 1, Some(f)) if tier < f => Some(ev(T::Deescalated, tier, t)),
+                    (2, Some(_)) => Some(ev(T::Resolved, firing.unwrap(), t)),
+                    _ => None,
+                };
+                let (mut np, mut na) = (Vec::new(), Vec::new());
+                if let Some(e) = event {
+                    firing = (e.transition != T::Resolved).then_some(e.tier);
+                    plain.on_event(&p, &e, &mut np);
+                    acked.on_event(&p, &e, &mut na);
+                }
+                plain.after_evaluation(&p, Timestamp(t), firing, &mut np);
+                acked.after_evaluation(&p, Timestamp(t), firing, &mut na);
+                for n in &np {
+                    if n.kind != K::Repeat {
+                        in_force = false;
+                    }
+                    if !(in_force && n.kind == K::Repeat) {
+                        out_plain.push((n.kind, n.tier, n.at));
+                    }
+                }
+                out_acked.extend(na.iter().map(|n| (n.kind, n.tier, n.at)));
+                if do_ack && firing.is_some() {
+                    let mut a = Vec::new();
+                    if acked.acknowledge(ack(t, None), &mut a) {
+                        out_plain.push((K::Acknowledged, a[0].tier, a[0].at));
+                        out_acked.extend(a.iter().map(|n| (n.kind, n.tier, n.at)));
+                    }
+                    in_force = true;
+                }
+            }
+            prop_assert_eq!(out_acked, out_plain);
+        }
     }
 }

@@ -57,7 +57,12 @@ pub fn compile(e: &EmailDef, cx: &mut Compiler<'_>) -> Email {
 pub fn message(d: &Dispatch, e: &Email, templates: &Templates, errors: &mut Vec<TemplateError>) -> Rendered {
     let ctx = context(d);
     let subject = render_template(templates, e.subject, &ctx, errors).unwrap_or_else(|| {
-        let mut s = format!("[{}] {} is {}", ctx.severity.to_uppercase(), ctx.alertname, ctx.status);
+        let mut s = format!(
+            "[{}] {} is {}",
+            ctx.severity.to_uppercase(),
+            ctx.alertname,
+            super::headline(d)
+        );
         if d.alerts.len() > 1 {
             let _ = write!(s, " ({} alerts)", d.alerts.len());
         }
@@ -244,6 +249,14 @@ mod tests {
             parts(&one, &email(), &Templates::new()).0,
             "[CRITICAL] HighCpu is firing"
         );
+    }
+
+    #[test]
+    fn an_acknowledgement_says_so_in_the_default_subject() {
+        let mut a = firing(1, "HighCpu", "critical", &[]);
+        a.kind = crate::engine::notify::NoteKind::Acknowledged;
+        let (subject, _, _) = parts(&dispatch("mail", vec![a]), &email(), &Templates::new());
+        assert_eq!(subject, "[CRITICAL] HighCpu is acknowledged");
     }
 
     #[test]

@@ -319,6 +319,16 @@ fn render_template(
     Some(text)
 }
 
+/// What a default title says the first alert is: `acknowledged` when that is the news
+/// about it (it still fires; receivers keyed by status see `firing`), else its status.
+pub fn headline(d: &Dispatch) -> &'static str {
+    match d.alerts.first() {
+        Some(a) if a.kind == crate::engine::notify::NoteKind::Acknowledged => "acknowledged",
+        Some(a) => status_name(a.status),
+        None => status_name(d.status()),
+    }
+}
+
 /// `firing` or `resolved`.
 pub fn status_name(s: Status) -> &'static str {
     match s {

@@ -75,7 +75,7 @@ struct Attachment {
 pub fn body(d: &Dispatch, s: &Slack, templates: &Templates, errors: &mut Vec<TemplateError>) -> String {
     let ctx = context(d);
     let title = render_template(templates, s.title, &ctx, errors).unwrap_or_else(|| {
-        let mut t = format!("{} is {} ({})", ctx.alertname, ctx.status, ctx.severity);
+        let mut t = format!("{} is {} ({})", ctx.alertname, super::headline(d), ctx.severity);
         if d.alerts.len() > 1 {
             t += &format!(", {} alerts", d.alerts.len());
         }
@@ -263,6 +263,14 @@ mod tests {
         let mut errors = Vec::new();
         let v = serde_json::from_str(&body(d, s, t, &mut errors)).unwrap();
         (v, errors)
+    }
+
+    #[test]
+    fn an_acknowledgement_says_so_in_the_default_title() {
+        let mut a = firing(1, "HighCpu", "critical", &[]);
+        a.kind = crate::engine::notify::NoteKind::Acknowledged;
+        let (v, _) = render(&dispatch("chat", vec![a]), &slack(None), &Templates::new());
+        assert_eq!(v["text"], "HighCpu is acknowledged (critical)");
     }
 
     #[test]

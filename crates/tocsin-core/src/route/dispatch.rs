@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::intervals::Intervals;
 use super::mute::{Inhibit, SilenceMatcherCache, Sources};
 use super::{LabelMatchers, ReceiverPolicy, RoutingTable, fnv, matches_all};
 use crate::config::{MatchValue, RouteDef};
@@ -22,6 +23,8 @@ const FIRING_PREFIX: &str = "f/";
 /// Flushes of one group at one instant: a deferred new episode needs a second one; more
 /// would mean a bug, and must not hang the caller.
 const MAX_FLUSHES_PER_INSTANT: usize = 4;
+/// `Group::held_until` of a route muted by a period that does not end in sight.
+const NEVER: Timestamp = Timestamp(i64::MAX);
 
 /// One compiled route of the receiver files.
 #[derive(Debug)]
@@ -45,19 +48,26 @@ struct Settings {
     group_wait: Duration,
     group_interval: Duration,
     repeat: Option<Duration>,
+    /// `mute_time_intervals` by name (absent from rows written before time intervals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mute: Vec<String>,
+    /// `active_time_intervals` by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    active: Vec<String>,
 }
 
 /// One alert of a group.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Entry {
-    /// The latest note that says what state the alert is in (never a `Flapping` one).
+    /// The latest note that says what state the alert is in (never a `Flapping` or
+    /// `Acknowledged` one).
     note: AlertNote,
     /// The resolve of an earlier episode that receivers were told fires, not flushed yet
     /// when the alert fired again.
     ended: Option<Box<AlertNote>>,
     /// Kind of the latest note that changed the firing state (names escalations).
     change: NoteKind,
-    /// News owed although the state did not change (`Repeat`, `Flapping`).
+    /// News owed although the state did not change (`Repeat`, `Flapping`, `Acknowledged`).
     forced: Option<NoteKind>,
 }
 
@@ -88,6 +98,9 @@ struct Group {
     muted_wait: bool,
     /// Per-instance groups: `seq` of the newest note not flushed yet.
     cause_seq: Option<u64>,
+    /// Held by its route's time intervals until then ([`NEVER`]: no end in sight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    held_until: Option<Timestamp>,
     told: BTreeMap<String, Told>,
 }
 
@@ -146,6 +159,10 @@ pub struct Dispatcher {
     /// Row keys changed since the last `take_changes`.
     dirty: BTreeSet<String>,
     silence_cache: SilenceMatcherCache,
+    /// The `time_intervals` routes mute by.
+    intervals: Intervals,
+    /// The Unix instant (ms) of `Timestamp(0)`: time intervals read wall clocks.
+    origin: i64,
 }
 
 impl Dispatcher {
@@ -161,9 +178,17 @@ impl Dispatcher {
             member_of: BTreeMap::new(),
             dirty: BTreeSet::new(),
             silence_cache: SilenceMatcherCache::default(),
+            intervals: Intervals::default(),
+            origin: 0,
         };
         d.replace(table);
         d
+    }
+
+    /// Sets the Unix instant, in ms, that `Timestamp(0)` stands for (default 0, the daemon's
+    /// clock; a rule test's `start:`), so time intervals read the right wall clock.
+    pub fn set_origin(&mut self, unix_ms: i64) {
+        self.origin = unix_ms;
     }
 
     /// Takes new receiver files (a reload). Every group is kept: one whose route survives
@@ -196,6 +221,8 @@ impl Dispatcher {
                         group_wait: r.group_wait.as_ref().map(|d| d.value.0).unwrap_or_default(),
                         group_interval: r.group_interval.as_ref().map(|d| d.value.0).unwrap_or_default(),
                         repeat: r.repeat_interval.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero()),
+                        mute: r.mute_time_intervals.iter().map(|t| t.expose().to_string()).collect(),
+                        active: r.active_time_intervals.iter().map(|t| t.expose().to_string()).collect(),
                     },
                     cont: r.r#continue,
                 }
@@ -203,6 +230,23 @@ impl Dispatcher {
             .collect();
         self.inhibit.clone_from(&table.inhibit);
         self.policies.clone_from(&table.receivers);
+        self.intervals.clone_from(&table.intervals);
+        // A route's identity leaves out its time intervals, so that a reload changing when a
+        // route is muted keeps its groups, and what they hold goes out when it is unmuted.
+        // The periods may have changed too: a held group is re-examined at its next flush.
+        for (key, g) in &mut self.groups {
+            let mut changed = g.held_until.take().is_some();
+            if let Some(r) = self.routes.iter().find(|r| r.id == g.route)
+                && (g.settings.mute != r.settings.mute || g.settings.active != r.settings.active)
+            {
+                g.settings.mute.clone_from(&r.settings.mute);
+                g.settings.active.clone_from(&r.settings.active);
+                changed = true;
+            }
+            if changed {
+                self.dirty.insert(key.clone());
+            }
+        }
     }
 
     /// Feeds one note; its time is `note.at`. `notify` is the rule's `notify:` list (empty
@@ -213,7 +257,7 @@ impl Dispatcher {
         let mut targets = self.member_of.get(&fp).cloned().unwrap_or_default();
         // Only a firing note makes an alert join groups; a resolve or a flapping note for an
         // alert no group holds concerns no receiver.
-        if note.status == Status::Firing && note.kind != NoteKind::Flapping {
+        if note.status == Status::Firing && !note.kind.is_news_only() {
             for (route, path, settings) in self.targets(&note.labels, notify) {
                 let key = self.join(route, &path, &settings, &note);
                 targets.insert(key);
@@ -287,6 +331,25 @@ impl Dispatcher {
                 if !g.due_at(now, &self.policies) {
                     break;
                 }
+                // A muted route's group holds everything, timers included: its state as it is
+                // when the period ends is what goes out. It only learns when that is.
+                if self.time_muted(g, now) {
+                    // Known already (a reload, which may change the periods, forgets it).
+                    if g.held_until.is_some_and(|h| h > now) {
+                        break;
+                    }
+                    let until = self
+                        .intervals
+                        .unmuted_at(&g.settings.mute, &g.settings.active, self.unix(now));
+                    let until = until.map_or(NEVER, |u| Timestamp(u.saturating_sub(self.origin)));
+                    if let Some(g) = self.groups.get_mut(&key)
+                        && g.held_until != Some(until)
+                    {
+                        g.held_until = Some(until);
+                        self.dirty.insert(key.clone());
+                    }
+                    break;
+                }
                 self.flush_group(&key, now, silences, &sources, out);
             }
         }
@@ -312,9 +375,33 @@ impl Dispatcher {
 
     /// The earliest time [`flush`](Self::flush) has timed work (news, repeats, re-sends).
     /// Changes held back by a silence have no timer: they go out at the first flush after
-    /// the silence ends, so callers flush after every evaluation as well.
+    /// the silence ends, so callers flush after every evaluation as well. A group that its
+    /// route's time intervals hold is due when the period ends.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.groups.values().filter_map(|g| g.next_due(&self.policies)).min()
+        self.groups
+            .values()
+            .filter_map(|g| {
+                let due = g.next_due(&self.policies)?;
+                match g.held_until {
+                    Some(NEVER) => None,
+                    Some(until) => Some(due.max(until)),
+                    None => Some(due),
+                }
+            })
+            .min()
+    }
+
+    /// Whether `g`'s route is muted by its time intervals at `now`.
+    fn time_muted(&self, g: &Group, now: Timestamp) -> bool {
+        (!g.settings.mute.is_empty() || !g.settings.active.is_empty())
+            && self
+                .intervals
+                .muted(&g.settings.mute, &g.settings.active, self.unix(now))
+    }
+
+    /// `t` as a Unix instant in ms.
+    fn unix(&self, t: Timestamp) -> i64 {
+        self.origin.saturating_add(t.0)
     }
 
     /// The persisted rows changed since the last call: `(key, Some(json))` to store,
@@ -361,7 +448,7 @@ impl Dispatcher {
     }
 
     fn track_firing(&mut self, note: &AlertNote) {
-        if note.kind == NoteKind::Flapping {
+        if note.kind.is_news_only() {
             return;
         }
         let fp = note.instance;
@@ -386,6 +473,8 @@ impl Dispatcher {
                 group_wait: Duration::ZERO,
                 group_interval: Duration::ZERO,
                 repeat: None,
+                mute: Vec::new(),
+                active: Vec::new(),
             };
             return vec![(fnv(&parts), format!("{{}}/notify={{{}}}", notify.join(",")), settings)];
         }
@@ -434,6 +523,7 @@ impl Dispatcher {
                 repeat_at: None,
                 muted_wait: false,
                 cause_seq: None,
+                held_until: None,
                 told: BTreeMap::new(),
             };
             self.groups.insert(key.clone(), g);
@@ -512,6 +602,13 @@ impl Dispatcher {
                     news.push((*fp, kind));
                     told.firing.insert(*fp, e.note.severity.clone());
                 } else if let Some(k) = e.forced {
+                    // News without a state of its own is named on the copy receivers render
+                    // (`event` of native bodies), not only in the news list.
+                    if k.is_news_only()
+                        && let Some(a) = alerts.last_mut()
+                    {
+                        a.kind = k;
+                    }
                     news.push((*fp, k));
                 } else if repeat_due {
                     news.push((*fp, NoteKind::Repeat));
@@ -575,6 +672,7 @@ impl Dispatcher {
         }
         g.told.retain(|_, t| !t.firing.is_empty());
         g.last_flush = Some(now);
+        g.held_until = None;
         g.muted_wait = muted_wait;
         g.due = deferred.map(|_| now.plus(g.settings.group_interval));
         g.cause_seq = if g.per_instance() { deferred } else { None };
@@ -605,7 +703,7 @@ fn add_note(g: &mut Group, note: &AlertNote) {
     let fp = note.instance;
     let told_firing = g.told.values().any(|t| t.firing.contains_key(&fp));
     match g.alerts.get_mut(&fp) {
-        None if note.status == Status::Resolved || note.kind == NoteKind::Flapping => return,
+        None if note.status == Status::Resolved || note.kind.is_news_only() => return,
         None => {
             g.alerts.insert(
                 fp,
@@ -617,8 +715,8 @@ fn add_note(g: &mut Group, note: &AlertNote) {
                 }),
             );
         }
-        // Flapping says nothing about the state: it is news, not a new state.
-        Some(e) if note.kind == NoteKind::Flapping => e.forced = Some(NoteKind::Flapping),
+        // Flapping and acknowledgements say nothing about the state: news, not a new state.
+        Some(e) if note.kind.is_news_only() => e.forced = Some(note.kind),
         Some(e) if note.status == Status::Resolved => {
             e.note = note.clone();
             e.forced = None;
@@ -636,7 +734,7 @@ fn add_note(g: &mut Group, note: &AlertNote) {
             match note.kind {
                 NoteKind::Repeat => e.forced = Some(NoteKind::Repeat),
                 k @ (NoteKind::Firing | NoteKind::Escalated | NoteKind::Deescalated) => e.change = k,
-                NoteKind::Resolved | NoteKind::Flapping => {}
+                NoteKind::Resolved | NoteKind::Flapping | NoteKind::Acknowledged => {}
             }
         }
     }

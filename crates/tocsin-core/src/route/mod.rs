@@ -47,6 +47,15 @@
 //!   sent; it is sent at the first flush (any call at or after last flush +
 //!   `group_interval`) after the muting ends. "Firing" for inhibition means the latest note
 //!   of the alert, routed or not, is a firing one.
+//! * **Time intervals.** A route is muted inside any of its `mute_time_intervals` and,
+//!   when it names `active_time_intervals`, outside all of them ([`intervals`]). Unlike
+//!   Alertmanager nothing is dropped: a muted route's group holds its news, resolves and
+//!   timers (repeats, re-sends) untouched, and at the first flush once the period ends (its
+//!   end is the group's [`Dispatcher::next_due`]) sends the group's state as it is then: a
+//!   firing that resolved meanwhile is not sent at all, a resolve of a firing receivers were
+//!   told about is. Time intervals read wall clocks: [`Dispatcher::set_origin`] says which
+//!   Unix instant `Timestamp(0)` is. A route's identity leaves its intervals out, so a reload
+//!   that changes when a route is muted keeps its groups (and releases what they hold).
 //! * **Re-sends.** `alertmanager` receivers are re-sent their group's delivered firing
 //!   alerts every `resend` (Alertmanager drops alerts that are not refreshed), with empty
 //!   news.
@@ -76,6 +85,7 @@
 //!   not sent to.
 
 mod dispatch;
+pub mod intervals;
 mod mute;
 #[cfg(test)]
 mod tests;
@@ -84,6 +94,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use dispatch::Dispatcher;
+pub use intervals::{Intervals, TimeInterval};
 
 use crate::config::{InhibitDef, MatchValue, RouteDef, Text};
 use crate::rules::Matcher;
@@ -115,6 +126,7 @@ pub struct RoutingTable {
     pub(crate) routes: Vec<(RouteDef, LabelMatchers)>,
     pub(crate) inhibit: Vec<mute::Inhibit>,
     pub(crate) receivers: BTreeMap<String, ReceiverPolicy>,
+    pub(crate) intervals: intervals::Intervals,
 }
 
 impl RoutingTable {

@@ -190,7 +190,8 @@ pub fn run_file(path: &str, test: &TestFile, load: &Loader<'_>, filter: Option<&
             continue;
         }
         unread_inputs(path, &set, case, &mut result.diagnostics);
-        match run_case(path, &set, receivers, eval_interval, case) {
+        let start = test.start.map_or(0, |s| s.0);
+        match run_case(path, &set, receivers, eval_interval, start, case) {
             Ok(failures) => result.cases.push(CaseResult {
                 name: case.name.value.clone(),
                 failures,
@@ -375,6 +376,7 @@ fn run_case(
     set: &Arc<RuleSet>,
     receivers: Option<&Policy>,
     eval_interval: Duration,
+    start: i64,
     case: &TestCase,
 ) -> Result<Vec<String>, Vec<Diagnostic>> {
     let Prepared {
@@ -430,6 +432,8 @@ fn run_case(
         history_resolution: Duration::from_secs(60),
     };
     let mut pipeline = Pipeline::new(Arc::clone(set), receivers.unwrap_or(&none), options);
+    // The simulated clock's 0 is the test file's `start:`, for time intervals.
+    pipeline.dispatcher.set_origin(start);
     let mut seen = Seen::default();
     let mut failures = Vec::new();
     let mut next_sample = 0;
