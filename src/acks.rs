@@ -2,12 +2,12 @@
 //! `POST /api/v1/alerts/{fingerprint}/ack` and the `acknowledged` object of alert entries.
 //!
 //! Owns validating what a person typed (`by`, `comment`, `until`); what an acknowledgement
-//! does (no repeats until the alert changes) is `engine::notify`'s. Pure: `now` is passed.
+//! does (no repeats until the alert changes) is `alert::notify`'s. Pure: `now` is passed.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::engine::notify::Ack;
+use crate::alert::notify::Ack;
 use crate::series::Timestamp;
 use crate::silence::parse_time;
 

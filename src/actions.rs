@@ -1,7 +1,7 @@
 //! Running response actions: `exec` and `webhook`, with timeouts, and a
 //! one-line record of each run for the history.
 //!
-//! The engine decides *whether* an action runs (`engine::action`); this module runs it. It is
+//! The engine decides *whether* an action runs (`alert::action`); this module runs it. It is
 //! I/O by nature (processes, sockets, a clock for durations) and knows nothing about
 //! scheduling: the daemon spawns [`run`] and records its [`ActionOutcome`].
 //!
@@ -224,11 +224,7 @@ impl Runner {
     }
 }
 
-/// RFC 3339 (UTC, milliseconds) of a timestamp.
-fn rfc3339(t: crate::series::Timestamp) -> String {
-    let at = std::time::UNIX_EPOCH + Duration::from_millis(t.0.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
-}
+use crate::time::rfc3339_millis as rfc3339;
 
 /// The `TOCSIN_*` variables an `exec` action gets.
 fn environment(run: &ActionRun, alertname: &str) -> Vec<(&'static str, String)> {

@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use crate::acks;
+use crate::alert::state::Phase;
 use crate::daemon::{Shared, now, rfc3339};
-use crate::engine::state::Phase;
 use crate::rules::RuleKind;
 use crate::series::Refusal;
 use crate::silence;
@@ -333,8 +333,8 @@ async fn rules(State(s): State<AppState>) -> Response {
 }
 
 /// A tier as `/api/v1/rules` shows it: severity, condition, thresholds and `for` (seconds).
-fn tier_json(t: &crate::engine::state::TierSpec) -> Value {
-    use crate::engine::state::Condition;
+fn tier_json(t: &crate::alert::state::TierSpec) -> Value {
+    use crate::alert::state::Condition;
     let (condition, threshold, clear) = match t.condition {
         Condition::Above { threshold, clear } => ("above", Some(threshold), Some(clear)),
         Condition::Below { threshold, clear } => ("below", Some(threshold), Some(clear)),

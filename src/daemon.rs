@@ -20,9 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::actions;
+use crate::alert::state::Phase;
 use crate::config::{self, EngineConfig};
 use crate::diag::{Diagnostic, render_text};
-use crate::engine::state::Phase;
 use crate::engine::{Output, RuleRef, Settings};
 use crate::outbox::Outbox;
 use crate::reload::{self, PolicySet};
@@ -58,11 +58,7 @@ pub fn now() -> Timestamp {
     )
 }
 
-/// RFC 3339 (UTC, milliseconds) of a timestamp.
-pub fn rfc3339(t: Timestamp) -> String {
-    let st = UNIX_EPOCH + Duration::from_millis(t.0.max(0) as u64);
-    humantime::format_rfc3339_millis(st).to_string()
-}
+pub use crate::time::rfc3339_millis as rfc3339;
 
 /// The engine config and the folder its relative paths are relative to.
 pub struct Loaded {
@@ -1349,7 +1345,7 @@ pub fn parse_push(content_type: Option<&str>, body: &[u8]) -> Result<Vec<ParsedS
 pub fn acknowledge(
     shared: &Arc<Shared>,
     fingerprint: u64,
-    ack: Option<crate::engine::notify::Ack>,
+    ack: Option<crate::alert::notify::Ack>,
 ) -> Option<crate::engine::AlertView> {
     let mut fx = Effects::default();
     let view = shared.core().pipeline.acknowledge(fingerprint, ack, now(), &mut fx);

@@ -7,8 +7,8 @@
 //! for the map.
 
 pub use tocsin_core::{
-    check, config, diag, engine, expr, history, message, pipeline, policy, receivers, route, rules, ruletest, series,
-    silence, template,
+    alert, check, config, diag, engine, expr, history, message, pipeline, policy, receivers, route, rules, ruletest,
+    series, silence, template, time,
 };
 
 pub mod acks;

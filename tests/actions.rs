@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tocsin::actions::{self, ActionOutcome, RunResult};
-use tocsin::engine::action::ActionTrigger;
-use tocsin::engine::state::Transition;
+use tocsin::alert::action::ActionTrigger;
+use tocsin::alert::state::Transition;
 use tocsin::engine::{ActionRun, Emitted, RuleRef};
 use tocsin::rules::{Action, ActionKind};
 use tocsin::series::{Labels, Timestamp};

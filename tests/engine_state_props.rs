@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
-use tocsin::engine::notify::{FlapPolicy, NoteKind, Notification, NotifyPolicy, NotifyState};
-use tocsin::engine::state::{Condition, Event, InstanceState, NoData, Policy, TierObs, TierSpec, Transition};
+use tocsin::alert::notify::{FlapPolicy, NoteKind, Notification, NotifyPolicy, NotifyState};
+use tocsin::alert::state::{Condition, Event, InstanceState, NoData, Policy, TierObs, TierSpec, Transition};
 use tocsin::series::Timestamp;
 
 /// Evaluation spacing unit; `for`, cooldowns etc. are multiples of half of it, so some are

@@ -9,6 +9,7 @@
 //! (`tests/layers.rs` in the repository) fails on a `use` that points up ARCHITECTURE.md's
 //! layers.
 
+pub mod alert;
 pub mod check;
 pub mod config;
 pub mod diag;
@@ -27,3 +28,4 @@ pub mod ruletest;
 pub mod series;
 pub mod silence;
 pub mod template;
+pub mod time;

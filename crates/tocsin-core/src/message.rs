@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::notify::NoteKind;
+use crate::alert::notify::NoteKind;
 use crate::series::{Labels, Timestamp};
 
 /// Whether an alert is firing or resolved, as receivers see it.

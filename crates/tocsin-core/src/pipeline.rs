@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use crate::engine::notify::NoteKind;
+use crate::alert::notify::NoteKind;
 use crate::engine::{ActionRun, Blocked, Emitted, Engine, Output, RuleRef, Settings};
 use crate::history::Accumulator;
 use crate::message::{AlertNote, Dispatch, Silence};
@@ -306,7 +306,7 @@ impl Pipeline {
     pub fn acknowledge(
         &mut self,
         fingerprint: u64,
-        ack: Option<crate::engine::notify::Ack>,
+        ack: Option<crate::alert::notify::Ack>,
         now: Timestamp,
         fx: &mut Effects,
     ) -> Option<crate::engine::AlertView> {

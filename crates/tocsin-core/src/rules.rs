@@ -13,11 +13,11 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use crate::alert::action::ActionTrigger;
+use crate::alert::notify::{FlapPolicy, NotifyPolicy};
+use crate::alert::state::{Condition, NoData, Policy, TierSpec};
 use crate::config::{RuleDef, RuleFile, Sp, TierDef};
 use crate::diag::Diagnostic;
-use crate::engine::action::ActionTrigger;
-use crate::engine::notify::{FlapPolicy, NotifyPolicy};
-use crate::engine::state::{Condition, NoData, Policy, TierSpec};
 use crate::expr::{Expr, Slot, Type};
 use crate::series::Labels;
 use crate::template::{TemplateRef, Templates};

@@ -266,20 +266,14 @@ impl Labels {
     }
 
     fn fnv(&self, after_value: u8) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for b in bytes {
-                h ^= u64::from(*b);
-                h = h.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-        };
+        let mut h = Fnv::default();
         for (k, v) in &self.0 {
-            eat(k.as_bytes());
-            eat(&[0xff]);
-            eat(v.as_bytes());
-            eat(&[after_value]);
+            h.eat(k.as_bytes());
+            h.eat(&[0xff]);
+            h.eat(v.as_bytes());
+            h.eat(&[after_value]);
         }
-        h
+        h.finish()
     }
 
     /// The labels as an ordered map, for serialization and templates.
@@ -646,6 +640,32 @@ impl SeriesStore {
     /// the order the sources first did.
     pub fn per_source(&self) -> impl Iterator<Item = (&str, usize)> {
         self.owners.iter().map(|(n, c)| (n.as_ref(), *c))
+    }
+}
+
+/// FNV-1a 64, the one hash of everything persisted or shown (fingerprints, state keys,
+/// group keys): stable across processes and Rust versions, unlike `std`'s hasher.
+#[derive(Clone, Copy, Debug)]
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    /// Hashes `bytes` in.
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The hash so far.
+    pub fn finish(self) -> u64 {
+        self.0
     }
 }
 

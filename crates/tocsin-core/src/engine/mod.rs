@@ -2,26 +2,24 @@
 //!
 //! Owns the alert instances of every rule: which series each instance reads (
 //! `select`, joins on label sets, broadcast, `by` groups), evaluating its expressions,
-//! feeding the per-instance state machine ([`state`]), the notification rules ([`notify`])
-//! and action gates ([`action`]), and writing recording-rule outputs back to the series
+//! feeding the per-instance state machine, the notification rules and the action gates of
+//! [`crate::alert`], and writing recording-rule outputs back to the series
 //! store. It is sans-IO: time comes in as an argument, samples live in the caller's
 //! [`SeriesStore`], and what happened goes out as an [`Output`]. It must never read a clock,
 //! a file or a socket; `run`, `check` and `test` all drive it the same way.
 
-pub mod action;
-pub mod notify;
-pub mod state;
+use crate::alert::{action, notify, state};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::alert::action::{Blocked, Verdict};
 use crate::expr::{Data, EvalCtx, SlotKind};
 use crate::rules::{Rule, RuleKind, RuleSet};
 use crate::series::{Labels, Sample, SeriesId, SeriesStore, Timestamp, Window, is_stale_marker, stale_marker};
 use crate::template::Context;
 use action::ActionGate;
-pub use action::{Blocked, Verdict};
 use notify::{NoteKind, Notification, NotifyState};
 use state::{Event, InstanceState, NoData, Phase, TierObs, Transition};
 

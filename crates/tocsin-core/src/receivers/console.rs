@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::rfc3339_millis;
-use crate::engine::notify::NoteKind;
+use crate::alert::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch};
 use crate::series::Labels;
 

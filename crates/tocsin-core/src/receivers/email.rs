@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_says_so_in_the_default_subject() {
         let mut a = firing(1, "HighCpu", "critical", &[]);
-        a.kind = crate::engine::notify::NoteKind::Acknowledged;
+        a.kind = crate::alert::notify::NoteKind::Acknowledged;
         let (subject, _, _) = parts(&dispatch("mail", vec![a]), &email(), &Templates::new());
         assert_eq!(subject, "[CRITICAL] HighCpu is acknowledged");
     }

@@ -7,7 +7,7 @@
 //! (`alertmanager`), Events API v2 events (`pagerduty`), an Adaptive Card (`msteams`) and
 //! the console line. Each kind's module owns its compiled type, its compilation and its
 //! rendering; the `match`es here only delegate. It never decides *whether* to notify
-//! (`engine::notify`), *whom* (`route`) or *when to retry* (`outbox`), and it performs no
+//! (`alert::notify`), *whom* (`route`) or *when to retry* (`outbox`), and it performs no
 //! I/O: the outbox sends what these functions return.
 
 pub mod alertmanager;
@@ -29,12 +29,13 @@ pub use self::msteams::Msteams;
 pub use self::pagerduty::Pagerduty;
 pub use self::slack::Slack;
 pub use self::webhook::Webhook;
+use crate::alert::notify::NoteKind;
 use crate::config::{Dur, ReceiverDef, ReceiverFile, ReceiverKindDef, Sp, Text};
 use crate::diag::Diagnostic;
-use crate::engine::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Status};
 use crate::series::{Labels, Timestamp};
 use crate::template::{Context, TemplateError, TemplateRef, Templates};
+pub use crate::time::{GO_ZERO_TIME, rfc3339_go, rfc3339_millis};
 
 /// Default `max_retry_age`.
 pub const DEFAULT_MAX_RETRY_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -323,7 +324,7 @@ fn render_template(
 /// about it (it still fires; receivers keyed by status see `firing`), else its status.
 pub fn headline(d: &Dispatch) -> &'static str {
     match d.alerts.first() {
-        Some(a) if a.kind == crate::engine::notify::NoteKind::Acknowledged => "acknowledged",
+        Some(a) if a.kind == crate::alert::notify::NoteKind::Acknowledged => "acknowledged",
         Some(a) => status_name(a.status),
         None => status_name(d.status()),
     }
@@ -352,52 +353,6 @@ pub fn severity_rank(severity: &str) -> u8 {
         _ => 0,
     }
 }
-
-/// UTC calendar fields of a timestamp (ms since the Unix epoch): year, month, day, hour,
-/// minute, second, millisecond. Computed here rather than through `SystemTime` so that
-/// timestamps before 1970 format instead of panicking.
-fn civil(t: Timestamp) -> (i64, u32, u32, u32, u32, u32, u32) {
-    let ms = t.0.rem_euclid(1000) as u32;
-    let secs = t.0.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    // Howard Hinnant's civil_from_days, on the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, sod / 3600, sod / 60 % 60, sod % 60, ms)
-}
-
-/// RFC 3339 in UTC with exactly three fraction digits (`2026-11-23T08:22:07.400Z`): tocsin's
-/// own format, the same as its API's.
-pub fn rfc3339_millis(t: Timestamp) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(t);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
-}
-
-/// RFC 3339 in UTC the way Go's `time.RFC3339Nano` prints it, as Alertmanager does: the
-/// fraction without trailing zeros, and none at all on a whole second
-/// (`2026-11-23T08:22:07.4Z`, `2026-11-23T08:22:13Z`).
-pub fn rfc3339_go(t: Timestamp) -> String {
-    let (y, mo, d, h, mi, s, ms) = civil(t);
-    let mut out = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}");
-    if ms != 0 {
-        let frac = format!("{ms:03}");
-        out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
-    }
-    out.push('Z');
-    out
-}
-
-/// Go's zero `time.Time`, which Alertmanager sends as the `endsAt` of a firing alert.
-pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// One compiled receiver.
 #[derive(Clone, Debug)]
@@ -601,7 +556,7 @@ fn to_json(body: &impl Serialize) -> String {
 pub(crate) mod testing {
     use std::collections::BTreeMap;
 
-    use crate::engine::notify::NoteKind;
+    use crate::alert::notify::NoteKind;
     use crate::message::{AlertNote, Dispatch, Status};
     use crate::series::{Labels, Timestamp};
 

@@ -243,7 +243,7 @@ fn cut(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::notify::NoteKind;
+    use crate::alert::notify::NoteKind;
     use crate::receivers::testing::*;
 
     fn receiver() -> Pagerduty {

@@ -268,7 +268,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_says_so_in_the_default_title() {
         let mut a = firing(1, "HighCpu", "critical", &[]);
-        a.kind = crate::engine::notify::NoteKind::Acknowledged;
+        a.kind = crate::alert::notify::NoteKind::Acknowledged;
         let (v, _) = render(&dispatch("chat", vec![a]), &slack(None), &Templates::new());
         assert_eq!(v["text"], "HighCpu is acknowledged (critical)");
     }

@@ -256,7 +256,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::engine::notify::NoteKind;
+    use crate::alert::notify::NoteKind;
     use crate::receivers::testing::*;
     use crate::series::{Labels, Timestamp};
 

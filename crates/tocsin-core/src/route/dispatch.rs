@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::intervals::Intervals;
 use super::mute::{Inhibit, SilenceMatcherCache, Sources};
 use super::{LabelMatchers, ReceiverPolicy, RoutingTable, fnv, matches_all};
+use crate::alert::notify::NoteKind;
 use crate::config::{MatchValue, RouteDef};
-use crate::engine::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Silence, Status};
 use crate::series::{Labels, Timestamp};
 

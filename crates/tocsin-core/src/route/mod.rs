@@ -185,16 +185,13 @@ pub(crate) fn matches_all(matchers: &LabelMatchers, labels: &Labels) -> bool {
         .all(|(k, alts)| alts.iter().any(|m| m.matches(labels.get(k))))
 }
 
-/// FNV-1a: stable across processes and Rust versions, so it can key persisted rows.
+/// [`Fnv`](crate::series::Fnv) of `parts`, each followed by the byte 0xff: stable across
+/// processes and Rust versions, so it can key persisted rows.
 pub(crate) fn fnv(parts: &[&[u8]]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = crate::series::Fnv::default();
     for part in parts {
-        for b in *part {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        h.eat(part);
+        h.eat(&[0xff]);
     }
-    h
+    h.finish()
 }

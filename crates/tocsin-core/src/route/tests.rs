@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use crate::engine::notify::NoteKind;
+use crate::alert::notify::NoteKind;
 use crate::message::{AlertNote, Dispatch, Silence, SilenceMatcher, Status};
 use crate::series::Timestamp;
 

@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use crate::alert::state::{Phase, Transition};
 use crate::config::{Dur, ReceiverFile, RuleFile, Sp, TestCase, TestFile};
 use crate::diag::Diagnostic;
-use crate::engine::state::{Phase, Transition};
 use crate::engine::{ActionRun, Blocked, Engine, Settings};
 use crate::pipeline::{Effects, Options, Pipeline};
 use crate::policy::Policy;

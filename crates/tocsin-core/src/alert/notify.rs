@@ -440,7 +440,7 @@ impl NotifyState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::state::{Condition, InstanceState, NoData, Policy, TierSpec};
+    use crate::alert::state::{Condition, InstanceState, NoData, Policy, TierSpec};
     use std::sync::Arc;
 
     const MIN: i64 = 60_000;
