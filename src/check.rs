@@ -46,7 +46,8 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
         let parsed = config::parse_any(src, env).map(|file| match file {
             AnyFile::Rules(f) => rule_files.push((src.path().to_string(), f)),
             AnyFile::Receivers(f) => receiver_files.push((src.path().to_string(), f)),
-            AnyFile::Config(_) => {}
+            // The PromQL of query sources is the datasource's language: parsed here, offline.
+            AnyFile::Config(c) => diags.extend(crate::sources::query::check(src.path(), &c)),
             AnyFile::Test(t) => diags.extend(ruletest::validate(src.path(), &t, load)),
         });
         if let Err(d) = parsed {

@@ -72,6 +72,9 @@ pub struct Loaded {
     pub cfg: EngineConfig,
     /// The config file's folder, or the working directory.
     pub base: PathBuf,
+    /// The config file as named (log lines about its keys name it), `tocsin.yaml` when
+    /// there is none.
+    pub file: String,
 }
 
 impl Loaded {
@@ -108,6 +111,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
         return Ok(Loaded {
             cfg: EngineConfig::default(),
             base: PathBuf::from("."),
+            file: "tocsin.yaml".into(),
         });
     };
     let src = reload::read_source(&file).map_err(|d| vec![d])?;
@@ -117,7 +121,8 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| ".".into());
-    Ok(Loaded { cfg, base })
+    let file = file.display().to_string();
+    Ok(Loaded { cfg, base, file })
 }
 
 /// Per-rule evaluation health, for `/api/v1/rules`.
@@ -186,6 +191,8 @@ pub struct Shared {
     pub outbox: Arc<Outbox>,
     /// Wakes the dispatch timer when a group's timers may have moved earlier.
     pub dispatch_wake: tokio::sync::Notify,
+    /// Whether each query of the `query` sources works (`/metrics`).
+    pub query_health: Arc<crate::sources::query::Health>,
 }
 
 /// The mutable heart: engine, series and the running policy.
@@ -423,6 +430,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         actions: runner,
         outbox,
         dispatch_wake: tokio::sync::Notify::new(),
+        query_health: Arc::default(),
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
     shared
@@ -705,7 +713,17 @@ fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
             .unwrap_or(cfg.evaluation_interval.value.0)
     });
     let logs = (!s.logs.is_empty()).then_some(LOG_POLL);
-    system.into_iter().chain(scrape).chain(logs).fold(every, Duration::max)
+    let query = s.query.iter().map(|q| {
+        q.interval
+            .as_ref()
+            .map_or(cfg.evaluation_interval.value.0, |d| d.value.0)
+    });
+    system
+        .into_iter()
+        .chain(scrape)
+        .chain(logs)
+        .chain(query)
+        .fold(every, Duration::max)
 }
 
 /// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
@@ -1214,6 +1232,7 @@ fn spawn_sources(shared: &Arc<Shared>) {
             Err(e) => tracing::error!("scrape target {}: {e}", s.name.expose()),
         }
     }
+    spawn_queries(shared);
     for l in &cfg.logs {
         let patterns: Vec<(String, String)> = l
             .patterns
@@ -1225,6 +1244,36 @@ fn spawn_sources(shared: &Arc<Shared>) {
                 tokio::spawn(logs_loop(Arc::clone(shared), t));
             }
             Err(e) => tracing::error!("log source {}: {e}", l.path.expose()),
+        }
+    }
+}
+
+/// One task per `query` entry; its samples go through [`Shared::ingest`].
+fn spawn_queries(shared: &Arc<Shared>) {
+    let cfg = &shared.loaded.cfg;
+    let datasources: Vec<_> = cfg
+        .datasources
+        .iter()
+        .filter_map(|d| match crate::datasource::Datasource::new(d) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::error!("datasource {}: {e}", d.name.expose());
+                None
+            }
+        })
+        .collect();
+    let rules = Arc::clone(&shared.core().policy.rules);
+    for q in &cfg.sources.query {
+        match crate::sources::query::QueryEntry::new(q, &shared.loaded.file, cfg, &datasources, &rules) {
+            Ok(entry) => {
+                let me = Arc::clone(shared);
+                let sink: crate::sources::query::Sink = Box::new(move |source, max, samples, t| {
+                    me.ingest(source, max as u32, samples, t);
+                });
+                let health = Arc::clone(&shared.query_health);
+                tokio::spawn(crate::sources::query::run(entry, health, sink, now));
+            }
+            Err(e) => tracing::error!("query source: {e}"),
         }
     }
 }

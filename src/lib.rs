@@ -11,6 +11,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod datasource;
 pub mod diag;
 pub mod engine;
 pub mod expr;

@@ -452,6 +452,7 @@ pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
     for (name, value) in &config.external_labels {
         diags.extend(validate::external_label(&source.path, name, value));
     }
+    diags.extend(super::engine::validate_scale(&source.path, &source.text, &config));
     if diags.is_empty() { Ok(config) } else { Err(diags) }
 }
 
