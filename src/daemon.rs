@@ -1063,7 +1063,9 @@ fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mu
     core.dispatcher.flush(now, &core.silences, &mut due);
     let external_url = shared.external_url();
     for d in &due {
-        let Some(r) = core.receivers.get(&d.receiver) else {
+        // A cluster's peers are streams of their own, each with the same body.
+        let streams = core.receivers.streams(&d.receiver);
+        let Some(r) = streams.first().copied() else {
             tracing::warn!(receiver = %d.receiver, "receiver is not defined; message dropped");
             continue;
         };
@@ -1082,13 +1084,15 @@ fn queue_dispatches(shared: &Shared, core: &mut Core, now: Timestamp, batch: &mu
                 continue;
             }
         };
-        batch.outbox.push(NewOutboxEntry {
-            receiver: d.receiver.clone(),
-            idempotency_key: d.idempotency_key.clone(),
-            group_key: d.group_key.clone(),
-            payload,
-            created_ms: now.0,
-        });
+        for stream in &streams {
+            batch.outbox.push(NewOutboxEntry {
+                receiver: stream.name.clone(),
+                idempotency_key: d.idempotency_key.clone(),
+                group_key: d.group_key.clone(),
+                payload: payload.clone(),
+                created_ms: now.0,
+            });
+        }
     }
     core.dispatcher.take_changes(&mut batch.groups);
 }

@@ -375,44 +375,13 @@ pub fn auth_headers<'a>(
         v.set_sensitive(true);
         map.insert(n, v);
     }
-    let auth = match (basic, bearer) {
-        (Some((user, password)), _) => {
-            use base64_engine::encode;
-            Some(format!("Basic {}", encode(format!("{user}:{password}").as_bytes())))
-        }
-        (None, Some(token)) => Some(format!("Bearer {token}")),
-        (None, None) => None,
-    };
-    if let Some(auth) = auth {
+    if let Some(auth) = crate::config::authorization(basic, bearer) {
         let mut v =
             HeaderValue::from_str(&auth).map_err(|_| "the credentials are not a valid header value".to_string())?;
         v.set_sensitive(true);
         map.insert(AUTHORIZATION, v);
     }
     Ok(map)
-}
-
-/// Standard base64 (RFC 4648, with padding), for basic auth: a dozen lines rather than a
-/// dependency.
-mod base64_engine {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    /// `bytes` in base64.
-    pub fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
-    }
 }
 
 fn request_error(e: reqwest::Error) -> QueryError {
@@ -530,15 +499,6 @@ mod tests {
         assert_eq!(h["x-scope-orgid"], "team-a");
         let h = auth_headers([], None, Some("t0k")).unwrap();
         assert_eq!(h["authorization"], "Bearer t0k");
-        for (input, want) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-        ] {
-            assert_eq!(base64_engine::encode(input.as_bytes()), want);
-        }
     }
 
     #[test]

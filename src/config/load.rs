@@ -430,7 +430,12 @@ fn receiver_endpoints(source: &Source, receiver: &ReceiverDef) -> Vec<Diagnostic
         diags.extend(validate::text_url(path, "webhook_url", &slack.webhook_url));
     }
     if let Some(am) = &receiver.alertmanager {
-        diags.extend(validate::text_url(path, "url", &am.url));
+        diags.extend(super::receivers::alertmanager_endpoints(
+            path,
+            &source.text,
+            am,
+            &receiver.name,
+        ));
     }
     diags
 }

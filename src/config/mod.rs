@@ -23,7 +23,7 @@ mod walk;
 
 pub use engine::{
     BasicAuth, DatasourceConfig, EngineConfig, LogSource, PushSource, QuerySource, RemoteWriteConfig, RemoteWriteSend,
-    ScrapeSource, SourcesConfig, SystemSource,
+    ScrapeSource, SourcesConfig, SystemSource, authorization,
 };
 pub use load::{
     AnyFile, FileKind, MAX_FILE_BYTES, Source, detect_kind, parse_any, parse_config, parse_receivers, parse_rules,

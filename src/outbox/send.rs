@@ -123,7 +123,8 @@ impl Transport {
             }
             (ReceiverKind::Alertmanager(a), Rendered::Json(body)) => {
                 let url = format!("{}/api/v2/alerts", a.url.trim_end_matches('/'));
-                self.post(&url, a.timeout, idempotency_key, body, &[], None).await
+                self.post(&url, a.timeout, idempotency_key, body, &a.headers, None)
+                    .await
             }
             (ReceiverKind::Email(e), Rendered::Email { subject, text, html }) => {
                 self.mail(&receiver.name, e, idempotency_key, subject, text, html).await

@@ -12,12 +12,18 @@
 //! body also posts the label set it knew with `endsAt` = the dispatch time, in the same
 //! request that starts the new one: it never holds two severities of one alert, and a
 //! resolve ends what it holds.
+//!
+//! A receiver with several `urls` (the peers of a cluster) becomes one delivery stream per
+//! peer ([`streams`]): each has its own outbox entries, retries and circuit breaker, so a
+//! peer that is down delays no other, and every peer gets every alert (the cluster
+//! de-duplicates). The body is the same for every peer.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Alertmanager, generator_url, rfc3339_go, to_json};
+use super::{Alertmanager, DEFAULT_RESEND_INTERVAL, DEFAULT_TIMEOUT, generator_url, rfc3339_go, to_json};
+use crate::config::AlertmanagerDef;
 use crate::message::{Dispatch, Status};
 
 /// How many resend intervals a firing alert is valid for (Prometheus' factor).
@@ -32,6 +38,56 @@ struct PostableAlert<'a> {
     ends_at: String,
     #[serde(rename = "generatorURL")]
     generator_url: String,
+}
+
+/// The delivery streams of the `alertmanager` receiver `name`: `(stream name, settings)`
+/// per URL. One URL keeps the receiver's name (so entries queued by an earlier release
+/// still find their receiver); several are named `name@host:port` (`name@1`, `name@2`, … in
+/// `urls` order when two share a host and port), the names the outbox, its metrics and
+/// `/api/v1/outbox` show. Credentials become an `Authorization` header.
+pub fn streams(name: &str, def: &AlertmanagerDef) -> Vec<(String, Alertmanager)> {
+    let mut headers: Vec<(String, String)> = def
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_string()))
+        .collect();
+    let basic = def
+        .basic_auth
+        .as_ref()
+        .map(|b| (b.username.expose(), b.password.expose()));
+    if let Some(auth) = crate::config::authorization(basic, def.bearer_token.as_ref().map(|t| t.expose())) {
+        headers.push(("Authorization".into(), auth));
+    }
+    let settings = |url: &str| Alertmanager {
+        url: url.to_string(),
+        timeout: def.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |d| d.0),
+        resend_interval: def.resend_interval.as_ref().map_or(DEFAULT_RESEND_INTERVAL, |d| d.0),
+        headers: headers.clone(),
+    };
+    let urls: Vec<&str> = def.all_urls().map(|u| u.expose()).collect();
+    if urls.len() <= 1 {
+        return urls.iter().map(|u| (name.to_string(), settings(u))).collect();
+    }
+    let hosts: Vec<Option<String>> = urls.iter().map(|u| host_port(u)).collect();
+    let distinct = hosts.iter().all(Option::is_some)
+        && hosts.iter().collect::<std::collections::BTreeSet<_>>().len() == hosts.len();
+    urls.iter()
+        .zip(&hosts)
+        .enumerate()
+        .map(|(i, (url, host))| {
+            let tag = match host {
+                Some(h) if distinct => h.clone(),
+                _ => (i + 1).to_string(),
+            };
+            (format!("{name}@{tag}"), settings(url))
+        })
+        .collect()
+}
+
+/// `host:port` of a URL (the scheme's port when it has none), without user info or path.
+fn host_port(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?))
 }
 
 /// The `POST /api/v2/alerts` body of `d` for Alertmanager receiver `a`.
@@ -85,6 +141,7 @@ mod tests {
             url: "http://am:9093".into(),
             timeout: Duration::from_secs(10),
             resend_interval: Duration::from_secs(60),
+            headers: Vec::new(),
         };
         let v: Value = serde_json::from_str(&body(&d, &am, "http://tocsin:9470")).unwrap();
         assert_eq!(
@@ -108,6 +165,67 @@ mod tests {
         );
     }
 
+    fn def(yaml: &str) -> AlertmanagerDef {
+        let file = crate::config::parse_receivers(
+            &crate::config::Source::from_text(
+                "r.yaml",
+                format!("receivers:\n  - name: am\n    alertmanager: {yaml}\n"),
+            )
+            .unwrap(),
+            &|name| (name == "AM_PASSWORD").then(|| "pw".to_string()),
+        )
+        .unwrap();
+        file.receivers[0].alertmanager.clone().unwrap()
+    }
+
+    #[test]
+    fn each_peer_of_a_cluster_is_a_stream_of_its_own() {
+        let one = streams("am", &def("{ url: 'http://am:9093' }"));
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].0, "am", "one URL keeps the receiver's name");
+        let two = streams(
+            "am",
+            &def(
+                "{ urls: ['http://a:9093', 'http://b:9094/'], headers: { X-Scope-OrgID: t }, basic_auth: { username: u, password: '${AM_PASSWORD}' } }",
+            ),
+        );
+        let names: Vec<&str> = two.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["am@a:9093", "am@b:9094"]);
+        assert_eq!(two[1].1.url, "http://b:9094/");
+        assert_eq!(
+            two[0].1.headers,
+            [
+                ("X-Scope-OrgID".to_string(), "t".to_string()),
+                ("Authorization".to_string(), "Basic dTpwdw==".to_string())
+            ]
+        );
+        let same_host = streams("am", &def("{ urls: ['http://m:80/a', 'http://m/b'] }"));
+        let names: Vec<&str> = same_host.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["am@1", "am@2"]);
+    }
+
+    #[test]
+    fn url_and_urls_are_exclusive_and_one_is_needed() {
+        let parse = |yaml: &str| {
+            crate::config::parse_receivers(
+                &crate::config::Source::from_text(
+                    "r.yaml",
+                    format!("receivers:\n  - name: am\n    alertmanager: {yaml}\n"),
+                )
+                .unwrap(),
+                &|_| None,
+            )
+        };
+        let both = parse("{ url: 'http://a', urls: ['http://b'] }").unwrap_err();
+        assert!(both[0].message.contains("not both"), "{both:?}");
+        let none = parse("{ resend_interval: 1m }").unwrap_err();
+        assert!(none[0].message.contains("needs `url` or `urls`"), "{none:?}");
+        let bad = parse("{ urls: ['http://a', 'ftp://b'] }").unwrap_err();
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        let auth = parse("{ url: 'http://a', bearer_token: x, basic_auth: { username: u, password: p } }").unwrap_err();
+        assert!(auth[0].message.contains("not both"), "{auth:?}");
+    }
+
     #[test]
     fn a_severity_change_ends_the_label_set_alertmanager_knew() {
         let mut escalated = firing(1, "HighCpu", "critical", &[("host", "a")]);
@@ -117,6 +235,7 @@ mod tests {
             url: "http://am:9093".into(),
             timeout: Duration::from_secs(10),
             resend_interval: Duration::from_secs(60),
+            headers: Vec::new(),
         };
         let v: Value = serde_json::from_str(&body(&d, &am, "http://tocsin:9470")).unwrap();
         let v = v.as_array().unwrap();

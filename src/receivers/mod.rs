@@ -51,12 +51,24 @@ pub struct Receivers {
     pub list: Vec<Receiver>,
     /// Compiled `title`/`text`/`subject` templates.
     pub templates: Templates,
+    /// Receivers delivered to as several streams (an `alertmanager` receiver with several
+    /// `urls`): the receiver's name → its streams' names in `list`.
+    pub peers: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Receivers {
     /// The receiver called `name`.
     pub fn get(&self, name: &str) -> Option<&Receiver> {
         self.list.iter().find(|r| r.name == name)
+    }
+
+    /// The delivery streams of the receiver routes call `name`: its peers' streams, or the
+    /// receiver itself. Each gets its own outbox entry of every message.
+    pub fn streams<'a>(&'a self, name: &str) -> Vec<&'a Receiver> {
+        match self.peers.get(name) {
+            Some(peers) => peers.iter().filter_map(|p| self.get(p)).collect(),
+            None => self.get(name).into_iter().collect(),
+        }
     }
 
     /// Compiles parsed receiver files (already validated by `check`): defaults applied,
@@ -73,8 +85,21 @@ impl Receivers {
                 if out.get(def.name.expose()).is_some() {
                     continue;
                 }
-                if let Some(r) = compile_one(def, &mut out.templates) {
-                    out.list.push(r);
+                let Some(r) = compile_one(def, &mut out.templates) else {
+                    continue;
+                };
+                match &def.alertmanager {
+                    Some(am) if am.all_urls().count() > 1 => {
+                        let streams = alertmanager::streams(&r.name, am);
+                        let names = streams.iter().map(|(n, _)| n.clone()).collect();
+                        out.peers.insert(r.name.clone(), names);
+                        out.list.extend(streams.into_iter().map(|(name, a)| Receiver {
+                            name,
+                            kind: ReceiverKind::Alertmanager(a),
+                            ..r.clone()
+                        }));
+                    }
+                    _ => out.list.push(r),
                 }
             }
         }
@@ -119,11 +144,9 @@ fn compile_one(def: &ReceiverDef, templates: &mut Templates) -> Option<Receiver>
     } else if def.console.is_some() {
         ReceiverKind::Console
     } else if let Some(a) = &def.alertmanager {
-        ReceiverKind::Alertmanager(Alertmanager {
-            url: a.url.expose().to_string(),
-            timeout: dur(&a.timeout, DEFAULT_TIMEOUT),
-            resend_interval: dur(&a.resend_interval, DEFAULT_RESEND_INTERVAL),
-        })
+        // Its first URL; `compile` splits a cluster into one stream per peer.
+        let (_, settings) = alertmanager::streams(def.name.expose(), a).into_iter().next()?;
+        ReceiverKind::Alertmanager(settings)
     } else {
         // The loader rejects a receiver without a kind; nothing could be sent to it.
         return None;
@@ -423,6 +446,9 @@ pub struct Alertmanager {
     pub timeout: Duration,
     /// Firing alerts are re-sent this often while they fire, as Alertmanager expects.
     pub resend_interval: Duration,
+    /// Extra request headers, `Authorization` from the credentials included (values may be
+    /// secrets: never logged).
+    pub headers: Vec<(String, String)>,
 }
 
 /// A dispatch formatted for its receiver: what the outbox stores and sends.
