@@ -193,6 +193,8 @@ pub struct Shared {
     pub dispatch_wake: tokio::sync::Notify,
     /// Whether each query of the `query` sources works (`/metrics`).
     pub query_health: Arc<crate::sources::query::Health>,
+    /// The remote-write endpoints, their queues and counters.
+    pub remote_write: crate::remote_write::Writers,
 }
 
 /// The mutable heart: engine, series and the running policy.
@@ -414,6 +416,20 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         receivers,
         dispatched_at: Timestamp(0),
     };
+    let remote_write = crate::remote_write::Writers {
+        endpoints: loaded
+            .cfg
+            .remote_write
+            .iter()
+            .filter_map(|rw| match crate::remote_write::Endpoint::new(rw, &loaded.cfg) {
+                Ok(e) => Some(Arc::new(e)),
+                Err(e) => {
+                    tracing::error!("remote write: {e}");
+                    None
+                }
+            })
+            .collect(),
+    };
     let shared = Arc::new(Shared {
         loaded,
         dry_run,
@@ -431,6 +447,7 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         outbox,
         dispatch_wake: tokio::sync::Notify::new(),
         query_health: Arc::default(),
+        remote_write,
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
     shared
@@ -1237,6 +1254,7 @@ fn spawn_sources(shared: &Arc<Shared>) {
         }
     }
     spawn_queries(shared);
+    spawn_remote_write(shared);
     for l in &cfg.logs {
         let patterns: Vec<(String, String)> = l
             .patterns
@@ -1279,6 +1297,21 @@ fn spawn_queries(shared: &Arc<Shared>) {
             }
             Err(e) => tracing::error!("query source: {e}"),
         }
+    }
+}
+
+/// One sending task per remote-write endpoint; it samples the core for a moment per tick.
+fn spawn_remote_write(shared: &Arc<Shared>) {
+    if shared.dry_run {
+        return;
+    }
+    for endpoint in &shared.remote_write.endpoints {
+        let (me, sel) = (Arc::clone(shared), endpoint.selection().clone());
+        let collect: crate::remote_write::Collect = Box::new(move |from, to, out| {
+            let core = me.core();
+            crate::remote_write::snapshot(&core.engine, &core.series, &core.policy.rules, from, to, &sel, out);
+        });
+        tokio::spawn(crate::remote_write::run(Arc::clone(endpoint), collect, now));
     }
 }
 

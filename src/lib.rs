@@ -20,6 +20,7 @@ pub mod message;
 pub mod outbox;
 pub mod receivers;
 pub mod reload;
+pub mod remote_write;
 pub mod route;
 pub mod rules;
 pub mod ruletest;
