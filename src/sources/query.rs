@@ -312,7 +312,12 @@ pub async fn run(entry: QueryEntry, health: Arc<Health>, sink: Sink, clock: fn()
             health.set(&entry.datasource.name, &q.local, outcome.is_ok());
             let line = gates[i].outcome(outcome.is_ok(), clock());
             match outcome {
-                Ok(series) => {
+                Ok(mut series) => {
+                    // Stored at the instant asked for (which is what Prometheus answers
+                    // with), so a datasource's clock skew cannot reorder the windows.
+                    for x in series.iter_mut().flat_map(|s| s.samples.iter_mut()) {
+                        x.t = at;
+                    }
                     let mut fresh = Vec::new();
                     samples_of(&q.local, series, &mut fresh);
                     exposed[i].scraped(&fresh, at, &mut samples);
