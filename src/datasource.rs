@@ -11,7 +11,6 @@
 //! texts never contain the URL or header values: both may hold secrets.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -138,17 +137,64 @@ struct Data<'a> {
 #[derive(Deserialize)]
 struct InstantItem<'a> {
     #[serde(default, borrow)]
-    metric: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    metric: Pairs<'a>,
     #[serde(borrow)]
-    value: (f64, Cow<'a, str>),
+    value: (f64, Str<'a>),
 }
 
 #[derive(Deserialize)]
 struct RangeItem<'a> {
     #[serde(default, borrow)]
-    metric: BTreeMap<Cow<'a, str>, Cow<'a, str>>,
+    metric: Pairs<'a>,
     #[serde(borrow)]
-    values: Vec<(f64, Cow<'a, str>)>,
+    values: Vec<(f64, Str<'a>)>,
+}
+
+/// A string borrowed from the body unless it has escapes: a 1,000-series answer then costs
+/// no allocation per label before the labels are built.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Cow<'de, str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Cow::Borrowed(v))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Cow::Owned(v.to_string()))
+            }
+        }
+        d.deserialize_str(V).map(Str)
+    }
+}
+
+/// A `metric` object as its pairs, in body order (`Labels` sorts them).
+#[derive(Default)]
+struct Pairs<'a>(Vec<(Str<'a>, Str<'a>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Pairs<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of label names and values")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+                let mut pairs = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some(pair) = m.next_entry()? {
+                    pairs.push(pair);
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 /// The `data.result` of a successful answer of `expected` type.
@@ -172,17 +218,18 @@ fn result<'a>(body: &'a [u8], expected: &'static str) -> Result<&'a str, QueryEr
     Ok(data.result.get())
 }
 
-fn labels(metric: &BTreeMap<Cow<'_, str>, Cow<'_, str>>) -> Labels {
+fn labels(metric: &Pairs<'_>) -> Labels {
     Labels::from_pairs(
         metric
+            .0
             .iter()
-            .filter(|(k, _)| k.as_ref() != "__name__")
-            .map(|(k, v)| (k.as_ref(), v.as_ref())),
+            .filter(|(k, _)| k.0 != "__name__")
+            .map(|(k, v)| (k.0.as_ref(), v.0.as_ref())),
     )
 }
 
 /// A sample from the API's `[<unix seconds>, "<value>"]`.
-fn sample(labels: &Labels, (t, v): &(f64, Cow<'_, str>)) -> Result<Sample, QueryError> {
+fn sample(labels: &Labels, (t, Str(v)): &(f64, Str<'_>)) -> Result<Sample, QueryError> {
     let value = v
         .parse::<f64>()
         .map_err(|_| QueryError::Json(format!("`{v}` is not a number")))?;

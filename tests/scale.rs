@@ -480,3 +480,83 @@ fn a_replica_pair_feeding_an_alertmanager_cluster_notifies_once_and_survives_los
         am_notifications(&hook)
     );
 }
+
+/// The samples of one remote-write request body: `(metric name, value)`.
+fn written(body: &[u8]) -> Vec<(String, f64)> {
+    let raw = snap::raw::Decoder::new().decompress_vec(body).expect("snappy");
+    let req: tocsin::remote_write::WriteRequest = prost::Message::decode(raw.as_slice()).expect("protobuf");
+    req.timeseries
+        .iter()
+        .flat_map(|ts| {
+            let name = ts
+                .labels
+                .iter()
+                .find(|l| l.name == "__name__")
+                .map(|l| l.value.clone())
+                .unwrap_or_default();
+            ts.samples.iter().map(move |s| (name.clone(), s.value))
+        })
+        .collect()
+}
+
+#[test]
+fn remote_write_retries_server_errors_refuses_nothing_twice_and_a_dead_endpoint_blocks_nothing() {
+    let rw = Recorder::start();
+    rw.script("/flaky", &[503, 503, 429]);
+    rw.script("/refuse", &[400; 500]);
+    let dead = free_port();
+    let config = format!(
+        "remote_write:\n  - {{ url: \"{}\", interval: 1s }}\n  - {{ url: \"{}\", interval: 1s, send: [recorded] }}\n  - {{ url: \"http://127.0.0.1:{dead}/api/v1/write\", interval: 1s, queue_capacity: 5, timeout: 200ms }}\nsources:\n  system: ~\n  push: {{ enabled: true }}\n",
+        rw.url("/flaky"),
+        rw.url("/refuse")
+    );
+    let rules = "      - record: doubled\n        expr: v * 2\n      - alert: High\n        expr: v\n        tiers: [{ severity: warning, above: 5 }]\n";
+    let env = home(&config, "", rules);
+    let d = env.spawn(&[]);
+    d.push("v 10\n");
+    // Delivery and evaluation go on while one endpoint is down and another refuses.
+    d.wait_stdout("High", S10);
+    let ok = rw.wait_ok("/flaky", 1, S30);
+    let statuses: Vec<u16> = rw.requests("/flaky").iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..4], [503, 503, 429, 200], "retried until accepted");
+    let first = rw.requests("/flaky");
+    assert_eq!(first[0].body, first[3].body, "the same batch, retried");
+    assert_eq!(ok[0].header("content-encoding"), Some("snappy"));
+    let samples = written(&ok[0].body);
+    assert!(samples.contains(&("doubled".to_string(), 20.0)), "{samples:?}");
+    assert!(samples.iter().any(|(n, _)| n == "ALERTS"), "{samples:?}");
+    let counter = |family: &str, path: &str| {
+        d.metric(&format!("{family}{{url=\"{}\"}}", rw.url(path)))
+            .unwrap_or(0.0)
+    };
+    wait_for(S10, || {
+        (counter("tocsin_remote_write_samples_failed_total", "/refuse") >= 2.0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("nothing failed; stderr:\n{}", d.stderr()));
+    assert_eq!(counter("tocsin_remote_write_samples_sent_total", "/refuse"), 0.0);
+    let refused = rw.requests("/refuse");
+    let mut bodies: Vec<&Vec<u8>> = refused.iter().map(|r| &r.body).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), refused.len(), "a 400 is never retried");
+    assert!(
+        refused
+            .iter()
+            .all(|r| written(&r.body).iter().all(|(n, _)| n == "doubled")),
+        "send: [recorded] sends no ALERTS"
+    );
+    // The dead endpoint's queue stays bounded; what it drops is counted.
+    let dead_url = format!("http://127.0.0.1:{dead}/api/v1/write");
+    wait_for(S30, || {
+        (d.metric(&format!(
+            "tocsin_remote_write_samples_dropped_total{{url=\"{dead_url}\"}}"
+        ))? > 0.0)
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("nothing dropped:\n{}", d.get("/metrics").body));
+    let queued = d
+        .metric(&format!("tocsin_remote_write_queue_samples{{url=\"{dead_url}\"}}"))
+        .unwrap();
+    assert!(queued <= 5.0, "{queued}");
+    assert!(counter("tocsin_remote_write_samples_sent_total", "/flaky") >= 3.0);
+}
