@@ -492,7 +492,7 @@ mod tests {
     fn every_unusable_answer_is_its_own_error() {
         let not_json = decode_instant(b"<html>oops</html>", 10).unwrap_err();
         assert!(matches!(not_json, QueryError::Json(_)), "{not_json:?}");
-        let cut = decode_instant(vector(r#"{"metric":{},"value":[1,"1"]}"#)[..40].as_bytes(), 10).unwrap_err();
+        let cut = decode_instant(&vector(r#"{"metric":{},"value":[1,"1"]}"#).as_bytes()[..40], 10).unwrap_err();
         assert!(matches!(cut, QueryError::Json(_)), "{cut:?}");
         let api = decode_instant(
             br#"{"status":"error","errorType":"bad_data","error":"parse error at char 3"}"#,

@@ -154,7 +154,10 @@ fn every_receiver_kind_parses() {
     assert!(file.receivers[0].console.is_some());
     let am = &file.receivers[1];
     assert_eq!(am.send_resolved, Some(false));
-    assert_eq!(am.alertmanager.as_ref().unwrap().url.expose(), "http://127.0.0.1:9093");
+    assert_eq!(
+        am.alertmanager.as_ref().unwrap().url.as_ref().unwrap().expose(),
+        "http://127.0.0.1:9093"
+    );
     assert_eq!(
         file.receivers[2].webhook.as_ref().unwrap().format,
         Some(WebhookFormat::Native)

@@ -281,7 +281,7 @@ pub(super) fn alertmanager_endpoints(path: &str, text: &str, am: &AlertmanagerDe
     for url in am.all_urls() {
         diags.extend(super::validate::text_url(path, key, url));
     }
-    if am.url.is_some() == !am.urls.is_empty() {
+    if am.url.is_some() != am.urls.is_empty() {
         diags.push(
             Diagnostic::error(
                 path,
