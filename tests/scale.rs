@@ -275,7 +275,7 @@ fn a_restarted_replica_resumes_its_for_timer_and_windows_at_once() {
         return;
     };
     // A `for` that is mostly over when the daemon restarts, and a window the backfill fills.
-    let rules = "      - alert: Sustained\n        expr: app_load\n        tiers: [{ severity: warning, above: 50, for: 20s }]\n      - record: load_samples\n        expr: count_over_time(app_load, \"10s\")\n";
+    let rules = "      - alert: Sustained\n        expr: app_load\n        tiers: [{ severity: warning, above: 50, for: 20s }]\n      - record: load_samples\n        expr: count_over_time(app_load, \"20s\")\n";
     let config = format!(
         "datasources:\n  - {{ name: prom, url: \"{}\" }}\nsources:\n  system: ~\n  query:\n    - datasource: prom\n      interval: 1s\n      series:\n        app_load: 'app_load'\n",
         prom.url()
@@ -283,17 +283,19 @@ fn a_restarted_replica_resumes_its_for_timer_and_windows_at_once() {
     let env = home(&config, "", rules);
     // Prometheus has scraped for a while before tocsin first starts.
     let scraped = wait_for(S30, || {
-        (!prom_query(prom.port, "count_over_time(app_load[10s]) >= 8").is_empty()).then_some(())
+        (!prom_query(prom.port, "count_over_time(app_load[20s]) >= 16").is_empty()).then_some(())
     });
     assert!(scraped.is_some(), "prometheus never scraped the exposition");
     let d = env.spawn(&[]);
     d.wait_alert("Sustained", "pending", S30);
     let pending_at = Instant::now();
-    // The first evaluation already sees the backfilled window, not one sample.
+    // The first evaluation already sees the backfilled window, not the one or two samples
+    // of its own first ticks (a loaded machine may leave a few seconds between the
+    // backfill's end and that evaluation).
     let first = wait_for(S10, || d.metric_line("load_samples"))
         .unwrap_or_else(|| panic!("no recorded value; stderr:\n{}", d.stderr()));
     let n: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(n >= 8.0, "the window was not backfilled: {first}");
+    assert!(n >= 10.0, "the window was not backfilled: {first}");
     // Most of the `for`, then a restart.
     wait_for(Duration::from_secs(16), || {
         (pending_at.elapsed() >= Duration::from_secs(14)).then_some(())
