@@ -753,6 +753,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
         }
     }
     s.outbox.render_metrics(&mut out);
+    s.query_health.render_metrics(&mut out);
+    s.remote_write.render_metrics(&mut out);
     write_family(
         &mut out,
         "tocsin_template_errors_total",

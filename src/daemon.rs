@@ -66,6 +66,9 @@ pub struct Loaded {
     pub cfg: EngineConfig,
     /// The config file's folder, or the working directory.
     pub base: PathBuf,
+    /// The config file as named (log lines about its keys name it), `tocsin.yaml` when
+    /// there is none.
+    pub file: String,
 }
 
 impl Loaded {
@@ -102,6 +105,7 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
         return Ok(Loaded {
             cfg: EngineConfig::default(),
             base: PathBuf::from("."),
+            file: "tocsin.yaml".into(),
         });
     };
     let src = reload::read_source(&file).map_err(|d| vec![d])?;
@@ -111,7 +115,8 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
         .map(Path::to_path_buf)
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| ".".into());
-    Ok(Loaded { cfg, base })
+    let file = file.display().to_string();
+    Ok(Loaded { cfg, base, file })
 }
 
 /// Per-rule evaluation health, for `/api/v1/rules`.
@@ -180,6 +185,10 @@ pub struct Shared {
     pub outbox: Arc<Outbox>,
     /// Wakes the dispatch timer when a group's timers may have moved earlier.
     pub dispatch_wake: tokio::sync::Notify,
+    /// Whether each query of the `query` sources works (`/metrics`).
+    pub query_health: Arc<crate::sources::query::Health>,
+    /// The remote-write endpoints, their queues and counters.
+    pub remote_write: crate::remote_write::Writers,
 }
 
 /// The mutable heart: the pipeline (engine, series, routing, receivers, silences) and the
@@ -402,6 +411,20 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         policy,
         reload_error: None,
     };
+    let remote_write = crate::remote_write::Writers {
+        endpoints: loaded
+            .cfg
+            .remote_write
+            .iter()
+            .filter_map(|rw| match crate::remote_write::Endpoint::new(rw, &loaded.cfg) {
+                Ok(e) => Some(Arc::new(e)),
+                Err(e) => {
+                    tracing::error!("remote write: {e}");
+                    None
+                }
+            })
+            .collect(),
+    };
     let shared = Arc::new(Shared {
         loaded,
         dry_run,
@@ -418,6 +441,8 @@ fn start(config: Option<&Path>, dry_run: bool) -> Result<(Arc<Shared>, mpsc::Rec
         actions: runner,
         outbox,
         dispatch_wake: tokio::sync::Notify::new(),
+        query_health: Arc::default(),
+        remote_write,
     });
     shared.metrics.reload_ok.store(true, Ordering::Relaxed);
     shared
@@ -698,7 +723,17 @@ fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
             .unwrap_or(cfg.evaluation_interval.value.0)
     });
     let logs = (!s.logs.is_empty()).then_some(LOG_POLL);
-    system.into_iter().chain(scrape).chain(logs).fold(every, Duration::max)
+    let query = s.query.iter().map(|q| {
+        q.interval
+            .as_ref()
+            .map_or(cfg.evaluation_interval.value.0, |d| d.value.0)
+    });
+    system
+        .into_iter()
+        .chain(scrape)
+        .chain(logs)
+        .chain(query)
+        .fold(every, Duration::max)
 }
 
 /// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
@@ -1139,6 +1174,8 @@ fn spawn_sources(shared: &Arc<Shared>) {
             Err(e) => tracing::error!("scrape target {}: {e}", s.name.expose()),
         }
     }
+    spawn_queries(shared);
+    spawn_remote_write(shared);
     for l in &cfg.logs {
         let patterns: Vec<(String, String)> = l
             .patterns
@@ -1151,6 +1188,51 @@ fn spawn_sources(shared: &Arc<Shared>) {
             }
             Err(e) => tracing::error!("log source {}: {e}", l.path.expose()),
         }
+    }
+}
+
+/// One task per `query` entry; its samples go through [`Shared::ingest`].
+fn spawn_queries(shared: &Arc<Shared>) {
+    let cfg = &shared.loaded.cfg;
+    let datasources: Vec<_> = cfg
+        .datasources
+        .iter()
+        .filter_map(|d| match crate::datasource::Datasource::new(d) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::error!("datasource {}: {e}", d.name.expose());
+                None
+            }
+        })
+        .collect();
+    let rules = Arc::clone(&shared.core().policy.rules);
+    for q in &cfg.sources.query {
+        match crate::sources::query::QueryEntry::new(q, &shared.loaded.file, cfg, &datasources, &rules) {
+            Ok(entry) => {
+                let me = Arc::clone(shared);
+                let sink: crate::sources::query::Sink = Box::new(move |source, max, samples, t| {
+                    me.ingest(source, max as u32, samples, t);
+                });
+                let health = Arc::clone(&shared.query_health);
+                tokio::spawn(crate::sources::query::run(entry, health, sink, now));
+            }
+            Err(e) => tracing::error!("query source: {e}"),
+        }
+    }
+}
+
+/// One sending task per remote-write endpoint; it samples the core for a moment per tick.
+fn spawn_remote_write(shared: &Arc<Shared>) {
+    if shared.dry_run {
+        return;
+    }
+    for endpoint in &shared.remote_write.endpoints {
+        let (me, sel) = (Arc::clone(shared), endpoint.selection().clone());
+        let collect: crate::remote_write::Collect = Box::new(move |from, to, out| {
+            let core = me.core();
+            crate::remote_write::snapshot(&core.engine, &core.series, &core.policy.rules, from, to, &sel, out);
+        });
+        tokio::spawn(crate::remote_write::run(Arc::clone(endpoint), collect, now));
     }
 }
 

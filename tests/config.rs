@@ -169,7 +169,10 @@ fn every_receiver_kind_parses() {
     assert!(matches!(file.receivers[0].kind, ReceiverKindDef::Console(_)));
     let am = &file.receivers[1];
     assert_eq!(am.send_resolved, Some(false));
-    assert_eq!(alertmanager_of(am).url.expose(), "http://127.0.0.1:9093");
+    assert_eq!(
+        alertmanager_of(am).url.as_ref().unwrap().expose(),
+        "http://127.0.0.1:9093"
+    );
     assert_eq!(webhook_of(&file.receivers[2]).format, Some(WebhookFormat::Native));
     assert_eq!(email_of(&file.receivers[3]).smtp.tls, Some(TlsMode::Tls));
     let matchers = &file.routes[0].r#match;

@@ -44,7 +44,8 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
         let parsed = config::parse_any(src, env).map(|file| match file {
             AnyFile::Rules(f) => rule_files.push((src.path().to_string(), f)),
             AnyFile::Receivers(f) => receiver_files.push((src.path().to_string(), f)),
-            AnyFile::Config(_) => {}
+            // The PromQL of query sources is the datasource's language: parsed here, offline.
+            AnyFile::Config(c) => diags.extend(crate::promql::query_sources(src.path(), &c)),
             AnyFile::Test(t) => diags.extend(ruletest::validate(src.path(), &t, load)),
         });
         if let Err(d) = parsed {
@@ -70,7 +71,7 @@ pub fn validate(sources: &[Source], env: &dyn Fn(&str) -> Option<String>, load: 
             for g in &file.groups {
                 for r in &g.rules {
                     for n in &r.notify {
-                        if receivers.get(n.value.as_str()).is_none() {
+                        if receivers.named(n.value.as_str()).is_none() {
                             diags.push(Diagnostic::error(
                                 path,
                                 n.line(),

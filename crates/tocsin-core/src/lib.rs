@@ -20,6 +20,7 @@ pub mod history;
 pub mod message;
 pub mod pipeline;
 pub mod policy;
+pub mod promql;
 pub mod push_json;
 pub mod receivers;
 pub mod route;

@@ -362,7 +362,9 @@ impl Pipeline {
         let first = fx.dispatches.len();
         self.dispatcher.flush(now, &self.silences, &mut fx.dispatches);
         for d in &fx.dispatches[first..] {
-            let Some(r) = self.receivers.get(&d.receiver) else {
+            // A cluster's peers are streams of their own, each with the same body.
+            let streams = self.receivers.streams(&d.receiver);
+            let Some(r) = streams.first().copied() else {
                 fx.undeliverable
                     .push((d.receiver.clone(), "the receiver is not defined".to_string()));
                 continue;
@@ -378,13 +380,15 @@ impl Pipeline {
                     continue;
                 }
             };
-            fx.batch.outbox.push(NewOutboxEntry {
-                receiver: d.receiver.clone(),
-                idempotency_key: d.idempotency_key.clone(),
-                group_key: d.group_key.clone(),
-                payload,
-                created_ms: now.0,
-            });
+            for stream in &streams {
+                fx.batch.outbox.push(NewOutboxEntry {
+                    receiver: stream.name.clone(),
+                    idempotency_key: d.idempotency_key.clone(),
+                    group_key: d.group_key.clone(),
+                    payload: payload.clone(),
+                    created_ms: now.0,
+                });
+            }
         }
         self.dispatcher.take_changes(&mut fx.batch.groups);
     }

@@ -48,9 +48,16 @@ pub fn compile(files: &[(String, ReceiverFile)], notified: &BTreeSet<String>) ->
     // Time intervals first: routes name them.
     diagnostics.extend(intervals::check_files(files));
     routing.intervals = intervals::Intervals::compile(files);
-    for r in &receivers.list {
+    // Routing sees receivers by the names routes use: a cluster's streams are one receiver.
+    let names = receivers
+        .list
+        .iter()
+        .map(|r| r.name.as_str())
+        .chain(receivers.peers.keys().map(String::as_str));
+    for name in names {
+        let Some(r) = receivers.named(name) else { continue };
         routing.add_receiver(
-            r.name.clone(),
+            name.to_string(),
             ReceiverPolicy {
                 send_resolved: r.send_resolved,
                 resend: r.kind.resend(),
@@ -76,7 +83,7 @@ pub fn compile(files: &[(String, ReceiverFile)], notified: &BTreeSet<String>) ->
     for (path, file) in files {
         for def in &file.receivers {
             let name = def.name.expose();
-            if !reached.contains(name) && receivers.get(name).is_some() {
+            if !reached.contains(name) && receivers.named(name).is_some() {
                 diagnostics.push(
                     Diagnostic::warning(
                         path,
@@ -111,7 +118,7 @@ fn route_receivers<'a>(
     let mut found = Vec::new();
     for name in &route.receivers {
         let name_s = name.expose();
-        if receivers.get(name_s).is_some() {
+        if receivers.named(name_s).is_some() {
             found.push(name_s);
             continue;
         }

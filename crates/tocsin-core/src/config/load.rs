@@ -413,6 +413,14 @@ fn receiver_endpoints(source: &Source, receiver: &ReceiverDef) -> Vec<Diagnostic
             diags.extend(validate::header(path, name, value.expose(), value.is_secret(), at));
         }
     }
+    if let ReceiverKindDef::Alertmanager(am) = &receiver.kind {
+        diags.extend(super::receivers::alertmanager_endpoints(
+            path,
+            &source.text,
+            am,
+            &receiver.name,
+        ));
+    }
     diags
 }
 
@@ -437,6 +445,7 @@ pub fn parse_config(source: &Source, env: Env<'_>) -> Parsed<EngineConfig> {
         &source.path,
         &config.history_resolution,
     ));
+    diags.extend(super::engine::validate_scale(&source.path, &source.text, &config));
     if diags.is_empty() { Ok(config) } else { Err(diags) }
 }
 

@@ -22,7 +22,10 @@ mod validate;
 mod value;
 mod walk;
 
-pub use engine::{EngineConfig, LogSource, PushSource, ScrapeSource, SourcesConfig, SystemSource};
+pub use engine::{
+    BasicAuth, DatasourceConfig, EngineConfig, LogSource, PushSource, QuerySource, RemoteWriteConfig, RemoteWriteSend,
+    ScrapeSource, SourcesConfig, SystemSource, authorization,
+};
 pub use intervals::{TimeIntervalDef, TimeRangeDef, TimesDef};
 pub use load::{
     AnyFile, FileKind, MAX_FILE_BYTES, Source, detect_kind, parse_any, parse_config, parse_receivers, parse_rules,

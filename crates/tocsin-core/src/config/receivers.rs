@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::intervals::TimeIntervalDef;
 use super::value::{Dur, MatchValue, Sp, Text};
+use crate::diag::Diagnostic;
 
 /// A receivers file: receivers, routes and inhibit rules.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
@@ -112,7 +113,8 @@ impl ReceiverKindDef {
         match self {
             ReceiverKindDef::Webhook(w) => vec![("url", &w.url)],
             ReceiverKindDef::Slack(s) => vec![("webhook_url", &s.webhook_url)],
-            ReceiverKindDef::Alertmanager(a) => vec![("url", &a.url)],
+            // Checked with the rest of its endpoints: `alertmanager_endpoints`.
+            ReceiverKindDef::Alertmanager(_) => Vec::new(),
             ReceiverKindDef::Pagerduty(p) => p.url.iter().map(|u| ("url", u)).collect(),
             ReceiverKindDef::Msteams(t) => vec![("webhook_url", &t.webhook_url)],
             ReceiverKindDef::Email(_) | ReceiverKindDef::Console(_) => Vec::new(),
@@ -354,12 +356,27 @@ pub enum TlsMode {
 #[serde(deny_unknown_fields)]
 pub struct ConsoleDef {}
 
-/// Alertmanager receiver.
+/// Alertmanager receiver: one Alertmanager (`url`) or every peer of a cluster (`urls`).
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertmanagerDef {
-    /// Base URL of the Alertmanager.
-    pub url: Text,
+    /// Base URL of one Alertmanager (give this or `urls`).
+    #[serde(default)]
+    pub url: Option<Text>,
+    /// Base URLs of every peer of an Alertmanager cluster: each gets every alert, as its
+    /// own delivery stream with its own retries and circuit breaker, so a dead peer delays
+    /// no other (give this or `url`).
+    #[serde(default)]
+    pub urls: Vec<Text>,
+    /// Extra request headers, e.g. `X-Scope-OrgID` for a multi-tenant Mimir Alertmanager.
+    #[serde(default)]
+    pub headers: BTreeMap<String, Text>,
+    /// Sent as `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub bearer_token: Option<Text>,
+    /// HTTP basic authentication.
+    #[serde(default)]
+    pub basic_auth: Option<super::BasicAuth>,
     /// Request time limit.
     #[serde(default)]
     pub timeout: Option<Sp<Dur>>,
@@ -488,4 +505,47 @@ pub struct InhibitDef {
     /// Labels that must be equal in source and target.
     #[serde(default)]
     pub equal: Vec<Text>,
+}
+
+impl AlertmanagerDef {
+    /// The configured URLs: `url`, then `urls`.
+    pub fn all_urls(&self) -> impl Iterator<Item = &Text> {
+        self.url.iter().chain(&self.urls)
+    }
+}
+
+/// Checks of an `alertmanager` receiver at `at` (its name): exactly one of `url` and
+/// `urls` (non-empty), every URL absolute http(s), headers the HTTP client takes, at most
+/// one of `bearer_token` and `basic_auth`.
+pub(super) fn alertmanager_endpoints(path: &str, text: &str, am: &AlertmanagerDef, at: &Text) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    let key = if am.url.is_some() { "url" } else { "urls" };
+    for url in am.all_urls() {
+        diags.extend(super::validate::text_url(path, key, url));
+    }
+    if am.url.is_some() != am.urls.is_empty() {
+        diags.push(
+            Diagnostic::error(
+                path,
+                at.line(),
+                at.column(),
+                "alertmanager-url",
+                if am.url.is_some() {
+                    "give `url` or `urls`, not both"
+                } else {
+                    "an `alertmanager` receiver needs `url` or `urls`"
+                },
+            )
+            .with_hint("`urls: [http://am-1:9093, http://am-2:9093]` sends to every peer of a cluster"),
+        );
+    }
+    diags.extend(super::engine::endpoint_auth(
+        path,
+        text,
+        &am.headers,
+        &am.basic_auth,
+        &am.bearer_token,
+        at,
+    ));
+    diags
 }

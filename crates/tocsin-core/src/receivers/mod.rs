@@ -65,12 +65,30 @@ pub struct Receivers {
     pub list: Vec<Receiver>,
     /// Compiled receiver templates (`title`, `text`, `subject`, `summary`, …).
     pub templates: Templates,
+    /// Receivers delivered to as several streams (an `alertmanager` receiver with several
+    /// `urls`): the receiver's name → its streams' names in `list`.
+    pub peers: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Receivers {
     /// The receiver called `name`.
     pub fn get(&self, name: &str) -> Option<&Receiver> {
         self.list.iter().find(|r| r.name == name)
+    }
+
+    /// The receiver routes and `notify:` call `name`: itself, or for a receiver delivered
+    /// as several streams, its first stream (they share every setting but the URL).
+    pub fn named(&self, name: &str) -> Option<&Receiver> {
+        self.get(name).or_else(|| self.streams(name).into_iter().next())
+    }
+
+    /// The delivery streams of the receiver routes call `name`: its peers' streams, or the
+    /// receiver itself. Each gets its own outbox entry of every message.
+    pub fn streams<'a>(&'a self, name: &str) -> Vec<&'a Receiver> {
+        match self.peers.get(name) {
+            Some(peers) => peers.iter().filter_map(|p| self.get(p)).collect(),
+            None => self.get(name).into_iter().collect(),
+        }
     }
 
     /// Compiles the receivers of parsed receiver files, reporting into `diagnostics` what
@@ -94,7 +112,19 @@ impl Receivers {
                 }
                 defined.push((name, path, def.name.line(), def.name.column()));
                 let receiver = Compiler::new(path, &mut out.templates, diagnostics).receiver(def);
-                out.list.push(receiver);
+                match &def.kind {
+                    ReceiverKindDef::Alertmanager(am) if am.all_urls().count() > 1 => {
+                        let streams = alertmanager::streams(&receiver.name, am);
+                        let names = streams.iter().map(|(n, _)| n.clone()).collect();
+                        out.peers.insert(receiver.name.clone(), names);
+                        out.list.extend(streams.into_iter().map(|(name, a)| Receiver {
+                            name,
+                            kind: ReceiverKind::Alertmanager(a),
+                            ..receiver.clone()
+                        }));
+                    }
+                    _ => out.list.push(receiver),
+                }
             }
         }
         out
@@ -177,6 +207,7 @@ impl<'a> Compiler<'a> {
             ReceiverKindDef::Slack(s) => ReceiverKind::Slack(slack::compile(s, self)),
             ReceiverKindDef::Email(e) => ReceiverKind::Email(email::compile(e, self)),
             ReceiverKindDef::Console(_) => ReceiverKind::Console,
+            // Several `urls` are expanded into streams by `Receivers::compile`.
             ReceiverKindDef::Alertmanager(a) => ReceiverKind::Alertmanager(alertmanager::compile(a)),
             ReceiverKindDef::Pagerduty(p) => ReceiverKind::Pagerduty(pagerduty::compile(p, self)),
             ReceiverKindDef::Msteams(t) => ReceiverKind::Msteams(msteams::compile(t, self)),
@@ -457,6 +488,7 @@ impl ReceiverKind {
             ReceiverKind::Slack(s) => Delivery::Http(HttpTarget::plain(&s.webhook_url, s.timeout)),
             ReceiverKind::Alertmanager(a) => Delivery::Http(HttpTarget {
                 url: Cow::Owned(a.alerts_url()),
+                headers: &a.headers,
                 ..HttpTarget::plain("", a.timeout)
             }),
             ReceiverKind::Pagerduty(p) => Delivery::Http(HttpTarget::plain(&p.url, p.timeout)),

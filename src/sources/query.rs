@@ -1,0 +1,503 @@
+//! `query`: PromQL results of a datasource as local series.
+//!
+//! Owns one entry's schedule (ticks aligned to multiples of its interval, one instant query
+//! per PromQL string per tick, at most [`CONCURRENT_QUERIES`] in flight), the backfill at
+//! start (one `query_range` per string over [`QueryEntry::backfill`]), the health of each
+//! query (`tocsin_query_up{datasource,series}`, with rate-limited, located log lines), and
+//! `check`'s offline parse of every PromQL string ([`check`]). The HTTP and the JSON are
+//! [`crate::datasource`]'s; storing is the daemon's, through the sink [`run`] is given.
+//!
+//! A failing query stores nothing, so its series get no fresh sample and go stale after
+//! `staleness` (`no_data` applies); a series that a successful answer no longer contains
+//! gets a staleness marker at once, as Prometheus' own rule evaluation does.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::ParsedSample;
+use super::exposition::{escape_label_value, write_family};
+use super::scrape::Exposed;
+use crate::config::{EngineConfig, QuerySource};
+use crate::datasource::{Datasource, QueryError, Series};
+use crate::rules::RuleSet;
+use crate::series::{Timestamp, duration_ms};
+
+/// Queries of one entry in flight at once: a tick of many strings finishes in a few round
+/// trips without opening one connection per string to the datasource.
+pub const CONCURRENT_QUERIES: usize = 8;
+/// The most points one `query_range` asks for (Prometheus refuses more than 11,000).
+const MAX_RANGE_POINTS: i64 = 10_000;
+/// How often a query that keeps failing is logged again.
+const LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// One PromQL string of an entry.
+#[derive(Clone, Debug)]
+pub struct Query {
+    /// The local metric name its series are stored under.
+    pub local: String,
+    /// The PromQL.
+    pub promql: String,
+    /// Where it is written (`file:line:column`), for log lines.
+    pub at: String,
+}
+
+/// One `query` entry, ready to run.
+#[derive(Debug)]
+pub struct QueryEntry {
+    /// The datasource its queries go to.
+    pub datasource: Arc<Datasource>,
+    /// The series-store source its series are counted under (`query:<datasource>`).
+    pub source: String,
+    /// Its queries, in name order.
+    pub queries: Vec<Query>,
+    /// The tick interval.
+    pub every: Duration,
+    /// How far back the start fills the windows (zero: no backfill).
+    pub backfill: Duration,
+    /// Most series one answer may hold, and most series of the source alive.
+    pub max_series: usize,
+}
+
+impl QueryEntry {
+    /// The entry `q` of the config at `file`, reading from one of `datasources` (the config
+    /// checked that it exists). `rules` give the default backfill.
+    pub fn new(
+        q: &QuerySource,
+        file: &str,
+        cfg: &EngineConfig,
+        datasources: &[Arc<Datasource>],
+        rules: &RuleSet,
+    ) -> Result<QueryEntry, String> {
+        let name = q.datasource.expose();
+        let datasource = datasources
+            .iter()
+            .find(|d| d.name == name)
+            .cloned()
+            .ok_or_else(|| format!("no datasource is named `{name}`"))?;
+        let queries = q
+            .series
+            .iter()
+            .map(|(local, promql)| Query {
+                local: local.clone(),
+                promql: promql.expose().to_string(),
+                at: format!("{file}:{}:{}", promql.line(), promql.column()),
+            })
+            .collect();
+        Ok(QueryEntry {
+            datasource,
+            source: format!("query:{name}"),
+            queries,
+            every: q
+                .interval
+                .as_ref()
+                .map_or(cfg.evaluation_interval.value.0, |d| d.value.0),
+            backfill: q
+                .backfill
+                .as_ref()
+                .map_or_else(|| default_backfill(rules), |d| d.value.0),
+            max_series: q.max_series as usize,
+        })
+    }
+}
+
+/// The default `backfill`: the longest window, `for` and `keep_firing_for` the rules read,
+/// so that after a restart every window is full and every timer can resume at once.
+pub fn default_backfill(rules: &RuleSet) -> Duration {
+    let timers = rules.rules().filter_map(|r| r.alert()).flat_map(|a| {
+        a.policy
+            .tiers
+            .iter()
+            .map(|t| t.for_)
+            .chain(std::iter::once(a.policy.keep_firing_for))
+    });
+    timers.fold(rules.longest_window(), Duration::max)
+}
+
+/// The first tick strictly after `t` on the grid of `every`.
+pub fn next_tick(t: Timestamp, every: Duration) -> Timestamp {
+    let every = duration_ms(every).max(1);
+    Timestamp((t.0.div_euclid(every) + 1) * every)
+}
+
+/// The range a backfill at `now` asks for: `(start, end, step)`, on the entry's grid so the
+/// backfilled samples fall where live ticks would have, with at most
+/// [`MAX_RANGE_POINTS`] points. `None` when there is nothing to fill.
+pub fn backfill_range(now: Timestamp, backfill: Duration, every: Duration) -> Option<(Timestamp, Timestamp, Duration)> {
+    let span = duration_ms(backfill);
+    if span <= 0 {
+        return None;
+    }
+    let mut step = duration_ms(every).max(1);
+    if span / step > MAX_RANGE_POINTS {
+        // Coarser, but still on a multiple of the interval.
+        step *= (span / step + MAX_RANGE_POINTS - 1) / MAX_RANGE_POINTS;
+    }
+    let end = Timestamp(now.0.div_euclid(step) * step);
+    let start = Timestamp(end.0 - span.div_euclid(step) * step);
+    (start < end).then_some((start, end, Duration::from_millis(step as u64)))
+}
+
+/// The samples of an answer, under the local name.
+pub fn samples_of(local: &str, series: Vec<Series>, out: &mut Vec<ParsedSample>) {
+    for s in series {
+        for sample in s.samples {
+            out.push(ParsedSample {
+                name: local.to_string(),
+                labels: s.labels.clone(),
+                value: sample.v,
+                timestamp_ms: Some(sample.t.0),
+            });
+        }
+    }
+}
+
+/// Rate limit of the log lines of one failing query: the first failure of a streak is
+/// logged, then at most one line per [`LOG_EVERY`] (saying how many were not), and the
+/// recovery once.
+#[derive(Debug, Default)]
+pub struct LogGate {
+    failing_since: Option<Timestamp>,
+    last_logged: Option<Timestamp>,
+    suppressed: u64,
+}
+
+/// What to log after an outcome.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLine {
+    /// Nothing.
+    Quiet,
+    /// The failure, and how many failures since the last line were not logged.
+    Failed {
+        /// Failures not logged since the last line.
+        suppressed: u64,
+    },
+    /// The query works again after failing since this time.
+    Recovered {
+        /// When the streak started.
+        since: Timestamp,
+    },
+}
+
+impl LogGate {
+    /// Records an outcome at `now`; says what to log.
+    pub fn outcome(&mut self, ok: bool, now: Timestamp) -> LogLine {
+        if ok {
+            self.last_logged = None;
+            self.suppressed = 0;
+            return match self.failing_since.take() {
+                Some(since) => LogLine::Recovered { since },
+                None => LogLine::Quiet,
+            };
+        }
+        self.failing_since.get_or_insert(now);
+        match self.last_logged {
+            Some(last) if now.since(last) < LOG_EVERY => {
+                self.suppressed += 1;
+                LogLine::Quiet
+            }
+            _ => {
+                self.last_logged = Some(now);
+                LogLine::Failed {
+                    suppressed: std::mem::take(&mut self.suppressed),
+                }
+            }
+        }
+    }
+}
+
+/// The health of every query, for `/metrics`: `tocsin_query_up{datasource,series}` and
+/// `tocsin_query_failures_total{datasource,series}`.
+#[derive(Debug, Default)]
+pub struct Health {
+    by_query: Mutex<BTreeMap<(String, String), (bool, u64)>>,
+}
+
+impl Health {
+    fn set(&self, datasource: &str, series: &str, ok: bool) {
+        let mut m = self.by_query.lock().unwrap_or_else(|e| e.into_inner());
+        let e = m.entry((datasource.to_string(), series.to_string())).or_default();
+        e.0 = ok;
+        e.1 += u64::from(!ok);
+    }
+
+    /// Whether the last run of the query succeeded (`None` before its first run).
+    pub fn up(&self, datasource: &str, series: &str) -> Option<bool> {
+        let m = self.by_query.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(&(datasource.to_string(), series.to_string())).map(|e| e.0)
+    }
+
+    /// Appends both families in exposition format (nothing when no query source runs).
+    pub fn render_metrics(&self, out: &mut String) {
+        let m = self.by_query.lock().unwrap_or_else(|e| e.into_inner());
+        if m.is_empty() {
+            return;
+        }
+        write_family(
+            out,
+            "tocsin_query_up",
+            "gauge",
+            "Whether the last run of a query source's query succeeded.",
+        );
+        for ((ds, series), (up, _)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "tocsin_query_up{{datasource=\"{}\",series=\"{}\"}} {}",
+                escape_label_value(ds),
+                escape_label_value(series),
+                u8::from(*up)
+            );
+        }
+        write_family(
+            out,
+            "tocsin_query_failures_total",
+            "counter",
+            "Runs of a query source's query that failed.",
+        );
+        for ((ds, series), (_, failures)) in m.iter() {
+            let _ = writeln!(
+                out,
+                "tocsin_query_failures_total{{datasource=\"{}\",series=\"{}\"}} {failures}",
+                escape_label_value(ds),
+                escape_label_value(series),
+            );
+        }
+    }
+}
+
+/// Where the samples go: `(source, max_series, samples, now)`.
+pub type Sink = Box<dyn Fn(&str, usize, &[ParsedSample], Timestamp) + Send + Sync>;
+
+/// Runs `entry` until the task is dropped: the backfill first, then every aligned tick.
+/// `clock` is the wall clock in ms since the epoch.
+pub async fn run(entry: QueryEntry, health: Arc<Health>, sink: Sink, clock: fn() -> Timestamp) {
+    let entry = Arc::new(entry);
+    let mut gates: Vec<LogGate> = entry.queries.iter().map(|_| LogGate::default()).collect();
+    let mut exposed: Vec<Exposed> = entry.queries.iter().map(|_| Exposed::default()).collect();
+    let mut last = clock();
+    if let Some((start, end, step)) = backfill_range(last, entry.backfill, entry.every) {
+        let outcomes = run_all(&entry, Ask::Range { start, end, step }).await;
+        let mut samples = Vec::new();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let q = &entry.queries[i];
+            match outcome {
+                Ok(series) => samples_of(&q.local, series, &mut samples),
+                Err(e) => tracing::warn!(
+                    datasource = %entry.datasource.name,
+                    series = %q.local,
+                    "{}: backfill of `{}` failed: {e}; its windows fill as the ticks come",
+                    q.at,
+                    q.local
+                ),
+            }
+        }
+        let n = samples.len();
+        sink(&entry.source, entry.max_series, &samples, clock());
+        tracing::info!(datasource = %entry.datasource.name, samples = n, "query source backfilled {:?}", entry.backfill);
+        last = end;
+    }
+    loop {
+        let at = next_tick(last.max(clock()), entry.every);
+        let wait = at.0 - clock().0;
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+        }
+        last = at;
+        let outcomes = run_all(&entry, Ask::Instant(at)).await;
+        let mut samples = Vec::new();
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let q = &entry.queries[i];
+            health.set(&entry.datasource.name, &q.local, outcome.is_ok());
+            let line = gates[i].outcome(outcome.is_ok(), clock());
+            match outcome {
+                Ok(mut series) => {
+                    // Stored at the instant asked for (which is what Prometheus answers
+                    // with), so a datasource's clock skew cannot reorder the windows.
+                    for x in series.iter_mut().flat_map(|s| s.samples.iter_mut()) {
+                        x.t = at;
+                    }
+                    let mut fresh = Vec::new();
+                    samples_of(&q.local, series, &mut fresh);
+                    exposed[i].scraped(&fresh, at, &mut samples);
+                    samples.extend(fresh);
+                }
+                Err(e) => log_failure(&entry, q, &e, line),
+            }
+            if let LogLine::Recovered { since } = line {
+                tracing::info!(
+                    datasource = %entry.datasource.name,
+                    series = %q.local,
+                    "{}: query `{}` works again (failing for {:?})",
+                    q.at,
+                    q.local,
+                    clock().since(since)
+                );
+            }
+        }
+        sink(&entry.source, entry.max_series, &samples, clock());
+    }
+}
+
+fn log_failure(entry: &QueryEntry, q: &Query, e: &QueryError, line: LogLine) {
+    if let LogLine::Failed { suppressed } = line {
+        tracing::warn!(
+            datasource = %entry.datasource.name,
+            series = %q.local,
+            suppressed,
+            "{}: query `{}` failed: {e}; its series get no fresh sample (tocsin_query_up 0)",
+            q.at,
+            q.local
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Ask {
+    Instant(Timestamp),
+    Range {
+        start: Timestamp,
+        end: Timestamp,
+        step: Duration,
+    },
+}
+
+/// Every query of `entry`, at most [`CONCURRENT_QUERIES`] at a time; outcomes in query order.
+async fn run_all(entry: &Arc<QueryEntry>, ask: Ask) -> Vec<Result<Vec<Series>, QueryError>> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..entry.queries.len() {
+        let (entry, slots) = (Arc::clone(entry), Arc::clone(&slots));
+        set.spawn(async move {
+            // Never closed, so acquiring cannot fail.
+            let _slot = slots.acquire().await;
+            let (ds, q) = (&entry.datasource, &entry.queries[i].promql);
+            let out = match ask {
+                Ask::Instant(at) => ds.instant(q, at, entry.max_series).await,
+                Ask::Range { start, end, step } => ds.range(q, start, end, step, entry.max_series).await,
+            };
+            (i, out)
+        });
+    }
+    let mut outcomes: Vec<Option<Result<Vec<Series>, QueryError>>> = entry.queries.iter().map(|_| None).collect();
+    while let Some(done) = set.join_next().await {
+        match done {
+            Ok((i, out)) => outcomes[i] = Some(out),
+            Err(e) => tracing::error!("a query task ended abnormally: {e}"),
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Err(QueryError::Connection("the query task ended abnormally".into()))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Source, parse_config};
+
+    fn config(yaml: &str) -> EngineConfig {
+        parse_config(&Source::from_text("tocsin.yaml", yaml).unwrap(), &|_| None).expect("a valid config")
+    }
+
+    #[test]
+    fn ticks_are_aligned_and_strictly_later() {
+        let m = Duration::from_secs(60);
+        assert_eq!(next_tick(Timestamp(0), m), Timestamp(60_000));
+        assert_eq!(next_tick(Timestamp(59_999), m), Timestamp(60_000));
+        assert_eq!(next_tick(Timestamp(60_000), m), Timestamp(120_000));
+    }
+
+    #[test]
+    fn the_backfill_range_lies_on_the_grid_and_is_bounded() {
+        let (start, end, step) =
+            backfill_range(Timestamp(125_500), Duration::from_secs(60), Duration::from_secs(15)).unwrap();
+        assert_eq!((start.0, end.0, step), (60_000, 120_000, Duration::from_secs(15)));
+        assert!(backfill_range(Timestamp(125_500), Duration::ZERO, Duration::from_secs(15)).is_none());
+        // A day at 1s would be 86,400 points: the step grows to keep under the limit.
+        let (start, end, step) = backfill_range(
+            Timestamp(10_000_000_000),
+            Duration::from_secs(86_400),
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let points = (end.0 - start.0) / duration_ms(step);
+        assert!(points <= MAX_RANGE_POINTS, "{points}");
+        assert_eq!(duration_ms(step) % 1000, 0);
+    }
+
+    #[test]
+    fn a_failing_query_is_logged_once_a_minute_and_its_recovery_once() {
+        let mut g = LogGate::default();
+        let s = |secs: i64| Timestamp(secs * 1000);
+        assert_eq!(g.outcome(true, s(0)), LogLine::Quiet);
+        assert_eq!(g.outcome(false, s(10)), LogLine::Failed { suppressed: 0 });
+        assert_eq!(g.outcome(false, s(25)), LogLine::Quiet);
+        assert_eq!(g.outcome(false, s(40)), LogLine::Quiet);
+        assert_eq!(g.outcome(false, s(70)), LogLine::Failed { suppressed: 2 });
+        assert_eq!(g.outcome(true, s(85)), LogLine::Recovered { since: s(10) });
+        assert_eq!(g.outcome(true, s(100)), LogLine::Quiet);
+        assert_eq!(g.outcome(false, s(101)), LogLine::Failed { suppressed: 0 });
+    }
+
+    #[test]
+    fn health_renders_up_and_failures_per_query() {
+        let h = Health::default();
+        let mut out = String::new();
+        h.render_metrics(&mut out);
+        assert!(out.is_empty());
+        h.set("prom", "mem", true);
+        h.set("prom", "cpu", false);
+        h.set("prom", "cpu", false);
+        h.render_metrics(&mut out);
+        assert!(
+            out.contains("tocsin_query_up{datasource=\"prom\",series=\"cpu\"} 0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tocsin_query_up{datasource=\"prom\",series=\"mem\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("tocsin_query_failures_total{datasource=\"prom\",series=\"cpu\"} 2\n"),
+            "{out}"
+        );
+        assert_eq!(h.up("prom", "cpu"), Some(false));
+    }
+
+    #[test]
+    fn an_undefined_datasource_is_refused_where_it_is_named() {
+        let diags = parse_config(
+            &Source::from_text(
+                "tocsin.yaml",
+                "datasources:\n  - { name: prom, url: http://127.0.0.1:9090 }\nsources:\n  query:\n    - datasource: thanos\n      series: { m: up }\n",
+            )
+            .unwrap(),
+            &|_| None,
+        )
+        .unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags:?}");
+        assert_eq!((diags[0].line, diags[0].column), (5, 19));
+        assert_eq!(diags[0].code, "unknown-datasource");
+        assert_eq!(diags[0].hint.as_deref(), Some("defined: prom"));
+    }
+
+    #[test]
+    fn the_default_backfill_covers_windows_and_timers() {
+        let rules = crate::rules::compile(&[(
+            "r.yaml".to_string(),
+            crate::config::parse_rules(
+                &Source::from_text(
+                    "r.yaml",
+                    "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: 'avg_over_time(m, \"2m\")'\n        tiers: [{ severity: warning, above: 1, for: 5m }]\n        keep_firing_for: 7m\n",
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        )])
+        .0
+        .unwrap();
+        assert_eq!(default_backfill(&rules), Duration::from_secs(7 * 60));
+    }
+}
