@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod diag;
 pub mod engine;
 pub mod expr;
+pub mod import;
 pub mod listener;
 pub mod message;
 pub mod outbox;
