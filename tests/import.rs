@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::{tocsin_in, write};
 
@@ -195,4 +195,248 @@ fn check_names_the_tocsin_spelling_of_promql_habits() {
         assert!(text.contains(needle), "no {needle:?} in\n{text}");
     }
     assert!(!text.contains("SPEC"), "{text}");
+}
+
+// ---- tocsin import prometheus ----
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/prometheus")
+}
+
+/// Every file of the corpus with the given suffix, sorted.
+fn corpus_files(suffix: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for dir in std::fs::read_dir(corpus()).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.to_string_lossy().ends_with(suffix) {
+                out.push(f);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// (alert or record names, in order) of a Prometheus rule file.
+fn source_rules(path: &Path) -> Vec<String> {
+    let v: serde_json::Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut out = Vec::new();
+    for g in v["groups"].as_array().unwrap() {
+        for r in g["rules"].as_array().unwrap() {
+            let name = r.get("alert").or_else(|| r.get("record")).unwrap();
+            out.push(name.as_str().unwrap().to_string());
+        }
+    }
+    out
+}
+
+/// Imports the whole corpus (rules and promtool tests) into `out`; returns stdout.
+fn import_corpus(out: &Path, extra: &[&str]) -> String {
+    let rules = corpus_files(".rules.yaml");
+    let tests = corpus_files(".tests.yaml");
+    let mut args: Vec<String> = vec!["import".into(), "prometheus".into()];
+    args.extend(rules.iter().map(|p| p.display().to_string()));
+    args.push("--tests".into());
+    args.extend(tests.iter().map(|p| p.display().to_string()));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push("--out".into());
+    args.push(out.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, err) = run(out.parent().unwrap(), &args);
+    assert_eq!(code, 0, "{stdout}{err}");
+    stdout
+}
+
+#[test]
+fn the_corpus_imports_with_every_rule_accounted_for_and_passes_check_and_its_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let summary = import_corpus(&out, &[]);
+    let report = std::fs::read_to_string(out.join("IMPORT.md")).unwrap();
+    let mut total = 0;
+    for file in corpus_files(".rules.yaml") {
+        let shown = file.display().to_string();
+        let rows: Vec<&str> = report.lines().filter(|l| l.starts_with(&format!("| {shown}:"))).collect();
+        let names = source_rules(&file);
+        assert_eq!(rows.len(), names.len(), "{shown}: every source rule has its row in IMPORT.md");
+        for (row, name) in rows.iter().zip(&names) {
+            assert!(row.contains(&format!("`{name}`")), "{row} should be {name}");
+        }
+        total += names.len();
+    }
+    assert!(summary.starts_with(&format!("{total} source rules: ")), "{summary}");
+    // Every written file carries its schema modeline, and the schemas are there.
+    for (path, schema) in [
+        ("rules/node-exporter.rules.yaml", "../schemas/rules.schema.json"),
+        ("tests/node-exporter.tests.yaml", "../schemas/test.schema.json"),
+    ] {
+        let text = std::fs::read_to_string(out.join(path)).unwrap();
+        assert!(text.starts_with(&format!("# yaml-language-server: $schema={schema}")), "{path}");
+        assert!(out.join(path).parent().unwrap().join(schema).exists(), "{schema}");
+    }
+    let (code, o, e) = run(&out, &["check", "rules", "tests"]);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) = run(&out, &["test", "tests"]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert!(o.contains(" 0 failed"), "{o}");
+}
+
+/// promtool, unless it is missing outside CI (in CI it must be there).
+fn promtool() -> Option<&'static str> {
+    let found = std::process::Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found && std::env::var_os("CI").is_none() {
+        eprintln!("promtool is not installed: comparison skipped");
+        return None;
+    }
+    assert!(found, "promtool must be installed in CI (Debian package prometheus)");
+    Some("promtool")
+}
+
+#[test]
+fn promtool_and_tocsin_agree_on_the_corpus_tests() {
+    let Some(promtool) = promtool() else { return };
+    // The same input series and expectations, once as promtool runs them on the source
+    // rules, once translated as tocsin runs them on the imported rules: both pass, so both
+    // fire the same alerts at the same times (merged tiers fire at their most severe).
+    let tests = corpus_files(".tests.yaml");
+    assert!(tests.len() >= 2, "the corpus has promtool tests");
+    for t in &tests {
+        let out = std::process::Command::new(promtool)
+            .args(["test", "rules"])
+            .arg(t.file_name().unwrap())
+            .current_dir(t.parent().unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool on {}: {}{}",
+            t.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    import_corpus(&out, &[]);
+    let translated: Vec<String> = tests
+        .iter()
+        .map(|t| format!("tests/{}", t.file_name().unwrap().to_string_lossy()))
+        .collect();
+    let mut args = vec!["test"];
+    args.extend(translated.iter().map(String::as_str));
+    let (code, o, e) = run(&out, &args);
+    assert_eq!(code, 0, "{o}{e}");
+    // A translated test that expects nothing would agree with anything: each checks firings.
+    for t in &translated {
+        let text = std::fs::read_to_string(out.join(t)).unwrap();
+        assert!(text.contains("firing:\n          - alertname:"), "{t}");
+    }
+}
+
+#[test]
+fn a_promtool_test_that_disagrees_fails_in_tocsin_too() {
+    // The comparison can fail: the same expectation shifted by one step before the tier's
+    // `for` has run is refused by tocsin as it is by promtool.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write(
+        dir.path(),
+        "r.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: Hot\n        expr: temp > 50\n        for: 2m\n        labels: { severity: warning }\n",
+    );
+    let tests = write(
+        dir.path(),
+        "t.yml",
+        "rule_files: [r.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: 'temp{room=\"a\"}'\n        values: '60x10'\n    alert_rule_test:\n      - eval_time: 1m\n        alertname: Hot\n        exp_alerts:\n          - exp_labels: { severity: warning, room: a }\n",
+    );
+    let out = dir.path().join("out");
+    let (code, o, e) = run(
+        dir.path(),
+        &[
+            "import",
+            "prometheus",
+            rules.to_str().unwrap(),
+            "--tests",
+            tests.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) = run(&out, &["test", "tests/t.yaml"]);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(o.contains("at 1m"), "{o}");
+}
+
+#[test]
+fn bad_input_is_reported_with_file_line_and_rule_and_strict_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: Up\n        expr: up == 0\n        labels: { severity: critical }\n",
+    );
+    let broken = write(
+        dir.path(),
+        "broken.yml",
+        "groups:\n  - name: g\n    rules:\n      - alert: Bad\n        expr: rate(x[5m) > 1\n      - alert: Template\n        expr: up == 0\n        annotations:\n          summary: '{{ range query \"up\" }}{{ end }}'\n      - alert: Absent\n        expr: absent(up)\n",
+    );
+    let not_yaml = write(dir.path(), "junk.yml", "groups: [ {\n");
+    let out = dir.path().join("out");
+    let args = |strict: bool| {
+        let mut a = vec![
+            "import".to_string(),
+            "prometheus".into(),
+            good.display().to_string(),
+            broken.display().to_string(),
+            not_yaml.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        if strict {
+            a.push("--strict".into());
+        }
+        a
+    };
+    let a = args(false);
+    let (code, o, e) = run(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 0, "{o}{e}");
+    let broken_name = broken.display().to_string();
+    assert!(o.contains(&format!("{broken_name}:5 (Bad): PromQL does not parse")), "{o}");
+    assert!(o.contains(&format!("{broken_name}:6 (Template): annotation `summary` not imported")), "{o}");
+    assert!(o.contains("junk.yml:"), "{o}");
+    let report = std::fs::read_to_string(out.join("IMPORT.md")).unwrap();
+    assert!(report.contains("alert `Absent` | **not imported**: tocsin cannot evaluate the function `absent`"), "{report}");
+    // The rest went on: the good file and the good rule of the broken one are there.
+    let (code, o, e) = run(&out, &["check", "rules"]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert!(std::fs::read_to_string(out.join("rules/good.yaml")).unwrap().contains("alert: \"Up\""));
+    let a = args(true);
+    let (code, o, e) = run(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code, 1, "{o}{e}");
+    let (code, _, e) = run(dir.path(), &["import", "prometheus", "nope.yml", "--out", "x"]);
+    assert_eq!(code, 2, "{e}");
+}
+
+#[test]
+fn untranslatable_rules_become_a_query_source_with_a_datasource_needs_query_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let stdout = import_corpus(&out, &["--datasource", "prom=http://127.0.0.1:9090"]);
+    assert!(stdout.contains(" not imported"), "{stdout}");
+    let cfg = std::fs::read_to_string(out.join("tocsin.yaml")).unwrap();
+    assert!(cfg.contains("- { name: prom, url: \"http://127.0.0.1:9090\" }"), "{cfg}");
+    assert!(cfg.contains("    - datasource: prom\n      series:\n"), "{cfg}");
+    let (code, o, e) = run(&out, &["check", "rules", "tests"]);
+    assert_eq!(code, 0, "{o}{e}");
+    // Passes once the `query` source and `datasources:` exist in tocsin.yaml.
+    let (code, o, e) = run(&out, &["check", "tocsin.yaml", "rules", "tests"]);
+    assert_eq!(code, 0, "{o}{e}");
 }

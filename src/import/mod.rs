@@ -511,7 +511,13 @@ fn group(
                     continue;
                 };
                 let _ = ds;
-                let series = series_name(&name);
+                let mut series = series_name(&name);
+                for n in 2.. {
+                    if !queries.iter().any(|(q, _)| *q == series) {
+                        break;
+                    }
+                    series = format!("{}_{n}_promql", series_name(&name).trim_end_matches("_promql"));
+                }
                 let (expr, threshold) = match promql::split_threshold(&parsed) {
                     Some((lhs, above, n)) => {
                         queries.push((series.clone(), lhs));
