@@ -133,12 +133,20 @@ pub fn main() -> ExitCode {
             from:
                 ImportFrom::Prometheus {
                     rules,
+                    alertmanager,
                     tests,
                     datasource,
                     strict,
                     out,
                 },
-        } => cmd_import(&rules, &tests, datasource.as_deref(), strict, &out),
+        } => cmd_import(
+            &rules,
+            alertmanager.as_deref(),
+            &tests,
+            datasource.as_deref(),
+            strict,
+            &out,
+        ),
         Command::Schema { kind } => {
             let kind = match kind {
                 SchemaKind::Rules => FileKind::Rules,
@@ -187,6 +195,9 @@ enum ImportFrom {
         /// Prometheus rule files.
         #[arg(required = true, value_name = "RULES")]
         rules: Vec<PathBuf>,
+        /// An Alertmanager config to translate into a receivers file.
+        #[arg(long, value_name = "FILE")]
+        alertmanager: Option<PathBuf>,
         /// promtool unit-test files to translate into tocsin rule tests.
         #[arg(long, value_name = "FILE", num_args = 1..)]
         tests: Vec<PathBuf>,
@@ -204,7 +215,14 @@ enum ImportFrom {
 }
 
 /// `tocsin import prometheus`: reads the files, runs the pure import, writes its output.
-fn cmd_import(rules: &[PathBuf], tests: &[PathBuf], datasource: Option<&str>, strict: bool, out: &std::path::Path) -> ExitCode {
+fn cmd_import(
+    rules: &[PathBuf],
+    alertmanager: Option<&std::path::Path>,
+    tests: &[PathBuf],
+    datasource: Option<&str>,
+    strict: bool,
+    out: &std::path::Path,
+) -> ExitCode {
     let datasource = match datasource.map(crate::import::Datasource::parse).transpose() {
         Ok(d) => d,
         Err(e) => {
@@ -222,13 +240,15 @@ fn cmd_import(rules: &[PathBuf], tests: &[PathBuf], datasource: Option<&str>, st
             })
             .collect()
     };
-    let input = match (read(rules), read(tests)) {
-        (Ok(rules), Ok(tests)) => crate::import::Input {
+    let am: Vec<PathBuf> = alertmanager.into_iter().map(PathBuf::from).collect();
+    let input = match (read(rules), read(tests), read(&am)) {
+        (Ok(rules), Ok(tests), Ok(am)) => crate::import::Input {
             rules,
             tests,
+            alertmanager: am.into_iter().next(),
             datasource,
         },
-        (Err(e), _) | (_, Err(e)) => {
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
             eprintln!("tocsin import: {e}");
             return ExitCode::from(2);
         }

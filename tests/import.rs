@@ -261,9 +261,16 @@ fn the_corpus_imports_with_every_rule_accounted_for_and_passes_check_and_its_tes
     let mut total = 0;
     for file in corpus_files(".rules.yaml") {
         let shown = file.display().to_string();
-        let rows: Vec<&str> = report.lines().filter(|l| l.starts_with(&format!("| {shown}:"))).collect();
+        let rows: Vec<&str> = report
+            .lines()
+            .filter(|l| l.starts_with(&format!("| {shown}:")))
+            .collect();
         let names = source_rules(&file);
-        assert_eq!(rows.len(), names.len(), "{shown}: every source rule has its row in IMPORT.md");
+        assert_eq!(
+            rows.len(),
+            names.len(),
+            "{shown}: every source rule has its row in IMPORT.md"
+        );
         for (row, name) in rows.iter().zip(&names) {
             assert!(row.contains(&format!("`{name}`")), "{row} should be {name}");
         }
@@ -276,7 +283,10 @@ fn the_corpus_imports_with_every_rule_accounted_for_and_passes_check_and_its_tes
         ("tests/node-exporter.tests.yaml", "../schemas/test.schema.json"),
     ] {
         let text = std::fs::read_to_string(out.join(path)).unwrap();
-        assert!(text.starts_with(&format!("# yaml-language-server: $schema={schema}")), "{path}");
+        assert!(
+            text.starts_with(&format!("# yaml-language-server: $schema={schema}")),
+            "{path}"
+        );
         assert!(out.join(path).parent().unwrap().join(schema).exists(), "{schema}");
     }
     let (code, o, e) = run(&out, &["check", "rules", "tests"]);
@@ -409,15 +419,30 @@ fn bad_input_is_reported_with_file_line_and_rule_and_strict_fails() {
     let (code, o, e) = run(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 0, "{o}{e}");
     let broken_name = broken.display().to_string();
-    assert!(o.contains(&format!("{broken_name}:5 (Bad): PromQL does not parse")), "{o}");
-    assert!(o.contains(&format!("{broken_name}:6 (Template): annotation `summary` not imported")), "{o}");
+    assert!(
+        o.contains(&format!("{broken_name}:5 (Bad): PromQL does not parse")),
+        "{o}"
+    );
+    assert!(
+        o.contains(&format!(
+            "{broken_name}:6 (Template): annotation `summary` not imported"
+        )),
+        "{o}"
+    );
     assert!(o.contains("junk.yml:"), "{o}");
     let report = std::fs::read_to_string(out.join("IMPORT.md")).unwrap();
-    assert!(report.contains("alert `Absent` | **not imported**: tocsin cannot evaluate the function `absent`"), "{report}");
+    assert!(
+        report.contains("alert `Absent` | **not imported**: tocsin cannot evaluate the function `absent`"),
+        "{report}"
+    );
     // The rest went on: the good file and the good rule of the broken one are there.
     let (code, o, e) = run(&out, &["check", "rules"]);
     assert_eq!(code, 0, "{o}{e}");
-    assert!(std::fs::read_to_string(out.join("rules/good.yaml")).unwrap().contains("alert: \"Up\""));
+    assert!(
+        std::fs::read_to_string(out.join("rules/good.yaml"))
+            .unwrap()
+            .contains("alert: \"Up\"")
+    );
     let a = args(true);
     let (code, o, e) = run(dir.path(), &a.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(code, 1, "{o}{e}");
@@ -432,11 +457,131 @@ fn untranslatable_rules_become_a_query_source_with_a_datasource_needs_query_sour
     let stdout = import_corpus(&out, &["--datasource", "prom=http://127.0.0.1:9090"]);
     assert!(stdout.contains(" not imported"), "{stdout}");
     let cfg = std::fs::read_to_string(out.join("tocsin.yaml")).unwrap();
-    assert!(cfg.contains("- { name: prom, url: \"http://127.0.0.1:9090\" }"), "{cfg}");
+    assert!(
+        cfg.contains("- { name: prom, url: \"http://127.0.0.1:9090\" }"),
+        "{cfg}"
+    );
     assert!(cfg.contains("    - datasource: prom\n      series:\n"), "{cfg}");
     let (code, o, e) = run(&out, &["check", "rules", "tests"]);
     assert_eq!(code, 0, "{o}{e}");
     // Passes once the `query` source and `datasources:` exist in tocsin.yaml.
     let (code, o, e) = run(&out, &["check", "tocsin.yaml", "rules", "tests"]);
     assert_eq!(code, 0, "{o}{e}");
+}
+
+// ---- --alertmanager ----
+
+/// Imports `rules` with the Alertmanager config `am`; returns the output dir's path
+/// (inside `dir`) and the receivers file.
+fn import_am(dir: &Path, rules: &str, am: &str) -> (PathBuf, String) {
+    let r = write(dir, "rules.yml", rules);
+    let a = write(dir, "alertmanager.yml", am);
+    let out = dir.join("out");
+    let (code, o, e) = run(
+        dir,
+        &[
+            "import",
+            "prometheus",
+            r.to_str().unwrap(),
+            "--alertmanager",
+            a.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{o}{e}");
+    let text = std::fs::read_to_string(out.join("receivers/alertmanager.yaml")).unwrap();
+    (out, text)
+}
+
+const MEM_RULES: &str = "groups:\n  - name: mem\n    rules:\n      - alert: MemHigh\n        expr: mem_used_percent > 80\n        labels: { severity: warning }\n      - alert: MemCritical\n        expr: mem_used_percent > 95\n        labels: { severity: critical }\n";
+
+#[test]
+fn an_alertmanager_config_becomes_a_receivers_file_that_check_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let am = std::fs::read_to_string(corpus().join("alertmanager/basic.yml")).unwrap();
+    let am = format!(
+        "{am}  - source_matchers: ['alertname=\"MemCritical\"']\n    target_matchers: ['alertname=\"Other\"']\n"
+    );
+    let (out, text) = import_am(dir.path(), MEM_RULES, &am);
+    assert!(
+        text.starts_with("# yaml-language-server: $schema=../schemas/receivers.schema.json"),
+        "{text}"
+    );
+    // A route or inhibit rule naming a merged alert names the merged rule and its tier.
+    assert!(
+        text.contains(r#"source: { "alertname": "MemHigh", "severity": ["critical"] }"#),
+        "{text}"
+    );
+    assert!(text.contains("  - receivers: [\"oncall\"]\n    match: { \"severity\": \"critical\" }\n    group_by: [\"alertname\", \"instance\"]"), "{text}");
+    let (code, o, e) = run(&out, &["check", "receivers", "rules"]);
+    assert_eq!(code, 0, "{o}{e}");
+}
+
+/// Imports an Alertmanager config using a receiver kind or key another change adds, and
+/// checks the result.
+fn check_am_kind(am: &str, needle: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, text) = import_am(dir.path(), MEM_RULES, am);
+    assert!(text.contains(needle), "{text}");
+    let (code, o, e) = run(&out, &["check", "receivers"]);
+    assert_eq!(code, 0, "{o}{e}");
+}
+
+#[test]
+fn pagerduty_receivers_translate_needs_pagerduty() {
+    check_am_kind(
+        "route: { receiver: pager }\nreceivers:\n  - name: pager\n    pagerduty_configs: [{ routing_key: abc123 }]\n",
+        "pagerduty:\n      routing_key: \"abc123\"",
+    );
+}
+
+#[test]
+fn msteams_receivers_translate_needs_msteams() {
+    check_am_kind(
+        "route: { receiver: teams }\nreceivers:\n  - name: teams\n    msteams_configs: [{ webhook_url: \"http://127.0.0.1:9/teams\" }]\n",
+        "msteams: { webhook_url: \"http://127.0.0.1:9/teams\" }",
+    );
+}
+
+#[test]
+fn time_intervals_and_muted_routes_translate_needs_time_intervals() {
+    let am = std::fs::read_to_string(corpus().join("alertmanager/more-kinds.yml")).unwrap();
+    let am = am.replace(
+        "pagerduty_configs: [{ routing_key: \"${PD_ROUTING_KEY}\" }]",
+        "webhook_configs: [{ url: \"http://127.0.0.1:9/hook\" }]",
+    );
+    let am = am.replace(
+        "msteams_configs: [{ webhook_url: http://127.0.0.1:9/teams }]",
+        "webhook_configs: [{ url: \"http://127.0.0.1:9/hook2\" }]",
+    );
+    check_am_kind(&am, "    mute_time_intervals: [\"nights\"]\n");
+}
+
+#[test]
+fn unknown_receiver_kinds_are_reported_and_strict_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = write(dir.path(), "rules.yml", MEM_RULES);
+    let a = write(
+        dir.path(),
+        "am.yml",
+        "route: { receiver: ops }\nreceivers:\n  - name: ops\n    opsgenie_configs: [{ api_key: x }]\n",
+    );
+    let out = dir.path().join("out");
+    let args = [
+        "import",
+        "prometheus",
+        r.to_str().unwrap(),
+        "--alertmanager",
+        a.to_str().unwrap(),
+        "--strict",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, o, e) = run(dir.path(), &args);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(
+        o.contains("am.yml:3: receiver `ops`: `opsgenie_configs` has no tocsin receiver kind"),
+        "{o}"
+    );
 }

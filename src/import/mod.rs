@@ -1,10 +1,10 @@
-//! `tocsin import prometheus`: Prometheus rule files and promtool unit tests in, tocsin
-//! files and a report out (docs/migrating.md).
+//! `tocsin import prometheus`: Prometheus rule files, an Alertmanager config and promtool
+//! unit tests in, tocsin files and a report out (docs/migrating.md).
 //!
 //! Pure: the caller hands in file names and bytes and writes the [`Output`]'s files; nothing
 //! here reads a file, a clock or the environment. Expressions are parsed with promql-parser
 //! and translated by [`promql`]; annotations by [`template`]; promtool tests by
-//! [`promtool`].
+//! [`promtool`]; the Alertmanager config by [`alertmanager`].
 //!
 //! Decisions the import makes, each reported per rule in `IMPORT.md`:
 //! - Alerting rules of one group whose expressions differ only in the threshold of a
@@ -18,6 +18,7 @@
 //!   the whole expression as a query and `present(series) == 1`); otherwise it is listed
 //!   as not imported, with the reason.
 
+pub mod alertmanager;
 pub mod promql;
 pub mod promtool;
 pub mod template;
@@ -49,7 +50,9 @@ impl Datasource {
             None => (arg, Datasource::DEFAULT_URL),
         };
         if !crate::rules::valid_name(name) {
-            return Err(format!("`{name}` is not a valid datasource name: use [a-zA-Z_][a-zA-Z0-9_]*"));
+            return Err(format!(
+                "`{name}` is not a valid datasource name: use [a-zA-Z_][a-zA-Z0-9_]*"
+            ));
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("`{url}` is not an absolute http(s) URL"));
@@ -68,6 +71,8 @@ pub struct Input {
     pub rules: Vec<(String, Vec<u8>)>,
     /// promtool unit-test files: (name as given, contents).
     pub tests: Vec<(String, Vec<u8>)>,
+    /// An Alertmanager config: (name as given, contents).
+    pub alertmanager: Option<(String, Vec<u8>)>,
     /// Where untranslatable expressions are queried, when given.
     pub datasource: Option<Datasource>,
 }
@@ -236,8 +241,21 @@ struct Alert {
 /// Severity names ordered from least to most severe, for `when:` tiers (whose order
 /// nothing else tells). Unknown names sort between `warning` and `critical`.
 const SEVERITY_ORDER: &[&str] = &[
-    "none", "debug", "info", "low", "notice", "warning", "warn", "medium", "minor", "high", "major", "error", "critical",
-    "page", "emergency",
+    "none",
+    "debug",
+    "info",
+    "low",
+    "notice",
+    "warning",
+    "warn",
+    "medium",
+    "minor",
+    "high",
+    "major",
+    "error",
+    "critical",
+    "page",
+    "emergency",
 ];
 
 fn severity_rank(s: &str) -> usize {
@@ -260,7 +278,13 @@ fn stem(file: &str) -> String {
         .unwrap_or(base);
     let s: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if s.is_empty() { "rules".into() } else { s }
 }
@@ -272,7 +296,11 @@ fn series_name(name: &str) -> String {
         if c.is_ascii_uppercase() && i > 0 && !out.ends_with('_') {
             out.push('_');
         }
-        out.push(if c.is_ascii_alphanumeric() || c == ':' { c.to_ascii_lowercase() } else { '_' });
+        out.push(if c.is_ascii_alphanumeric() || c == ':' {
+            c.to_ascii_lowercase()
+        } else {
+            '_'
+        });
     }
     format!("{out}_promql")
 }
@@ -304,6 +332,11 @@ pub fn prometheus(input: &Input) -> Output {
             out.files.push((format!("tests/{name}"), text));
         }
     }
+    if let Some((file, bytes)) = &input.alertmanager
+        && let Some(text) = alertmanager::translate(file, bytes, &out.renames, &mut out.problems)
+    {
+        out.files.push(("receivers/alertmanager.yaml".into(), text));
+    }
     if let Some(ds) = &input.datasource
         && !queries.is_empty()
     {
@@ -314,6 +347,7 @@ pub fn prometheus(input: &Input) -> Output {
         (crate::config::FileKind::Rules, "rules"),
         (crate::config::FileKind::Test, "test"),
         (crate::config::FileKind::Config, "config"),
+        (crate::config::FileKind::Receivers, "receivers"),
     ] {
         let schema = serde_json::to_string_pretty(&crate::config::schema(kind)).unwrap_or_default();
         out.files.push((format!("schemas/{name}.schema.json"), schema + "\n"));
@@ -379,7 +413,10 @@ fn rules_file(
         }
     };
     let mut y = String::from("# yaml-language-server: $schema=../schemas/rules.schema.json\n");
-    let _ = writeln!(y, "# Imported from {file} by `tocsin import prometheus`; see ../IMPORT.md.");
+    let _ = writeln!(
+        y,
+        "# Imported from {file} by `tocsin import prometheus`; see ../IMPORT.md."
+    );
     y.push_str("groups:\n");
     for g in &parsed.groups {
         let _ = writeln!(y, "  - name: {}", q(&g.name.value));
@@ -479,8 +516,13 @@ fn group(
                 Err(why) => match ds {
                     Some(_) if labels.is_empty() => {
                         queries.push((name.clone(), src.trim().to_string()));
-                        out.entries[entry].outcome = Outcome::Query { series: name, rule: None };
-                        out.entries[entry].notes.push(format!("runs in the datasource: tocsin cannot evaluate {why}"));
+                        out.entries[entry].outcome = Outcome::Query {
+                            series: name,
+                            rule: None,
+                        };
+                        out.entries[entry]
+                            .notes
+                            .push(format!("runs in the datasource: tocsin cannot evaluate {why}"));
                     }
                     _ => {
                         out.entries[entry].outcome = Outcome::NotImported {
@@ -497,7 +539,9 @@ fn group(
                 notes.extend(t.notes.iter().cloned());
                 if !t.expr.contains(['<', '>', '=']) && !t.expr.contains("!=") {
                     out.entries[entry].outcome = Outcome::NotImported {
-                        reason: "the expression is not a comparison: in Prometheus it fires for every series it returns".into(),
+                        reason:
+                            "the expression is not a comparison: in Prometheus it fires for every series it returns"
+                                .into(),
                     };
                     continue;
                 }
@@ -643,7 +687,9 @@ fn families(alerts: &[Alert]) -> Vec<Vec<usize>> {
                 (Some(x), Some(y)) => {
                     x.value == y.value
                         && x.above == y.above
-                        && fam.iter().all(|&k| alerts[k].threshold.as_ref().is_some_and(|t| t.n != y.n))
+                        && fam
+                            .iter()
+                            .all(|&k| alerts[k].threshold.as_ref().is_some_and(|t| t.n != y.n))
                 }
                 _ => false,
             };
@@ -698,7 +744,10 @@ fn write_alert(alerts: &[Alert], fam: &[usize], out: &mut Output, y: &mut String
     if thresholds {
         let above = first.threshold.as_ref().is_some_and(|t| t.above);
         members.sort_by(|&x, &z| {
-            let (tx, tz) = (alerts[x].threshold.as_ref().map_or(0.0, |t| t.n), alerts[z].threshold.as_ref().map_or(0.0, |t| t.n));
+            let (tx, tz) = (
+                alerts[x].threshold.as_ref().map_or(0.0, |t| t.n),
+                alerts[z].threshold.as_ref().map_or(0.0, |t| t.n),
+            );
             if above { tx.total_cmp(&tz) } else { tz.total_cmp(&tx) }
         });
         let value = first.threshold.as_ref().map(|t| t.value.clone()).unwrap_or_default();
@@ -730,7 +779,12 @@ fn write_alert(alerts: &[Alert], fam: &[usize], out: &mut Output, y: &mut String
     for key in keys {
         let texts: Vec<(&str, Option<&String>)> = members
             .iter()
-            .map(|&k| (alerts[k].severity.as_deref().unwrap_or("warning"), alerts[k].annotations.get(key)))
+            .map(|&k| {
+                (
+                    alerts[k].severity.as_deref().unwrap_or("warning"),
+                    alerts[k].annotations.get(key),
+                )
+            })
             .collect();
         let all_same = texts.windows(2).all(|w| w[0].1 == w[1].1);
         let t = if all_same {
@@ -739,7 +793,12 @@ fn write_alert(alerts: &[Alert], fam: &[usize], out: &mut Output, y: &mut String
             let mut t = String::new();
             for (i, (sev, text)) in texts.iter().enumerate() {
                 let kw = if i == 0 { "if" } else { "elif" };
-                let _ = write!(t, "{{% {kw} severity == {} %}}{}", q(sev), text.map_or("", |s| s.as_str()));
+                let _ = write!(
+                    t,
+                    "{{% {kw} severity == {} %}}{}",
+                    q(sev),
+                    text.map_or("", |s| s.as_str())
+                );
             }
             t.push_str("{% endif %}");
             t
@@ -865,7 +924,10 @@ mod tests {
         assert!(y.contains(r#"expr: "mem_used_percent""#), "{y}");
         assert!(y.contains(r#"- { severity: "warning", above: 80, for: 5m }"#), "{y}");
         assert!(y.contains(r#"- { severity: "critical", above: 95, for: 1m }"#), "{y}");
-        assert!(y.contains(r#"{% if severity == \"warning\" %}{{ value }}% used{% elif"#), "{y}");
+        assert!(
+            y.contains(r#"{% if severity == \"warning\" %}{{ value }}% used{% elif"#),
+            "{y}"
+        );
         assert_eq!(
             out.entries[1].outcome,
             Outcome::Local {
@@ -930,7 +992,10 @@ mod tests {
             ..Input::default()
         });
         let cfg = file(&out, "tocsin.yaml");
-        assert!(cfg.contains(r#"- { name: prom, url: "http://127.0.0.1:9090" }"#), "{cfg}");
+        assert!(
+            cfg.contains(r#"- { name: prom, url: "http://127.0.0.1:9090" }"#),
+            "{cfg}"
+        );
         assert!(cfg.contains(r#""job:up:absent": "absent(up{job=\"a\"})""#), "{cfg}");
         assert!(cfg.contains(r#""ratio_promql": "a / on (instance) b""#), "{cfg}");
         let y = file(&out, "rules/r.yaml");

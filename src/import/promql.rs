@@ -72,7 +72,10 @@ pub fn translate(e: &Expr) -> Result<Translated, String> {
 /// The top-level `x > n` / `x < n` (or `n < x` / `n > x`) of `e`, with `x` translated.
 pub fn threshold(e: &Expr) -> Option<Threshold> {
     let Expr::Binary(b) = unparen(e) else { return None };
-    if b.modifier.as_ref().is_some_and(|m| m.return_bool || m.matching.is_some()) {
+    if b.modifier
+        .as_ref()
+        .is_some_and(|m| m.return_bool || m.matching.is_some())
+    {
         return None;
     }
     let op = b.op.to_string();
@@ -259,7 +262,9 @@ impl Walk {
                 Ok((format!("({l} || {r})"), Ty::Cond))
             }
             ("unless", Ty::Cond, Ty::Cond) => Ok((format!("{l} && !({r})"), Ty::Cond)),
-            ("and" | "or" | "unless", _, _) => Err(format!("`{op}` over a series that is not a comparison (a set operation)")),
+            ("and" | "or" | "unless", _, _) => Err(format!(
+                "`{op}` over a series that is not a comparison (a set operation)"
+            )),
             (_, _, _) => Err(format!("a filtering comparison used as a number around `{op}`")),
         }
     }
@@ -333,7 +338,10 @@ impl Walk {
                         let (sel, d) = range(&r.args.args[0])?;
                         Ok(format!("histogram_quantile({q}, {sel}, \"{d}\")"))
                     }
-                    _ => Err("`histogram_quantile` over an aggregation (tocsin groups the buckets by every label but `le`)".into()),
+                    _ => Err(
+                        "`histogram_quantile` over an aggregation (tocsin groups the buckets by every label but `le`)"
+                            .into(),
+                    ),
                 }
             }
             ("abs" | "floor" | "ceil" | "sqrt" | "ln" | "log10" | "exp", [x]) => {
@@ -388,7 +396,11 @@ fn selector(v: &VectorSelector) -> Result<String, String> {
         None => return Err("a selector without a metric name".into()),
     };
     let ms: Vec<&Matcher> = v.matchers.matchers.iter().filter(|m| m.name != "__name__").collect();
-    if v.matchers.matchers.iter().any(|m| m.name == "__name__" && m.value != name) {
+    if v.matchers
+        .matchers
+        .iter()
+        .any(|m| m.name == "__name__" && m.value != name)
+    {
         return Err("a `__name__` matcher".into());
     }
     if ms.is_empty() {
@@ -411,9 +423,15 @@ mod tests {
         let cases = [
             ("up == 0", "up == 0"),
             (r#"rate(x{code=~"5.."}[5m]) > 1"#, r#"rate(x{code=~"5.."}, "5m") > 1"#),
-            ("predict_linear(d[6h], 4*3600) < 0", r#"predict_linear(d, "6h", 4 * 3600) < 0"#),
+            (
+                "predict_linear(d[6h], 4*3600) < 0",
+                r#"predict_linear(d, "6h", 4 * 3600) < 0"#,
+            ),
             ("a / b * 100 < 15 and c == 0", "a / b * 100 < 15 && c == 0"),
-            ("histogram_quantile(0.99, rate(h_bucket[5m])) > 1", r#"histogram_quantile(0.99, h_bucket, "5m") > 1"#),
+            (
+                "histogram_quantile(0.99, rate(h_bucket[5m])) > 1",
+                r#"histogram_quantile(0.99, h_bucket, "5m") > 1"#,
+            ),
             ("clamp_min(a, 0)", "max(a, 0)"),
             ("job:x:rate5m > 1", "job:x:rate5m > 1"),
             ("-a", "-(a)"),
@@ -447,7 +465,14 @@ mod tests {
     #[test]
     fn finds_the_threshold_of_a_family() {
         let t = threshold(&parse("a / b * 100 > 80").unwrap()).unwrap();
-        assert_eq!(t, Threshold { value: "a / b * 100".into(), above: true, n: 80.0 });
+        assert_eq!(
+            t,
+            Threshold {
+                value: "a / b * 100".into(),
+                above: true,
+                n: 80.0
+            }
+        );
         let t = threshold(&parse("5 > free").unwrap()).unwrap();
         assert!(!t.above);
         assert!(threshold(&parse("a > 1 and b > 2").unwrap()).is_none());

@@ -106,7 +106,10 @@ pub fn translate(file: &str, bytes: &[u8], known: &Known<'_>, problems: &mut Vec
     {
         Ok(p) => p,
         Err(e) => {
-            problem(0, format!("not a promtool test file: {}", e.lines().next().unwrap_or("")));
+            problem(
+                0,
+                format!("not a promtool test file: {}", e.lines().next().unwrap_or("")),
+            );
             return None;
         }
     };
@@ -114,18 +117,27 @@ pub fn translate(file: &str, bytes: &[u8], known: &Known<'_>, problems: &mut Vec
     for rf in &parsed.rule_files {
         match known.rule_files.iter().find(|(src, _)| base(src) == base(rf)) {
             Some((_, out)) => rule_files.push(format!("../{out}")),
-            None => problem(0, format!("rule file `{rf}` was not imported with it; pass it to the import too")),
+            None => problem(
+                0,
+                format!("rule file `{rf}` was not imported with it; pass it to the import too"),
+            ),
         }
     }
     let eval = parsed.evaluation_interval.clone().unwrap_or_else(|| "1m".into());
     let mut y = String::from("# yaml-language-server: $schema=../schemas/test.schema.json\n");
-    let _ = writeln!(y, "# Translated from {file} by `tocsin import prometheus`; see ../IMPORT.md.");
+    let _ = writeln!(
+        y,
+        "# Translated from {file} by `tocsin import prometheus`; see ../IMPORT.md."
+    );
     let files: Vec<String> = rule_files.iter().map(|f| q(f)).collect();
     let _ = writeln!(y, "rule_files: [{}]", files.join(", "));
     let _ = writeln!(y, "evaluation_interval: {eval}");
     y.push_str("tests:\n");
     for (n, t) in parsed.tests.iter().enumerate() {
-        let name = t.name.clone().unwrap_or_else(|| format!("{} test {}", base(file), n + 1));
+        let name = t
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{} test {}", base(file), n + 1));
         let _ = writeln!(y, "  - name: {}", q(&name));
         let _ = writeln!(y, "    interval: {}", t.interval.as_deref().unwrap_or(&eval));
         if !t.promql_expr_test.is_empty() {
@@ -146,14 +158,16 @@ pub fn translate(file: &str, bytes: &[u8], known: &Known<'_>, problems: &mut Vec
         let mut at: BTreeMap<(u128, String), Vec<Expect>> = BTreeMap::new();
         for a in &t.alert_rule_test {
             let Ok(d) = humantime::parse_duration(&a.eval_time.value) else {
-                problem(a.eval_time.line(), format!("eval_time `{}` is not a duration", a.eval_time.value));
+                problem(
+                    a.eval_time.line(),
+                    format!("eval_time `{}` is not a duration", a.eval_time.value),
+                );
                 continue;
             };
             let slot = at.entry((d.as_millis(), a.eval_time.value.clone())).or_default();
-            let imported = known
-                .entries
-                .iter()
-                .any(|e| e.name == a.alertname && e.kind == "alert" && !matches!(e.outcome, Outcome::NotImported { .. }));
+            let imported = known.entries.iter().any(|e| {
+                e.name == a.alertname && e.kind == "alert" && !matches!(e.outcome, Outcome::NotImported { .. })
+            });
             if !imported {
                 problem(
                     a.eval_time.line(),
@@ -195,7 +209,11 @@ pub fn translate(file: &str, bytes: &[u8], known: &Known<'_>, problems: &mut Vec
         y.push_str("    alerts:\n");
         for ((_, when), mut expects) in at {
             // A merged family fires one instance at its most severe expected tier.
-            expects.sort_by(|a, b| (&a.alertname, &a.labels).cmp(&(&b.alertname, &b.labels)).then(b.rank.cmp(&a.rank)));
+            expects.sort_by(|a, b| {
+                (&a.alertname, &a.labels)
+                    .cmp(&(&b.alertname, &b.labels))
+                    .then(b.rank.cmp(&a.rank))
+            });
             expects.dedup_by(|later, first| later.alertname == first.alertname && later.labels == first.labels);
             let _ = writeln!(y, "      - at: {when}");
             if expects.is_empty() {

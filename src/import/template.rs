@@ -178,7 +178,9 @@ fn pipeline(action: &str) -> Result<(String, bool), String> {
             }
         });
     }
-    value.map(|v| (v, approx)).ok_or_else(|| "an empty template action".into())
+    value
+        .map(|v| (v, approx))
+        .ok_or_else(|| "an empty template action".into())
 }
 
 #[cfg(test)]
@@ -191,9 +193,15 @@ mod tests {
 
     #[test]
     fn translates_values_labels_and_functions() {
-        assert_eq!(t("at {{ $labels.instance }}: {{ $value }}"), "at {{ labels.instance }}: {{ value }}");
+        assert_eq!(
+            t("at {{ $labels.instance }}: {{ $value }}"),
+            "at {{ labels.instance }}: {{ value }}"
+        );
         assert_eq!(t("{{ printf \"%.2f\" $value }}%"), "{{ (value) | round(2) }}%");
-        assert_eq!(t("{{ $value | humanizePercentage }}"), "{{ ((value) * 100) | round(2) ~ \"%\" }}");
+        assert_eq!(
+            t("{{ $value | humanizePercentage }}"),
+            "{{ ((value) * 100) | round(2) ~ \"%\" }}"
+        );
         assert_eq!(t("{{ humanize $value }}"), "{{ (value) | round(2) }}");
         assert_eq!(t("{{- .Labels.job -}}"), "{{ labels.job }}");
         assert_eq!(t("{{ $labels.job | toUpper }}"), "{{ (labels.job) | upper }}");
