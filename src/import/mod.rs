@@ -458,6 +458,8 @@ fn group(
     y: &mut String,
 ) {
     let mut alerts: Vec<Alert> = Vec::new();
+    // (entry index, YAML) of each written rule, to keep the source order.
+    let mut items: Vec<(usize, String)> = Vec::new();
     for r in rules {
         let (name, kind, line) = match (&r.alert, &r.record) {
             (Some(a), None) => (a.value.clone(), "alert", a.line()),
@@ -502,6 +504,7 @@ fn group(
         if kind == "record" {
             match translated {
                 Ok(t) => {
+                    let mut y = String::new();
                     let _ = writeln!(y, "      - record: {}", q(&name));
                     let _ = writeln!(y, "        expr: {}", q(&t.expr));
                     if let Some(by) = &t.by {
@@ -510,6 +513,7 @@ fn group(
                     if !labels.is_empty() {
                         let _ = writeln!(y, "        labels: {}", map(&labels));
                     }
+                    items.push((entry, y));
                     out.entries[entry].notes = t.notes;
                     out.entries[entry].outcome = Outcome::Local { rule: name, tier: None };
                 }
@@ -524,9 +528,16 @@ fn group(
                             .notes
                             .push(format!("runs in the datasource: tocsin cannot evaluate {why}"));
                     }
-                    _ => {
+                    Some(_) => {
                         out.entries[entry].outcome = Outcome::NotImported {
-                            reason: format!("tocsin cannot evaluate {why}"),
+                            reason: format!(
+                                "tocsin cannot evaluate {why}, and a query's series cannot carry the rule's `labels:`"
+                            ),
+                        };
+                    }
+                    None => {
+                        out.entries[entry].outcome = Outcome::NotImported {
+                            reason: format!("tocsin cannot evaluate {why}; with `--datasource` it would run there"),
                         };
                     }
                 },
@@ -654,7 +665,13 @@ fn group(
         });
     }
     for family in families(&alerts) {
-        write_alert(&alerts, &family, out, y);
+        let mut text = String::new();
+        write_alert(&alerts, &family, out, &mut text);
+        items.push((alerts[family[0]].entry, text));
+    }
+    items.sort_by_key(|(entry, _)| *entry);
+    for (_, text) in items {
+        y.push_str(&text);
     }
 }
 
@@ -925,7 +942,7 @@ mod tests {
         assert!(y.contains(r#"- { severity: "warning", above: 80, for: 5m }"#), "{y}");
         assert!(y.contains(r#"- { severity: "critical", above: 95, for: 1m }"#), "{y}");
         assert!(
-            y.contains(r#"{% if severity == \"warning\" %}{{ value }}% used{% elif"#),
+            y.contains(r#"{% if severity == \"warning\" %}{{ value | int if value is number and value == value | int else value }}% used{% elif"#),
             "{y}"
         );
         assert_eq!(

@@ -7,6 +7,9 @@
 //! so (`approximate`), and the import reports it. Control structures (`if`, `range`,
 //! `with`), `query` and variables other than these are refused with a reason.
 
+/// `$value` printed as Go prints a float: whole numbers without a fraction.
+const GO_VALUE: &str = "value | int if value is number and value == value | int else value";
+
 /// A translated template.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
@@ -178,6 +181,8 @@ fn pipeline(action: &str) -> Result<(String, bool), String> {
             }
         });
     }
+    // Go prints a whole float without a fraction (`75`), minijinja as `75.0`.
+    let value = value.map(|v| if v == "value" { GO_VALUE.to_string() } else { v });
     value
         .map(|v| (v, approx))
         .ok_or_else(|| "an empty template action".into())
@@ -195,7 +200,7 @@ mod tests {
     fn translates_values_labels_and_functions() {
         assert_eq!(
             t("at {{ $labels.instance }}: {{ $value }}"),
-            "at {{ labels.instance }}: {{ value }}"
+            format!("at {{{{ labels.instance }}}}: {{{{ {GO_VALUE} }}}}")
         );
         assert_eq!(t("{{ printf \"%.2f\" $value }}%"), "{{ (value) | round(2) }}%");
         assert_eq!(
