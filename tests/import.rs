@@ -585,3 +585,87 @@ fn unknown_receiver_kinds_are_reported_and_strict_fails() {
         "{o}"
     );
 }
+
+// ---- docs/migrating.md ----
+
+/// The fenced blocks of a Markdown page: (info string, the marker comment before it, text).
+fn fenced(page: &str) -> Vec<(String, Option<String>, String)> {
+    let mut out = Vec::new();
+    let mut lines = page.lines().peekable();
+    let mut last_nonempty: Option<String> = None;
+    while let Some(line) = lines.next() {
+        if let Some(info) = line.trim_start().strip_prefix("```") {
+            let marker = last_nonempty
+                .as_deref()
+                .and_then(|l| l.trim().strip_prefix("<!--"))
+                .and_then(|l| l.strip_suffix("-->"))
+                .map(|m| m.trim().to_string());
+            let mut text = String::new();
+            for l in lines.by_ref() {
+                if l.trim_start().starts_with("```") {
+                    break;
+                }
+                text.push_str(l);
+                text.push('\n');
+            }
+            out.push((info.trim().to_string(), marker, text));
+            last_nonempty = None;
+            continue;
+        }
+        if !line.trim().is_empty() {
+            last_nonempty = Some(line.to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_migration_guide_example_runs_as_written() {
+    let page = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/migrating.md")).unwrap();
+    let blocks = fenced(&page);
+    let dir = tempfile::tempdir().unwrap();
+    let mut sources = 0;
+    for (info, _, text) in &blocks {
+        if let Some(path) = info.strip_prefix("yaml file=") {
+            write(dir.path(), path, text);
+            sources += 1;
+        }
+    }
+    assert_eq!(sources, 2, "the example's rule file and promtool test");
+    if let Some(promtool) = promtool() {
+        let out = std::process::Command::new(promtool)
+            .args(["test", "rules", "rules_test.yml"])
+            .current_dir(dir.path().join("prometheus"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+    let (code, stdout, e) = run(
+        dir.path(),
+        &[
+            "import",
+            "prometheus",
+            "prometheus/rules.yml",
+            "--tests",
+            "prometheus/rules_test.yml",
+            "--out",
+            "tocsin",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}{e}");
+    let said = stdout.lines().next().unwrap();
+    assert!(
+        page.replace('\n', " ").contains(&format!("prints `{said}`")),
+        "the page quotes: {said}"
+    );
+    let shown = blocks
+        .iter()
+        .find(|(_, marker, _)| marker.as_deref() == Some("file: rules/rules.yaml"))
+        .map(|(_, _, t)| t.clone())
+        .unwrap();
+    let written = std::fs::read_to_string(dir.path().join("tocsin/rules/rules.yaml")).unwrap();
+    assert_eq!(written, shown, "docs/migrating.md shows the file the import writes");
+    let (code, o, e) = run(&dir.path().join("tocsin"), &["test", "tests"]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert!(o.contains("1 passed, 0 failed"), "{o}");
+}

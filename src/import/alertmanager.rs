@@ -21,8 +21,7 @@ use serde_json::Value;
 
 use super::{Problem, q};
 
-/// Merged alerts: see [`super::Output::renames`].
-pub type Renames = BTreeMap<(String, Option<String>), (String, Option<String>, usize)>;
+use super::Renames;
 
 /// The 1-based line of the first line of `text` containing `needle` (0 when none).
 fn line_of(text: &str, needle: &str) -> u64 {
@@ -204,10 +203,10 @@ fn slack(c: &mut Ctx<'_>, global: &Value, name: &str, conf: &Value) -> Option<St
         let _ = writeln!(b, "      channel: {}", q(ch));
     }
     for k in ["title", "text"] {
-        if let Some(t) = s(conf, k) {
-            if let Some(t) = group_template(c, name, k, t) {
-                let _ = writeln!(b, "      {k}: {}", q(&t));
-            }
+        if let Some(t) = s(conf, k)
+            && let Some(t) = group_template(c, name, k, t)
+        {
+            let _ = writeln!(b, "      {k}: {}", q(&t));
         }
     }
     Some(b)
@@ -259,10 +258,10 @@ fn email(c: &mut Ctx<'_>, global: &Value, name: &str, conf: &Value) -> Option<St
         let _ = write!(b, ", password: {}", q(p));
     }
     b.push_str(" }\n");
-    if let Some(subject) = conf.get("headers").and_then(|h| s(h, "Subject")) {
-        if let Some(t) = group_template(c, name, "headers.Subject", subject) {
-            let _ = writeln!(b, "      subject: {}", q(&t));
-        }
+    if let Some(subject) = conf.get("headers").and_then(|h| s(h, "Subject"))
+        && let Some(t) = group_template(c, name, "headers.Subject", subject)
+    {
+        let _ = writeln!(b, "      subject: {}", q(&t));
     }
     Some(b)
 }

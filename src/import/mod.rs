@@ -135,6 +135,10 @@ pub struct Problem {
     pub message: String,
 }
 
+/// (old alert name, its severity) → (new rule name, tier severity, tier index) of each
+/// alert merged into a tiered rule.
+pub type Renames = BTreeMap<(String, Option<String>), (String, Option<String>, usize)>;
+
 /// Everything the import produced.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
@@ -146,7 +150,7 @@ pub struct Output {
     pub problems: Vec<Problem>,
     /// (old alert name, its severity) → (new rule name, tier severity, tier index) for every
     /// merged alert, for routes and tests that named the old one.
-    pub renames: BTreeMap<(String, Option<String>), (String, Option<String>, usize)>,
+    pub renames: Renames,
     /// (source alert, annotation key) of annotations translated exactly, whose rendered
     /// text a translated test may expect.
     pub exact_annotations: std::collections::BTreeSet<(String, String)>,

@@ -22,7 +22,7 @@ pub struct Known<'a> {
     /// (source file as given, output path under `--out`).
     pub rule_files: &'a [(String, String)],
     /// Merged alerts: see [`super::Output::renames`].
-    pub renames: &'a BTreeMap<(String, Option<String>), (String, Option<String>, usize)>,
+    pub renames: &'a super::Renames,
     /// What became of every source rule.
     pub entries: &'a [Entry],
     /// Annotations translated exactly: see [`super::Output::exact_annotations`].

@@ -113,10 +113,11 @@ fn operand(w: &str) -> Result<String, String> {
         return Ok("labels".into());
     }
     for prefix in ["$labels.", ".Labels."] {
-        if let Some(l) = w.strip_prefix(prefix) {
-            if !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-                return Ok(format!("labels.{l}"));
-            }
+        if let Some(l) = w.strip_prefix(prefix)
+            && !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Ok(format!("labels.{l}"));
         }
     }
     if w.parse::<f64>().is_ok() {
