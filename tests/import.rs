@@ -110,6 +110,22 @@ tests:
 }
 
 #[test]
+fn the_api_shows_a_comparison_alerts_left_side_as_its_value() {
+    let env = common::Env::new(
+        "",
+        Some("sources:\n  push: { enabled: true }\n"),
+        &common::rules_file(
+            "      - alert: Hot\n        expr: demo_temp_celsius{sensor=\"cpu\"} > 50\n        labels: { room: lab }\n",
+        ),
+    );
+    let d = env.spawn(&[]);
+    assert_eq!(d.push("demo_temp_celsius{sensor=\"cpu\"} 62.5\n").status, 200);
+    let alert = d.wait_alert("Hot", "firing", std::time::Duration::from_secs(10));
+    assert_eq!(alert["value"], 62.5, "{alert}");
+    assert_eq!(alert["labels"]["sensor"], "cpu", "{alert}");
+}
+
+#[test]
 fn histogram_quantile_groups_buckets_by_every_label_but_le() {
     let dir = tempfile::tempdir().unwrap();
     write(

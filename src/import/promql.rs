@@ -62,6 +62,18 @@ pub fn translate(e: &Expr) -> Result<Translated, String> {
         notes: Vec::new(),
     };
     let (expr, _) = w.node(e)?;
+    let mut reads = Vec::new();
+    selectors(e, &mut reads);
+    let joined = reads.iter().any(|(name, ms)| {
+        reads.iter().any(|(n, other)| {
+            n == name
+                && other != ms
+                && (ms.iter().any(|m| m.contains("=\"")) || other.iter().any(|m| m.contains("=\"")))
+        })
+    });
+    if joined {
+        w.note("two reads of one metric with different `=` matchers are joined without the matched labels (Prometheus would need `ignoring(…)` and matches nothing here)");
+    }
     Ok(Translated {
         expr,
         by: w.by,
@@ -380,6 +392,34 @@ impl Walk {
     }
 }
 
+/// Every selector `e` reads: (metric name, its matchers written out).
+fn selectors(e: &Expr, out: &mut Vec<(String, Vec<String>)>) {
+    let mut add = |v: &VectorSelector| {
+        let ms = v
+            .matchers
+            .matchers
+            .iter()
+            .filter(|m| m.name != "__name__")
+            .map(matcher_text)
+            .collect();
+        out.push((v.name.clone().unwrap_or_default(), ms));
+    };
+    match e {
+        Expr::VectorSelector(v) => add(v),
+        Expr::MatrixSelector(m) => add(&m.vs),
+        Expr::Paren(p) => selectors(&p.expr, out),
+        Expr::Unary(u) => selectors(&u.expr, out),
+        Expr::Binary(b) => {
+            selectors(&b.lhs, out);
+            selectors(&b.rhs, out);
+        }
+        Expr::Aggregate(a) => selectors(&a.expr, out),
+        Expr::Call(c) => c.args.args.iter().for_each(|a| selectors(a, out)),
+        Expr::Subquery(s) => selectors(&s.expr, out),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
 /// A selector as a tocsin metric read with matchers.
 fn selector(v: &VectorSelector) -> Result<String, String> {
     if v.offset.is_some() {
@@ -439,6 +479,18 @@ mod tests {
         for (src, want) in cases {
             assert_eq!(tr(src).as_deref(), Ok(want), "{src}");
         }
+        let t = translate(&parse(r#"(m{type="vms"} - m{type="rss"}) / m{type="vms"} > 0.5"#).unwrap()).unwrap();
+        assert!(
+            t.notes.iter().any(|n| n.contains("joined without the matched labels")),
+            "{:?}",
+            t.notes
+        );
+        assert!(
+            translate(&parse(r#"m{type="vms"} > 1"#).unwrap())
+                .unwrap()
+                .notes
+                .is_empty()
+        );
         let t = translate(&parse("sum by (job) (up) < 1").unwrap()).unwrap();
         assert_eq!(t.expr, "sum(up) < 1");
         assert_eq!(t.by, Some(vec!["job".to_string()]));
