@@ -206,6 +206,10 @@ struct PromGroup {
     #[serde(default)]
     interval: Option<String>,
     #[serde(default)]
+    limit: Option<u64>,
+    #[serde(default)]
+    query_offset: Option<String>,
+    #[serde(default)]
     rules: Vec<PromRule>,
 }
 
@@ -320,7 +324,14 @@ pub fn prometheus(input: &Input) -> Output {
     let mut rule_files: Vec<(String, String)> = Vec::new();
     for (file, bytes) in &input.rules {
         if let Some(text) = rules_file(file, bytes, input.datasource.as_ref(), &mut out, &mut queries) {
-            let path = format!("rules/{}.yaml", stem(file));
+            // Two inputs of one base name (from two directories) get two files.
+            let mut path = format!("rules/{}.yaml", stem(file));
+            for n in 2.. {
+                if !out.files.iter().any(|(p, _)| *p == path) {
+                    break;
+                }
+                path = format!("rules/{}-{n}.yaml", stem(file));
+            }
             rule_files.push((file.clone(), path.clone()));
             out.files.push((path, text));
         }
@@ -433,6 +444,19 @@ fn rules_file(
                     line: g.name.line(),
                     rule: None,
                     message: format!("group interval `{i}` is not a duration; the engine's interval applies"),
+                });
+            }
+        }
+        for (key, set) in [("limit", g.limit.is_some()), ("query_offset", g.query_offset.is_some())] {
+            if set {
+                out.problems.push(Problem {
+                    file: file.into(),
+                    line: g.name.line(),
+                    rule: None,
+                    message: format!(
+                        "group `{}`: `{key}` has no tocsin counterpart; not imported",
+                        g.name.value
+                    ),
                 });
             }
         }
@@ -629,6 +653,19 @@ fn group(
             }
         }
         let mut labels = labels;
+        // tocsin's rule labels are fixed text; Prometheus renders templated ones per alert.
+        labels.retain(|k, v| {
+            let templated = v.contains("{{");
+            if templated {
+                out.problems.push(Problem {
+                    file: file.into(),
+                    line,
+                    rule: Some(name.clone()),
+                    message: format!("label `{k}` is a template, which tocsin labels cannot be; not imported"),
+                });
+            }
+            !templated
+        });
         let severity = labels.remove("severity");
         if severity.is_none() {
             notes.push("no `severity` label: tocsin fires it at severity `warning`".into());
@@ -988,6 +1025,13 @@ mod tests {
         assert!(matches!(out.entries[1].outcome, Outcome::Local { .. }));
         assert!(matches!(&out.entries[2].outcome, Outcome::NotImported { reason } if reason.contains("absent")));
         assert_eq!(out.not_imported(), 2);
+        let odd = import(
+            "groups:\n  - name: g\n    limit: 10\n    rules:\n      - alert: A\n        expr: up == 0\n        labels: { owner: \"{{ $labels.team }}\" }\n",
+        );
+        let messages: Vec<&str> = odd.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages[0].contains("`limit` has no tocsin counterpart"));
+        assert!(messages[1].contains("label `owner` is a template"));
         let bad = import("groups: [ {");
         assert_eq!(bad.problems.len(), 1);
         assert!(bad.problems[0].message.contains("not a Prometheus rule file"));
