@@ -22,6 +22,12 @@ impl Data for Bench {
             f(w);
         }
     }
+
+    fn buckets(&self, slot: usize, f: &mut dyn FnMut(&str, &Window)) {
+        if let Some(w) = self.windows.get(slot) {
+            f("+Inf", w);
+        }
+    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -63,6 +63,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
+    /// Translate another engine's files into tocsin files.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Print the JSON Schema of a file kind.
     Schema {
         /// Which file kind.
@@ -131,6 +136,24 @@ pub fn main() -> ExitCode {
         Command::Eval { config } => crate::daemon::eval(config.as_deref()),
         Command::Check { paths, format } => cmd_check(paths, format),
         Command::Test { paths, run, junit } => cmd_test(paths, run, junit),
+        Command::Import {
+            from:
+                ImportFrom::Prometheus {
+                    rules,
+                    alertmanager,
+                    tests,
+                    datasource,
+                    strict,
+                    out,
+                },
+        } => cmd_import(
+            &rules,
+            alertmanager.as_deref(),
+            &tests,
+            datasource.as_deref(),
+            strict,
+            &out,
+        ),
         Command::Schema { kind } => {
             let kind = match kind {
                 SchemaKind::Rules => FileKind::Rules,
@@ -170,6 +193,91 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// What `tocsin import` translates from.
+#[derive(Subcommand, Debug)]
+enum ImportFrom {
+    /// Prometheus rule files and promtool unit tests (docs/migrating.md).
+    Prometheus {
+        /// Prometheus rule files.
+        #[arg(required = true, value_name = "RULES")]
+        rules: Vec<PathBuf>,
+        /// An Alertmanager config to translate into a receivers file.
+        #[arg(long, value_name = "FILE")]
+        alertmanager: Option<PathBuf>,
+        /// promtool unit-test files to translate into tocsin rule tests.
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        tests: Vec<PathBuf>,
+        /// Run what tocsin cannot evaluate in this Prometheus-compatible datasource
+        /// (`NAME` or `NAME=URL`; default URL http://127.0.0.1:9090).
+        #[arg(long, value_name = "NAME[=URL]")]
+        datasource: Option<String>,
+        /// Exit 1 when anything was not imported or a file had problems.
+        #[arg(long)]
+        strict: bool,
+        /// Directory to write the tocsin files and IMPORT.md into.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+/// `tocsin import prometheus`: reads the files, runs the pure import, writes its output.
+fn cmd_import(
+    rules: &[PathBuf],
+    alertmanager: Option<&std::path::Path>,
+    tests: &[PathBuf],
+    datasource: Option<&str>,
+    strict: bool,
+    out: &std::path::Path,
+) -> ExitCode {
+    let datasource = match datasource.map(crate::import::Datasource::parse).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("tocsin import: --datasource: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let read = |paths: &[PathBuf]| -> Result<Vec<(String, Vec<u8>)>, String> {
+        paths
+            .iter()
+            .map(|p| {
+                std::fs::read(p)
+                    .map(|b| (p.display().to_string(), b))
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            })
+            .collect()
+    };
+    let am: Vec<PathBuf> = alertmanager.into_iter().map(PathBuf::from).collect();
+    let input = match (read(rules), read(tests), read(&am)) {
+        (Ok(rules), Ok(tests), Ok(am)) => crate::import::Input {
+            rules,
+            tests,
+            alertmanager: am.into_iter().next(),
+            datasource,
+        },
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            eprintln!("tocsin import: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let output = crate::import::prometheus(&input);
+    for (rel, text) in &output.files {
+        let path = out.join(rel);
+        let written = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, text));
+        if let Err(e) = written {
+            eprintln!("tocsin import: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    print!("{}", output.summary());
+    if strict && (output.not_imported() > 0 || !output.problems.is_empty()) {
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
 }
 
 /// Expands the named paths: directories into their *.yaml / *.yml files (sorted).

@@ -7,8 +7,8 @@
 //! for the map.
 
 pub use tocsin_core::{
-    alert, check, config, diag, engine, expr, history, message, pipeline, policy, receivers, route, rules, ruletest,
-    series, silence, template, time,
+    alert, check, config, diag, engine, expr, history, import, message, pipeline, policy, receivers, route, rules,
+    ruletest, series, silence, template, time,
 };
 
 pub mod acks;

@@ -67,7 +67,7 @@ fn push_fires_alert_visible_in_api_and_console() {
     assert!(is_rfc3339(a["starts_at"].as_str().unwrap()), "{a}");
     assert!(!a["fingerprint"].as_str().unwrap().is_empty(), "{a}");
     assert_eq!(a["severity"], "warning");
-    assert_eq!(a["value"], 1.0, "a boolean expr is 1 while true: {a}");
+    assert_eq!(a["value"], 10.0, "a comparison `a > b` shows `a`, as PromQL does: {a}");
     let line = d.wait_stdout("TestHigh", S2);
     assert!(line.contains("FIRING"), "{line}");
 

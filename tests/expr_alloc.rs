@@ -39,6 +39,11 @@ impl Data for One {
         f(&self.0);
         f(&self.0);
     }
+
+    fn buckets(&self, _: usize, f: &mut dyn FnMut(&str, &Window)) {
+        f("0.5", &self.0);
+        f("+Inf", &self.0);
+    }
 }
 
 #[test]
@@ -68,6 +73,7 @@ fn evaluation_does_not_allocate() {
         "quantile_over_time(0.9, m, \"5m\") + ci_low(m, \"5m\") + ci_high(m, \"5m\")",
         "zscore(m, \"5m\") + changes(m, \"5m\") + age(m) + present(m)",
         "sum(m) + avg(m) + min(m) + max(m) + count(m) + min(1, m) + max(1, m)",
+        "histogram_quantile(0.9, m_bucket, \"5m\") + m{a=\"1\"} + m{a=~\"x.*\"}",
         "abs(m) + round(m) + floor(m) + ceil(m) + sqrt(m) + ln(m) + log10(m) + exp(m) + clamp(m, 0, 1)",
     ];
     for src in every_function {

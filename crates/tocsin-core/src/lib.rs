@@ -17,6 +17,7 @@ pub mod engine;
 pub mod exposition;
 pub mod expr;
 pub mod history;
+pub mod import;
 pub mod message;
 pub mod pipeline;
 pub mod policy;

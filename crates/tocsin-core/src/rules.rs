@@ -349,12 +349,24 @@ impl Compiler {
                 return None;
             }
         };
-        if !valid_name(&name.value) {
+        // A recorded series is a metric, and metric names may hold colons
+        // (`level:metric:operations`); an alert name is a label value used as a name.
+        if is_alert && !valid_name(&name.value) {
             self.error(
                 file,
                 name,
                 "name",
                 format!("`{}` is not a valid name: use [a-zA-Z_][a-zA-Z0-9_]*", name.value),
+            );
+        } else if !is_alert && !crate::expr::is_metric_name(&name.value) {
+            self.error(
+                file,
+                name,
+                "name",
+                format!(
+                    "`{}` is not a valid metric name: use [a-zA-Z_:][a-zA-Z0-9_:]*",
+                    name.value
+                ),
             );
         }
         let location = Location {
@@ -368,13 +380,12 @@ impl Compiler {
             if !valid_name(k) {
                 self.error(file, v, "label", format!("`{k}` is not a valid label name"));
             } else if k == "alertname" || k == "severity" {
-                self.error_hint(
-                    file,
-                    v,
-                    "label",
-                    format!("label `{k}` is set by tocsin"),
-                    "rename the label",
-                );
+                let hint = if k == "severity" {
+                    "a rule's severity is the key `severity:` beside `expr` (or one per tier under `tiers:`), see docs/rules.md"
+                } else {
+                    "rename the label"
+                };
+                self.error_hint(file, v, "label", format!("label `{k}` is set by tocsin"), hint);
             }
             labels.set(k, &v.value);
         }
@@ -585,13 +596,19 @@ impl Compiler {
                 }
                 Err(e) => {
                     let line = v.line() + e.line.map(|l| l as u64 - 1).unwrap_or(0);
-                    self.diags.push(Diagnostic::error(
+                    let mut d = Diagnostic::error(
                         file,
                         line,
                         v.column(),
                         "template",
                         format!("annotation `{k}` does not compile: {}", e.message),
-                    ));
+                    );
+                    if v.value.contains('$') {
+                        d = d.with_hint(
+                            "Prometheus' `{{ $value }}` is `{{ value }}` and `{{ $labels.x }}` is `{{ labels.x }}` (docs/rules.md, \"Annotations and labels\"); `tocsin import prometheus` translates whole rule files",
+                        );
+                    }
+                    self.diags.push(d);
                 }
             }
         }

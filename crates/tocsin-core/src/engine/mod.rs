@@ -229,6 +229,15 @@ pub struct Persisted {
     pub nodata: bool,
 }
 
+/// `labels` without the labels `names` lists (for joins that ignore them).
+fn without(labels: &Labels, names: &[String]) -> Labels {
+    let mut l = labels.clone();
+    for n in names {
+        l.remove(n);
+    }
+    l
+}
+
 /// The key persisted instance state is stored under: group, rule and fingerprint.
 pub fn instance_key(group: &str, rule: &str, fingerprint: u64) -> String {
     format!("{group}\u{1f}{rule}\u{1f}{fingerprint:016x}")
@@ -252,6 +261,16 @@ impl Data for Bound<'_> {
         if let Some(Binding::Group(ids)) = self.map.get(slot).and_then(|i| self.bindings.get(*i)) {
             for id in ids {
                 f(self.store.window(*id));
+            }
+        }
+    }
+
+    fn buckets(&self, slot: usize, f: &mut dyn FnMut(&str, &Window)) {
+        if let Some(Binding::Group(ids)) = self.map.get(slot).and_then(|i| self.bindings.get(*i)) {
+            for id in ids {
+                if let Some(le) = self.store.labels(*id).get("le") {
+                    f(le, self.store.window(*id));
+                }
             }
         }
     }
@@ -496,8 +515,9 @@ impl Engine {
                 bindings: &inst.bindings,
                 map: &rule.expr_slots[0],
             };
-            inst.value = rule.expr.eval(&ctx, &data);
-            let obs = match inst.value {
+            let (v, shown) = rule.expr.eval_shown(&ctx, &data);
+            inst.value = shown;
+            let obs = match v {
                 None => None,
                 Some(v) => {
                     self.obs.clear();
@@ -612,11 +632,20 @@ impl Engine {
                 let selected = series.iter().copied().filter(|id| {
                     let l = store.labels(*id);
                     select.iter().all(|(k, m)| m.matches(l.get(k)))
+                        && slot.matchers.iter().all(|m| m.matches(l.get(&m.label)))
                 });
                 match slot.kind {
                     SlotKind::Series => selected
-                        .map(|id| (store.labels(id).clone(), Binding::Series(id)))
+                        .map(|id| (without(store.labels(id), &slot.join_without), Binding::Series(id)))
                         .collect(),
+                    SlotKind::Buckets => {
+                        let mut groups: BTreeMap<Labels, Vec<SeriesId>> = BTreeMap::new();
+                        for id in selected {
+                            let le = ["le".to_string()];
+                            groups.entry(without(store.labels(id), &le)).or_default().push(id);
+                        }
+                        groups.into_iter().map(|(l, ids)| (l, Binding::Group(ids))).collect()
+                    }
                     SlotKind::Aggregate => {
                         let mut groups: BTreeMap<Labels, Vec<SeriesId>> = BTreeMap::new();
                         for id in selected {

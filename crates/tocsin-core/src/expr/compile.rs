@@ -11,6 +11,7 @@ use evalexpr::{Node, Operator, Value};
 
 use super::eval::{Agg, Arith, CmpOp, Cond, Math, Num};
 use super::lex::{self, Token};
+use super::matchers::{self, LabelMatcher, MatchOp, Selector};
 use super::stats::WinFn;
 use super::{ExprError, Slot, SlotKind, Type};
 
@@ -45,8 +46,13 @@ pub(super) struct Compiled {
 
 /// Compiles `src`.
 pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
-    let tokens = lex::scan(src)?;
-    let tree = evalexpr::build_operator_tree(src).map_err(parse_error)?;
+    lex::check_len(src)?;
+    let (text, selectors) = matchers::extract(src)?;
+    if let Some(e) = promql_range(&text) {
+        return Err(e);
+    }
+    let tokens = lex::scan(&text)?;
+    let tree = evalexpr::build_operator_tree(&text).map_err(|e| parse_error(e, src))?;
     if depth(&tree) > MAX_TREE_DEPTH {
         return Err(ExprError::new(format!(
             "expression nests too deeply (more than {MAX_TREE_DEPTH} levels of operators)"
@@ -58,14 +64,33 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
     }
     let mut c = Compiler {
         tokens: &tokens,
+        selectors,
         slots: Vec::new(),
         longest_window: Duration::ZERO,
         aged: Vec::new(),
     };
     let (root, _) = c.node(&tree, 0)?;
+    let mut slots = c.slots;
+    let fixed: Vec<Vec<String>> = slots
+        .iter()
+        .map(|s| {
+            let other_read = slots.iter().any(|o| o.metric == s.metric && o.matchers != s.matchers);
+            if !other_read {
+                return Vec::new();
+            }
+            s.matchers
+                .iter()
+                .filter(|m| m.op == MatchOp::Equal)
+                .map(|m| m.label.clone())
+                .collect()
+        })
+        .collect();
+    for (s, f) in slots.iter_mut().zip(fixed) {
+        s.join_without = f;
+    }
     Ok(Compiled {
         root,
-        slots: c.slots,
+        slots,
         longest_window: c.longest_window,
         aged: c.aged,
     })
@@ -84,13 +109,17 @@ fn depth(root: &Node) -> usize {
     max
 }
 
-/// Maps evalexpr's parse errors (those the token scan did not already catch) to messages.
-fn parse_error(e: evalexpr::EvalexprError) -> ExprError {
+/// Maps evalexpr's parse errors (those the token scan did not already catch) to messages;
+/// `src` is the expression as written, for hints about PromQL-only syntax.
+fn parse_error(e: evalexpr::EvalexprError, src: &str) -> ExprError {
     use evalexpr::EvalexprError as E;
     match e {
         E::AppendedToLeafNode | E::MissingOperatorOutsideOfBrace | E::PrecedenceViolation => {
-            ExprError::new("missing operator between two operands")
-                .hint("e.g. `a b` should be `a * b` or `a > b`; a call is `name(args)`")
+            let e = ExprError::new("missing operator between two operands");
+            match promql_hint(src) {
+                Some((at, hint)) => e.hint(hint).at(at),
+                None => e.hint("e.g. `a b` should be `a * b` or `a > b`; a call is `name(args)`"),
+            }
         }
         E::UnmatchedLBrace => ExprError::new("unclosed `(`"),
         E::UnmatchedRBrace => ExprError::new("unmatched `)`"),
@@ -98,8 +127,94 @@ fn parse_error(e: evalexpr::EvalexprError) -> ExprError {
     }
 }
 
+/// Where PromQL-only syntax starts in `src` and what tocsin spells instead, for the
+/// first such construct found.
+pub(super) fn promql_hint(src: &str) -> Option<(usize, String)> {
+    const IMPORT: &str = "`tocsin import prometheus` translates whole Prometheus rule files";
+    let words = word_offsets(src);
+    for (k, &(at, w)) in words.iter().enumerate() {
+        let next = words.get(k + 1).map(|&(_, n)| n);
+        let hint = match (w, next) {
+            ("by" | "without", _) if k > 0 => format!(
+                "`{w} (…)` is PromQL; in tocsin an aggregation such as `sum(m)` groups by the rule's `by: [labels]` (docs/rules.md, \"Instances, selectors and joins\"); {IMPORT}"
+            ),
+            ("on" | "ignoring" | "group_left" | "group_right", _) => format!(
+                "`{w}(…)` is PromQL vector matching; tocsin joins the metrics of an expression on their common labels by itself (docs/rules.md, \"Instances, selectors and joins\"); what needs `{w}` can stay in PromQL through a `query` source, which {IMPORT} sets up"
+            ),
+            ("and", _) => format!("PromQL's `and` is `&&` in tocsin; {IMPORT}"),
+            ("or", _) => format!("PromQL's `or` is `||` in tocsin; {IMPORT}"),
+            ("unless", _) => format!("PromQL's `unless` is `&& !(…)` in tocsin; {IMPORT}"),
+            ("offset", _) => {
+                format!("tocsin has no `offset`: compare with a window function such as `delta(m, \"1h\")`; {IMPORT}")
+            }
+            _ => continue,
+        };
+        return Some((at, hint));
+    }
+    None
+}
+
+/// A PromQL range `x[5m]` (or subquery `x[1h:5m]`): tocsin has no `[`, the window is a
+/// function's duration argument.
+fn promql_range(src: &str) -> Option<ExprError> {
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'[' => {
+                let metric = word_offsets(&src[..i]).last().map_or("m", |&(_, w)| w).to_string();
+                let range = src[i + 1..].split(']').next().unwrap_or("5m").trim().to_string();
+                return Some(
+                    ExprError::new("`[…]` is PromQL range syntax, which tocsin does not have")
+                        .hint(format!(
+                            "tocsin gives the window to the function: `rate({metric}, \"{range}\")`, `avg_over_time({metric}, \"{range}\")`; `tocsin import prometheus` translates whole Prometheus rule files"
+                        ))
+                        .at(i),
+                );
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The identifier-like words of `src` outside string literals, with their offsets.
+fn word_offsets(src: &str) -> Vec<(usize, &str)> {
+    let bytes = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'"' {
+            i += 1;
+            while i < bytes.len() && bytes[i] != b'"' {
+                i += if bytes[i] == b'\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if b.is_ascii_alphabetic() || b == b'_' || b == b':' {
+            let start = i;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b':') {
+                i += 1;
+            }
+            out.push((start, &src[start..i]));
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
 struct Compiler<'a> {
     tokens: &'a [Token],
+    /// Label matchers by the offset of the metric name they follow.
+    selectors: Vec<Selector>,
     slots: Vec<Slot>,
     longest_window: Duration,
     aged: Vec<u32>,
@@ -120,6 +235,7 @@ enum Func {
     MinMax(Agg, Arith),
     Math(Math),
     Clamp,
+    HistogramQuantile,
 }
 
 /// Every function, with its signature for messages.
@@ -173,6 +289,11 @@ const FUNCTIONS: &[(&str, Func, &str)] = &[
     ("ci_high", Func::Window(WinFn::CiHigh), "ci_high(metric, \"5m\")"),
     ("zscore", Func::Window(WinFn::Zscore), "zscore(metric, \"1h\")"),
     ("changes", Func::Window(WinFn::Changes), "changes(metric, \"5m\")"),
+    (
+        "histogram_quantile",
+        Func::HistogramQuantile,
+        "histogram_quantile(0.99, metric_bucket, \"5m\")",
+    ),
     ("age", Func::Age, "age(metric)"),
     ("present", Func::Present, "present(metric)"),
     ("sum", Func::Agg(Agg::Sum), "sum(metric)"),
@@ -201,11 +322,14 @@ fn did_you_mean(name: &str) -> Option<&'static str> {
         .map(|(f, _)| f)
 }
 
-/// Whether `name` is a valid metric name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn is_metric_name(name: &str) -> bool {
+/// Whether `name` is a valid metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`, as in Prometheus
+/// (recording rules are conventionally named `level:metric:operations`).
+pub fn is_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
 /// Tokens a subtree spans (parentheses excluded), for keeping the token index in step.
@@ -285,6 +409,7 @@ fn signature_of(func: Func, n: usize) -> Option<&'static [Arg]> {
     use Arg::{Duration as D, Metric as M, Number as N};
     const SERIES: Arg = M(SlotKind::Series);
     const GROUP: Arg = M(SlotKind::Aggregate);
+    const BUCKETS: Arg = M(SlotKind::Buckets);
     let args: &'static [Arg] = match func {
         Func::Window(_) => &[SERIES, D],
         Func::Quantile => &[N, SERIES, D],
@@ -296,6 +421,7 @@ fn signature_of(func: Func, n: usize) -> Option<&'static [Arg]> {
         Func::MinMax(..) => &[N, N],
         Func::Math(_) => &[N],
         Func::Clamp => &[N, N, N],
+        Func::HistogramQuantile => &[N, BUCKETS, D],
     };
     (args.len() == n).then_some(args)
 }
@@ -318,6 +444,7 @@ fn assemble(func: Func, slot: u32, d: Duration, nums: Vec<Num>) -> Option<Num> {
         },
         Func::Math(m) => Num::Math(m, nums.next()?),
         Func::Clamp => Num::Clamp(Box::new([*nums.next()?, *nums.next()?, *nums.next()?])),
+        Func::HistogramQuantile => Num::HistQuantile(nums.next()?, slot, d),
     })
 }
 
@@ -377,13 +504,30 @@ impl Compiler<'_> {
         }
     }
 
-    fn slot(&mut self, metric: &str, kind: SlotKind) -> u32 {
-        let i = match self.slots.iter().position(|s| s.metric == metric && s.kind == kind) {
+    /// The matchers written after the metric name at token `pos` (none when there are none).
+    fn matchers_at(&self, pos: usize) -> Vec<LabelMatcher> {
+        let Some(at) = self.at(pos) else { return Vec::new() };
+        self.selectors
+            .iter()
+            .find(|(o, _)| *o == at)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    }
+
+    fn slot(&mut self, metric: &str, kind: SlotKind, pos: usize) -> u32 {
+        let matchers = self.matchers_at(pos);
+        let i = match self
+            .slots
+            .iter()
+            .position(|s| s.metric == metric && s.kind == kind && s.matchers == matchers)
+        {
             Some(i) => i,
             None => {
                 self.slots.push(Slot {
                     metric: metric.to_string(),
                     kind,
+                    matchers,
+                    join_without: Vec::new(),
                 });
                 self.slots.len() - 1
             }
@@ -403,7 +547,10 @@ impl Compiler<'_> {
             O::Const { value } => Ok((self.constant(value, pos)?, 1)),
             O::VariableIdentifierRead { identifier } => {
                 self.metric_name(identifier, pos)?;
-                Ok((Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series))), 1))
+                Ok((
+                    Typed::Num(Num::Current(self.slot(identifier, SlotKind::Series, pos))),
+                    1,
+                ))
             }
             O::FunctionIdentifier { identifier } => self.call(identifier, n, pos),
             O::Neg | O::Not => self.prefix(n, pos),
@@ -576,10 +723,14 @@ impl Compiler<'_> {
         }
         let mut e = self.err(
             pos,
-            format!("`{name}` is not a valid metric name (names match [a-zA-Z_][a-zA-Z0-9_]*)"),
+            format!("`{name}` is not a valid metric name (names match [a-zA-Z_:][a-zA-Z0-9_:]*)"),
         );
         if humantime::parse_duration(name).is_ok() {
             e = e.hint(format!("durations are quoted strings: \"{name}\""));
+        } else if name.starts_with('$') {
+            e = e.hint(
+                "`$value` and `$labels` belong in annotations, where they are `{{ value }}` and `{{ labels.x }}`",
+            );
         }
         Err(e)
     }
@@ -589,6 +740,7 @@ impl Compiler<'_> {
         let Operator::VariableIdentifierRead { identifier } = unwrap_parens(a).operator() else {
             let (what, example) = match kind {
                 SlotKind::Aggregate => ("an aggregation", ""),
+                SlotKind::Buckets => ("a histogram function", ", \"5m\""),
                 SlotKind::Series if func == "age" || func == "present" => ("a window function", ""),
                 SlotKind::Series => ("a window function", ", \"5m\""),
             };
@@ -599,7 +751,7 @@ impl Compiler<'_> {
                 )));
         };
         self.metric_name(identifier, pos)?;
-        Ok(self.slot(identifier, kind))
+        Ok(self.slot(identifier, kind, pos))
     }
 
     /// An argument that must be a non-zero duration string literal.

@@ -27,6 +27,8 @@ pub(super) enum Num {
     TimeTo(u32, Box<Num>, Duration),
     /// An aggregation over the group of an Aggregate slot.
     Agg(Agg, u32),
+    /// `histogram_quantile(q, m_bucket, d)` over the buckets of a Buckets slot.
+    HistQuantile(Box<Num>, u32, Duration),
     Age(u32),
     Present(u32),
 }
@@ -197,6 +199,10 @@ impl Num {
                 stats::time_to(limit, w, ctx.now.minus(*range), ctx.now)
             }
             Num::Agg(agg, slot) => aggregate(*agg, *slot, ctx, data),
+            Num::HistQuantile(q, slot, range) => {
+                let q = q.eval(ctx, data)?;
+                histogram_quantile(q, *slot, *range, ctx, data)
+            }
             Num::Age(slot) => stats::age(data.series(*slot as usize)?, ctx.now),
             Num::Present(slot) => {
                 let fresh = data
@@ -222,6 +228,89 @@ impl Cond {
             Cond::Same(negate, a, b) => Some((a.eval(ctx, data)? == b.eval(ctx, data)?) != *negate),
         }
     }
+}
+
+impl Cond {
+    /// The left operand's value when this condition is a comparison of two numbers: what a
+    /// rule whose `expr` is `a > b` shows as its value, as in PromQL.
+    pub(super) fn left_operand<D: Data + ?Sized>(&self, ctx: &EvalCtx, data: &D) -> Option<f64> {
+        match self {
+            Cond::Cmp(_, a, _) => a.eval(ctx, data),
+            Cond::CmpCurrent(_, slot, _) => current(data.series(*slot as usize)?, ctx),
+            _ => None,
+        }
+    }
+}
+
+/// Most buckets one histogram may have for `histogram_quantile`; past that it is no data.
+/// A fixed buffer keeps evaluation free of allocation; classic histograms rarely have more
+/// than 30.
+pub(super) const MAX_BUCKETS: usize = 128;
+
+/// Prometheus' `histogram_quantile` over the per-second rates of the bucket series: the
+/// rates are cumulative counts by upper bound `le`, the quantile is interpolated linearly
+/// inside the bucket the rank falls in. NaN (so no data) without a `+Inf` bucket, with
+/// fewer than two buckets, or without observations.
+fn histogram_quantile<D: Data + ?Sized>(q: f64, slot: u32, range: Duration, ctx: &EvalCtx, data: &D) -> Option<f64> {
+    let mut buf = [(0.0f64, 0.0f64); MAX_BUCKETS];
+    let mut n = 0usize;
+    let mut overflow = false;
+    let from = ctx.now.minus(range);
+    data.buckets(slot as usize, &mut |le, w| {
+        let Ok(upper) = le.trim().parse::<f64>() else { return };
+        let Some(rate) = stats::window(stats::WinFn::Rate, w, from, ctx.now) else {
+            return;
+        };
+        if n == MAX_BUCKETS {
+            overflow = true;
+            return;
+        }
+        buf[n] = (upper, rate);
+        n += 1;
+    });
+    if overflow {
+        return None;
+    }
+    if q.is_nan() {
+        return None;
+    }
+    if q < 0.0 {
+        return Some(f64::NEG_INFINITY);
+    }
+    if q > 1.0 {
+        return Some(f64::INFINITY);
+    }
+    let b = &mut buf[..n];
+    b.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+    if b.len() < 2 || b[b.len() - 1].0 != f64::INFINITY {
+        return None;
+    }
+    // Scrapes are not atomic: a bucket may read below the one before it. Prometheus makes
+    // the counts monotonic the same way.
+    for i in 1..b.len() {
+        if b[i].1 < b[i - 1].1 {
+            b[i].1 = b[i - 1].1;
+        }
+    }
+    let total = b[b.len() - 1].1;
+    if total <= 0.0 {
+        return None;
+    }
+    let mut rank = q * total;
+    let i = b.iter().position(|&(_, c)| c >= rank).unwrap_or(b.len() - 1);
+    if i == b.len() - 1 {
+        return Some(b[b.len() - 2].0);
+    }
+    if i == 0 && b[0].0 <= 0.0 {
+        return Some(b[0].0);
+    }
+    let (mut start, end, mut count) = (0.0, b[i].0, b[i].1);
+    if i > 0 {
+        start = b[i - 1].0;
+        count -= b[i - 1].1;
+        rank -= b[i - 1].1;
+    }
+    Some(start + (end - start) * (rank / count))
 }
 
 /// A series' current value if it is finite.

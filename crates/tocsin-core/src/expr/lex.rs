@@ -43,6 +43,15 @@ enum Partial {
 
 /// Tokens of `src` in source order, parentheses excluded.
 pub(super) fn scan(src: &str) -> Result<Vec<Token>, ExprError> {
+    check_len(src)?;
+    let partials = partials(src)?;
+    let (tokens, parens) = merge(src, &partials)?;
+    check_nesting(&tokens, &parens)?;
+    Ok(tokens.into_iter().map(|(t, _)| t).collect())
+}
+
+/// Refuses input longer than [`MAX_LEN`] bytes.
+pub(super) fn check_len(src: &str) -> Result<(), ExprError> {
     if src.len() > MAX_LEN {
         return Err(ExprError::new(format!(
             "expression is {} bytes long; the limit is {MAX_LEN}",
@@ -50,10 +59,7 @@ pub(super) fn scan(src: &str) -> Result<Vec<Token>, ExprError> {
         ))
         .hint("split it into a recording rule and an alert that reads it"));
     }
-    let partials = partials(src)?;
-    let (tokens, parens) = merge(src, &partials)?;
-    check_nesting(&tokens, &parens)?;
-    Ok(tokens.into_iter().map(|(t, _)| t).collect())
+    Ok(())
 }
 
 /// Mirrors `evalexpr::token::str_to_partial_tokens`, keeping offsets.

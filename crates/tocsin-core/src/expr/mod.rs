@@ -30,6 +30,7 @@
 mod compile;
 mod eval;
 mod lex;
+mod matchers;
 mod stats;
 
 #[cfg(test)]
@@ -40,7 +41,9 @@ use std::time::Duration;
 
 use crate::series::{Timestamp, Window};
 
+pub use compile::is_metric_name;
 pub use lex::{MAX_DEPTH, MAX_LEN};
+pub use matchers::{LabelMatcher, MatchOp};
 
 /// A compiled expression.
 #[derive(Clone, Debug)]
@@ -68,6 +71,9 @@ pub enum SlotKind {
     Series,
     /// Every series of the metric in the instance's `by:` group: `sum(m)` and the like.
     Aggregate,
+    /// The bucket series of a classic histogram that share every label but `le`:
+    /// `histogram_quantile(q, m_bucket, d)`.
+    Buckets,
 }
 
 /// One metric the expression reads.
@@ -80,6 +86,13 @@ pub struct Slot {
     pub metric: String,
     /// How it is read.
     pub kind: SlotKind,
+    /// The PromQL label matchers written on this read (`m{k="v"}`); only series they all
+    /// select are read. Reads of one metric with different matchers are different slots.
+    pub matchers: Vec<LabelMatcher>,
+    /// Labels the instances are joined without: those an `=` matcher fixes, when the
+    /// expression reads the same metric with other matchers too, so that
+    /// `m{type="vms"} - m{type="rss"}` pairs the two series of each process.
+    pub join_without: Vec<String>,
 }
 
 /// A compile error.
@@ -137,6 +150,10 @@ pub trait Data {
     /// Calls `f` with the window of each series in this instance's aggregation group for
     /// `slot` (a [`SlotKind::Aggregate`] slot).
     fn group(&self, slot: usize, f: &mut dyn FnMut(&Window));
+
+    /// Calls `f` with the `le` label and window of each bucket series of this instance's
+    /// histogram for `slot` (a [`SlotKind::Buckets`] slot).
+    fn buckets(&self, slot: usize, f: &mut dyn FnMut(&str, &Window));
 }
 
 /// The moment and rules of one evaluation.
@@ -195,6 +212,20 @@ impl Expr {
             compile::Typed::Num(n) => n.eval(ctx, data).filter(|v| !v.is_nan()),
             compile::Typed::Cond(c) => c.eval(ctx, data).map(|b| if b { 1.0 } else { 0.0 }),
         }
+    }
+
+    /// Evaluates the expression like [`Expr::eval`] and also gives the value to show for it:
+    /// for a condition that is a comparison `a > b` (any of the six comparisons), `a`, as
+    /// PromQL's filtering comparisons give; otherwise the value itself. The shown value is
+    /// `None` whenever the expression has no data.
+    pub fn eval_shown<D: Data + ?Sized>(&self, ctx: &EvalCtx, data: &D) -> (Option<f64>, Option<f64>) {
+        let v = self.eval(ctx, data);
+        let shown = match (&self.root, v) {
+            (_, None) => None,
+            (compile::Typed::Cond(c), Some(_)) => c.left_operand(ctx, data).or(v),
+            (compile::Typed::Num(_), v) => v,
+        };
+        (v, shown)
     }
 
     /// The source text it was compiled from.

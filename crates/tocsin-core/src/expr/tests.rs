@@ -15,6 +15,8 @@ const STALENESS: Duration = Duration::from_secs(300);
 struct TestData {
     series: Vec<Option<Window>>,
     groups: Vec<Vec<Window>>,
+    /// Bucket series (`le`, window) per Buckets slot.
+    buckets: Vec<Vec<(String, Window)>>,
     /// Counts `series` calls, to prove short-circuit skips the right side.
     reads: Cell<usize>,
 }
@@ -34,7 +36,12 @@ impl TestData {
                     d.series.push(None);
                     d.groups.push(find_group().unwrap_or_default());
                 }
+                SlotKind::Buckets => {
+                    d.series.push(None);
+                    d.groups.push(Vec::new());
+                }
             }
+            d.buckets.push(Vec::new());
         }
         d
     }
@@ -49,6 +56,12 @@ impl Data for TestData {
     fn group(&self, slot: usize, f: &mut dyn FnMut(&Window)) {
         for w in self.groups.get(slot).into_iter().flatten() {
             f(w);
+        }
+    }
+
+    fn buckets(&self, slot: usize, f: &mut dyn FnMut(&str, &Window)) {
+        for (le, w) in self.buckets.get(slot).into_iter().flatten() {
+            f(le, w);
         }
     }
 }
@@ -533,15 +546,21 @@ fn slots_and_longest_window() {
         &[
             Slot {
                 metric: "a".into(),
-                kind: SlotKind::Series
+                kind: SlotKind::Series,
+                matchers: vec![],
+                join_without: vec![],
             },
             Slot {
                 metric: "a".into(),
-                kind: SlotKind::Aggregate
+                kind: SlotKind::Aggregate,
+                matchers: vec![],
+                join_without: vec![],
             },
             Slot {
                 metric: "b".into(),
-                kind: SlotKind::Series
+                kind: SlotKind::Series,
+                matchers: vec![],
+                join_without: vec![],
             },
         ]
     );
@@ -974,5 +993,148 @@ proptest! {
         if let Ok(e) = Expr::compile(&s) {
             let _ = e.eval(&ctx(1.0), &metric_data(&e));
         }
+    }
+}
+
+// ---- PromQL habits: matchers, colons, histogram_quantile, shown values, hints ----
+
+#[test]
+fn matchers_make_separate_slots_and_join_without_fixed_labels() {
+    let e = compile(r#"(mem{type="vms"} - mem{type="rss"}) / mem{type="vms"}"#);
+    let slots = e.slots();
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    assert_eq!(slots[0].matchers[0].value, "vms");
+    assert_eq!(slots[1].matchers[0].value, "rss");
+    assert_eq!(slots[0].join_without, ["type"]);
+    // A single read keeps its labels: its alerts carry `type` as in Prometheus.
+    let one = compile(r#"mem{type="percent"} > 70"#);
+    assert!(one.slots()[0].join_without.is_empty());
+    // Regex matchers fix no label, so they never drop one.
+    let re = compile(r#"mem{type=~"v.*"} - mem{type="rss"}"#);
+    assert!(re.slots()[0].join_without.is_empty());
+    assert_eq!(re.slots()[1].join_without, ["type"]);
+    // Matchers inside window functions and aggregations.
+    let w = compile(r#"rate(http_requests_total{code=~"5.."}, "5m") / sum(http_requests_total{code!="404"})"#);
+    assert_eq!(w.slots()[0].kind, SlotKind::Series);
+    assert_eq!(w.slots()[1].kind, SlotKind::Aggregate);
+    assert_eq!(w.slots()[1].matchers[0].op, MatchOp::NotEqual);
+}
+
+#[test]
+fn matcher_errors_point_at_their_character() {
+    let e = err(r#"a + mem{type="vms""#);
+    assert_eq!(e.offset, Some(7));
+    assert!(e.message.contains("unclosed"), "{e:?}");
+    let e = err(r#"a + mem{type=~"("}"#);
+    assert_eq!(e.offset, Some(14));
+    assert!(e.message.contains("invalid regex"), "{e:?}");
+    // Offsets after a matcher block stay right.
+    let e = err(r#"mem{type="vms"} + nope(1)"#);
+    assert_eq!(e.offset, Some(18));
+}
+
+#[test]
+fn metric_names_may_hold_colons() {
+    let e = compile("job:http_errors:rate5m / instance:node_cpus:count > 0.1");
+    assert_eq!(e.slots()[0].metric, "job:http_errors:rate5m");
+    assert!(is_metric_name(":a:b"));
+    assert!(!is_metric_name("1a"));
+    assert_eq!(
+        eval_at("job:x:rate5m * 2", 10.0, &[("job:x:rate5m", win(&[(0.0, 4.0)]))]),
+        Some(8.0)
+    );
+}
+
+/// Data for one Buckets slot: (le, window) pairs.
+fn hist(e: &Expr, buckets: &[(&str, Window)]) -> TestData {
+    let mut d = TestData::bind(e, &[], &[]);
+    let slot = e.slots().iter().position(|s| s.kind == SlotKind::Buckets).unwrap();
+    d.buckets[slot] = buckets.iter().map(|(le, w)| (le.to_string(), w.clone())).collect();
+    d
+}
+
+/// A counter rising by `per_min` each minute for 10 minutes.
+fn rising(per_min: f64) -> Window {
+    let points: Vec<(f64, f64)> = (0..=10).map(|i| (i as f64 * 60.0, per_min * i as f64)).collect();
+    win(&points)
+}
+
+#[test]
+fn histogram_quantile_interpolates_like_prometheus() {
+    let e = compile(r#"histogram_quantile(0.5, lat_bucket, "5m")"#);
+    assert_eq!(e.slots()[0].kind, SlotKind::Buckets);
+    // Cumulative rates 10/s ≤ 0.1, 30 ≤ 0.5, 40 ≤ 1, 40 ≤ +Inf (per minute × 60).
+    let buckets = [
+        ("+Inf", rising(2400.0)),
+        ("0.1", rising(600.0)),
+        ("0.5", rising(1800.0)),
+        ("1", rising(2400.0)),
+    ];
+    let d = hist(&e, &buckets);
+    // rank 20 lies in (0.1, 0.5]: 0.1 + 0.4 * (20 - 10) / (30 - 10) = 0.3.
+    let v = e.eval(&ctx(600.0), &d).unwrap();
+    assert!((v - 0.3).abs() < 1e-9, "{v}");
+    // The top rank falls into the +Inf bucket: the largest finite bound.
+    let top = compile(r#"histogram_quantile(1, lat_bucket, "5m")"#);
+    assert_eq!(top.eval(&ctx(600.0), &hist(&top, &buckets)), Some(1.0));
+    // q outside [0, 1] is ∓inf, as in Prometheus.
+    let neg = compile(r#"histogram_quantile(-1, lat_bucket, "5m")"#);
+    assert_eq!(neg.eval(&ctx(600.0), &hist(&neg, &buckets)), Some(f64::NEG_INFINITY));
+    // Without a +Inf bucket, or without observations: no data.
+    assert_eq!(e.eval(&ctx(600.0), &hist(&e, &buckets[1..])), None);
+    let flat = [("0.1", rising(0.0)), ("+Inf", rising(0.0))];
+    assert_eq!(e.eval(&ctx(600.0), &hist(&e, &flat)), None);
+    // Non-monotonic buckets (a non-atomic scrape) are made monotonic first.
+    let odd = [("0.1", rising(600.0)), ("0.5", rising(300.0)), ("+Inf", rising(1200.0))];
+    let v = e.eval(&ctx(600.0), &hist(&e, &odd)).unwrap();
+    // counts 10, 10, 20; rank 10 is met by the first bucket: 0.1 * 10 / 10.
+    assert!((v - 0.1).abs() < 1e-9, "{v}");
+    assert!(
+        err(r#"histogram_quantile(0.5, lat_bucket * 2, "5m")"#)
+            .message
+            .contains("metric name")
+    );
+    assert!(
+        err(r#"histogram_quantile(0.5, lat_bucket)"#)
+            .message
+            .contains("3 arguments")
+    );
+}
+
+#[test]
+fn a_comparison_shows_its_left_operand() {
+    let temp = [("temp", win(&[(0.0, 62.5)]))];
+    for src in ["temp > 50", "temp * 1 > 50", "temp < 50"] {
+        let e = compile(src);
+        let d = TestData::bind(&e, &temp, &[]);
+        let (v, shown) = e.eval_shown(&ctx(10.0), &d);
+        assert_eq!(shown, Some(62.5), "{src}");
+        assert_eq!(v, Some(if src.contains('>') { 1.0 } else { 0.0 }), "{src}");
+    }
+    // Logic over comparisons and numbers show the value itself.
+    let e = compile("temp > 50 && temp < 100");
+    let (_, shown) = e.eval_shown(&ctx(10.0), &TestData::bind(&e, &temp, &[]));
+    assert_eq!(shown, Some(1.0));
+    let e = compile("temp + 1");
+    assert_eq!(e.eval_shown(&ctx(10.0), &TestData::bind(&e, &temp, &[])).1, Some(63.5));
+    // No data stays no data.
+    let e = compile("temp > other");
+    assert_eq!(e.eval_shown(&ctx(10.0), &TestData::bind(&e, &temp, &[])), (None, None));
+}
+
+#[test]
+fn promql_only_syntax_names_the_tocsin_spelling() {
+    let hint = |src: &str| err(src).hint.unwrap_or_default();
+    assert!(
+        hint("rate(x[5m]) > 1").contains(r#"rate(x, "5m")"#),
+        "{}",
+        hint("rate(x[5m]) > 1")
+    );
+    assert!(hint("sum by (job) (x) > 1").contains("by: [labels]"));
+    assert!(hint("a / on(instance) b > 1").contains("query"));
+    assert!(hint("a > 1 and b > 2").contains("&&"));
+    assert!(hint("$value > 1").contains("{{ value }}"));
+    for src in ["rate(x[5m]) > 1", "sum by (job) (x) > 1", "a > 1 and b > 2"] {
+        assert!(hint(src).contains("tocsin import prometheus"), "{src}: {}", hint(src));
     }
 }
