@@ -397,10 +397,6 @@ mod tests {
     use super::*;
     use crate::config::{Source, parse_config};
 
-    fn config(yaml: &str) -> EngineConfig {
-        parse_config(&Source::from_text("tocsin.yaml", yaml).unwrap(), &|_| None).expect("a valid config")
-    }
-
     #[test]
     fn ticks_are_aligned_and_strictly_later() {
         let m = Duration::from_secs(60);

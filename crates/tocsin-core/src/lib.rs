@@ -6,7 +6,7 @@
 //! shells that need nothing else: `check` and `ruletest`. Time, samples and file contents
 //! are arguments; effects are return values. Cargo holds the line: this crate depends on
 //! no runtime, HTTP, database, mail, watcher or host-metrics crate, and the layering test
-//! (`tests/layers.rs` in the repository) fails on a `use` that points up ARCHITECTURE.md's
+//! (`tests/it/layers.rs` in the repository) fails on a `use` that points up ARCHITECTURE.md's
 //! layers.
 
 pub mod alert;

@@ -3,9 +3,8 @@
 //! an un-acked one beside it goes on repeating: the clock the waits are measured by), keeps
 //! its ack across a restart, and loses it when it escalates.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! `tocsin silence add|list|expire`, `tocsin alerts`, `completions`, `man` and `--version`
 //! as operators run them: the real binary against a real daemon on 127.0.0.1.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::process::{Command, Output};
 use std::time::Duration;

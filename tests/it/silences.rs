@@ -1,7 +1,7 @@
 //! `GET|POST|DELETE /api/v1/silences` against the real binary: validation, the token,
 //! status by time, expiry, and persistence across a restart.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime};
 

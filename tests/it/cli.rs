@@ -1,7 +1,7 @@
 //! The `tocsin` binary as users run it: exit codes, output formats and the test runner's
 //! reports, against real files.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

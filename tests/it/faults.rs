@@ -2,9 +2,8 @@
 //! tmpfs that fills up, a database corrupted on disk, two daemons on one data directory, and a
 //! dry run before a real run. Every wait is a bounded poll.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;

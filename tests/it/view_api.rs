@@ -1,9 +1,8 @@
 //! The operator's API against a real daemon: the value history (`/api/v1/series`), the
 //! outbox listing and retry, and the markers `/api/v1/alerts` gives the status page.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::time::Duration;
 

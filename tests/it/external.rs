@@ -4,9 +4,8 @@
 //! and without re-notifying when added, and scrape targets keep or export their own `job`
 //! with and without `honor_labels`.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};

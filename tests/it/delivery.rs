@@ -2,9 +2,8 @@
 //! (a recording HTTP server for webhook and Slack, Python's aiosmtpd for email), through the
 //! durable outbox. Every wait is a bounded poll.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};

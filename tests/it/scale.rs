@@ -7,9 +7,8 @@
 //! Without the peer binaries the tests that need them are skipped, unless `CI` is set: then
 //! a missing binary fails them.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::net::TcpListener;
 use std::path::Path;

@@ -2,9 +2,8 @@
 //! 127.0.0.1, a real SQLite store, the delivery loop on a current-thread runtime. Every wait
 //! is a bounded poll; backoffs are tens of milliseconds.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

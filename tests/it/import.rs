@@ -2,7 +2,7 @@
 //! colons, `histogram_quantile`, the value of a comparison), and `tocsin import prometheus`
 //! over a corpus of real public rule files, compared with promtool on the same series.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

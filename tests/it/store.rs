@@ -612,7 +612,7 @@ fn an_unreadable_database_is_an_error_not_corruption() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap());
     child
-        .args(["unreadable_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args(["store::unreadable_child", "--exact", "--nocapture", "--test-threads=1"])
         .env(UNREADABLE_ENV, dir.path());
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -726,7 +726,7 @@ fn kill_9_leaves_a_consistent_prefix() {
     let mut last_seen = -1;
     for round in 0..4 {
         let mut child = Command::new(&exe)
-            .args(["kill_writer_child", "--exact", "--nocapture", "--test-threads=1"])
+            .args(["store::kill_writer_child", "--exact", "--nocapture", "--test-threads=1"])
             .env(KILL_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

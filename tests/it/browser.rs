@@ -6,7 +6,7 @@
 //! Without `chromium` and `chromedriver` the test is skipped, unless `CI` is set: there a
 //! missing browser fails it (`.ci/run` installs both).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

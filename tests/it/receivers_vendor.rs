@@ -4,9 +4,8 @@
 //! documented examples (`tests/fixtures/vendors/`), and `check`'s errors for bad
 //! definitions. Every wait is a bounded poll.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::time::Duration;
 

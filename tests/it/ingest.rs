@@ -2,7 +2,7 @@
 //! exhaust a source's `max_series` for good, and samples from the far future or from the
 //! past of a series are refused with a reason instead of freezing it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -5,9 +5,8 @@
 //! The Alertmanager tests start Debian's `prometheus-alertmanager` on 127.0.0.1. Without
 //! the binary they are skipped, unless `CI` is set: then a missing binary fails them.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

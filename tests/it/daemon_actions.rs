@@ -1,7 +1,7 @@
 //! `tocsin run` running response actions: the real binary, a pushed sample, a real child
 //! process, and the history row it leaves.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! this test takes about 11 s), idle keep-alive connections are closed, and running out of
 //! file descriptors neither spins nor floods the log.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

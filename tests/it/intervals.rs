@@ -3,9 +3,8 @@
 //! located errors, and the real daemon holding a muted route's news until a reload ends the
 //! muting.
 
-mod common;
-#[path = "common/recorder.rs"]
-mod recorder;
+use crate::common;
+use crate::common::recorder;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The checked-in JSON Schemas (`schemas/*.schema.json`) against the types they are
 //! generated from, and every YAML file of the repository against its schema.
 //!
-//! `TOCSIN_BLESS=1 cargo test --test schemas` rewrites the schema files.
+//! `TOCSIN_BLESS=1 cargo test --test it schemas` rewrites the schema files.
 
 use std::path::{Path, PathBuf};
 
@@ -38,7 +38,7 @@ fn checked_in_schemas_match_the_types() {
     assert!(
         stale.is_empty(),
         "these schemas differ from the ones generated from the Rust types: {stale:?}\n\
-         run `TOCSIN_BLESS=1 cargo test --test schemas` to regenerate them, and commit the result"
+         run `TOCSIN_BLESS=1 cargo test --test it schemas` to regenerate them, and commit the result"
     );
 }
 

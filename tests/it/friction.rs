@@ -1,7 +1,7 @@
 //! The first hour's friction: what a newcomer trips over with the real binary and real
 //! files (see docs/testing.md, docs/cli.md, docs/api.md, docs/configuration.md).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

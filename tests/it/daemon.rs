@@ -2,7 +2,7 @@
 //! 127.0.0.1. Every test has its own temp dir and port, so they run in parallel; every wait
 //! is a bounded poll.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
