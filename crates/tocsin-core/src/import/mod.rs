@@ -246,33 +246,6 @@ struct Alert {
     annotations: BTreeMap<String, String>,
 }
 
-/// Severity names ordered from least to most severe, for `when:` tiers (whose order
-/// nothing else tells). Unknown names sort between `warning` and `critical`.
-const SEVERITY_ORDER: &[&str] = &[
-    "none",
-    "debug",
-    "info",
-    "low",
-    "notice",
-    "warning",
-    "warn",
-    "medium",
-    "minor",
-    "high",
-    "major",
-    "error",
-    "critical",
-    "page",
-    "emergency",
-];
-
-fn severity_rank(s: &str) -> usize {
-    SEVERITY_ORDER
-        .iter()
-        .position(|x| x.eq_ignore_ascii_case(s))
-        .unwrap_or(11)
-}
-
 /// A YAML double-quoted scalar (JSON's string syntax is YAML's).
 fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
@@ -811,7 +784,7 @@ fn write_alert(alerts: &[Alert], fam: &[usize], out: &mut Output, y: &mut String
         let value = first.threshold.as_ref().map(|t| t.value.clone()).unwrap_or_default();
         let _ = writeln!(y, "        expr: {}", q(&value));
     } else {
-        members.sort_by_key(|&k| severity_rank(alerts[k].severity.as_deref().unwrap_or("warning")));
+        members.sort_by_key(|&k| crate::alert::severity_order(alerts[k].severity.as_deref().unwrap_or("warning")));
         let shown = first.shown.clone().unwrap_or_else(|| "1".into());
         let _ = writeln!(y, "        expr: {}", q(&shown));
     }

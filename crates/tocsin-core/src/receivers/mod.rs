@@ -374,13 +374,19 @@ pub fn fingerprint_hex(f: u64) -> String {
     format!("{f:016x}")
 }
 
-/// How bad a severity is, for picking the worst of a group: 3 for `emergency`/`critical`,
-/// 2 for `high`/`error`, 1 for `warning`, 0 for anything else (`info`, custom names).
+/// How bad a severity is, for colouring a group by its worst alert: 3 from `critical` up
+/// (`page`, `emergency`), 2 from `high` (`major`, `error`), 1 from `warning`, 0 below
+/// (`info`) and for names the ranking does not know, which get no alarming colour. Derived
+/// from the one ranking, [`crate::alert::severity_order`].
 pub fn severity_rank(severity: &str) -> u8 {
-    match severity.to_ascii_lowercase().as_str() {
-        "emergency" | "critical" => 3,
-        "high" | "error" => 2,
-        "warning" => 1,
+    let order = crate::alert::severity_order;
+    if !crate::alert::SEVERITY_ORDER.iter().any(|s| s.eq_ignore_ascii_case(severity)) {
+        return 0;
+    }
+    match order(severity) {
+        o if o >= order("critical") => 3,
+        o if o >= order("high") => 2,
+        o if o >= order("warning") => 1,
         _ => 0,
     }
 }

@@ -338,6 +338,7 @@ mod tests {
             (&["warning", "info"], "#f2c744"),
             (&["info"], "#439fe0"),
             (&["page-someone"], "#439fe0"),
+            (&["page"], "#d00000"),
         ];
         for (severities, want) in cases {
             let alerts = severities
