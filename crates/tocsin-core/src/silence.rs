@@ -390,10 +390,17 @@ mod tests {
 
     #[test]
     fn a_negated_empty_matcher_mutes_only_where_the_label_is_set() {
-        parse_ok(
+        let d = parse_ok(
             r#"{"matchers":[{"name":"team","value":"","isEqual":false}],
                 "ends_at":"2030-01-01T00:00:00Z","created_by":"me","comment":""}"#,
         );
+        // Through the dispatcher's own matching, as delivery decides it.
+        let mut cache = crate::route::mute::SilenceMatcherCache::default();
+        let silences = [d.silence];
+        let with = crate::series::Labels::from_pairs([("alertname", "A"), ("team", "db")]);
+        let without = crate::series::Labels::from_pairs([("alertname", "A")]);
+        assert!(cache.silenced(&silences, NOW, &with));
+        assert!(!cache.silenced(&silences, NOW, &without));
     }
 
     #[test]

@@ -380,7 +380,10 @@ pub fn fingerprint_hex(f: u64) -> String {
 /// from the one ranking, [`crate::alert::severity_order`].
 pub fn severity_rank(severity: &str) -> u8 {
     let order = crate::alert::severity_order;
-    if !crate::alert::SEVERITY_ORDER.iter().any(|s| s.eq_ignore_ascii_case(severity)) {
+    if !crate::alert::SEVERITY_ORDER
+        .iter()
+        .any(|s| s.eq_ignore_ascii_case(severity))
+    {
         return 0;
     }
     match order(severity) {

@@ -86,7 +86,7 @@
 
 mod dispatch;
 pub mod intervals;
-mod mute;
+pub(crate) mod mute;
 #[cfg(test)]
 mod tests;
 
