@@ -250,14 +250,7 @@ impl Pipeline {
     /// content; then routing is flushed at `now`.
     pub fn finish_group(&mut self, g: usize, now: Timestamp, next: Timestamp, fx: &mut Effects) {
         crate::history::observe_group(&mut self.values, &self.engine, g, now, &mut fx.batch.values);
-        let mut changes = Vec::new();
-        self.engine.take_changes(g, &mut changes);
-        for (k, v) in changes {
-            match v {
-                Some(json) => fx.batch.upserts.push((k, json)),
-                None => fx.batch.deletes.push(k),
-            }
-        }
+        self.take_state(g, fx);
         let rules = &self.rules;
         let out = &mut self.out;
         for ev in &out.events {
@@ -282,13 +275,7 @@ impl Pipeline {
                 .push(history_row(rules, &a, "action_blocked", Some(detail)));
             fx.refused.push(RefusedAction { run: a, blocked });
         }
-        for n in &out.notifications {
-            let rule = &rules.groups[n.rule.group].rules[n.rule.rule];
-            let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
-            self.dispatcher.notify(self.engine.alert_note(n), notify);
-        }
-        fx.notifications.append(&mut out.notifications);
-        out.clear();
+        self.route_notifications(fx);
         let sending = self.dispatcher.sending_by(next);
         self.fresh.clear();
         self.engine.firing_notes(g, now, &sending, &mut self.fresh);
@@ -311,14 +298,7 @@ impl Pipeline {
         fx: &mut Effects,
     ) -> Option<crate::engine::AlertView> {
         let rref = self.engine.acknowledge(fingerprint, ack.clone(), &mut self.out)?;
-        let mut changes = Vec::new();
-        self.engine.take_changes(rref.group, &mut changes);
-        for (k, v) in changes {
-            match v {
-                Some(json) => fx.batch.upserts.push((k, json)),
-                None => fx.batch.deletes.push(k),
-            }
-        }
+        self.take_state(rref.group, fx);
         let view = self
             .engine
             .alerts()
@@ -341,6 +321,26 @@ impl Pipeline {
             labels: view.labels.to_map(),
             detail: ack.as_ref().map(|a| format!("by {}: {}", a.by, a.comment)),
         });
+        self.route_notifications(fx);
+        self.flush(now, fx);
+        Some(view)
+    }
+
+    /// Group `g`'s changed instance states, as upserts and deletes of the batch.
+    fn take_state(&mut self, g: usize, fx: &mut Effects) {
+        let mut changes = Vec::new();
+        self.engine.take_changes(g, &mut changes);
+        for (k, v) in changes {
+            match v {
+                Some(json) => fx.batch.upserts.push((k, json)),
+                None => fx.batch.deletes.push(k),
+            }
+        }
+    }
+
+    /// Hands the engine's pending notifications to routing (with each rule's `notify:`) and
+    /// reports them in `fx`; the engine's output is empty afterwards.
+    fn route_notifications(&mut self, fx: &mut Effects) {
         for n in &self.out.notifications {
             let rule = &self.rules.groups[n.rule.group].rules[n.rule.rule];
             let notify = rule.alert().map_or(&[][..], |a| &a.receivers[..]);
@@ -348,8 +348,6 @@ impl Pipeline {
         }
         fx.notifications.append(&mut self.out.notifications);
         self.out.clear();
-        self.flush(now, fx);
-        Some(view)
     }
 
     /// Flushes routing at `now` (never earlier than the last flush): every due message is

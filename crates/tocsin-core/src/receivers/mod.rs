@@ -394,6 +394,17 @@ pub fn severity_rank(severity: &str) -> u8 {
     }
 }
 
+/// The [`severity_rank`] of the worst firing alert of `d` (0 when none fires): what Slack's
+/// and Teams' colours follow.
+pub fn worst_firing_rank(d: &Dispatch) -> u8 {
+    d.alerts
+        .iter()
+        .filter(|a| a.status == Status::Firing)
+        .map(|a| severity_rank(&a.severity))
+        .max()
+        .unwrap_or(0)
+}
+
 /// One compiled receiver.
 #[derive(Clone, Debug)]
 pub struct Receiver {

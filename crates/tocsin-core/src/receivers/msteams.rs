@@ -18,7 +18,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::console::format_value;
-use super::{Compiler, DEFAULT_TIMEOUT, context, dur, render_template, severity_rank, status_name, to_json};
+use super::{
+    Compiler, DEFAULT_TIMEOUT, context, dur, render_template, severity_rank, status_name, to_json, worst_firing_rank,
+};
 use crate::config::MsteamsDef;
 use crate::message::{AlertNote, Dispatch, Status};
 use crate::template::{TemplateError, TemplateRef, Templates};
@@ -113,14 +115,7 @@ pub fn style(d: &Dispatch) -> &'static str {
     if d.status() == Status::Resolved {
         return "good";
     }
-    let worst = d
-        .alerts
-        .iter()
-        .filter(|a| a.status == Status::Firing)
-        .map(|a| severity_rank(&a.severity))
-        .max()
-        .unwrap_or(0);
-    match worst {
+    match worst_firing_rank(d) {
         3 => "attention",
         1 | 2 => "warning",
         _ => "accent",

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 use super::console::format_value;
-use super::{Compiler, DEFAULT_TIMEOUT, context, dur, render_template, severity_rank, status_name, to_json};
+use super::{Compiler, DEFAULT_TIMEOUT, context, dur, render_template, status_name, to_json, worst_firing_rank};
 use crate::config::SlackDef;
 use crate::message::{AlertNote, Dispatch, Status};
 use crate::template::{TemplateError, TemplateRef, Templates};
@@ -114,14 +114,7 @@ pub fn color(d: &Dispatch) -> &'static str {
     if d.status() == Status::Resolved {
         return "#2eb67d";
     }
-    let worst = d
-        .alerts
-        .iter()
-        .filter(|a| a.status == Status::Firing)
-        .map(|a| severity_rank(&a.severity))
-        .max()
-        .unwrap_or(0);
-    match worst {
+    match worst_firing_rank(d) {
         3 => "#d00000",
         2 => "#e8590c",
         1 => "#f2c744",
