@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 use crate::engine::ActionRun;
 use crate::rules::{Action, ActionKind};
+use crate::time::rfc3339_millis;
 
 /// How much of stdout, stderr or a response body is kept.
 pub const HEAD_BYTES: usize = 4096;
@@ -185,7 +186,7 @@ pub async fn run(
                 "value": run.value.filter(|v| v.is_finite()),
                 "labels": run.labels.to_map(),
                 "fingerprint": format!("{:016x}", run.fingerprint),
-                "at": rfc3339(run.at),
+                "at": rfc3339_millis(run.at),
             });
             webhook(client, url, headers, &body, action.timeout).await
         }
@@ -223,8 +224,6 @@ impl Runner {
         self::run(action, run, alertname, false, &self.client).await
     }
 }
-
-use crate::time::rfc3339_millis as rfc3339;
 
 /// The `TOCSIN_*` variables an `exec` action gets.
 fn environment(run: &ActionRun, alertname: &str) -> Vec<(&'static str, String)> {

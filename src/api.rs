@@ -25,12 +25,13 @@ use tokio::sync::oneshot;
 
 use crate::acks;
 use crate::alert::state::Phase;
-use crate::daemon::{Shared, now, rfc3339};
+use crate::daemon::{Shared, now};
 use crate::rules::RuleKind;
 use crate::series::Refusal;
 use crate::silence;
 use crate::sources::exposition::{escape_label_value, write_family};
 use crate::store::HistoryQuery;
+use crate::time::rfc3339_millis;
 
 /// How long any request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -217,13 +218,13 @@ async fn alerts(State(s): State<AppState>) -> Response {
                 "labels": a.labels.to_map(),
                 "annotations": core.engine.annotations(a),
                 "value": a.value.filter(|v| v.is_finite()),
-                "starts_at": starts_at.map(rfc3339),
+                "starts_at": starts_at.map(rfc3339_millis),
                 "fingerprint": format!("{:016x}", a.fingerprint),
-                "fires_at": fires_at.map(rfc3339),
+                "fires_at": fires_at.map(rfc3339_millis),
                 "silenced": silenced,
                 "inhibited": inhibited,
                 "nodata": a.nodata,
-                "acknowledged": acks::to_json(a.acknowledged.as_ref(), rfc3339),
+                "acknowledged": acks::to_json(a.acknowledged.as_ref(), rfc3339_millis),
             })
         })
         .collect();
@@ -272,7 +273,7 @@ fn ack_answer(view: Option<crate::engine::AlertView>, fingerprint: &str) -> Resp
     match view {
         Some(a) => axum::Json(json!({
             "fingerprint": fingerprint,
-            "acknowledged": acks::to_json(a.acknowledged.as_ref(), rfc3339),
+            "acknowledged": acks::to_json(a.acknowledged.as_ref(), rfc3339_millis),
         }))
         .into_response(),
         None => error(
@@ -309,7 +310,7 @@ async fn rules(State(s): State<AppState>) -> Response {
                         "expr": rule.expr.source(),
                         "health": if st.last_error.is_some() { "err" } else { "ok" },
                         "last_error": st.last_error,
-                        "last_evaluation": st.last_evaluation.map(rfc3339),
+                        "last_evaluation": st.last_evaluation.map(rfc3339_millis),
                         "evaluation_seconds": st.evaluation_seconds,
                         "instances": core.engine.instances(crate::engine::RuleRef { group: g, rule: r }).len(),
                     })
@@ -326,7 +327,7 @@ async fn rules(State(s): State<AppState>) -> Response {
     let m = &s.metrics;
     let last_reload = json!({
         "successful": m.reload_ok.load(Ordering::Relaxed),
-        "last_success": rfc3339(crate::series::Timestamp(m.reload_ok_at.load(Ordering::Relaxed) as i64 * 1000)),
+        "last_success": rfc3339_millis(crate::series::Timestamp(m.reload_ok_at.load(Ordering::Relaxed) as i64 * 1000)),
         "error": core.reload_error,
     });
     axum::Json(json!({ "groups": groups, "last_reload": last_reload })).into_response()
@@ -400,7 +401,7 @@ async fn history(
                 .into_iter()
                 .map(|r| {
                     json!({
-                        "at": rfc3339(crate::series::Timestamp(r.at_ms)),
+                        "at": rfc3339_millis(crate::series::Timestamp(r.at_ms)),
                         "group": r.group,
                         "rule": r.rule,
                         "fingerprint": format!("{:016x}", r.fingerprint),
@@ -540,8 +541,8 @@ async fn list_outbox(
                 "status": e.status.as_str(),
                 "attempts": e.attempts,
                 "last_error": e.last_error,
-                "created": rfc3339(crate::series::Timestamp(e.created_ms)),
-                "next_attempt": due.then(|| rfc3339(crate::series::Timestamp(e.next_attempt_ms))),
+                "created": rfc3339_millis(crate::series::Timestamp(e.created_ms)),
+                "next_attempt": due.then(|| rfc3339_millis(crate::series::Timestamp(e.next_attempt_ms))),
             })
         })
         .collect();
@@ -593,8 +594,8 @@ async fn list_silences(State(s): State<AppState>) -> Response {
             json!({
                 "id": x.id,
                 "matchers": x.matchers,
-                "starts_at": rfc3339(x.starts_at),
-                "ends_at": rfc3339(x.ends_at),
+                "starts_at": rfc3339_millis(x.starts_at),
+                "ends_at": rfc3339_millis(x.ends_at),
                 "created_by": x.created_by,
                 "comment": x.comment,
                 "status": silence::status(x, t).as_str(),

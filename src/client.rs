@@ -15,9 +15,10 @@ use clap::{Args, Subcommand, ValueEnum};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-use crate::daemon::{now, rfc3339};
+use crate::daemon::now;
 use crate::message::SilenceMatcher;
 use crate::series::Timestamp;
+use crate::time::rfc3339_millis;
 
 /// How long one request may take, connecting included: a daemon that accepts but never
 /// answers must not hang a shell script.
@@ -112,7 +113,7 @@ pub fn silence(api: &Api, cmd: SilenceCommand) -> ExitCode {
             };
             let body = json!({
                 "matchers": matchers,
-                "ends_at": rfc3339(ends_at),
+                "ends_at": rfc3339_millis(ends_at),
                 "created_by": author,
                 "comment": comment,
             });
@@ -203,7 +204,7 @@ pub fn ack(api: &Api, a: AckArgs) -> ExitCode {
     };
     let mut body = json!({ "by": by, "comment": a.comment });
     if let Some(u) = a.until {
-        body["until"] = json!(rfc3339(u));
+        body["until"] = json!(rfc3339_millis(u));
     }
     run("ack", || {
         Session::new(api)?.call(Method::POST, &path, Some(&body))?;

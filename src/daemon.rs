@@ -58,8 +58,6 @@ pub fn now() -> Timestamp {
     )
 }
 
-pub use crate::time::rfc3339_millis as rfc3339;
-
 /// The engine config and the folder its relative paths are relative to.
 pub struct Loaded {
     /// The parsed config (defaults when there is no file).
