@@ -212,11 +212,6 @@ impl Pipeline {
         self.rules = rules;
     }
 
-    /// The compiled rules.
-    pub fn rules(&self) -> &Arc<RuleSet> {
-        &self.rules
-    }
-
     /// The latest time the dispatcher was flushed at (`i64::MIN` before the first flush).
     pub fn dispatched_at(&self) -> Timestamp {
         self.dispatched_at
