@@ -122,6 +122,9 @@ pub struct Instance {
     output: Option<SeriesId>,
     /// Its series were removed from the store while it was not at rest.
     orphaned: bool,
+    /// It appeared during a replay without persisted state: the replay moves its tier
+    /// machine, silently (see [`Engine::begin_replay`]).
+    replaying: bool,
 }
 
 impl Instance {
@@ -213,6 +216,8 @@ pub struct Engine {
     /// `external_labels` of the engine config, added to every alert's labels where the
     /// alert has no label of that name.
     external: Labels,
+    /// A replay is running (between [`Engine::begin_replay`] and [`Engine::end_replay`]).
+    replaying: bool,
 }
 
 /// The persisted form of one instance: everything that survives a restart.
@@ -294,6 +299,7 @@ impl Engine {
             recorded: Vec::new(),
             restored: HashMap::new(),
             external: Labels::new(),
+            replaying: false,
         }
     }
 
@@ -507,9 +513,14 @@ impl Engine {
             now,
             staleness: self.settings.staleness,
         };
+        let replaying = self.replaying;
         let rs = &mut self.state[rref.group][rref.rule];
         let policy = &alert.policy;
         for inst in &mut rs.instances {
+            // Persisted state is newer than any replayed instant: a replay leaves it alone.
+            if replaying && !inst.replaying {
+                continue;
+            }
             let data = Bound {
                 store,
                 bindings: &inst.bindings,
@@ -547,6 +558,13 @@ impl Engine {
             };
             self.events.clear();
             inst.machine.step(policy, now, obs, &mut self.events);
+            if replaying {
+                // Timers and tiers move; nothing is notified, run or recorded.
+                if let Some(ev) = self.events.last() {
+                    inst.nodata = ev.nodata;
+                }
+                continue;
+            }
             self.notes.clear();
             for ev in &self.events {
                 inst.nodata = ev.nodata;
@@ -596,20 +614,61 @@ impl Engine {
             };
             inst.notify
                 .after_evaluation(&alert.notify, now, firing, &mut self.notes);
-            for n in &self.notes {
-                let sev = &policy.tiers[n.tier.min(policy.tiers.len() - 1)].severity;
-                out.notifications.push(emitted(
-                    rref,
-                    n.nodata,
-                    full_labels(inst, sev, &self.external),
-                    n.kind,
-                    n.tier,
-                    policy,
-                    n.at,
-                    inst.value,
-                    n.seq,
-                    inst.machine.episode_start(),
-                ));
+            push_notes(rref, inst, policy, &self.external, &self.notes, out);
+        }
+    }
+
+    /// Starts a replay: until [`Engine::end_replay`], evaluations move only the tier
+    /// machines of instances that appear without persisted state, and notify, run and
+    /// record nothing; instances with state are left as they are. The daemon replays the
+    /// samples a `query` source backfilled at start, so `for` timers and episodes of
+    /// instances it has never seen resume where the data says they are.
+    pub fn begin_replay(&mut self) {
+        self.replaying = true;
+    }
+
+    /// Ends a replay at `now`: each replayed instance that fires is notified as firing at
+    /// its current tier, its episode starting when the replay found it started (the event
+    /// goes to history too; no action runs for it: the transitions it stands for are past).
+    pub fn end_replay(&mut self, now: Timestamp, out: &mut Output) {
+        self.replaying = false;
+        let rules = Arc::clone(&self.rules);
+        for (g, group) in rules.groups.iter().enumerate() {
+            for (r, rule) in group.rules.iter().enumerate() {
+                let rref = RuleRef { group: g, rule: r };
+                let alert = rule.alert();
+                for inst in &mut self.state[g][r].instances {
+                    if !std::mem::take(&mut inst.replaying) {
+                        continue;
+                    }
+                    let (Some(alert), Some(tier)) = (alert, inst.machine.firing_tier()) else {
+                        continue;
+                    };
+                    let policy = &alert.policy;
+                    let ev = Event {
+                        transition: Transition::Firing,
+                        tier,
+                        at: now,
+                        nodata: inst.nodata,
+                    };
+                    self.notes.clear();
+                    inst.notify.on_event(&alert.notify, &ev, &mut self.notes);
+                    inst.notify
+                        .after_evaluation(&alert.notify, now, Some(tier), &mut self.notes);
+                    out.events.push(emitted(
+                        rref,
+                        ev.nodata,
+                        full_labels(inst, &policy.tiers[tier].severity, &self.external),
+                        ev.transition,
+                        tier,
+                        policy,
+                        now,
+                        inst.value,
+                        0,
+                        inst.machine.episode_start(),
+                    ));
+                    push_notes(rref, inst, policy, &self.external, &self.notes, out);
+                }
             }
         }
     }
@@ -743,10 +802,9 @@ impl Engine {
                     (Some(n), i)
                 }
                 None => {
-                    let restored = self
-                        .restored
-                        .remove(&instance_key(group_name, &rule.name, fingerprint))
-                        .unwrap_or_default();
+                    let claimed = self.restored.remove(&instance_key(group_name, &rule.name, fingerprint));
+                    let replaying = self.replaying && claimed.is_none();
+                    let restored = claimed.unwrap_or_default();
                     let mut gates = restored.gates;
                     let inst = Instance {
                         base: base_labels(rule, &labels),
@@ -764,6 +822,7 @@ impl Engine {
                         bindings,
                         output: None,
                         orphaned: false,
+                        replaying,
                     };
                     (None, inst)
                 }
@@ -1085,6 +1144,32 @@ fn full_labels(inst: &Instance, severity: &Arc<str>, external: &Labels) -> Label
         }
     }
     l
+}
+
+/// `inst`'s notifications `notes` as emitted notifications in `out`.
+fn push_notes(
+    rref: RuleRef,
+    inst: &Instance,
+    policy: &state::Policy,
+    external: &Labels,
+    notes: &[Notification],
+    out: &mut Output,
+) {
+    for n in notes {
+        let sev = &policy.tiers[n.tier.min(policy.tiers.len() - 1)].severity;
+        out.notifications.push(emitted(
+            rref,
+            n.nodata,
+            full_labels(inst, sev, external),
+            n.kind,
+            n.tier,
+            policy,
+            n.at,
+            inst.value,
+            n.seq,
+            inst.machine.episode_start(),
+        ));
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
