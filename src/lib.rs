@@ -18,6 +18,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod datasource;
+pub mod eval;
 pub mod listener;
 pub mod outbox;
 pub mod reload;

@@ -47,6 +47,7 @@ const SHELL: &[&[&str]] = &[
     &["remote_write"],
     &["acks"],
     &["api", "daemon"],
+    &["eval"],
     &["client"],
     &["cli"],
     &["main"],
