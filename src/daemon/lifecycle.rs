@@ -250,7 +250,7 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     tokio::spawn(dispatch_timer(Arc::clone(&shared)));
     tokio::spawn(sweep_loop(Arc::clone(&shared)));
     shared.ready.store(true, Ordering::Relaxed);
-    let app = crate::api::router(Arc::clone(&shared));
+    let app = crate::http::router(Arc::clone(&shared));
     let (stop_tx, stop_rx) = oneshot::channel();
     let (stopping_tx, stopping) = watch::channel(false);
     tokio::spawn(shutdown_signal(Arc::clone(&shared), signals, stop_tx));

@@ -7,7 +7,7 @@
 //! store thread, in order, kept in memory while the store fails), running admitted actions
 //! (as tasks, after that commit), and graceful shutdown. It holds no alerting semantics:
 //! evaluation is the core's `pipeline`, validation is `reload`/`check`, storage is `store`,
-//! running actions is `actions`, HTTP is `api`.
+//! running actions is `actions`, HTTP is `http`.
 //!
 //! By job: [`state`] (what every task shares, the clock), [`ingest`] (samples into the
 //! store), [`schedule`] (evaluations, the dispatch timer, performing effects), [`writer`]

@@ -46,7 +46,7 @@ const SHELL: &[&[&str]] = &[
     &["reload"],
     &["remote_write"],
     &["acks"],
-    &["api", "daemon"],
+    &["http", "daemon"],
     &["eval"],
     &["client"],
     &["cli"],
