@@ -1,5 +1,5 @@
-//! Samples into the series store: counting what each source's samples became
-//! (`Ingested`), sweeping dead series, push bodies, and the loops of the polled sources.
+//! Samples into the series store: counting what each source's samples became, sweeping
+//! dead series, and the loops of the polled sources.
 //!
 //! Owns the one path by which samples reach the store (`Shared::ingest`, with the
 //! daemon's clock and each source's budget); it never evaluates and never delivers.
@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use super::lifecycle::spawn_remote_write;
 use super::state::{Shared, now};
-use crate::series::{Refusal, Sample, Timestamp};
-use crate::sources::ParsedSample;
+use crate::series::{Sample, Timestamp};
 use crate::sources::host::logs::LogTailer;
 use crate::sources::host::system::SystemCollector;
+use crate::sources::{Ingested, ParsedSample};
 
 /// How often log files are polled.
 pub(crate) const LOG_POLL: Duration = Duration::from_secs(1);
@@ -65,34 +65,6 @@ impl Shared {
         // seconds.
         let pinned = core.engine.pinned_metrics();
         core.series.sweep(now, staleness, window, |m| pinned.contains(m))
-    }
-}
-
-/// What [`Shared::ingest`] did with a batch of samples (and, summed, with a source's).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ingested {
-    /// Samples stored.
-    pub accepted: u64,
-    /// Samples refused, indexed by [`Refusal`] (`Refusal::ALL` order).
-    pub refused: [u64; 3],
-}
-
-impl Ingested {
-    /// Samples refused for any reason.
-    pub fn refused_total(&self) -> u64 {
-        self.refused.iter().sum()
-    }
-
-    /// How many were refused for `why`.
-    pub fn refused_for(&self, why: Refusal) -> u64 {
-        self.refused[why as usize]
-    }
-
-    fn add(&mut self, other: &Ingested) {
-        self.accepted += other.accepted;
-        for (a, b) in self.refused.iter_mut().zip(other.refused) {
-            *a += b;
-        }
     }
 }
 
@@ -258,15 +230,5 @@ async fn scrape_loop(shared: Arc<Shared>, target: crate::sources::scrape::Target
         };
         samples.push(target.meta("up", up));
         shared.ingest(&format!("scrape:{}", target.job), max_series, &samples, t);
-    }
-}
-
-/// Parses a push request body (JSON when the content type says so, else exposition text).
-pub fn parse_push(content_type: Option<&str>, body: &[u8]) -> Result<Vec<ParsedSample>, String> {
-    if content_type.is_some_and(|c| c.starts_with("application/json")) {
-        crate::sources::push_json::parse(body).map_err(|e| format!("line {}: {}", e.line, e.message))
-    } else {
-        let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
-        crate::sources::exposition::parse_strict(text).map_err(|e| format!("line {}: {}", e.line, e.message))
     }
 }

@@ -15,13 +15,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ingest::{spawn_sources, sweep_loop};
 use super::schedule::{dispatch_timer, schedule};
-use super::state::{
-    Core, Metrics, Shared, env, hostname_once, load_config, now, report, retention, status_for, wanted_metrics,
-};
+use super::state::{Core, Shared, env, hostname_once, load_config, now, report, retention, status_for, wanted_metrics};
 use super::writer::{StoreWork, StoreWriter};
 use crate::actions;
 use crate::diag::render_text;
 use crate::engine::Settings;
+use crate::http::Metrics;
 use crate::outbox::Outbox;
 use crate::pipeline::{self, Pipeline};
 use crate::reload;

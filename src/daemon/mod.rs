@@ -13,16 +13,16 @@
 //! store), [`schedule`] (evaluations, the dispatch timer, performing effects), [`writer`]
 //! (the store thread) and [`lifecycle`] (start, serve, signals, reload).
 
+mod handle;
 mod ingest;
 mod lifecycle;
 mod schedule;
 mod state;
 mod writer;
 
-pub use ingest::{Ingested, parse_push};
 pub(crate) use ingest::{SCRAPE_TIMEOUT, collect_system};
 pub(crate) use lifecycle::{init_tracing, runtime, start};
 pub use lifecycle::{reload_now, run};
 pub use schedule::{acknowledge, evaluate};
-pub use state::{Core, Loaded, Metrics, RuleStatus, Shared, load_config, now};
+pub use state::{Core, Loaded, Shared, load_config, now};
 pub use writer::StoreWriter;

@@ -126,7 +126,7 @@ async fn wait_until(deadline_ms: i64) {
 
 /// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
 /// While `warming_up`, rules that read a metric with no series yet are skipped.
-pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool) {
+pub fn evaluate(shared: &Shared, g: usize, now: Timestamp, warming_up: bool) {
     let mut fx = Effects::default();
     {
         let mut guard = shared.core();
@@ -162,7 +162,7 @@ pub fn evaluate(shared: &Arc<Shared>, g: usize, now: Timestamp, warming_up: bool
 /// history rows on a dry run, and hands the batch to the store thread, which starts the
 /// actions only after the state that admitted them is committed (so a crash cannot run an
 /// action whose gate, cooldown or hourly limit, was never saved).
-pub(crate) fn perform(shared: &Arc<Shared>, fx: Effects) {
+pub(crate) fn perform(shared: &Shared, fx: Effects) {
     let Effects {
         mut batch,
         mut actions,
@@ -227,7 +227,7 @@ pub(crate) async fn dispatch_timer(shared: Arc<Shared>) {
 /// evaluation's are. Returns the alert as the API lists it; `None` when no alert with that
 /// fingerprint fires.
 pub fn acknowledge(
-    shared: &Arc<Shared>,
+    shared: &Shared,
     fingerprint: u64,
     ack: Option<crate::alert::notify::Ack>,
 ) -> Option<crate::engine::AlertView> {

@@ -1,23 +1,24 @@
 //! The daemon's shared state: the wall clock, the engine config and where it was read
 //! from, the pipeline behind its lock (`Core`), the database handle, the store thread's
-//! handle, and the daemon's own counters (`Metrics`, `RuleStatus`).
+//! handle, and the daemon's own counters (`Metrics`, `RuleStatus`, whose types are the
+//! HTTP handle's).
 //!
 //! Owns what every task of the daemon shares and how it is locked; it decides nothing and
 //! starts nothing (start-up is `lifecycle`'s, evaluation `schedule`'s).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::ingest::Ingested;
 use super::writer::StoreWriter;
 use crate::actions;
 use crate::config::{self, EngineConfig};
 use crate::diag::{Diagnostic, render_text};
+use crate::http::{Metrics, RuleStatus};
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::reload::{self, PolicySet};
@@ -91,38 +92,6 @@ pub fn load_config(path: Option<&Path>) -> Result<Loaded, Vec<Diagnostic>> {
         .unwrap_or_else(|| ".".into());
     let file = file.display().to_string();
     Ok(Loaded { cfg, base, file })
-}
-
-/// Per-rule evaluation health, for `/api/v1/rules`.
-#[derive(Clone, Debug, Default)]
-pub struct RuleStatus {
-    /// When it was last evaluated.
-    pub last_evaluation: Option<Timestamp>,
-    /// How long that took.
-    pub evaluation_seconds: f64,
-    /// Why it could not be evaluated fully, if so.
-    pub last_error: Option<String>,
-}
-
-/// Counters and gauges exposed on `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Whether the last reload attempt succeeded (starts true: the initial load succeeded).
-    pub reload_ok: AtomicBool,
-    /// Unix seconds of the last successful (re)load.
-    pub reload_ok_at: AtomicU64,
-    /// Samples accepted and refused (by reason), by source.
-    pub samples: Mutex<BTreeMap<String, Ingested>>,
-    /// Group iterations done and skipped, by group name.
-    pub iterations: Mutex<BTreeMap<String, (u64, u64)>>,
-    /// Receiver templates that failed at run time (the message went out with the fallback).
-    pub template_errors: AtomicU64,
-    /// Failed state commits.
-    pub store_errors: AtomicU64,
-    /// Reload attempts, successful or not, changed or not.
-    pub reloads: AtomicU64,
-    /// Finished action runs, by result (`ok`, `failed`, `timeout`).
-    pub actions: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// What every task shares.

@@ -7,14 +7,19 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{AppState, MAX_SILENCE_BODY, error};
+use super::{AppState, Daemon, MAX_SILENCE_BODY, Running, error};
 use crate::acks;
 use crate::alert::state::Phase;
-use crate::daemon::now;
+use crate::series::Timestamp;
 use crate::time::rfc3339_millis;
 
-pub(super) async fn alerts(State(s): State<AppState>) -> Response {
-    let core = s.core();
+pub(super) async fn alerts<D: Daemon>(State(s): State<AppState<D>>) -> Response {
+    let now = s.now();
+    s.running(|core| list(core, now))
+}
+
+/// The alerts as `GET /api/v1/alerts` lists them at `now`, with what muting decides.
+fn list(core: &Running<'_>, now: Timestamp) -> Response {
     let views = core.engine.alerts();
     // The dispatcher's identity of each alert (`AlertNote::instance`): the labels as sent
     // without `severity` and the external labels.
@@ -26,7 +31,7 @@ pub(super) async fn alerts(State(s): State<AppState>) -> Response {
             (identity.state_key(), &a.labels)
         })
         .collect();
-    let muting = core.dispatcher.muting(now(), &core.silences, &identities);
+    let muting = core.dispatcher.muting(now, &core.silences, &identities);
     let list: Vec<Value> = views
         .iter()
         .zip(muting)
@@ -71,7 +76,11 @@ pub(super) async fn alerts(State(s): State<AppState>) -> Response {
 }
 
 /// `POST /api/v1/alerts/{fingerprint}/ack`: acknowledges a firing alert.
-pub(super) async fn ack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>, body: Body) -> Response {
+pub(super) async fn ack_alert<D: Daemon>(
+    State(s): State<AppState<D>>,
+    Path(fingerprint): Path<String>,
+    body: Body,
+) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, MAX_SILENCE_BODY).await else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -81,17 +90,17 @@ pub(super) async fn ack_alert(State(s): State<AppState>, Path(fingerprint): Path
     let Some(fp) = parse_fingerprint(&fingerprint) else {
         return bad_fingerprint(&fingerprint);
     };
-    let ack = match acks::parse(&bytes, now()) {
+    let ack = match acks::parse(&bytes, s.now()) {
         Ok(a) => a,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    ack_answer(crate::daemon::acknowledge(&s, fp, Some(ack)), &fingerprint)
+    ack_answer(s.acknowledge(fp, Some(ack)), &fingerprint)
 }
 
 /// `DELETE /api/v1/alerts/{fingerprint}/ack`: clears a firing alert's acknowledgement.
-pub(super) async fn unack_alert(State(s): State<AppState>, Path(fingerprint): Path<String>) -> Response {
+pub(super) async fn unack_alert<D: Daemon>(State(s): State<AppState<D>>, Path(fingerprint): Path<String>) -> Response {
     match parse_fingerprint(&fingerprint) {
-        Some(fp) => ack_answer(crate::daemon::acknowledge(&s, fp, None), &fingerprint),
+        Some(fp) => ack_answer(s.acknowledge(fp, None), &fingerprint),
         None => bad_fingerprint(&fingerprint),
     }
 }

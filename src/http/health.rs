@@ -6,34 +6,25 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{AppState, error};
-use std::sync::atomic::Ordering;
-use tokio::sync::oneshot;
+use super::{AppState, Daemon, Unready, error};
 
-pub(super) async fn ready(State(s): State<AppState>) -> Response {
-    if !s.ready.load(Ordering::Relaxed) {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "starting");
-    }
+pub(super) async fn ready<D: Daemon>(State(s): State<AppState<D>>) -> Response {
     // State that cannot be committed is kept in memory and nothing is sent for it: the
     // daemon is not doing its job until the store accepts commits again.
-    let failing = s.store_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match failing {
-        Some(e) => error(
+    match s.readiness() {
+        Err(Unready::Starting) => error(StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        Err(Unready::StoreFailing(e)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the state store refuses commits (state is kept and retried): {e}"),
         ),
-        None => "Ready\n".into_response(),
+        Ok(()) => "Ready\n".into_response(),
     }
 }
 
-pub(super) async fn reload(State(s): State<AppState>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if s.reload_tx.send(Some(tx)).await.is_err() {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    }
-    match rx.await {
-        Ok(Ok(())) => axum::Json(json!({ "status": "success" })).into_response(),
-        Ok(Err(e)) => error(StatusCode::BAD_REQUEST, e),
-        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
+pub(super) async fn reload<D: Daemon>(State(s): State<AppState<D>>) -> Response {
+    match s.reload().await {
+        Some(Ok(())) => axum::Json(json!({ "status": "success" })).into_response(),
+        Some(Err(e)) => error(StatusCode::BAD_REQUEST, e),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"),
     }
 }

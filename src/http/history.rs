@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error};
-use crate::daemon::now;
+use super::{AppState, Daemon, error};
 use crate::store::HistoryQuery;
 use crate::time::rfc3339_millis;
 
@@ -34,8 +33,8 @@ pub(super) fn parse_time(s: &str) -> Result<i64, String> {
         .map_err(|e| format!("`{s}` is neither RFC 3339 nor Unix seconds: {e}"))
 }
 
-pub(super) async fn history(
-    State(s): State<AppState>,
+pub(super) async fn history<D: Daemon>(
+    State(s): State<AppState<D>>,
     q: Result<Query<HistoryParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Query(q) = match q {
@@ -95,8 +94,8 @@ pub(super) struct SeriesParams {
 }
 
 /// `GET /api/v1/series?rule=…&from=…&to=…`: the value history of a rule's instances.
-pub(super) async fn series(
-    State(s): State<AppState>,
+pub(super) async fn series<D: Daemon>(
+    State(s): State<AppState<D>>,
     q: Result<Query<SeriesParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let Query(q) = match q {
@@ -109,11 +108,11 @@ pub(super) async fn series(
             "`rule` is required: /api/v1/series?rule=<rule name>",
         );
     };
-    if !s.core().policy.rules.rules().any(|r| r.name == rule) {
+    if !s.running(|core| core.policy.rules.rules().any(|r| r.name == rule)) {
         return error(StatusCode::NOT_FOUND, format!("no rule named `{rule}`"));
     }
     let to_ms = match q.to.as_deref().map(parse_time).transpose() {
-        Ok(v) => v.unwrap_or(now().0),
+        Ok(v) => v.unwrap_or(s.now().0),
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("`to`: {e}")),
     };
     let from_ms = match q.from.as_deref().map(parse_time).transpose() {

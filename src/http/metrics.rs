@@ -5,15 +5,15 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, Daemon, Running};
 use crate::alert::state::Phase;
-use crate::daemon::now;
 use crate::rules::RuleKind;
-use crate::series::Refusal;
+use crate::series::{Refusal, Timestamp};
 use crate::sources::exposition::{escape_label_value, write_family};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 pub(super) fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let inner: Vec<String> = pairs
@@ -26,8 +26,8 @@ pub(super) fn labels_text<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -
     }
 }
 
-pub(super) async fn metrics(State(s): State<AppState>) -> Response {
-    let m = &s.metrics;
+pub(super) async fn metrics<D: Daemon>(State(s): State<AppState<D>>) -> Response {
+    let m = s.metrics();
     let mut out = String::new();
     write_family(
         &mut out,
@@ -116,9 +116,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
             );
         }
     }
-    s.outbox.render_metrics(&mut out);
-    s.query_health.render_metrics(&mut out);
-    s.remote_write.render_metrics(&mut out);
+    s.write_task_metrics(&mut out);
     write_family(
         &mut out,
         "tocsin_template_errors_total",
@@ -150,9 +148,20 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         "tocsin_state_store_errors_total {}",
         m.store_errors.load(Ordering::Relaxed)
     );
-    let core = s.core();
+    let staleness = s.config().staleness.value.0;
+    s.running(|core| write_running(&mut out, core, s.now(), staleness));
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+        .into_response()
+}
+
+/// The families read from the running pipeline: series per source, recorded series (their
+/// value at `now`, unless older than `staleness`) and `ALERTS`.
+fn write_running(out: &mut String, core: &Running<'_>, now: Timestamp, staleness: Duration) {
     write_family(
-        &mut out,
+        out,
         "tocsin_series",
         "gauge",
         "Series alive in memory, by the source that created them (rules: recording-rule outputs).",
@@ -177,9 +186,9 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         if !recorded.insert(rule.name.as_str()) {
             continue;
         }
-        write_family(&mut out, &rule.name, "untyped", "Recorded by a tocsin recording rule.");
+        write_family(out, &rule.name, "untyped", "Recorded by a tocsin recording rule.");
         for id in core.series.series_of(&rule.name) {
-            if let Some(v) = core.series.window(*id).current(now(), s.loaded.cfg.staleness.value.0) {
+            if let Some(v) = core.series.window(*id).current(now, staleness) {
                 let _ = writeln!(
                     out,
                     "{}{} {}",
@@ -194,7 +203,7 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
     // `alertstate`, nothing else. An alert on recorded buckets has an `le` label of its own,
     // so ALERTS is `untyped` as in Prometheus: as a gauge that label is a lint error, and
     // dropping it would merge distinct alerts into duplicate samples.
-    write_family(&mut out, "ALERTS", "untyped", "Pending and firing alert instances.");
+    write_family(out, "ALERTS", "untyped", "Pending and firing alert instances.");
     for a in core.engine.alerts() {
         let state = if matches!(a.phase, Phase::Firing { .. }) {
             "firing"
@@ -205,9 +214,4 @@ pub(super) async fn metrics(State(s): State<AppState>) -> Response {
         l.set("alertstate", state);
         let _ = writeln!(out, "ALERTS{} 1", labels_text(l.iter()));
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        out,
-    )
-        .into_response()
 }

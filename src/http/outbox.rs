@@ -7,8 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error};
-use crate::daemon::now;
+use super::{AppState, Daemon, error};
 use crate::time::rfc3339_millis;
 
 /// The most entries one `/api/v1/outbox` answer lists per status.
@@ -22,8 +21,8 @@ pub(super) struct OutboxParams {
 
 /// `GET /api/v1/outbox?status=pending|failed|dead`: queued, failed and dead notifications
 /// (newest first), and each receiver's delivery state.
-pub(super) async fn list_outbox(
-    State(s): State<AppState>,
+pub(super) async fn list_outbox<D: Daemon>(
+    State(s): State<AppState<D>>,
     q: Result<Query<OutboxParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     use crate::outbox::db::{BLOCKED, EntryStatus};
@@ -73,7 +72,7 @@ pub(super) async fn list_outbox(
         })
         .collect();
     let receivers: Vec<Value> = s
-        .outbox
+        .outbox()
         .receiver_states()
         .into_iter()
         .map(|(name, pending, open)| json!({ "name": name, "pending": pending, "circuit_open": open }))
@@ -82,15 +81,15 @@ pub(super) async fn list_outbox(
 }
 
 /// `POST /api/v1/outbox/{id}/retry`: puts a failed or dead notification back in the queue.
-pub(super) async fn retry_outbox(State(s): State<AppState>, Path(id): Path<String>) -> Response {
+pub(super) async fn retry_outbox<D: Daemon>(State(s): State<AppState<D>>, Path(id): Path<String>) -> Response {
     use crate::outbox::db::Requeue;
     let Ok(id) = id.parse::<i64>() else {
         return error(StatusCode::BAD_REQUEST, format!("`{id}` is not an outbox entry id"));
     };
-    let done = s.db().outbox_retry(id, now().0);
+    let done = s.db().outbox_retry(id, s.now().0);
     match done {
         Ok(Some(Requeue::Requeued)) => {
-            s.outbox.requeued();
+            s.outbox().requeued();
             axum::Json(json!({ "id": id, "status": "pending" })).into_response()
         }
         Ok(Some(Requeue::NotStopped(st))) => error(

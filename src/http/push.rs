@@ -7,12 +7,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{AppState, error};
-use crate::daemon::now;
+use super::{AppState, Daemon, error};
 use crate::series::Refusal;
 
-pub(super) async fn push(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let push = &s.loaded.cfg.sources.push;
+pub(super) async fn push<D: Daemon>(State(s): State<AppState<D>>, headers: HeaderMap, body: Body) -> Response {
+    let push = &s.config().sources.push;
     if !push.enabled {
         return error(StatusCode::NOT_FOUND, "push is disabled (sources.push.enabled: false)");
     }
@@ -27,9 +26,9 @@ pub(super) async fn push(State(s): State<AppState>, headers: HeaderMap, body: Bo
         }
     };
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    match crate::daemon::parse_push(ct, &bytes) {
+    match crate::sources::push::parse(ct, &bytes) {
         Ok(samples) => {
-            let done = s.ingest("push", push.max_series, &samples, now());
+            let done = s.ingest("push", push.max_series, &samples, s.now());
             // Which samples were refused and why, so a client can tell a clock problem
             // (`future`), a replay (`out_of_order`) and a full budget apart.
             let reasons: serde_json::Map<String, Value> = Refusal::ALL

@@ -5,14 +5,20 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::AppState;
+use super::{AppState, Daemon, Metrics, Running};
 use crate::rules::RuleKind;
 use crate::time::rfc3339_millis;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-pub(super) async fn rules(State(s): State<AppState>) -> Response {
-    let core = s.core();
-    let default = s.loaded.cfg.evaluation_interval.value.0;
+pub(super) async fn rules<D: Daemon>(State(s): State<AppState<D>>) -> Response {
+    let default = s.config().evaluation_interval.value.0;
+    s.running(|core| list(core, default, s.metrics()))
+}
+
+/// The groups as `GET /api/v1/rules` lists them (`default`: the evaluation interval of a
+/// group that sets none), with the last reload of `m`.
+fn list(core: &Running<'_>, default: Duration, m: &Metrics) -> Response {
     let groups: Vec<Value> = core
         .policy
         .rules
@@ -51,7 +57,6 @@ pub(super) async fn rules(State(s): State<AppState>) -> Response {
             })
         })
         .collect();
-    let m = &s.metrics;
     let last_reload = json!({
         "successful": m.reload_ok.load(Ordering::Relaxed),
         "last_success": rfc3339_millis(crate::series::Timestamp(m.reload_ok_at.load(Ordering::Relaxed) as i64 * 1000)),

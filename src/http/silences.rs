@@ -7,15 +7,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{AppState, MAX_SILENCE_BODY, error};
-use crate::daemon::now;
+use super::{AppState, Daemon, MAX_SILENCE_BODY, error};
 use crate::silence;
 use crate::time::rfc3339_millis;
 
 /// `GET /api/v1/silences`: every stored silence (expired ones until pruned with the
 /// history), active first, then pending, then expired, each by end time.
-pub(super) async fn list_silences(State(s): State<AppState>) -> Response {
-    let t = now();
+pub(super) async fn list_silences<D: Daemon>(State(s): State<AppState<D>>) -> Response {
+    let t = s.now();
     let mut list = match s.db().load_silences() {
         Ok(l) => l,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -39,14 +38,14 @@ pub(super) async fn list_silences(State(s): State<AppState>) -> Response {
 }
 
 /// `POST /api/v1/silences`: creates a silence, or replaces the one whose `id` the body names.
-pub(super) async fn create_silence(State(s): State<AppState>, body: Body) -> Response {
+pub(super) async fn create_silence<D: Daemon>(State(s): State<AppState<D>>, body: Body) -> Response {
     let Ok(bytes) = axum::body::to_bytes(body, MAX_SILENCE_BODY).await else {
         return error(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("body larger than {MAX_SILENCE_BODY} bytes"),
         );
     };
-    let t = now();
+    let t = s.now();
     let draft = match silence::parse(&bytes, t, fastrand::u128(..)) {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
@@ -67,17 +66,17 @@ pub(super) async fn create_silence(State(s): State<AppState>, body: Body) -> Res
     }
     // Stored first: a silence the daemon mutes with is always one it will still have after
     // a restart.
-    silence::remember(&mut s.core().silences, draft.silence, t);
+    s.silences(|list| silence::remember(list, draft.silence, t));
     axum::Json(json!({ "silence_id": id })).into_response()
 }
 
 /// `DELETE /api/v1/silences/{id}`: expires the silence now (it stays listed as expired).
-pub(super) async fn expire_silence(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let t = now();
+pub(super) async fn expire_silence<D: Daemon>(State(s): State<AppState<D>>, Path(id): Path<String>) -> Response {
+    let t = s.now();
     let expired = s.db().expire_silence(&id, t);
     match expired {
         Ok(Some(_)) => {
-            s.core().silences.retain(|x| x.id != id);
+            s.silences(|list| list.retain(|x| x.id != id));
             axum::Json(json!({ "silence_id": id, "status": "expired" })).into_response()
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no silence with id `{id}`")),
