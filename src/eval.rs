@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::alert::state::Phase;
-use crate::daemon::{SCRAPE_TIMEOUT, collect_system, init_tracing, now, runtime, start};
+use crate::daemon::{init_tracing, now, runtime, start};
 use crate::engine::{Output, RuleRef};
-use crate::sources::host::system::SystemCollector;
 
 /// `tocsin eval`: one collection from the live sources and one evaluation of every group,
 /// printed as a table.
@@ -28,15 +27,19 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
     rt.block_on(async {
         let cfg = &shared.loaded.cfg.sources;
         if let Some(sys) = &cfg.system {
-            let mut c = SystemCollector::new(sys.processes.iter().map(|p| p.expose().to_string()).collect());
+            let mut system = crate::sources::host::system::from_config(sys);
             // CPU percentages need two readings some time apart.
             let mut samples = Vec::new();
-            collect_system(&shared, &mut c, &mut samples);
+            system.collect(&*shared, &mut samples, now());
             tokio::time::sleep(Duration::from_millis(500)).await;
-            collect_system(&shared, &mut c, &mut samples);
+            system.collect(&*shared, &mut samples, now());
         }
         for s in &cfg.scrape {
-            let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(SCRAPE_TIMEOUT);
+            let timeout = s
+                .timeout
+                .as_ref()
+                .map(|d| d.value.0)
+                .unwrap_or(crate::sources::scrape::DEFAULT_TIMEOUT);
             if let Ok(t) = crate::sources::scrape::Target::new(s.name.expose(), s.url.expose(), timeout, s.honor_labels)
             {
                 let mut samples = Vec::new();

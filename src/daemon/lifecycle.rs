@@ -240,8 +240,9 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     };
     tracing::info!(%listen, dry_run = shared.dry_run, "tocsin running");
     let (policy_tx, policy_rx) = watch::channel(0u64);
-    spawn_sources(&shared);
-    tokio::spawn(schedule(Arc::clone(&shared), policy_rx));
+    let slowest = spawn_sources(&shared);
+    spawn_remote_write(&shared);
+    tokio::spawn(schedule(Arc::clone(&shared), policy_rx, slowest));
     tokio::spawn(reloader(Arc::clone(&shared), reload_rx, policy_tx));
     let _watcher = start_watcher(&shared);
     tokio::spawn(periodic(Arc::clone(&shared)));
@@ -378,7 +379,7 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
 }
 
 /// One sending task per remote-write endpoint; it samples the core for a moment per tick.
-pub(crate) fn spawn_remote_write(shared: &Arc<Shared>) {
+fn spawn_remote_write(shared: &Arc<Shared>) {
     if shared.dry_run {
         return;
     }

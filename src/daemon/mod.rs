@@ -20,7 +20,6 @@ mod schedule;
 mod state;
 mod writer;
 
-pub(crate) use ingest::{SCRAPE_TIMEOUT, collect_system};
 pub(crate) use lifecycle::{init_tracing, runtime, start};
 pub use lifecycle::{reload_now, run};
 pub use schedule::{acknowledge, evaluate};

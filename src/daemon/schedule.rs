@@ -11,16 +11,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
 
-use super::ingest::{LOG_POLL, SYSTEM_INTERVAL};
 use super::state::{Shared, now};
 use crate::actions;
-use crate::config::EngineConfig;
 use crate::engine::RuleRef;
 use crate::pipeline::Effects;
 use crate::series::Timestamp;
 
-/// Runs one task per rule group, restarting them all when the policy changes.
-pub(crate) async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>) {
+/// Runs one task per rule group, restarting them all when the policy changes; `slowest`
+/// is how often the slowest source collects.
+pub(crate) async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>, slowest: Duration) {
     loop {
         let groups: Vec<(usize, String, Duration)> = {
             let core = shared.core();
@@ -35,7 +34,7 @@ pub(crate) async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver
         };
         let tasks: Vec<_> = groups
             .into_iter()
-            .map(|(g, name, every)| tokio::spawn(run_group(Arc::clone(&shared), g, name, every)))
+            .map(|(g, name, every)| tokio::spawn(run_group(Arc::clone(&shared), g, name, every, slowest)))
             .collect();
         if policy_rx.changed().await.is_err() {
             return;
@@ -47,40 +46,18 @@ pub(crate) async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver
 }
 
 /// How long after start a group with interval `every` waits for its rules' inputs to appear:
-/// one interval of the group, or of the slowest source when that is longer. Evaluating
-/// before any sample could arrive would take the restored state for "no data" and clear
-/// the `for` timers of pending alerts that the restart was meant to keep.
-fn first_data_wait(cfg: &EngineConfig, every: Duration) -> Duration {
-    let s = &cfg.sources;
-    let system = s
-        .system
-        .as_ref()
-        .map(|sys| sys.interval.as_ref().map(|d| d.value.0).unwrap_or(SYSTEM_INTERVAL));
-    let scrape = s.scrape.iter().map(|t| {
-        t.interval
-            .as_ref()
-            .map(|d| d.value.0)
-            .unwrap_or(cfg.evaluation_interval.value.0)
-    });
-    let logs = (!s.logs.is_empty()).then_some(LOG_POLL);
-    let query = s.query.iter().map(|q| {
-        q.interval
-            .as_ref()
-            .map_or(cfg.evaluation_interval.value.0, |d| d.value.0)
-    });
-    system
-        .into_iter()
-        .chain(scrape)
-        .chain(logs)
-        .chain(query)
-        .fold(every, Duration::max)
+/// one interval of the group, or of the slowest source (`slowest`) when that is longer.
+/// Evaluating before any sample could arrive would take the restored state for "no data"
+/// and clear the `for` timers of pending alerts that the restart was meant to keep.
+fn first_data_wait(every: Duration, slowest: Duration) -> Duration {
+    every.max(slowest)
 }
 
 /// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
 /// that groups with the same interval tick together and never drift (each deadline comes
 /// from the wall clock, not from a monotonic interval started once). A tick that comes too
 /// late (the previous evaluation overran) is skipped and counted.
-async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration) {
+async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration, slowest: Duration) {
     let every_ms = crate::series::duration_ms(every).max(1);
     let mut next = (now().0 / every_ms + 1) * every_ms;
     loop {
@@ -94,7 +71,7 @@ async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration)
         }
         // Evaluate at the aligned instant, not whenever the task got the CPU.
         let at = next + missed * every_ms;
-        let warming_up = shared.started.elapsed() < first_data_wait(&shared.loaded.cfg, every);
+        let warming_up = shared.started.elapsed() < first_data_wait(every, slowest);
         evaluate(&shared, g, Timestamp(at), warming_up);
         next = at + every_ms;
     }

@@ -118,7 +118,7 @@ pub struct Shared {
     /// Set once the first policy is loaded and state restored.
     pub ready: AtomicBool,
     /// When the daemon started: until the sources have had time to deliver (see
-    /// [`first_data_wait`]), rules whose inputs have no series yet are not evaluated.
+    /// `schedule::first_data_wait`), rules whose inputs have no series yet are not evaluated.
     pub started: Instant,
     /// Asks the reload task to reload; the reply says how it went.
     pub reload_tx: mpsc::Sender<Option<oneshot::Sender<Result<(), String>>>>,
