@@ -133,7 +133,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config, dry_run } => crate::daemon::run(config.as_deref(), dry_run),
-        Command::Eval { config } => crate::daemon::eval(config.as_deref()),
+        Command::Eval { config } => crate::eval::eval(config.as_deref()),
         Command::Check { paths, format } => cmd_check(paths, format),
         Command::Test { paths, run, junit } => cmd_test(paths, run, junit),
         Command::Import {

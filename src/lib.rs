@@ -13,11 +13,12 @@ pub use tocsin_core::{
 
 pub mod acks;
 pub mod actions;
-pub mod api;
 pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod datasource;
+pub mod eval;
+pub mod http;
 pub mod listener;
 pub mod outbox;
 pub mod reload;

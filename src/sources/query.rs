@@ -392,6 +392,60 @@ async fn run_all(entry: &Arc<QueryEntry>, ask: Ask) -> Vec<Result<Vec<Series>, Q
         .collect()
 }
 
+/// A running `query` entry: its [`QueryEntry`] and where it reports its health.
+pub struct Queries {
+    entry: QueryEntry,
+    health: Arc<Health>,
+}
+
+/// One `query` source per `sources.query` entry whose datasource can be built.
+pub fn configured(ctx: &super::Context<'_>) -> Vec<Box<dyn super::Source>> {
+    let datasources: Vec<_> = ctx
+        .cfg
+        .datasources
+        .iter()
+        .filter_map(|d| match Datasource::new(d) {
+            Ok(d) => Some(Arc::new(d)),
+            Err(e) => {
+                tracing::error!("datasource {}: {e}", d.name.expose());
+                None
+            }
+        })
+        .collect();
+    let mut out: Vec<Box<dyn super::Source>> = Vec::new();
+    for q in &ctx.cfg.sources.query {
+        match QueryEntry::new(q, ctx.file, ctx.cfg, &datasources, ctx.rules) {
+            Ok(entry) => out.push(Box::new(Queries {
+                entry,
+                health: Arc::clone(ctx.query_health),
+            })),
+            Err(e) => tracing::error!("query source: {e}"),
+        }
+    }
+    out
+}
+
+impl super::Source for Queries {
+    fn name(&self) -> String {
+        self.entry.source.clone()
+    }
+
+    fn every(&self) -> Duration {
+        self.entry.every
+    }
+
+    fn run(
+        self: Box<Self>,
+        sink: Arc<dyn super::Sink>,
+        clock: fn() -> Timestamp,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let to: Sink = Box::new(move |source, max, samples, t| {
+            sink.ingest(source, max as u32, samples, t);
+        });
+        Box::pin(run(self.entry, self.health, to, clock))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

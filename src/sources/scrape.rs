@@ -9,8 +9,12 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use super::{Context, Sink, Source};
 use super::{LineError, ParsedSample, exposition};
 use crate::series::{Labels, Timestamp, stale_marker};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 /// Largest body read from a target; a larger one is an error rather than unbounded memory.
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -158,6 +162,86 @@ fn marker(name: String, labels: Labels, t: Timestamp) -> ParsedSample {
         labels,
         value: stale_marker(),
         timestamp_ms: Some(t.0),
+    }
+}
+
+/// Default scrape timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One `scrape` entry: its [`Target`] scraped every `every`, stored as `scrape:<job>`.
+pub struct Scrape {
+    target: Target,
+    every: Duration,
+    max_series: u32,
+}
+
+/// One `scrape` source per `sources.scrape` entry whose target can be built.
+pub fn configured(ctx: &Context<'_>) -> Vec<Box<dyn Source>> {
+    let mut out: Vec<Box<dyn Source>> = Vec::new();
+    for s in &ctx.cfg.sources.scrape {
+        let every = s
+            .interval
+            .as_ref()
+            .map(|d| d.value.0)
+            .unwrap_or(ctx.cfg.evaluation_interval.value.0);
+        let timeout = s.timeout.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_TIMEOUT);
+        match Target::new(s.name.expose(), s.url.expose(), timeout, s.honor_labels) {
+            Ok(target) => out.push(Box::new(Scrape {
+                target,
+                every,
+                max_series: s.max_series,
+            })),
+            Err(e) => tracing::error!("scrape target {}: {e}", s.name.expose()),
+        }
+    }
+    out
+}
+
+impl Source for Scrape {
+    fn name(&self) -> String {
+        format!("scrape:{}", self.target.job)
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    fn run(self: Box<Self>, sink: Arc<dyn Sink>, clock: fn() -> Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let Scrape {
+                target,
+                every,
+                max_series,
+            } = *self;
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            // Series of the last successful scrape: marked stale when the target drops them.
+            let mut exposed = Exposed::default();
+            loop {
+                tick.tick().await;
+                let t = clock();
+                let result = target.scrape().await;
+                let mut samples = Vec::new();
+                let up = match result {
+                    Ok(scraped) => {
+                        for e in &scraped.errors {
+                            tracing::warn!(job = %target.job, line = e.line, "scrape: {}", e.message);
+                        }
+                        exposed.scraped(&scraped.samples, t, &mut samples);
+                        samples.extend(scraped.samples);
+                        samples.push(target.meta("scrape_duration_seconds", scraped.duration.as_secs_f64()));
+                        1.0
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %target.job, "scrape failed: {e}");
+                        exposed.failed(t, &mut samples);
+                        0.0
+                    }
+                };
+                samples.push(target.meta("up", up));
+                sink.ingest(&format!("scrape:{}", target.job), max_series, &samples, t);
+            }
+        })
     }
 }
 

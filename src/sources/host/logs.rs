@@ -34,6 +34,12 @@ use std::path::{Path, PathBuf};
 use regex::RegexSet;
 
 use crate::series::Labels;
+use crate::series::Timestamp;
+use crate::sources::{CONFIGURED_MAX_SERIES, Context, ParsedSample, Sink, Source};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The longest line matched; longer lines are truncated to this many bytes.
 pub const MAX_LINE: usize = 1 << 20;
@@ -295,6 +301,69 @@ impl Scanner {
                 self.counts[i] += 1;
             }
         }
+    }
+}
+
+/// How often log files are polled.
+pub const POLL: Duration = Duration::from_secs(1);
+
+/// One `logs` entry: a [`LogTailer`] polled every [`POLL`], its counts stored as the
+/// `logs` source.
+pub struct Logs {
+    tailer: LogTailer,
+}
+
+/// One `logs` source per `sources.logs` entry whose patterns compile.
+pub fn configured(ctx: &Context<'_>) -> Vec<Box<dyn Source>> {
+    let mut out: Vec<Box<dyn Source>> = Vec::new();
+    for l in &ctx.cfg.sources.logs {
+        let patterns: Vec<(String, String)> = l
+            .patterns
+            .iter()
+            .map(|(k, v)| (k.clone(), v.expose().to_string()))
+            .collect();
+        match LogTailer::new((ctx.path)(l.path.expose()), &patterns) {
+            Ok(tailer) => out.push(Box::new(Logs { tailer })),
+            Err(e) => tracing::error!("log source {}: {e}", l.path.expose()),
+        }
+    }
+    out
+}
+
+impl Source for Logs {
+    fn name(&self) -> String {
+        format!("logs:{}", self.tailer.path().display())
+    }
+
+    fn every(&self) -> Duration {
+        POLL
+    }
+
+    fn run(
+        mut self: Box<Self>,
+        sink: Arc<dyn Sink>,
+        clock: fn() -> Timestamp,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(POLL);
+            let mut samples = Vec::new();
+            loop {
+                tick.tick().await;
+                samples.clear();
+                let res = self.tailer.poll(&mut |name, labels, value| {
+                    samples.push(ParsedSample {
+                        name: name.to_string(),
+                        labels,
+                        value,
+                        timestamp_ms: None,
+                    });
+                });
+                if let Err(e) = res {
+                    tracing::warn!("log source: {e}");
+                }
+                sink.ingest("logs", CONFIGURED_MAX_SERIES, &samples, clock());
+            }
+        })
     }
 }
 

@@ -38,7 +38,14 @@ use sysinfo::{
     System,
 };
 
+use crate::config::SystemSource;
 use crate::series::Labels;
+use crate::series::Timestamp;
+use crate::sources::{CONFIGURED_MAX_SERIES, Context, ParsedSample, Sink, Source};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// File system types whose mounts are not reported as disks: kernel pseudo file systems,
 /// memory-backed ones, and read-only images that are always 100 % full.
@@ -569,6 +576,77 @@ fn tightest(base: &Path, cgroup: &str, limit_file: &str, usage_file: &str) -> Op
 /// A file holding one unsigned integer; `None` for `max`, a missing file or garbage.
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Default `sources.system.interval`.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The `system` source: one [`SystemCollector`] collecting every `every`.
+pub struct Host {
+    collector: SystemCollector,
+    every: Duration,
+}
+
+impl Host {
+    /// One collection of the metrics `sink` wants, stored at `now` as the `system` source.
+    pub fn collect(&mut self, sink: &dyn Sink, samples: &mut Vec<ParsedSample>, now: Timestamp) {
+        let wanted = sink.wanted();
+        samples.clear();
+        self.collector
+            .collect(&|m| wanted.contains(m), &mut |name, labels, value| {
+                samples.push(ParsedSample {
+                    name: name.to_string(),
+                    labels,
+                    value,
+                    timestamp_ms: None,
+                });
+            });
+        sink.ingest("system", CONFIGURED_MAX_SERIES, samples, now);
+    }
+}
+
+/// The `system` source when `sources.system` is set.
+pub fn configured(ctx: &Context<'_>) -> Vec<Box<dyn Source>> {
+    ctx.cfg
+        .sources
+        .system
+        .as_ref()
+        .map_or_else(Vec::new, |sys| vec![Box::new(from_config(sys)) as Box<dyn Source>])
+}
+
+/// The `system` source of `sources.system`.
+pub fn from_config(sys: &SystemSource) -> Host {
+    let processes = sys.processes.iter().map(|p| p.expose().to_string()).collect();
+    Host {
+        collector: SystemCollector::new(processes),
+        every: sys.interval.as_ref().map(|d| d.value.0).unwrap_or(DEFAULT_INTERVAL),
+    }
+}
+
+impl Source for Host {
+    fn name(&self) -> String {
+        "system".into()
+    }
+
+    fn every(&self) -> Duration {
+        self.every
+    }
+
+    fn run(
+        mut self: Box<Self>,
+        sink: Arc<dyn Sink>,
+        clock: fn() -> Timestamp,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let mut tick = tokio::time::interval(self.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut samples = Vec::new();
+            loop {
+                tick.tick().await;
+                self.collect(&*sink, &mut samples, clock());
+            }
+        })
+    }
 }
 
 #[cfg(test)]
