@@ -1,4 +1,5 @@
-//! `tocsin eval`: one collection from the live sources and one evaluation of every group,
+//! `tocsin eval`: one collection from the live sources (host, scrape targets, query
+//! sources) and one evaluation of every group,
 //! printed as a table.
 //!
 //! Owns the table; it starts the daemon's state as a dry run (no lock, a private copy of
@@ -56,6 +57,14 @@ pub fn eval(config: Option<&Path>) -> ExitCode {
                 samples.push(t.meta("up", up));
                 shared.ingest(&format!("scrape:{}", t.job), s.max_series, &samples, now());
             }
+        }
+        let rules = std::sync::Arc::clone(&shared.core().policy.rules);
+        for entry in crate::sources::query::entries(&shared.loaded.cfg, &shared.loaded.file, &rules) {
+            let (samples, failures) = crate::sources::query::once(&entry, now()).await;
+            for f in failures {
+                eprintln!("{f}");
+            }
+            shared.ingest(&entry.source, entry.max_series as u32, &samples, now());
         }
     });
     let t = now();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::state::{Shared, now};
 use crate::series::{Sample, Timestamp};
-use crate::sources::{self, Ingested, ParsedSample, Sink};
+use crate::sources::{self, Backfilled, Ingested, ParsedSample, Sink};
 
 /// Longest pause between two sweeps of dead series.
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
@@ -75,26 +75,44 @@ pub(crate) async fn sweep_loop(shared: Arc<Shared>) {
 }
 
 /// Starts every source the config asks for (`sources::configured`), their samples going
-/// through [`Shared::ingest`]. Returns how often the slowest of them collects (the
-/// first-data wait of `schedule`).
-pub(crate) fn spawn_sources(shared: &Arc<Shared>) -> Duration {
-    let rules = Arc::clone(&shared.core().policy.rules);
-    let path = |p: &str| shared.loaded.path(p);
-    let ctx = sources::Context {
-        cfg: &shared.loaded.cfg,
-        file: &shared.loaded.file,
-        path: &path,
-        rules: &rules,
-        query_health: &shared.query_health,
+/// through [`Shared::ingest`]: first every backfill, all at once (each bounded by its
+/// datasource's timeout), then their loops. Returns how often the slowest of them collects
+/// (the first-data wait of `schedule`) and what the backfills filled (for the replay).
+pub(crate) async fn start_sources(shared: &Arc<Shared>) -> (Duration, Vec<Backfilled>) {
+    let configured = {
+        let rules = Arc::clone(&shared.core().policy.rules);
+        let path = |p: &str| shared.loaded.path(p);
+        let ctx = sources::Context {
+            cfg: &shared.loaded.cfg,
+            file: &shared.loaded.file,
+            path: &path,
+            rules: &rules,
+            query_health: &shared.query_health,
+        };
+        sources::configured(&ctx)
     };
+    let mut filling = tokio::task::JoinSet::new();
+    for mut source in configured {
+        let sink: Arc<dyn Sink> = Arc::clone(shared) as Arc<dyn Sink>;
+        filling.spawn(async move {
+            let filled = source.backfill(sink, now).await;
+            (source, filled)
+        });
+    }
     let mut slowest = Duration::ZERO;
-    for source in sources::configured(&ctx) {
+    let mut backfilled = Vec::new();
+    while let Some(done) = filling.join_next().await {
+        let Ok((source, filled)) = done else {
+            tracing::error!("a source's backfill ended abnormally");
+            continue;
+        };
+        backfilled.extend(filled);
         slowest = slowest.max(source.every());
         tracing::debug!(source = %source.name(), every = ?source.every(), "starting a source");
         let sink: Arc<dyn Sink> = Arc::clone(shared) as Arc<dyn Sink>;
         tokio::spawn(source.run(sink, now));
     }
-    slowest
+    (slowest, backfilled)
 }
 
 /// Sources store through the daemon: the metric names its rules read, and

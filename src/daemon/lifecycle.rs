@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::ingest::{spawn_sources, sweep_loop};
-use super::schedule::{dispatch_timer, schedule};
+use super::ingest::{start_sources, sweep_loop};
+use super::schedule::{dispatch_timer, replay, schedule};
 use super::state::{Core, Shared, env, hostname_once, load_config, now, report, retention, status_for, wanted_metrics};
 use super::writer::{StoreWork, StoreWriter};
 use crate::actions;
@@ -240,9 +240,15 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     };
     tracing::info!(%listen, dry_run = shared.dry_run, "tocsin running");
     let (policy_tx, policy_rx) = watch::channel(0u64);
-    let slowest = spawn_sources(&shared);
     spawn_remote_write(&shared);
-    tokio::spawn(schedule(Arc::clone(&shared), policy_rx, slowest));
+    // Rules evaluate once the backfills are in and replayed, so `for` timers and episodes
+    // resume where the data says; the API serves meanwhile.
+    let starting = Arc::clone(&shared);
+    tokio::spawn(async move {
+        let (slowest, backfilled) = start_sources(&starting).await;
+        replay(&starting, &backfilled);
+        schedule(starting, policy_rx, slowest).await;
+    });
     tokio::spawn(reloader(Arc::clone(&shared), reload_rx, policy_tx));
     let _watcher = start_watcher(&shared);
     tokio::spawn(periodic(Arc::clone(&shared)));

@@ -5,6 +5,7 @@
 //! Owns when the pipeline runs and what happens to its effects; it holds no alerting
 //! semantics (those are the pipeline's) and commits nothing itself (the store thread does).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,6 +17,7 @@ use crate::actions;
 use crate::engine::RuleRef;
 use crate::pipeline::Effects;
 use crate::series::Timestamp;
+use crate::sources::Backfilled;
 
 /// Runs one task per rule group, restarting them all when the policy changes; `slowest`
 /// is how often the slowest source collects.
@@ -99,6 +101,36 @@ async fn wait_until(deadline_ms: i64) {
             tokio::time::sleep(left).await;
         }
     }
+}
+
+/// Replays what the sources' backfills filled, before the first evaluation (see
+/// [`crate::pipeline::Pipeline::replay`]: instances without persisted state resume where
+/// the data says they are, silently, and what fires now is notified once), and performs it.
+pub(crate) fn replay(shared: &Shared, backfilled: &[Backfilled]) {
+    let Some(from) = backfilled.iter().map(|b| b.from).min() else {
+        return;
+    };
+    let metrics: HashSet<String> = backfilled.iter().flat_map(|b| b.metrics.iter().cloned()).collect();
+    let mut fx = Effects::default();
+    {
+        let mut core = shared.core();
+        let default = shared.loaded.cfg.evaluation_interval.value.0;
+        let intervals: Vec<Duration> = core
+            .policy
+            .rules
+            .groups
+            .iter()
+            .map(|g| g.interval.unwrap_or(default))
+            .collect();
+        core.pipeline.replay(&metrics, from, now(), &intervals, &mut fx);
+    }
+    tracing::info!(
+        since = %crate::time::rfc3339_millis(from),
+        notified = fx.notifications.len(),
+        "replayed the backfill"
+    );
+    shared.dispatch_wake.notify_one();
+    perform(shared, fx);
 }
 
 /// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.

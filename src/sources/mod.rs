@@ -43,9 +43,29 @@ pub trait Source: Send {
     /// read a missing series as "no data".
     fn every(&self) -> Duration;
 
+    /// Fills in the past at start, before the daemon evaluates anything (a `query` source's
+    /// backfill), and says what it filled so the daemon can replay it; most sources have no
+    /// past to give (`None`).
+    fn backfill<'a>(
+        &'a mut self,
+        _sink: Arc<dyn Sink>,
+        _clock: fn() -> Timestamp,
+    ) -> Pin<Box<dyn Future<Output = Option<Backfilled>> + Send + 'a>> {
+        Box::pin(async { None })
+    }
+
     /// Collects until the task is dropped, handing each collection to `sink`; `clock` is
     /// the wall clock.
     fn run(self: Box<Self>, sink: Arc<dyn Sink>, clock: fn() -> Timestamp) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+}
+
+/// What a source's [`Source::backfill`] filled in: samples of `metrics` from `from` on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backfilled {
+    /// The earliest instant filled.
+    pub from: Timestamp,
+    /// The metric names filled.
+    pub metrics: Vec<String>,
 }
 
 /// Where a source's samples go: the daemon's series store, which counts every sample and

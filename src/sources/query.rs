@@ -269,34 +269,48 @@ impl Health {
 /// Where the samples go: `(source, max_series, samples, now)`.
 pub type Sink = Box<dyn Fn(&str, usize, &[ParsedSample], Timestamp) + Send + Sync>;
 
-/// Runs `entry` until the task is dropped: the backfill first, then every aligned tick.
-/// `clock` is the wall clock in ms since the epoch.
-pub async fn run(entry: QueryEntry, health: Arc<Health>, sink: Sink, clock: fn() -> Timestamp) {
-    let entry = Arc::new(entry);
+/// Fills `entry`'s windows at `now` with one `query_range` per string over its `backfill`,
+/// handing the samples to `sink`. Returns where the ticks resume and what was filled: the
+/// local names whose backfill answered, and from when (`None` without a backfill).
+pub async fn backfill(entry: &Arc<QueryEntry>, sink: &Sink, now: Timestamp) -> Option<(Timestamp, super::Backfilled)> {
+    let (start, end, step) = backfill_range(now, entry.backfill, entry.every)?;
+    let outcomes = run_all(entry, Ask::Range { start, end, step }).await;
+    let mut samples = Vec::new();
+    let mut metrics = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let q = &entry.queries[i];
+        match outcome {
+            Ok(series) => {
+                samples_of(&q.local, series, &mut samples);
+                metrics.push(q.local.clone());
+            }
+            Err(e) => tracing::warn!(
+                datasource = %entry.datasource.name,
+                series = %q.local,
+                "{}: backfill of `{}` failed: {e}; its windows fill as the ticks come",
+                q.at,
+                q.local
+            ),
+        }
+    }
+    let n = samples.len();
+    sink(&entry.source, entry.max_series, &samples, now);
+    tracing::info!(datasource = %entry.datasource.name, samples = n, "query source backfilled {:?}", entry.backfill);
+    Some((end, super::Backfilled { from: start, metrics }))
+}
+
+/// Runs `entry` until the task is dropped: a query per string at every aligned tick after
+/// `last` (the end of its backfill, or the start). `clock` is the wall clock in ms since the
+/// epoch.
+pub async fn run(
+    entry: Arc<QueryEntry>,
+    health: Arc<Health>,
+    sink: Sink,
+    clock: fn() -> Timestamp,
+    mut last: Timestamp,
+) {
     let mut gates: Vec<LogGate> = entry.queries.iter().map(|_| LogGate::default()).collect();
     let mut exposed: Vec<Exposed> = entry.queries.iter().map(|_| Exposed::default()).collect();
-    let mut last = clock();
-    if let Some((start, end, step)) = backfill_range(last, entry.backfill, entry.every) {
-        let outcomes = run_all(&entry, Ask::Range { start, end, step }).await;
-        let mut samples = Vec::new();
-        for (i, outcome) in outcomes.into_iter().enumerate() {
-            let q = &entry.queries[i];
-            match outcome {
-                Ok(series) => samples_of(&q.local, series, &mut samples),
-                Err(e) => tracing::warn!(
-                    datasource = %entry.datasource.name,
-                    series = %q.local,
-                    "{}: backfill of `{}` failed: {e}; its windows fill as the ticks come",
-                    q.at,
-                    q.local
-                ),
-            }
-        }
-        let n = samples.len();
-        sink(&entry.source, entry.max_series, &samples, clock());
-        tracing::info!(datasource = %entry.datasource.name, samples = n, "query source backfilled {:?}", entry.backfill);
-        last = end;
-    }
     loop {
         let at = next_tick(last.max(clock()), entry.every);
         let wait = at.0 - clock().0;
@@ -392,16 +406,18 @@ async fn run_all(entry: &Arc<QueryEntry>, ask: Ask) -> Vec<Result<Vec<Series>, Q
         .collect()
 }
 
-/// A running `query` entry: its [`QueryEntry`] and where it reports its health.
+/// A running `query` entry: its [`QueryEntry`], where it reports its health, and where its
+/// ticks resume after the backfill.
 pub struct Queries {
-    entry: QueryEntry,
+    entry: Arc<QueryEntry>,
     health: Arc<Health>,
+    resume: Option<Timestamp>,
 }
 
-/// One `query` source per `sources.query` entry whose datasource can be built.
-pub fn configured(ctx: &super::Context<'_>) -> Vec<Box<dyn super::Source>> {
-    let datasources: Vec<_> = ctx
-        .cfg
+/// The entries of `sources.query` whose datasource can be built (the others are logged):
+/// `file` names the config for located log lines, `rules` give the default backfill.
+pub fn entries(cfg: &EngineConfig, file: &str, rules: &RuleSet) -> Vec<Arc<QueryEntry>> {
+    let datasources: Vec<_> = cfg
         .datasources
         .iter()
         .filter_map(|d| match Datasource::new(d) {
@@ -412,17 +428,49 @@ pub fn configured(ctx: &super::Context<'_>) -> Vec<Box<dyn super::Source>> {
             }
         })
         .collect();
-    let mut out: Vec<Box<dyn super::Source>> = Vec::new();
-    for q in &ctx.cfg.sources.query {
-        match QueryEntry::new(q, ctx.file, ctx.cfg, &datasources, ctx.rules) {
-            Ok(entry) => out.push(Box::new(Queries {
-                entry,
-                health: Arc::clone(ctx.query_health),
-            })),
+    let mut out = Vec::new();
+    for q in &cfg.sources.query {
+        match QueryEntry::new(q, file, cfg, &datasources, rules) {
+            Ok(entry) => out.push(Arc::new(entry)),
             Err(e) => tracing::error!("query source: {e}"),
         }
     }
     out
+}
+
+/// One `query` source per `sources.query` entry whose datasource can be built.
+pub fn configured(ctx: &super::Context<'_>) -> Vec<Box<dyn super::Source>> {
+    entries(ctx.cfg, ctx.file, ctx.rules)
+        .into_iter()
+        .map(|entry| {
+            Box::new(Queries {
+                entry,
+                health: Arc::clone(ctx.query_health),
+                resume: None,
+            }) as Box<dyn super::Source>
+        })
+        .collect()
+}
+
+/// One instant query per string of `entry` at `at` (for `tocsin eval`): the samples of
+/// those that answered, and each failure with where its string is written.
+pub async fn once(entry: &Arc<QueryEntry>, at: Timestamp) -> (Vec<ParsedSample>, Vec<String>) {
+    let mut samples = Vec::new();
+    let mut failures = Vec::new();
+    for (q, outcome) in entry.queries.iter().zip(run_all(entry, Ask::Instant(at)).await) {
+        match outcome {
+            Ok(series) => samples_of(&q.local, series, &mut samples),
+            Err(e) => failures.push(format!("{}: query `{}` failed: {e}", q.at, q.local)),
+        }
+    }
+    (samples, failures)
+}
+
+/// The daemon's sink as the query loop's.
+fn to_sink(sink: Arc<dyn super::Sink>) -> Sink {
+    Box::new(move |source, max, samples, t| {
+        sink.ingest(source, max as u32, samples, t);
+    })
 }
 
 impl super::Source for Queries {
@@ -434,15 +482,25 @@ impl super::Source for Queries {
         self.entry.every
     }
 
+    fn backfill<'a>(
+        &'a mut self,
+        sink: Arc<dyn super::Sink>,
+        clock: fn() -> Timestamp,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<super::Backfilled>> + Send + 'a>> {
+        Box::pin(async move {
+            let (end, filled) = backfill(&self.entry, &to_sink(sink), clock()).await?;
+            self.resume = Some(end);
+            Some(filled)
+        })
+    }
+
     fn run(
         self: Box<Self>,
         sink: Arc<dyn super::Sink>,
         clock: fn() -> Timestamp,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        let to: Sink = Box::new(move |source, max, samples, t| {
-            sink.ingest(source, max as u32, samples, t);
-        });
-        Box::pin(run(self.entry, self.health, to, clock))
+        let last = self.resume.unwrap_or_else(clock);
+        Box::pin(run(self.entry, self.health, to_sink(sink), clock, last))
     }
 }
 

@@ -219,6 +219,15 @@ fn a_query_source_alerts_on_prometheus_data_and_remote_write_lands_back_in_prome
         "the datasource's labels are kept: {alert}"
     );
     assert_eq!(alert["labels"]["cluster"], "eu-1");
+    // `tocsin eval` asks the query sources too: one instant query, one evaluation.
+    let o = tocsin_in(env.path(), &["eval", "-c", env.config().to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&o.stdout);
+    let row = table.lines().find(|l| l.starts_with("app_load_doubled"));
+    assert!(
+        row.is_some_and(|r| r.contains(" 160 ")),
+        "eval did not read the query source:\n{table}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 
     // Prometheus has no rules: what it holds of these came through remote write.
     let recorded = wait_for(S30, || {
@@ -269,7 +278,7 @@ fn a_query_source_alerts_on_prometheus_data_and_remote_write_lands_back_in_prome
 #[test]
 fn a_restarted_replica_resumes_its_for_timer_and_windows_at_once() {
     let app = Recorder::start();
-    app.serve("/metrics", "app_load 80\n");
+    app.serve("/metrics", "app_load 30\n");
     let Some(prom) = prometheus(&format!("127.0.0.1:{}", app.port)) else {
         return;
     };
@@ -286,8 +295,6 @@ fn a_restarted_replica_resumes_its_for_timer_and_windows_at_once() {
     });
     assert!(scraped.is_some(), "prometheus never scraped the exposition");
     let d = env.spawn(&[]);
-    d.wait_alert("Sustained", "pending", S30);
-    let pending_at = Instant::now();
     // The first evaluation already sees the backfilled window, not the one or two samples
     // of its own first ticks (a loaded machine may leave a few seconds between the
     // backfill's end and that evaluation).
@@ -295,7 +302,11 @@ fn a_restarted_replica_resumes_its_for_timer_and_windows_at_once() {
         .unwrap_or_else(|| panic!("no recorded value; stderr:\n{}", d.stderr()));
     let n: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(n >= 10.0, "the window was not backfilled: {first}");
-    // Most of the `for`, then a restart.
+    app.serve("/metrics", "app_load 80\n");
+    d.wait_alert("Sustained", "pending", S30);
+    let pending_at = Instant::now();
+    // Most of the `for`, then a restart: the persisted pending state wins over what the
+    // backfill would replay.
     wait_for(Duration::from_secs(16), || {
         (pending_at.elapsed() >= Duration::from_secs(14)).then_some(())
     });
@@ -308,6 +319,76 @@ fn a_restarted_replica_resumes_its_for_timer_and_windows_at_once() {
         "fired {:?} after the restart: the timer started over (first run:\n{stderr})",
         restarted.elapsed()
     );
+}
+
+#[test]
+fn a_new_replica_replays_the_backfill_and_notifies_what_it_finds_once() {
+    let app = Recorder::start();
+    app.serve("/metrics", "app_load 80\nqueue_depth 900\n");
+    let hook = Recorder::start();
+    let Some(prom) = prometheus(&format!("127.0.0.1:{}", app.port)) else {
+        return;
+    };
+    // `Sustained` has been met for about 20 s when tocsin first starts: a replay finds it
+    // pending and it fires some 20 s later, not a whole `for` after the start. `Deep` has
+    // been firing for a while: it is notified once, as firing since then.
+    let rules = "      - alert: Sustained\n        expr: app_load\n        tiers: [{ severity: warning, above: 50, for: 40s }]\n      - alert: Deep\n        expr: queue_depth\n        tiers: [{ severity: critical, above: 500, for: 5s }]\n";
+    let config = format!(
+        "datasources:\n  - {{ name: prom, url: \"{}\" }}\nsources:\n  system: ~\n  query:\n    - datasource: prom\n      interval: 1s\n      backfill: 2m\n      series:\n        app_load: 'app_load'\n        queue_depth: 'queue_depth'\n",
+        prom.url()
+    );
+    let receivers = format!(
+        "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n",
+        hook.url("/hook")
+    );
+    let env = home(&config, &receivers, rules);
+    let scraped = wait_for(S30, || {
+        (!prom_query(prom.port, "count_over_time(app_load[20s]) >= 16").is_empty()).then_some(())
+    });
+    assert!(scraped.is_some(), "prometheus never scraped the exposition");
+    let wall_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let start_ms = wall_ms();
+    let started = Instant::now();
+    let d = env.spawn(&[]);
+    let deep = d.wait_alert("Deep", "firing", S30);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "Deep fired {:?} after the start",
+        started.elapsed()
+    );
+    // The data has been above 500 for more than `for` before tocsin started: the episode
+    // starts then, not at the start. RFC 3339 in UTC with milliseconds sorts as time does.
+    let start = tocsin::time::rfc3339_millis(tocsin::series::Timestamp(start_ms));
+    let since = deep["starts_at"].as_str().unwrap();
+    assert!(
+        since < start.as_str(),
+        "the episode starts at {since}, not before the start at {start}"
+    );
+    d.wait_alert("Sustained", "firing", S30);
+    assert!(
+        started.elapsed() < Duration::from_secs(35),
+        "Sustained fired {:?} after the start: its `for` began at the start, not in the data",
+        started.elapsed()
+    );
+    let notes = hook.wait_ok("/hook", 2, S10);
+    let firing: Vec<String> = notes
+        .iter()
+        .map(|r| r.json())
+        .map(|b| format!("{} {}", b["alerts"][0]["labels"]["alertname"], b["alerts"][0]["status"]))
+        .collect();
+    assert_eq!(firing.len(), 2, "{firing:?}");
+    assert!(
+        firing.iter().any(|f| f.contains("Deep")) && firing.iter().any(|f| f.contains("Sustained")),
+        "{firing:?}"
+    );
+    // Nothing more: the replay told of nothing else, and repeats are off.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(hook.requests("/hook").len(), 2, "stderr:\n{}", d.stderr());
 }
 
 /// A server that accepts connections and then closes each at once (`close`) or holds it
