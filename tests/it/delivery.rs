@@ -357,7 +357,7 @@ fn a_silence_mutes_delivery_until_it_is_expired() {
     d.push("disk_used 95\n");
     d.wait_alert("DiskFull", "firing", S5);
     // Several evaluations and dispatch-timer turns pass without a message.
-    std::thread::sleep(Duration::from_millis(2500));
+    d.wait_evaluations(3, S5);
     assert!(http.requests("/hook").is_empty(), "{:?}", http.requests("/hook"));
 
     let r = request(d.port, "DELETE", &format!("/api/v1/silences/{id}"), &[], b"").unwrap();

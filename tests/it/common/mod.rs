@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod recorder;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -236,6 +237,26 @@ impl Daemon {
             .lines()
             .find(|l| l.starts_with(prefix))
             .map(str::to_string)
+    }
+
+    /// Scheduled evaluations so far, summed over the rule groups
+    /// (`tocsin_rule_group_iterations_total`).
+    pub fn evaluations(&self) -> u64 {
+        self.get("/metrics")
+            .body
+            .lines()
+            .filter(|l| l.starts_with("tocsin_rule_group_iterations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits until `n` more evaluations have started than when it was called, so that
+    /// `n - 1` have run to the end: what a test checking that something does *not* happen
+    /// waits for, instead of a fixed sleep.
+    pub fn wait_evaluations(&self, n: u64, timeout: Duration) {
+        let from = self.evaluations();
+        wait_for(timeout, || (self.evaluations() >= from + n).then_some(()))
+            .unwrap_or_else(|| panic!("fewer than {n} evaluations after {from}; stderr:\n{}", self.stderr()))
     }
 
     /// Waits until stdout holds a line containing `needle`.

@@ -84,6 +84,9 @@ pub struct Recorder {
     pub port: u16,
     state: Arc<Mutex<State>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Set when the recorder stops: hanging requests end then, so stopping does not wait
+    /// for them.
+    stopping: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -96,6 +99,7 @@ impl Recorder {
     pub fn start_on(port: u16) -> Recorder {
         let state = Arc::new(Mutex::new(State::default()));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let st = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
@@ -107,8 +111,8 @@ impl Recorder {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
                 ready_tx.send(()).unwrap();
                 let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-                    let st = Arc::clone(&st);
-                    async move { answer(st, uri, headers, body).await }
+                    let (st, stopping) = (Arc::clone(&st), stopping_rx.clone());
+                    async move { answer(st, stopping, uri, headers, body).await }
                 });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
@@ -123,6 +127,7 @@ impl Recorder {
             port,
             state,
             stop: Some(stop_tx),
+            stopping,
             thread: Some(thread),
         }
     }
@@ -198,7 +203,13 @@ impl Recorder {
     }
 }
 
-async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, HeaderMap, String) {
+async fn answer(
+    st: Arc<Mutex<State>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, String) {
     let path = uri.path().to_string();
     let (status, hang, reply) = {
         let mut s = st.lock().unwrap();
@@ -235,7 +246,7 @@ async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes
         (status, hang, reply)
     };
     if hang {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(60), stopping.wait_for(|s| *s)).await;
     }
     let mut out = HeaderMap::new();
     for (name, value) in &reply.headers {
@@ -249,6 +260,7 @@ async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        let _ = self.stopping.send(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
