@@ -282,13 +282,8 @@ async fn dry_run_runs_nothing() {
 /// 500 with a body, `/slow` never.
 fn hook_server() -> Recorder {
     let hook = Recorder::start();
-    let answer = |status: u16, body: &str| Reply {
-        status,
-        headers: Vec::new(),
-        body: body.to_string(),
-    };
-    hook.respond("/ok", move |_| answer(202, ""));
-    hook.respond("/fail", move |_| answer(500, "backend down"));
+    hook.respond("/ok", |_| Reply::status(202));
+    hook.respond("/fail", |_| Reply::status(500).with_body("backend down"));
     hook.hang("/slow");
     hook
 }

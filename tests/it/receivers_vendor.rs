@@ -263,10 +263,8 @@ fn pagerduty_rate_limits_are_waited_out_and_a_refused_event_is_failed_with_its_e
 fn teams_gets_an_adaptive_card_and_its_answers_decide_retries() {
     let teams = Recorder::start();
     teams.script("/teams", &[503]);
-    teams.respond("/bad", |_| Reply {
-        status: 400,
-        headers: Vec::new(),
-        body: "Bad payload received by generic incoming webhook.".into(),
+    teams.respond("/bad", |_| {
+        Reply::status(400).with_body("Bad payload received by generic incoming webhook.")
     });
     let env = env_with(&format!(
         "receivers:\n  - name: teams\n    max_in_flight: 1\n    retry_backoff: 100ms\n    msteams: {{ webhook_url: \"{}\" }}\n  - name: bad\n    msteams: {{ webhook_url: \"{}\" }}\nroutes:\n  - receivers: [teams, bad]\n",
