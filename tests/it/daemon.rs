@@ -476,7 +476,8 @@ fn dry_run_logs_but_does_not_notify() {
     d.wait_alert("DryFire", "firing", S5);
     wait_for(S2, || d.stderr().lines().any(|l| l.contains("DryFire")).then_some(()))
         .unwrap_or_else(|| panic!("not logged:\n{}", d.stderr()));
-    std::thread::sleep(Duration::from_millis(300));
+    // One more evaluation and its delivery run to their end.
+    d.wait_evaluations(2, S5);
     assert!(!d.stdout().contains("DryFire"), "stdout:\n{}", d.stdout());
 }
 

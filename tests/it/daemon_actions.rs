@@ -88,7 +88,8 @@ fn dry_run_records_what_would_run_and_runs_nothing() {
         detail.starts_with("record-env: dry-run: would run [\"/bin/sh\", \"-c\""),
         "{detail}"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // One more evaluation run to its end, long after a run would have been spawned.
+    d.wait_evaluations(2, S5);
     assert!(!out.exists(), "a dry run ran the action");
     assert!(d.stderr().contains("dry-run: would run"), "{}", d.stderr());
 }
