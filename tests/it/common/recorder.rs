@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -22,6 +22,8 @@ pub struct Recorded {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// When it arrived by the wall clock, for latencies against times in bodies.
+    pub wall: SystemTime,
     /// The status the recorder answered.
     pub status: u16,
 }
@@ -249,6 +251,11 @@ impl Recorder {
             .collect()
     }
 
+    /// How many requests it has seen on every path (cheap enough for a tight poll).
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+
     /// The requests on `path` handled to their end, in the order they ended.
     pub fn done(&self, path: &str) -> Vec<Recorded> {
         let s = self.state.lock().unwrap();
@@ -317,6 +324,7 @@ async fn answer(
                 .collect(),
             body: body.to_vec(),
             at: Instant::now(),
+            wall: SystemTime::now(),
             status,
         });
         (status, hang, reply, s.requests.len() - 1)
