@@ -17,19 +17,6 @@ use serde_json::Value;
 
 const S10: Duration = Duration::from_secs(10);
 
-/// A daemon home with push enabled, `extra` in `tocsin.yaml` and `receivers` as its only
-/// receivers file.
-fn env_with(extra: &str, receivers: &str, rules: &str) -> Env {
-    let env = Env::new(
-        extra,
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(rules),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(env.path(), "receivers/r.yaml", receivers);
-    env
-}
-
 fn webhook_receivers(http: &Recorder) -> String {
     format!(
         "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n",
@@ -51,7 +38,7 @@ fn the_api_history_and_webhook_show_one_fingerprint_and_two_rules_never_share_on
     // Two rules over one unlabelled series: their instances have the same (empty) series
     // labels, which is what the API used to fingerprint.
     let rules = "      - alert: Above1\n        expr: m > 1\n      - alert: Above2\n        expr: m > 2\n";
-    let env = env_with("", &webhook_receivers(&http), rules);
+    let env = Env::pushed("", &webhook_receivers(&http), rules);
     let d = env.spawn(&[]);
     d.push("m 5\n");
     let a1 = d.wait_alert("Above1", "firing", S10);
@@ -87,7 +74,7 @@ fn the_api_history_and_webhook_show_one_fingerprint_and_two_rules_never_share_on
 fn a_nodata_episode_fires_and_resolves_with_one_label_set() {
     let http = Recorder::start();
     let rules = "      - alert: Quiet\n        expr: heartbeat\n        no_data: alert\n        tiers:\n          - { severity: warning, above: 10 }\n        annotations:\n          summary: \"{% if nodata %}no data{% else %}value {{ value }}{% endif %}\"\n";
-    let env = env_with("staleness: 2s\n", &webhook_receivers(&http), rules);
+    let env = Env::pushed("staleness: 2s\n", &webhook_receivers(&http), rules);
     let d = env.spawn(&[]);
     d.push("heartbeat{host=\"a\"} 1\n");
     // The sample goes stale: no data, so the least severe tier fires.
@@ -138,7 +125,7 @@ fn an_escalation_ends_the_old_severity_in_alertmanager_and_a_resolve_ends_the_cu
         return;
     };
     // A long resend interval: an old severity left behind would stay active for 4 minutes.
-    let env = env_with("", &am_receivers(&am, "1m"), DISK_RULE);
+    let env = Env::pushed("", &am_receivers(&am, "1m"), DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 60\n");
     am.wait_active("the warning", |a| severities(a) == ["warning"]);
@@ -158,7 +145,7 @@ fn alertmanager_re_posts_carry_the_annotations_of_the_latest_evaluation() {
     let Some(am) = alertmanager(&hook, Cluster::Alone) else {
         return;
     };
-    let env = env_with("", &am_receivers(&am, "1s"), DISK_RULE);
+    let env = Env::pushed("", &am_receivers(&am, "1s"), DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 60\n");
     let summary = |a: &[Value]| {

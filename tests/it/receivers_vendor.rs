@@ -20,14 +20,7 @@ const DISK_RULE: &str = "      - alert: DiskFull\n        expr: disk_used\n     
 
 /// A daemon home whose only receivers file is `receivers`, fed by push.
 fn env_with(receivers: &str) -> Env {
-    let env = Env::new(
-        "external_url: http://tocsin.example.com:9470\n",
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(DISK_RULE),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(env.path(), "receivers/r.yaml", receivers);
-    env
+    Env::pushed("external_url: http://tocsin.example.com:9470\n", receivers, DISK_RULE)
 }
 
 fn fixture(name: &str) -> Value {

@@ -63,8 +63,7 @@ fn am_notifications(hook: &Recorder) -> Vec<(String, String)> {
 fn home(config: &str, receivers: &str, rules: &str) -> Env {
     let env = Env::new(config, Some(""), &rules_file(rules));
     if !receivers.is_empty() {
-        std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-        write(env.path(), "receivers/r.yaml", receivers);
+        env.set_receivers(receivers);
     }
     env
 }

@@ -53,6 +53,9 @@ pub fn rules_file(rules: &str) -> String {
 
 pub const CONSOLE: &str = "receivers:\n  - name: console\n    console: {}\nroutes:\n  - receivers: [console]\n";
 
+/// The `sources` of a home fed by `POST /api/v1/push`, with host collection off.
+pub const PUSHED: &str = "sources:\n  system: ~\n  push: { enabled: true }\n";
+
 /// A daemon's home: config, rules, receivers and data in one temp dir, and its port.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -77,6 +80,20 @@ impl Env {
         write(dir.path(), "rules/r.yaml", rules);
         write(dir.path(), "receivers/console.yaml", CONSOLE);
         Env { dir, port }
+    }
+
+    /// A home fed by push ([`PUSHED`]): `extra` in `tocsin.yaml`, the group of `rules`
+    /// ([`rules_file`]) and `receivers` as its only receivers file.
+    pub fn pushed(extra: &str, receivers: &str, rules: &str) -> Env {
+        let env = Env::new(extra, Some(PUSHED), &rules_file(rules));
+        env.set_receivers(receivers);
+        env
+    }
+
+    /// Makes `receivers` the only receivers file, instead of the console.
+    pub fn set_receivers(&self, receivers: &str) {
+        std::fs::remove_file(self.path().join("receivers/console.yaml")).unwrap();
+        write(self.path(), "receivers/r.yaml", receivers);
     }
 
     pub fn path(&self) -> &Path {
