@@ -14,52 +14,19 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
+/// The integration tests' harness, for its recorder as the webhook sink (on its own thread
+/// and runtime, not the benchmark's cores' business to share with tocsin's runtime).
+#[path = "../tests/it/common/mod.rs"]
+mod common;
 
-/// Arrivals at the sink: (wall-clock ms, body).
-type Arrivals = Arc<Mutex<Vec<(f64, Bytes)>>>;
+use common::free_port;
+use common::recorder::Recorder;
 
-fn wall_ms() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A webhook sink on its own thread and runtime (not the benchmark's cores' business to
-/// share with tocsin's runtime).
-fn start_sink(port: u16) -> Arrivals {
-    let arrivals: Arrivals = Arc::default();
-    let a = Arc::clone(&arrivals);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-            ready_tx.send(()).unwrap();
-            let app = axum::Router::new().fallback(move |body: Bytes| {
-                let a = Arc::clone(&a);
-                async move {
-                    a.lock().unwrap().push((wall_ms(), body));
-                    "ok"
-                }
-            });
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    ready_rx.recv().unwrap();
-    arrivals
+/// `t` in ms since the Unix epoch.
+fn wall_ms(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0
 }
 
 fn post(port: u16, path: &str, body: &str) -> u16 {
@@ -140,10 +107,10 @@ fn starts_at_ms(body: &[u8]) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1000.0
 }
 
-fn wait_count(arrivals: &Arrivals, n: usize, timeout: Duration) -> bool {
+fn wait_count(sink: &Recorder, n: usize, timeout: Duration) -> bool {
     let t = Instant::now();
     while t.elapsed() < timeout {
-        if arrivals.lock().unwrap().len() >= n {
+        if sink.total() >= n {
             return true;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -170,21 +137,21 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (latency_n, throughput_n) = if full { (300, 30_000) } else { (5, 200) };
     let dir = tempfile::tempdir().unwrap();
-    let (port, sink_port) = (free_port(), free_port());
-    let arrivals = start_sink(sink_port);
-    let d = start_tocsin(dir.path(), port, sink_port);
+    let port = free_port();
+    let sink = Recorder::start();
+    let d = start_tocsin(dir.path(), port, sink.port);
 
     // Latency: one transition at a time.
     let mut lat = Vec::with_capacity(latency_n);
     for i in 0..latency_n {
-        let before = arrivals.lock().unwrap().len();
+        let before = sink.total();
         assert_eq!(post(port, "/api/v1/push", &format!("lat{{i=\"{i}\"}} 10\n")), 200);
         assert!(
-            wait_count(&arrivals, before + 1, Duration::from_secs(5)),
+            wait_count(&sink, before + 1, Duration::from_secs(5)),
             "notification {i} never arrived"
         );
-        let (at, body) = arrivals.lock().unwrap()[before].clone();
-        lat.push(at - starts_at_ms(&body));
+        let arrived = &sink.requests("/hook")[before];
+        lat.push(wall_ms(arrived.wall) - starts_at_ms(&arrived.body));
     }
     lat.sort_by(f64::total_cmp);
     println!(
@@ -196,18 +163,18 @@ fn main() {
     );
 
     // Throughput: N transitions in one evaluation.
-    let before = arrivals.lock().unwrap().len();
+    let before = sink.total();
     let body: String = (0..throughput_n).map(|i| format!("tp{{i=\"{i}\"}} 10\n")).collect();
     assert_eq!(post(port, "/api/v1/push", &body), 200);
     assert!(
-        wait_count(&arrivals, before + throughput_n, Duration::from_secs(120)),
+        wait_count(&sink, before + throughput_n, Duration::from_secs(120)),
         "only {} of {throughput_n} notifications arrived",
-        arrivals.lock().unwrap().len() - before
+        sink.total() - before
     );
-    let got = arrivals.lock().unwrap()[before..].to_vec();
-    let eval = starts_at_ms(&got[0].1);
-    let last = got.iter().map(|(t, _)| *t).fold(f64::MIN, f64::max);
-    let first = got.iter().map(|(t, _)| *t).fold(f64::MAX, f64::min);
+    let got = sink.requests("/hook")[before..].to_vec();
+    let eval = starts_at_ms(&got[0].body);
+    let last = got.iter().map(|r| wall_ms(r.wall)).fold(f64::MIN, f64::max);
+    let first = got.iter().map(|r| wall_ms(r.wall)).fold(f64::MAX, f64::min);
     println!(
         "delivery/throughput (n={throughput_n}): {:.0} notifications/s from the evaluation ({:.0}/s from the first arrival), tocsin peak RSS {:.1} MiB",
         throughput_n as f64 / ((last - eval) / 1000.0),

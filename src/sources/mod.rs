@@ -140,3 +140,61 @@ impl Ingested {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Source as File, parse_config, parse_rules};
+
+    #[test]
+    fn every_configured_entry_is_one_source_with_its_name_and_interval() {
+        let cfg = parse_config(
+            &File::from_text(
+                "tocsin.yaml",
+                "evaluation_interval: 7s\n\
+                 datasources:\n  - { name: prom, url: http://127.0.0.1:9 }\n\
+                 sources:\n  system: { interval: 3s }\n  \
+                 scrape:\n    - { name: a, url: http://127.0.0.1:9/metrics }\n    - { name: b, url: http://127.0.0.1:9/metrics, interval: 20s }\n  \
+                 query:\n    - { datasource: prom, interval: 30s, series: { m: up } }\n  \
+                 logs:\n    - { path: app.log, patterns: { oom: Out of memory } }\n",
+            )
+            .unwrap(),
+            &|_| None,
+        )
+        .unwrap();
+        let rules = crate::rules::compile(&[(
+            "r.yaml".to_string(),
+            parse_rules(
+                &File::from_text(
+                    "r.yaml",
+                    "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n",
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+        )])
+        .0
+        .unwrap();
+        let path = |p: &str| PathBuf::from("/base").join(p);
+        let health = Arc::default();
+        let ctx = Context {
+            cfg: &cfg,
+            file: "tocsin.yaml",
+            path: &path,
+            rules: &rules,
+            query_health: &health,
+        };
+        let got: Vec<(String, Duration)> = configured(&ctx).iter().map(|s| (s.name(), s.every())).collect();
+        let s = Duration::from_secs;
+        assert_eq!(
+            got,
+            [
+                ("system".to_string(), s(3)),
+                ("scrape:a".to_string(), s(7)),
+                ("scrape:b".to_string(), s(20)),
+                ("query:prom".to_string(), s(30)),
+                ("logs:/base/app.log".to_string(), host::logs::POLL),
+            ]
+        );
+    }
+}

@@ -71,19 +71,13 @@ fn an_ack_stops_repeats_until_the_alert_escalates_and_survives_a_restart() {
             "      - alert: {name}\n        expr: {metric}\n        repeat_interval: 1s\n        tiers:\n          - {{ severity: warning, above: 1 }}\n          - {{ severity: critical, above: 5 }}\n"
         )
     };
-    let env = Env::new(
+    let env = Env::pushed(
         "api_token: secret\n",
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(&(rule("Paged", "paged") + &rule("Ticking", "ticking"))),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(
-        env.path(),
-        "receivers/r.yaml",
         &format!(
             "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\", format: native }}\nroutes:\n  - receivers: [hook]\n",
             http.url("/hook")
         ),
+        &(rule("Paged", "paged") + &rule("Ticking", "ticking")),
     );
     let mut d = env.spawn(&[]);
     push(&d, "paged 2\nticking 2\n");

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::common::recorder::{Recorder, Reply};
 
 use tocsin::actions::{self, ActionOutcome, RunResult};
 use tocsin::alert::action::ActionTrigger;
@@ -277,36 +278,14 @@ async fn dry_run_runs_nothing() {
     assert!(!marker.exists());
 }
 
-/// An HTTP server on 127.0.0.1 recording what it receives: `/ok` answers 202, `/fail` 500
-/// with a body, `/slow` after 5 s.
-async fn hook_server() -> (String, Arc<Mutex<Vec<(axum::http::HeaderMap, serde_json::Value)>>>) {
-    use axum::routing::post;
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g = Arc::clone(&got);
-    let record = move |headers: axum::http::HeaderMap, body: axum::Json<serde_json::Value>| {
-        let g = Arc::clone(&g);
-        async move {
-            g.lock().unwrap().push((headers, body.0));
-            axum::http::StatusCode::ACCEPTED
-        }
-    };
-    let app = axum::Router::new()
-        .route("/ok", post(record))
-        .route(
-            "/fail",
-            post(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "backend down") }),
-        )
-        .route(
-            "/slow",
-            post(|| async {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                "late"
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, got)
+/// The shared recorder standing in for the webhook's backend: `/ok` answers 202, `/fail`
+/// 500 with a body, `/slow` never.
+fn hook_server() -> Recorder {
+    let hook = Recorder::start();
+    hook.respond("/ok", |_| Reply::status(202));
+    hook.respond("/fail", |_| Reply::status(500).with_body("backend down"));
+    hook.hang("/slow");
+    hook
 }
 
 fn webhook_action(url: String, timeout: Duration) -> Action {
@@ -323,7 +302,8 @@ fn webhook_action(url: String, timeout: Duration) -> Action {
 
 #[tokio::test]
 async fn webhook_posts_the_event_as_json() {
-    let (base, got) = hook_server().await;
+    let hook = hook_server();
+    let base = hook.url("");
     let client = reqwest::Client::new();
     let run = admitted(
         &[("alertname", "DiskFull"), ("mount", "/var"), ("severity", "critical")],
@@ -340,10 +320,11 @@ async fn webhook_posts_the_event_as_json() {
     .await;
     assert!(o.ok, "{o:?}");
     assert!(matches!(o.result, RunResult::Webhook { status: 202, .. }), "{o:?}");
-    let got = got.lock().unwrap().clone();
+    let got = hook.requests("/ok");
     assert_eq!(got.len(), 1);
-    let (headers, body) = &got[0];
-    assert_eq!(headers["x-token"], "s3cret");
+    assert_eq!(got[0].header("content-type"), Some("application/json"));
+    assert_eq!(got[0].header("x-token"), Some("s3cret"));
+    let body = got[0].json();
     assert_eq!(body["action"], "notify-cmdb");
     assert_eq!(body["alertname"], "DiskFull");
     assert_eq!(body["event"], "firing");

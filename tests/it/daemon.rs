@@ -4,13 +4,11 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::recorder::Recorder;
 use common::*;
 
 const S2: Duration = Duration::from_secs(2);
@@ -277,8 +275,9 @@ fn kill9_restart_keeps_starts_at_and_does_not_renotify() {
     let pending = d.wait_alert("StaysPending", "pending", S5);
     let firing = d.wait_alert("Fires", "firing", S5);
     d.wait_stdout("Fires", S2);
-    // One more evaluation so the state is certainly committed after the firing.
-    std::thread::sleep(Duration::from_millis(1100));
+    // One more evaluation run to its end, so the state is certainly committed after the
+    // firing.
+    d.wait_evaluations(2, S5);
     let (out1, _) = d.kill9();
     assert_eq!(out1.lines().filter(|l| l.contains("Fires")).count(), 1, "{out1}");
 
@@ -304,7 +303,7 @@ fn kill9_restart_keeps_starts_at_and_does_not_renotify() {
     assert_eq!(firing2["starts_at"], firing["starts_at"], "{firing} vs {firing2}");
     assert_eq!(pending2["fingerprint"], pending["fingerprint"]);
     // Two more evaluations with data: no second notification.
-    std::thread::sleep(Duration::from_millis(2100));
+    d.wait_evaluations(3, S5);
     let a = d.alerts();
     assert!(
         a.iter().any(|x| x["alertname"] == "StaysPending"
@@ -347,54 +346,15 @@ fn sigterm_and_sigint_exit_zero_promptly() {
     }
 }
 
-/// A tiny exposition server on its own thread; stops when `stop` is set.
-fn metrics_server(stop: Arc<AtomicBool>) -> (u16, std::thread::JoinHandle<()>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    l.set_nonblocking(true).unwrap();
-    let h = std::thread::spawn(move || {
-        while !stop.load(Ordering::Relaxed) {
-            match l.accept() {
-                Ok((mut s, _)) => {
-                    s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-                    let mut r = BufReader::new(s.try_clone().unwrap());
-                    let mut req = String::new();
-                    let _ = r.read_line(&mut req);
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).map(|n| n == 0).unwrap_or(true) || h == "\r\n" {
-                            break;
-                        }
-                    }
-                    let (status, body) = if req.starts_with("GET /metrics ") {
-                        (
-                            "200 OK",
-                            "# TYPE app_requests_total counter\napp_requests_total{path=\"/a,b\"} 5\n",
-                        )
-                    } else {
-                        ("404 Not Found", "")
-                    };
-                    let _ = write!(
-                        s,
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => break,
-            }
-        }
-        // Dropping the listener closes the port: scrapes now get "connection refused".
-    });
-    (port, h)
-}
-
 // 6. A scrape target going away: up 1 → 0, the AppDown alert fires.
 #[test]
 fn scrape_target_going_away_fires_up_alert() {
-    let stop = Arc::new(AtomicBool::new(false));
-    let (port, server) = metrics_server(Arc::clone(&stop));
+    let app = Recorder::start();
+    app.serve(
+        "/metrics",
+        "# TYPE app_requests_total counter\napp_requests_total{path=\"/a,b\"} 5\n",
+    );
+    let port = app.port;
     let env = Env::new(
         "",
         Some(&format!(
@@ -414,8 +374,8 @@ fn scrape_target_going_away_fires_up_alert() {
     d.wait_metric("app_present{", S2);
     assert!(d.metric_line("app_present{").unwrap().ends_with(" 1"));
 
-    stop.store(true, Ordering::Relaxed);
-    server.join().unwrap();
+    // Stopping the server closes the port: scrapes now get "connection refused".
+    drop(app);
     d.wait_metric(&format!("app_up{{{labels}}} 0"), S5);
     let a = d.wait_alert("AppDown", "firing", S5);
     assert_eq!(a["labels"]["job"], "app", "{a}");
@@ -516,7 +476,8 @@ fn dry_run_logs_but_does_not_notify() {
     d.wait_alert("DryFire", "firing", S5);
     wait_for(S2, || d.stderr().lines().any(|l| l.contains("DryFire")).then_some(()))
         .unwrap_or_else(|| panic!("not logged:\n{}", d.stderr()));
-    std::thread::sleep(Duration::from_millis(300));
+    // One more evaluation and its delivery run to their end.
+    d.wait_evaluations(2, S5);
     assert!(!d.stdout().contains("DryFire"), "stdout:\n{}", d.stdout());
 }
 

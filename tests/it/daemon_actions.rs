@@ -70,8 +70,8 @@ fn firing_alert_runs_its_exec_action_and_records_it() {
     assert!(detail.ends_with("; stdout: ran"), "{detail}");
     d.wait_metric("tocsin_actions_total{result=\"ok\"} 1", S5);
 
-    // Still firing at the same tier: no second run.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Still firing at the same tier for two more evaluations: no second run.
+    d.wait_evaluations(3, S5);
     assert_eq!(wait_action_rows(&d).len(), 1);
 }
 
@@ -88,7 +88,8 @@ fn dry_run_records_what_would_run_and_runs_nothing() {
         detail.starts_with("record-env: dry-run: would run [\"/bin/sh\", \"-c\""),
         "{detail}"
     );
-    std::thread::sleep(Duration::from_millis(500));
+    // One more evaluation run to its end, long after a run would have been spawned.
+    d.wait_evaluations(2, S5);
     assert!(!out.exists(), "a dry run ran the action");
     assert!(d.stderr().contains("dry-run: would run"), "{}", d.stderr());
 }

@@ -18,18 +18,6 @@ const S10: Duration = Duration::from_secs(10);
 /// One alert with two tiers, an annotation and a runbook.
 const DISK_RULE: &str = "      - alert: DiskFull\n        expr: disk_used\n        tiers:\n          - { severity: warning, above: 80 }\n          - { severity: critical, above: 90 }\n        annotations:\n          summary: \"Disk is {{ value }}% full\"\n          runbook_url: https://runbooks.example.com/disk\n";
 
-/// A daemon home whose only receivers file is `receivers`.
-fn env_with(receivers: &str, rules: &str) -> Env {
-    let env = Env::new(
-        "",
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(rules),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(env.path(), "receivers/r.yaml", receivers);
-    env
-}
-
 fn hmac_hex(secret: &str, body: &[u8]) -> String {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
@@ -54,7 +42,7 @@ fn firing_and_resolved_reach_webhook_slack_and_email() {
         route.push_str(", mail");
     }
     receivers.push_str(&format!("routes:\n  - receivers: [{route}]\n"));
-    let env = env_with(&receivers, DISK_RULE);
+    let env = Env::pushed("", &receivers, DISK_RULE);
     let d = env.spawn(&[]);
 
     assert_eq!(d.push("disk_used{mount=\"/\"} 95\n").status, 200);
@@ -131,7 +119,7 @@ fn a_webhook_answering_503_three_times_gets_the_notification_once_on_the_fourth_
         "receivers:\n  - name: flaky\n    retry_backoff: 100ms\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [flaky]\n",
         http.url("/flaky")
     );
-    let env = env_with(&receivers, DISK_RULE);
+    let env = Env::pushed("", &receivers, DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 85\n");
     let ok = http.wait_ok("/flaky", 1, S10);
@@ -173,7 +161,7 @@ fn a_hanging_webhook_does_not_delay_slack() {
         http.url("/slow"),
         http.url("/slack")
     );
-    let env = env_with(&receivers, DISK_RULE);
+    let env = Env::pushed("", &receivers, DISK_RULE);
     let d = env.spawn(&[]);
     // Two notifications (firing, then escalated) while the webhook hangs on the first.
     d.push("disk_used 85\n");
@@ -199,7 +187,7 @@ fn kill_9_during_an_outage_then_recovery_delivers_everything_that_was_due() {
     let receivers = format!(
         "receivers:\n  - name: hook\n    retry_backoff: 100ms\n    max_backoff: 500ms\n    webhook: {{ url: \"http://127.0.0.1:{port}/hook\", timeout: 1s }}\nroutes:\n  - receivers: [hook]\n"
     );
-    let env = env_with(&receivers, "      - alert: Over\n        expr: v > 5\n");
+    let env = Env::pushed("", &receivers, "      - alert: Over\n        expr: v > 5\n");
     let d = env.spawn(&[]);
     let n = 5;
     let samples: String = (0..n).map(|i| format!("v{{i=\"{i}\"}} 10\n")).collect();
@@ -252,7 +240,7 @@ fn kill_9_during_an_outage_then_recovery_delivers_everything_that_was_due() {
 
 #[test]
 fn a_label_that_looks_like_a_command_reaches_an_exec_action_only_as_data() {
-    let env = Env::new("", Some("sources:\n  system: ~\n  push: { enabled: true }\n"), "");
+    let env = Env::new("", Some(PUSHED), "");
     let out = env.path().join("labels.json");
     let rules = format!(
         "      - alert: Hostile\n        expr: v > 5\n        actions:\n          - name: record\n            on: [warning]\n            exec: [/bin/sh, -c, 'printf \"%s\" \"$TOCSIN_LABELS\" > \"$0\"', \"{}\"]\n",
@@ -286,7 +274,7 @@ fn a_template_failing_at_run_time_still_delivers_with_the_fallback_text() {
         "receivers:\n  - name: chat\n    slack:\n      webhook_url: \"{}\"\n      title: \"{{% if value > 1000 %}}{{{{ no_such_function() }}}}{{% endif %}}{{{{ alertname }}}}\"\nroutes:\n  - receivers: [chat]\n",
         http.url("/slack")
     );
-    let env = env_with(&receivers, DISK_RULE);
+    let env = Env::pushed("", &receivers, DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 5000\n");
     let slack = http.wait_ok("/slack", 1, S5);
@@ -307,7 +295,7 @@ fn an_alertmanager_receiver_gets_firing_alerts_re_sent_and_an_end_on_resolve() {
         "receivers:\n  - name: am\n    alertmanager: {{ url: \"{}\", resend_interval: 1s }}\nroutes:\n  - receivers: [am]\n",
         http.url("/")
     );
-    let env = env_with(&receivers, DISK_RULE);
+    let env = Env::pushed("", &receivers, DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 95\n");
     // The first POST and at least one re-send while the alert fires.
@@ -340,7 +328,7 @@ fn a_silence_mutes_delivery_until_it_is_expired() {
         "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n",
         http.url("/hook")
     );
-    let env = env_with(&receivers, DISK_RULE);
+    let env = Env::pushed("", &receivers, DISK_RULE);
     let d = env.spawn(&[]);
     let ends = humantime::format_rfc3339(std::time::SystemTime::now() + Duration::from_secs(3600));
     let body = format!(
@@ -357,7 +345,7 @@ fn a_silence_mutes_delivery_until_it_is_expired() {
     d.push("disk_used 95\n");
     d.wait_alert("DiskFull", "firing", S5);
     // Several evaluations and dispatch-timer turns pass without a message.
-    std::thread::sleep(Duration::from_millis(2500));
+    d.wait_evaluations(3, S5);
     assert!(http.requests("/hook").is_empty(), "{:?}", http.requests("/hook"));
 
     let r = request(d.port, "DELETE", &format!("/api/v1/silences/{id}"), &[], b"").unwrap();

@@ -25,21 +25,14 @@ fn hook_env(extra: &str, http: &Recorder, rules: &str) -> Env {
 
 /// [`hook_env`] with `route` (indented YAML keys) added to the only route.
 fn hook_env_routed(extra: &str, http: &Recorder, rules: &str, route: &str) -> Env {
-    let env = Env::new(
+    Env::pushed(
         extra,
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(rules),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(
-        env.path(),
-        "receivers/r.yaml",
         &format!(
             "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n{route}",
             http.url("/hook")
         ),
-    );
-    env
+        rules,
+    )
 }
 
 /// The first webhook body received.

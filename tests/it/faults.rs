@@ -21,15 +21,10 @@ const S20: Duration = Duration::from_secs(20);
 /// A daemon home with push enabled and one webhook receiver `hook` posting to `/hook`.
 fn env_with_hook(http: &Recorder, sources: &str, rules: &str) -> Env {
     let env = Env::new("", Some(sources), &rules_file(rules));
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(
-        env.path(),
-        "receivers/r.yaml",
-        &format!(
-            "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n",
-            http.url("/hook")
-        ),
-    );
+    env.set_receivers(&format!(
+        "receivers:\n  - name: hook\n    webhook: {{ url: \"{}\" }}\nroutes:\n  - receivers: [hook]\n",
+        http.url("/hook")
+    ));
     env
 }
 

@@ -6,30 +6,16 @@
 //! the binary they are skipped, unless `CI` is set: then a missing binary fails them.
 
 use crate::common;
-use crate::common::recorder;
+use crate::common::{peers, recorder};
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use peers::{Cluster, Peer, alertmanager};
 use recorder::Recorder;
 use serde_json::Value;
 
 const S10: Duration = Duration::from_secs(10);
-
-/// A daemon home with push enabled, `extra` in `tocsin.yaml` and `receivers` as its only
-/// receivers file.
-fn env_with(extra: &str, receivers: &str, rules: &str) -> Env {
-    let env = Env::new(
-        extra,
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(rules),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(env.path(), "receivers/r.yaml", receivers);
-    env
-}
 
 fn webhook_receivers(http: &Recorder) -> String {
     format!(
@@ -52,7 +38,7 @@ fn the_api_history_and_webhook_show_one_fingerprint_and_two_rules_never_share_on
     // Two rules over one unlabelled series: their instances have the same (empty) series
     // labels, which is what the API used to fingerprint.
     let rules = "      - alert: Above1\n        expr: m > 1\n      - alert: Above2\n        expr: m > 2\n";
-    let env = env_with("", &webhook_receivers(&http), rules);
+    let env = Env::pushed("", &webhook_receivers(&http), rules);
     let d = env.spawn(&[]);
     d.push("m 5\n");
     let a1 = d.wait_alert("Above1", "firing", S10);
@@ -88,7 +74,7 @@ fn the_api_history_and_webhook_show_one_fingerprint_and_two_rules_never_share_on
 fn a_nodata_episode_fires_and_resolves_with_one_label_set() {
     let http = Recorder::start();
     let rules = "      - alert: Quiet\n        expr: heartbeat\n        no_data: alert\n        tiers:\n          - { severity: warning, above: 10 }\n        annotations:\n          summary: \"{% if nodata %}no data{% else %}value {{ value }}{% endif %}\"\n";
-    let env = env_with("staleness: 2s\n", &webhook_receivers(&http), rules);
+    let env = Env::pushed("staleness: 2s\n", &webhook_receivers(&http), rules);
     let d = env.spawn(&[]);
     d.push("heartbeat{host=\"a\"} 1\n");
     // The sample goes stale: no data, so the least severe tier fires.
@@ -114,84 +100,6 @@ fn a_nodata_episode_fires_and_resolves_with_one_label_set() {
     assert_eq!(firing["fingerprint"], am_fingerprint(&firing["labels"]));
 }
 
-/// A real Alertmanager on 127.0.0.1 (clustering off, state in a temp dir) whose own
-/// webhook notifies a [`Recorder`]; killed when dropped.
-struct Alertmanager {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-const AM_BINARY: &str = "/usr/bin/prometheus-alertmanager";
-
-impl Alertmanager {
-    /// `None` (the test is skipped) only when the binary is missing and `CI` is unset.
-    fn start(hook: &Recorder) -> Option<Alertmanager> {
-        if !Path::new(AM_BINARY).exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "{AM_BINARY} is missing (install prometheus-alertmanager)"
-            );
-            eprintln!("skipped: {AM_BINARY} is not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let config = write(
-            dir.path(),
-            "alertmanager.yml",
-            &format!(
-                "route:\n  receiver: rec\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: rec\n    webhook_configs:\n      - url: \"{}\"\n",
-                hook.url("/am")
-            ),
-        );
-        let port = free_port();
-        let child = Command::new(AM_BINARY)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("alertmanager starts");
-        let am = Alertmanager { child, port, _dir: dir };
-        let ready = wait_for(S10, || get(port, "/-/ready").ok().filter(|r| r.status == 200));
-        assert!(ready.is_some(), "alertmanager never became ready");
-        Some(am)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The alerts Alertmanager holds as active.
-    fn active(&self) -> Vec<Value> {
-        let r = get(self.port, "/api/v2/alerts?active=true&silenced=false&inhibited=false").unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.json()
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["status"]["state"] == "active")
-            .cloned()
-            .collect()
-    }
-
-    /// Waits until the active alerts satisfy `f`.
-    fn wait_active(&self, what: &str, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-        wait_for(S10, || Some(self.active()).filter(|a| f(a)))
-            .unwrap_or_else(|| panic!("alertmanager never held {what}; active: {:?}", self.active()))
-    }
-}
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn severities(active: &[Value]) -> Vec<String> {
     let mut s: Vec<String> = active
         .iter()
@@ -203,7 +111,7 @@ fn severities(active: &[Value]) -> Vec<String> {
 
 const DISK_RULE: &str = "      - alert: DiskFull\n        expr: disk_used\n        tiers:\n          - { severity: warning, above: 50 }\n          - { severity: critical, above: 90 }\n        annotations:\n          summary: \"Disk is {{ value }}% full\"\n";
 
-fn am_receivers(am: &Alertmanager, resend: &str) -> String {
+fn am_receivers(am: &Peer, resend: &str) -> String {
     format!(
         "receivers:\n  - name: am\n    alertmanager: {{ url: \"{}\", resend_interval: {resend} }}\nroutes:\n  - receivers: [am]\n",
         am.url()
@@ -213,9 +121,11 @@ fn am_receivers(am: &Alertmanager, resend: &str) -> String {
 #[test]
 fn an_escalation_ends_the_old_severity_in_alertmanager_and_a_resolve_ends_the_current_one() {
     let hook = Recorder::start();
-    let Some(am) = Alertmanager::start(&hook) else { return };
+    let Some(am) = alertmanager(&hook, Cluster::Alone) else {
+        return;
+    };
     // A long resend interval: an old severity left behind would stay active for 4 minutes.
-    let env = env_with("", &am_receivers(&am, "1m"), DISK_RULE);
+    let env = Env::pushed("", &am_receivers(&am, "1m"), DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 60\n");
     am.wait_active("the warning", |a| severities(a) == ["warning"]);
@@ -232,8 +142,10 @@ fn an_escalation_ends_the_old_severity_in_alertmanager_and_a_resolve_ends_the_cu
 #[test]
 fn alertmanager_re_posts_carry_the_annotations_of_the_latest_evaluation() {
     let hook = Recorder::start();
-    let Some(am) = Alertmanager::start(&hook) else { return };
-    let env = env_with("", &am_receivers(&am, "1s"), DISK_RULE);
+    let Some(am) = alertmanager(&hook, Cluster::Alone) else {
+        return;
+    };
+    let env = Env::pushed("", &am_receivers(&am, "1s"), DISK_RULE);
     let d = env.spawn(&[]);
     d.push("disk_used 60\n");
     let summary = |a: &[Value]| {

@@ -87,14 +87,12 @@ fn firing(d: &Daemon, name: &str) -> bool {
 #[test]
 fn a_reload_that_ends_the_muting_delivers_what_was_held_and_not_what_resolved_meanwhile() {
     let http = Recorder::start();
-    let env = Env::new(
-        "",
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file("      - alert: Held\n        expr: held > 1\n      - alert: Gone\n        expr: gone > 1\n"),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
     // Muted at every instant: an empty part of a period contains them all.
-    write(env.path(), "receivers/r.yaml", &receivers(&http.url("/hook"), "{}"));
+    let env = Env::pushed(
+        "",
+        &receivers(&http.url("/hook"), "{}"),
+        "      - alert: Held\n        expr: held > 1\n      - alert: Gone\n        expr: gone > 1\n",
+    );
     let d = env.spawn(&[]);
     assert_eq!(d.push("held 2\ngone 2\n").status, 200);
     d.wait_alert("Held", "firing", S10);

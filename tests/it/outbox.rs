@@ -1,20 +1,17 @@
-//! The outbox end to end: real HTTP servers (axum) and a real SMTP server (aiosmtpd) on
-//! 127.0.0.1, a real SQLite store, the delivery loop on a current-thread runtime. Every wait
-//! is a bounded poll; backoffs are tens of milliseconds.
+//! The outbox end to end: the shared recorder (a real HTTP server) and a real SMTP server
+//! (aiosmtpd) on 127.0.0.1, a real SQLite store, the delivery loop on a current-thread
+//! runtime. Every wait is a bounded poll; backoffs are tens of milliseconds.
 
 use crate::common;
 use crate::common::recorder;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use common::free_port;
 use hmac::{Hmac, KeyInit as _, Mac as _};
-use recorder::Smtp;
+use recorder::{Recorder, Reply, Smtp};
 use sha2::Sha256;
 use tocsin::config::{TlsMode, WebhookFormat};
 use tocsin::outbox::Outbox;
@@ -30,151 +27,20 @@ fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
-/// One request as the server saw it.
-#[derive(Clone, Debug)]
-struct Hit {
-    at: Instant,
-    headers: HeaderMap,
-    body: Bytes,
+/// The shared recorder answering `/hook` with `script(n)` for the n-th request.
+fn hook_server(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Recorder {
+    let r = Recorder::start();
+    r.respond_nth("/hook", script);
+    r
 }
 
-impl Hit {
-    fn header(&self, name: &str) -> &str {
-        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
-    }
-}
-
-/// The answer to the n-th request (0-based).
-struct Reply {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-    delay: Duration,
-}
-
-fn status(status: u16) -> Reply {
-    Reply {
-        status,
-        headers: vec![],
-        body: String::new(),
-        delay: Duration::ZERO,
-    }
-}
-
-type Script = Arc<dyn Fn(usize) -> Reply + Send + Sync>;
-
-struct Server {
-    addr: SocketAddr,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    /// Requests whose handler ran to its end (after the reply's delay): what a receiver
-    /// that acts on a message once it has processed it acts on, in that order. A request
-    /// whose client went away first is cancelled by the server and never lands here.
-    done: Arc<Mutex<Vec<Hit>>>,
-    /// Requests being handled now, and the most ever handled at once.
-    concurrency: Arc<Concurrency>,
-}
-
-#[derive(Default)]
-struct Concurrency {
-    now: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-/// Counts one request as being handled until dropped (also when the server cancels it).
-struct Handling(Arc<Concurrency>);
-
-impl Handling {
-    fn start(c: &Arc<Concurrency>) -> Handling {
-        let now = c.now.fetch_add(1, Ordering::SeqCst) + 1;
-        c.peak.fetch_max(now, Ordering::SeqCst);
-        Handling(c.clone())
-    }
-}
-
-impl Drop for Handling {
-    fn drop(&mut self) {
-        self.0.now.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-impl Server {
-    async fn start(script: impl Fn(usize) -> Reply + Send + Sync + 'static) -> Server {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Server::on(listener, Arc::new(script))
-    }
-
-    fn on(listener: tokio::net::TcpListener, script: Script) -> Server {
-        let addr = listener.local_addr().unwrap();
-        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
-        let done: Arc<Mutex<Vec<Hit>>> = Arc::default();
-        let concurrency: Arc<Concurrency> = Arc::default();
-        let (seen, finished, conc) = (hits.clone(), done.clone(), concurrency.clone());
-        let app = axum::Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
-            let (seen, finished, conc) = (seen.clone(), finished.clone(), conc.clone());
-            let script = script.clone();
-            async move {
-                let _handling = Handling::start(&conc);
-                let hit = Hit {
-                    at: Instant::now(),
-                    headers,
-                    body,
-                };
-                let n = {
-                    let mut hits = seen.lock().unwrap();
-                    hits.push(hit.clone());
-                    hits.len() - 1
-                };
-                let reply = script(n);
-                tokio::time::sleep(reply.delay).await;
-                finished.lock().unwrap().push(Hit {
-                    at: Instant::now(),
-                    ..hit
-                });
-                let mut h = HeaderMap::new();
-                for (k, v) in reply.headers {
-                    h.insert(k, v.parse().unwrap());
-                }
-                (StatusCode::from_u16(reply.status).unwrap(), h, reply.body)
-            }
-        });
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Server {
-            addr,
-            hits,
-            done,
-            concurrency,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    fn count(&self) -> usize {
-        self.hits.lock().unwrap().len()
-    }
-
-    /// Idempotency keys of the requests handled to the end, in that order.
-    fn done_keys(&self) -> Vec<String> {
-        self.done
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|h| h.header(KEY).to_owned())
-            .collect()
-    }
-
-    fn handling_now(&self) -> usize {
-        self.concurrency.now.load(Ordering::SeqCst)
-    }
-
-    fn peak_concurrency(&self) -> usize {
-        self.concurrency.peak.load(Ordering::SeqCst)
-    }
+/// Idempotency keys of the requests on `/hook` handled to their end, in that order.
+fn done_keys(server: &Recorder) -> Vec<String> {
+    server
+        .done("/hook")
+        .iter()
+        .map(|h| h.header(KEY).unwrap_or_default().to_owned())
+        .collect()
 }
 
 fn retry(backoff_ms: u64, max_ms: u64, age_ms: u64) -> RetryPolicy {
@@ -279,9 +145,14 @@ fn json(body: &str) -> Rendered {
 
 #[tokio::test]
 async fn retries_5xx_until_delivered_once_with_key_and_signature() {
-    let server = Server::start(|n| status(if n < 3 { 503 } else { 200 })).await;
+    let server = hook_server(|n| Reply::status(if n < 3 { 503 } else { 200 }));
     let mut env = Env::new();
-    let mut hook = webhook("hook", &server.url(), retry(50, 200, 3_600_000), Duration::from_secs(2));
+    let mut hook = webhook(
+        "hook",
+        &server.url("/hook"),
+        retry(50, 200, 3_600_000),
+        Duration::from_secs(2),
+    );
     if let ReceiverKind::Webhook(w) = &mut hook.kind {
         w.hmac_secret = Some("s3cret".into());
         w.headers = vec![("X-Team".into(), "ops".into())];
@@ -291,17 +162,17 @@ async fn retries_5xx_until_delivered_once_with_key_and_signature() {
 
     assert!(until(Duration::from_secs(10), || env.pending() == 0).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let hits = server.hits();
+    let hits = server.requests("/hook");
     assert_eq!(hits.len(), 4, "delivered on the 4th attempt, exactly once");
     for hit in &hits {
-        assert_eq!(hit.header(KEY), "fp1:1");
-        assert_eq!(hit.header("content-type"), "application/json");
-        assert_eq!(hit.header("x-team"), "ops");
+        assert_eq!(hit.header(KEY).unwrap_or_default(), "fp1:1");
+        assert_eq!(hit.header("content-type").unwrap_or_default(), "application/json");
+        assert_eq!(hit.header("x-team").unwrap_or_default(), "ops");
         assert_eq!(&hit.body[..], br#"{"status":"firing"}"#);
         let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
         mac.update(&hit.body);
         let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-        assert_eq!(hit.header("x-tocsin-signature"), expected);
+        assert_eq!(hit.header("x-tocsin-signature").unwrap_or_default(), expected);
     }
     let m = metrics(&ob);
     assert!(
@@ -319,30 +190,29 @@ async fn retries_5xx_until_delivered_once_with_key_and_signature() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let server = Server::start(|n| {
+    let server = hook_server(|n| {
         if n == 0 {
             Reply {
-                headers: vec![("retry-after", "1".into())],
-                ..status(429)
+                headers: vec![("retry-after".into(), "1".into())],
+                ..Reply::status(429)
             }
         } else {
-            status(200)
+            Reply::status(200)
         }
-    })
-    .await;
+    });
     let mut env = Env::new();
     env.queue(&[("hook", "g", "k")], &json("{}"));
     let (_ob, task) = env.outbox(
         vec![webhook(
             "hook",
-            &server.url(),
+            &server.url("/hook"),
             retry(50, 100, 3_600_000),
             Duration::from_secs(2),
         )],
         false,
     );
     assert!(until(Duration::from_secs(10), || env.pending() == 0).await);
-    let hits = server.hits();
+    let hits = server.requests("/hook");
     assert_eq!(hits.len(), 2);
     let gap = hits[1].at - hits[0].at;
     assert!(gap >= Duration::from_millis(950), "second attempt after {gap:?}");
@@ -351,17 +221,16 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn client_errors_fail_without_retry_and_keep_the_body() {
-    let server = Server::start(|_| Reply {
+    let server = hook_server(|_| Reply {
         body: "field \"x\" is unknown".into(),
-        ..status(400)
-    })
-    .await;
+        ..Reply::status(400)
+    });
     let mut env = Env::new();
     env.queue(&[("hook", "g", "k")], &json("{}"));
     let (ob, task) = env.outbox(
         vec![webhook(
             "hook",
-            &server.url(),
+            &server.url("/hook"),
             retry(10, 10, 3_600_000),
             Duration::from_secs(2),
         )],
@@ -369,7 +238,7 @@ async fn client_errors_fail_without_retry_and_keep_the_body() {
     );
     assert!(until(Duration::from_secs(10), || !env.entries(EntryStatus::Failed).is_empty()).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(server.count(), 1, "a 4xx is not retried");
+    assert_eq!(server.requests("/hook").len(), 1, "a 4xx is not retried");
     let failed = env.entries(EntryStatus::Failed);
     assert_eq!(failed[0].attempts, 1);
     assert_eq!(
@@ -406,12 +275,11 @@ async fn connection_refused_retries_until_dead() {
 
 #[tokio::test]
 async fn a_hanging_receiver_does_not_delay_another() {
-    let slow = Server::start(|_| Reply {
+    let slow = hook_server(|_| Reply {
         delay: Duration::from_secs(30),
-        ..status(200)
-    })
-    .await;
-    let fast = Server::start(|_| status(200)).await;
+        ..Reply::status(200)
+    });
+    let fast = hook_server(|_| Reply::status(200));
     let mut env = Env::new();
     let budget = DEFAULT_MAX_IN_FLIGHT;
     let groups: Vec<String> = (0..budget + 18).map(|i| format!("g{i}")).collect();
@@ -419,22 +287,36 @@ async fn a_hanging_receiver_does_not_delay_another() {
     env.queue(&slow_entries, &json("{}"));
     let (ob, task) = env.outbox(
         vec![
-            webhook("slow", &slow.url(), retry(50, 100, 3_600_000), Duration::from_secs(3)),
-            webhook("fast", &fast.url(), retry(50, 100, 3_600_000), Duration::from_secs(3)),
+            webhook(
+                "slow",
+                &slow.url("/hook"),
+                retry(50, 100, 3_600_000),
+                Duration::from_secs(3),
+            ),
+            webhook(
+                "fast",
+                &fast.url("/hook"),
+                retry(50, 100, 3_600_000),
+                Duration::from_secs(3),
+            ),
         ],
         false,
     );
     // The slow receiver's whole in-flight budget hangs.
-    assert!(until(Duration::from_secs(5), || slow.count() >= budget).await);
+    assert!(until(Duration::from_secs(5), || slow.requests("/hook").len() >= budget).await);
     for i in 0..5 {
         let queued = Instant::now();
         env.queue(&[("fast", "f", &format!("f{i}"))], &json("{}"));
         ob.wake();
-        assert!(until(Duration::from_secs(2), || fast.count() == i + 1).await);
-        let latency = fast.hits()[i].at - queued;
+        assert!(until(Duration::from_secs(2), || fast.requests("/hook").len() == i + 1).await);
+        let latency = fast.requests("/hook")[i].at - queued;
         assert!(latency < Duration::from_millis(500), "fast delivery took {latency:?}");
     }
-    assert_eq!(slow.count(), budget, "at most {budget} sends in flight per receiver");
+    assert_eq!(
+        slow.requests("/hook").len(),
+        budget,
+        "at most {budget} sends in flight per receiver"
+    );
     task.abort();
 }
 
@@ -442,7 +324,7 @@ async fn a_hanging_receiver_does_not_delay_another() {
 async fn circuit_breaker_slows_a_failing_receiver_to_probes() {
     let healthy = Arc::new(AtomicBool::new(false));
     let h = healthy.clone();
-    let server = Server::start(move |_| status(if h.load(Ordering::SeqCst) { 200 } else { 503 })).await;
+    let server = hook_server(move |_| Reply::status(if h.load(Ordering::SeqCst) { 200 } else { 503 }));
     let mut env = Env::new();
     let groups: Vec<String> = (0..10).map(|i| format!("g{i}")).collect();
     let entries: Vec<(&str, &str, &str)> = groups.iter().map(|g| ("hook", g.as_str(), g.as_str())).collect();
@@ -451,14 +333,14 @@ async fn circuit_breaker_slows_a_failing_receiver_to_probes() {
     let (ob, task) = env.outbox(
         vec![webhook(
             "hook",
-            &server.url(),
+            &server.url("/hook"),
             retry(10, 10, 3_600_000),
             Duration::from_secs(2),
         )],
         false,
     );
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    let n = server.count();
+    let n = server.requests("/hook").len();
     // The first burst (≤ 10 + a few retries racing the fifth failure) and then one probe
     // after the 1 s cool-off.
     assert!((6..=20).contains(&n), "{n} requests in 2.5 s");
@@ -502,12 +384,16 @@ async fn pending_entries_survive_a_restart_and_arrive_once_in_group_order() {
     drop(ob);
     assert_eq!(env.pending(), 20);
 
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let server = Server::on(listener, Arc::new(|_| status(200)));
+    let server = Recorder::start_on(port);
+    server.respond_nth("/hook", |_| Reply::status(200));
     let (_ob, task) = env.outbox(vec![hook], false);
     assert!(until(Duration::from_secs(10), || env.pending() == 0).await);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let keys: Vec<String> = server.hits().iter().map(|h| h.header(KEY).to_owned()).collect();
+    let keys: Vec<String> = server
+        .requests("/hook")
+        .iter()
+        .map(|h| h.header(KEY).unwrap_or_default().to_owned())
+        .collect();
     assert_eq!(keys.len(), 20, "{keys:?}");
     for g in 0..5 {
         let of_group: Vec<&String> = keys.iter().filter(|k| k.starts_with(&format!("g{g}:"))).collect();
@@ -523,20 +409,20 @@ async fn pending_entries_survive_a_restart_and_arrive_once_in_group_order() {
 
 #[tokio::test]
 async fn dry_run_logs_and_removes_without_sending() {
-    let server = Server::start(|_| status(200)).await;
+    let server = hook_server(|_| Reply::status(200));
     let mut env = Env::new();
     env.queue(&[("hook", "g", "a"), ("hook", "g", "b")], &json("{}"));
     let (ob, task) = env.outbox(
         vec![webhook(
             "hook",
-            &server.url(),
+            &server.url("/hook"),
             retry(50, 100, 3_600_000),
             Duration::from_secs(2),
         )],
         true,
     );
     assert!(until(Duration::from_secs(5), || env.pending() == 0).await);
-    assert_eq!(server.count(), 0);
+    assert_eq!(server.requests("/hook").len(), 0);
     let dry = "tocsin_notifications_total{receiver=\"hook\",result=\"dry_run\"} 2\n";
     assert!(until(Duration::from_secs(2), || metrics(&ob).contains(dry)).await);
     task.abort();
@@ -544,10 +430,15 @@ async fn dry_run_logs_and_removes_without_sending() {
 
 #[tokio::test]
 async fn entries_of_removed_receivers_fail() {
-    let server = Server::start(|_| status(200)).await;
+    let server = hook_server(|_| Reply::status(200));
     let mut env = Env::new();
     env.queue(&[("gone", "g", "a")], &json("{}"));
-    let hook = webhook("hook", &server.url(), retry(50, 100, 3_600_000), Duration::from_secs(2));
+    let hook = webhook(
+        "hook",
+        &server.url("/hook"),
+        retry(50, 100, 3_600_000),
+        Duration::from_secs(2),
+    );
     let (ob, task) = env.outbox(vec![hook.clone()], false);
     assert!(until(Duration::from_secs(5), || env.entries(EntryStatus::Failed).len() == 1).await);
     assert_eq!(
@@ -558,14 +449,14 @@ async fn entries_of_removed_receivers_fail() {
     // A reload that removes a receiver fails what it still had queued.
     env.queue(&[("hook", "g", "b")], &json("{}"));
     ob.wake();
-    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    assert!(until(Duration::from_secs(5), || server.requests("/hook").len() == 1).await);
     // `b` is settled first: this is about what is still queued, not what is in flight.
     assert!(until(Duration::from_secs(5), || env.entries(EntryStatus::Pending).is_empty()).await);
     ob.set_receivers(Arc::new(Receivers::default()));
     env.queue(&[("hook", "g", "c")], &json("{}"));
     ob.set_receivers(Arc::new(Receivers::default()));
     assert!(until(Duration::from_secs(5), || env.entries(EntryStatus::Failed).len() == 2).await);
-    assert_eq!(server.count(), 1);
+    assert_eq!(server.requests("/hook").len(), 1);
     task.abort();
 }
 
@@ -661,7 +552,7 @@ async fn email_is_sent_as_multipart_alternative_over_smtp() {
 /// forever; it showed in release builds at this scale, rarely in debug ones.)
 #[tokio::test]
 async fn a_full_in_flight_budget_keeps_flowing() {
-    let server = Server::start(|_| status(200)).await;
+    let server = hook_server(|_| Reply::status(200));
     let mut env = Env::new();
     let keys: Vec<(String, String)> = (0..5_000)
         .map(|i| (format!("g{}", i % 1_000), format!("k{i}")))
@@ -671,7 +562,7 @@ async fn a_full_in_flight_budget_keeps_flowing() {
     let (_ob, task) = env.outbox(
         vec![webhook(
             "hook",
-            &server.url(),
+            &server.url("/hook"),
             retry(50, 100, 3_600_000),
             Duration::from_secs(5),
         )],
@@ -680,9 +571,9 @@ async fn a_full_in_flight_budget_keeps_flowing() {
     assert!(
         until(Duration::from_secs(60), || env.pending() == 0).await,
         "{} sent",
-        server.count()
+        server.requests("/hook").len()
     );
-    assert_eq!(server.count(), 5_000);
+    assert_eq!(server.requests("/hook").len(), 5_000);
     task.abort();
 }
 
@@ -694,16 +585,15 @@ async fn a_full_in_flight_budget_keeps_flowing() {
 /// next message, a stale resolve after the new firing.
 #[tokio::test]
 async fn a_slow_receiver_sees_every_group_in_order_despite_timeouts() {
-    let server = Server::start(|n| Reply {
+    let server = hook_server(|n| Reply {
         delay: Duration::from_millis(if n % 4 == 1 { 600 } else { 5 }),
-        ..status(200)
-    })
-    .await;
+        ..Reply::status(200)
+    });
     let mut env = Env::new();
     let groups: Vec<String> = (0..70).map(|g| format!("g{g}")).collect();
     let hook = webhook(
         "hook",
-        &server.url(),
+        &server.url("/hook"),
         retry(20, 100, 3_600_000),
         Duration::from_millis(300),
     );
@@ -727,7 +617,7 @@ async fn a_slow_receiver_sees_every_group_in_order_despite_timeouts() {
     );
     // Attempts the server was still working on when their client gave up finish by now.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    let keys = server.done_keys();
+    let keys = done_keys(&server);
     // The test means something only if attempts did time out mid-request.
     let retried = metrics(&ob)
         .lines()
@@ -756,16 +646,20 @@ async fn a_slow_receiver_sees_every_group_in_order_despite_timeouts() {
 /// the receiver acted on the newer message first.
 #[tokio::test]
 async fn a_group_waits_for_an_attempt_that_outlived_its_receivers_removal() {
-    let server = Server::start(|n| Reply {
+    let server = hook_server(|n| Reply {
         delay: Duration::from_millis(if n == 0 { 1_500 } else { 5 }),
-        ..status(200)
-    })
-    .await;
+        ..Reply::status(200)
+    });
     let mut env = Env::new();
-    let hook = webhook("hook", &server.url(), retry(20, 100, 3_600_000), Duration::from_secs(5));
+    let hook = webhook(
+        "hook",
+        &server.url("/hook"),
+        retry(20, 100, 3_600_000),
+        Duration::from_secs(5),
+    );
     env.queue(&[("hook", "g", "g-1")], &json("{}"));
     let (ob, task) = env.outbox(vec![hook.clone()], false);
-    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    assert!(until(Duration::from_secs(5), || server.requests("/hook").len() == 1).await);
     ob.set_receivers(Arc::new(Receivers::default()));
     // The sweep of the removed receiver runs now, and spares the attempt under way.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -779,8 +673,8 @@ async fn a_group_waits_for_an_attempt_that_outlived_its_receivers_removal() {
     }));
     env.queue(&[("hook", "g", "g-2")], &json("{}"));
     ob.wake();
-    assert!(until(Duration::from_secs(10), || server.done_keys().len() == 2).await);
-    assert_eq!(server.done_keys(), ["g-1", "g-2"]);
+    assert!(until(Duration::from_secs(10), || done_keys(&server).len() == 2).await);
+    assert_eq!(done_keys(&server), ["g-1", "g-2"]);
     assert_eq!(server.peak_concurrency(), 1, "one attempt of the group at a time");
     assert!(
         until(Duration::from_secs(5), || env.entries(EntryStatus::Pending).is_empty()).await,
@@ -798,20 +692,28 @@ async fn a_group_waits_for_an_attempt_that_outlived_its_receivers_removal() {
 /// failure marks it failed at once instead of retrying for a receiver that is gone.
 #[tokio::test]
 async fn an_attempt_under_way_when_its_receiver_goes_is_settled_by_its_outcome() {
-    let server = Server::start(|n| Reply {
+    let server = hook_server(|n| Reply {
         delay: Duration::from_millis(if n == 0 { 800 } else { 5 }),
-        ..status(if n == 0 { 503 } else { 200 })
-    })
-    .await;
+        ..Reply::status(if n == 0 { 503 } else { 200 })
+    });
     let mut env = Env::new();
-    let hook = webhook("hook", &server.url(), retry(20, 100, 3_600_000), Duration::from_secs(5));
+    let hook = webhook(
+        "hook",
+        &server.url("/hook"),
+        retry(20, 100, 3_600_000),
+        Duration::from_secs(5),
+    );
     env.queue(&[("hook", "g", "a")], &json("{}"));
     let (ob, task) = env.outbox(vec![hook], false);
-    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    assert!(until(Duration::from_secs(5), || server.requests("/hook").len() == 1).await);
     ob.set_receivers(Arc::new(Receivers::default()));
     // The 503 ends the attempt; the entry's receiver is gone, so it fails then.
     assert!(until(Duration::from_secs(5), || env.entries(EntryStatus::Failed).len() == 1).await);
-    assert_eq!(server.count(), 1, "nothing is retried for a removed receiver");
+    assert_eq!(
+        server.requests("/hook").len(),
+        1,
+        "nothing is retried for a removed receiver"
+    );
     task.abort();
 }
 
@@ -819,20 +721,24 @@ async fn an_attempt_under_way_when_its_receiver_goes_is_settled_by_its_outcome()
 /// once, across groups, and everything still arrives.
 #[tokio::test]
 async fn max_in_flight_one_sends_one_request_at_a_time() {
-    let server = Server::start(|_| Reply {
+    let server = hook_server(|_| Reply {
         delay: Duration::from_millis(5),
-        ..status(200)
-    })
-    .await;
+        ..Reply::status(200)
+    });
     let mut env = Env::new();
-    let mut hook = webhook("hook", &server.url(), retry(20, 100, 3_600_000), Duration::from_secs(2));
+    let mut hook = webhook(
+        "hook",
+        &server.url("/hook"),
+        retry(20, 100, 3_600_000),
+        Duration::from_secs(2),
+    );
     hook.max_in_flight = 1;
     let keys: Vec<(String, String)> = (0..60).map(|i| (format!("g{}", i % 20), format!("k{i}"))).collect();
     let refs: Vec<(&str, &str, &str)> = keys.iter().map(|(g, k)| ("hook", g.as_str(), k.as_str())).collect();
     env.queue(&refs, &json("{}"));
     let (_ob, task) = env.outbox(vec![hook], false);
     assert!(until(Duration::from_secs(20), || env.pending() == 0).await);
-    assert_eq!(server.done_keys().len(), 60);
+    assert_eq!(done_keys(&server).len(), 60);
     assert_eq!(server.peak_concurrency(), 1);
     task.abort();
 }
@@ -841,21 +747,26 @@ async fn max_in_flight_one_sends_one_request_at_a_time() {
 /// failing receiver is probed about every 100 ms (the default would probe once in 1.5 s).
 #[tokio::test]
 async fn breaker_cool_offs_come_from_the_receiver() {
-    let server = Server::start(|_| status(503)).await;
+    let server = hook_server(|_| Reply::status(503));
     let mut env = Env::new();
     let groups: Vec<String> = (0..10).map(|i| format!("g{i}")).collect();
     let entries: Vec<(&str, &str, &str)> = groups.iter().map(|g| ("hook", g.as_str(), g.as_str())).collect();
     env.queue(&entries, &json("{}"));
-    let mut hook = webhook("hook", &server.url(), retry(10, 10, 3_600_000), Duration::from_secs(2));
+    let mut hook = webhook(
+        "hook",
+        &server.url("/hook"),
+        retry(10, 10, 3_600_000),
+        Duration::from_secs(2),
+    );
     hook.breaker = BreakerPolicy {
         cool_off: Duration::from_millis(100),
         max_cool_off: Duration::from_millis(100),
     };
     let (ob, task) = env.outbox(vec![hook], false);
-    assert!(until(Duration::from_secs(5), || server.count() >= 10).await);
-    let burst = server.count();
+    assert!(until(Duration::from_secs(5), || server.requests("/hook").len() >= 10).await);
+    let burst = server.requests("/hook").len();
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let probes = server.count() - burst;
+    let probes = server.requests("/hook").len() - burst;
     // One probe per cool-off (plus a probe's round trip): about 13 in 1.5 s; far from the
     // hundreds of an unbroken retry loop, far above the one of a 1 s cool-off.
     assert!((5..=30).contains(&probes), "{probes} probes in 1.5 s");
@@ -868,27 +779,26 @@ async fn breaker_cool_offs_come_from_the_receiver() {
 /// kept the connection, the server would finish the request 1 s after it began.)
 #[tokio::test]
 async fn a_timed_out_attempt_is_abandoned_with_its_connection() {
-    let server = Server::start(|n| Reply {
+    let server = hook_server(|n| Reply {
         delay: Duration::from_millis(if n == 0 { 1_000 } else { 5 }),
-        ..status(200)
-    })
-    .await;
+        ..Reply::status(200)
+    });
     let mut env = Env::new();
     env.queue(&[("hook", "g", "k")], &json("{}"));
     let hook = webhook(
         "hook",
-        &server.url(),
+        &server.url("/hook"),
         retry(1_500, 1_500, 3_600_000),
         Duration::from_millis(200),
     );
     let (_ob, task) = env.outbox(vec![hook], false);
-    assert!(until(Duration::from_secs(5), || server.count() == 1).await);
+    assert!(until(Duration::from_secs(5), || server.requests("/hook").len() == 1).await);
     // Well before the server would finish it, and before the retry is due (≥ 750 ms).
     assert!(until(Duration::from_millis(600), || server.handling_now() == 0).await);
-    assert_eq!(server.count(), 1);
-    assert!(server.done_keys().is_empty(), "the abandoned request was not cancelled");
+    assert_eq!(server.requests("/hook").len(), 1);
+    assert!(done_keys(&server).is_empty(), "the abandoned request was not cancelled");
     assert!(until(Duration::from_secs(5), || env.pending() == 0).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(server.done_keys(), ["k"], "acted on once, by the retry");
+    assert_eq!(done_keys(&server), ["k"], "acted on once, by the retry");
     task.abort();
 }

@@ -20,14 +20,7 @@ const DISK_RULE: &str = "      - alert: DiskFull\n        expr: disk_used\n     
 
 /// A daemon home whose only receivers file is `receivers`, fed by push.
 fn env_with(receivers: &str) -> Env {
-    let env = Env::new(
-        "external_url: http://tocsin.example.com:9470\n",
-        Some("sources:\n  system: ~\n  push: { enabled: true }\n"),
-        &rules_file(DISK_RULE),
-    );
-    std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-    write(env.path(), "receivers/r.yaml", receivers);
-    env
+    Env::pushed("external_url: http://tocsin.example.com:9470\n", receivers, DISK_RULE)
 }
 
 fn fixture(name: &str) -> Value {
@@ -263,10 +256,8 @@ fn pagerduty_rate_limits_are_waited_out_and_a_refused_event_is_failed_with_its_e
 fn teams_gets_an_adaptive_card_and_its_answers_decide_retries() {
     let teams = Recorder::start();
     teams.script("/teams", &[503]);
-    teams.respond("/bad", |_| Reply {
-        status: 400,
-        headers: Vec::new(),
-        body: "Bad payload received by generic incoming webhook.".into(),
+    teams.respond("/bad", |_| {
+        Reply::status(400).with_body("Bad payload received by generic incoming webhook.")
     });
     let env = env_with(&format!(
         "receivers:\n  - name: teams\n    max_in_flight: 1\n    retry_backoff: 100ms\n    msteams: {{ webhook_url: \"{}\" }}\n  - name: bad\n    msteams: {{ webhook_url: \"{}\" }}\nroutes:\n  - receivers: [teams, bad]\n",

@@ -8,91 +8,18 @@
 //! a missing binary fails them.
 
 use crate::common;
-use crate::common::recorder;
+use crate::common::{peers, recorder};
 
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use peers::{alertmanager_pair, prometheus};
 use recorder::Recorder;
 use serde_json::Value;
 
 const S10: Duration = Duration::from_secs(10);
 const S30: Duration = Duration::from_secs(30);
-
-/// `binary`, or `None` (the test is skipped) when it is missing and `CI` is unset.
-fn binary(path: &'static str, package: &str) -> Option<&'static str> {
-    if Path::new(path).exists() {
-        return Some(path);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{path} is missing (install {package})"
-    );
-    eprintln!("skipped: {path} is not installed");
-    None
-}
-
-/// A child process killed when dropped, with its working directory.
-struct Peer {
-    child: Option<Child>,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Peer {
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Prometheus on 127.0.0.1, scraping `target` (host:port) every second, with no rules of
-/// its own and its remote-write receiver on.
-fn prometheus(target: &str) -> Option<Peer> {
-    let bin = binary("/usr/bin/prometheus", "prometheus")?;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write(
-        dir.path(),
-        "prometheus.yml",
-        &format!(
-            "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: app\n    static_configs: [{{ targets: ['{target}'] }}]\n"
-        ),
-    );
-    let port = free_port();
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("prometheus starts");
-    let peer = Peer {
-        child: Some(child),
-        port,
-        _dir: dir,
-    };
-    let ready = wait_for(S30, || get(port, "/-/ready").ok().filter(|r| r.status == 200));
-    assert!(ready.is_some(), "prometheus never became ready");
-    Some(peer)
-}
 
 /// The result vector of `query` on Prometheus at `port`.
 fn prom_query(port: u16, query: &str) -> Vec<Value> {
@@ -106,60 +33,6 @@ fn prom_query(port: u16, query: &str) -> Vec<Value> {
     let r = get(port, &format!("/api/v1/query?query={q}")).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
-/// Two Alertmanager peers clustered over loopback, both notifying `hook` at `/am`.
-fn alertmanager_pair(hook: &Recorder) -> Option<(Peer, Peer)> {
-    let bin = binary("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager")?;
-    let first_cluster = free_port();
-    let start = |cluster: u16, peer: Option<u16>| {
-        let dir = tempfile::tempdir().unwrap();
-        let config = write(
-            dir.path(),
-            "alertmanager.yml",
-            &format!(
-                "route:\n  receiver: rec\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: rec\n    webhook_configs:\n      - url: \"{}\"\n",
-                hook.url("/am")
-            ),
-        );
-        let port = free_port();
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", dir.path().join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg(format!("--cluster.listen-address=127.0.0.1:{cluster}"))
-            .arg("--cluster.peer-timeout=2s")
-            .arg("--cluster.gossip-interval=100ms")
-            .arg("--cluster.pushpull-interval=1s");
-        if let Some(p) = peer {
-            cmd.arg(format!("--cluster.peer=127.0.0.1:{p}"));
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("alertmanager starts");
-        let peer = Peer {
-            child: Some(child),
-            port,
-            _dir: dir,
-        };
-        let ready = wait_for(S30, || get(port, "/-/ready").ok().filter(|r| r.status == 200));
-        assert!(ready.is_some(), "alertmanager never became ready");
-        peer
-    };
-    let a = start(first_cluster, None);
-    let b = start(free_port(), Some(first_cluster));
-    // Both see two members before the test relies on their de-duplication.
-    for p in [&a, &b] {
-        let joined = wait_for(S30, || {
-            let r = get(p.port, "/api/v2/status").ok()?;
-            (r.json()["cluster"]["peers"].as_array()?.len() == 2).then_some(())
-        });
-        assert!(joined.is_some(), "the alertmanagers never formed a cluster");
-    }
-    Some((a, b))
 }
 
 /// The alerts of the webhook notifications `hook` received at `/am`, as (status, alertname,
@@ -190,8 +63,7 @@ fn am_notifications(hook: &Recorder) -> Vec<(String, String)> {
 fn home(config: &str, receivers: &str, rules: &str) -> Env {
     let env = Env::new(config, Some(""), &rules_file(rules));
     if !receivers.is_empty() {
-        std::fs::remove_file(env.path().join("receivers/console.yaml")).unwrap();
-        write(env.path(), "receivers/r.yaml", receivers);
+        env.set_receivers(receivers);
     }
     env
 }

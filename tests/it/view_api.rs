@@ -110,7 +110,7 @@ fn a_dry_run_writes_no_value_history() {
     d.push("temp{host=\"a\"} 60\n");
     d.wait_alert("Hot", "firing", S10);
     // Steps of 1 s close within about two evaluations; give them five.
-    std::thread::sleep(Duration::from_secs(5));
+    d.wait_evaluations(6, S10);
     assert_eq!(
         d.get("/api/v1/series?rule=Hot").json(),
         serde_json::json!({"series": []})

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
 pub mod recorder;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,6 +53,9 @@ pub fn rules_file(rules: &str) -> String {
 
 pub const CONSOLE: &str = "receivers:\n  - name: console\n    console: {}\nroutes:\n  - receivers: [console]\n";
 
+/// The `sources` of a home fed by `POST /api/v1/push`, with host collection off.
+pub const PUSHED: &str = "sources:\n  system: ~\n  push: { enabled: true }\n";
+
 /// A daemon's home: config, rules, receivers and data in one temp dir, and its port.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -76,6 +80,20 @@ impl Env {
         write(dir.path(), "rules/r.yaml", rules);
         write(dir.path(), "receivers/console.yaml", CONSOLE);
         Env { dir, port }
+    }
+
+    /// A home fed by push ([`PUSHED`]): `extra` in `tocsin.yaml`, the group of `rules`
+    /// ([`rules_file`]) and `receivers` as its only receivers file.
+    pub fn pushed(extra: &str, receivers: &str, rules: &str) -> Env {
+        let env = Env::new(extra, Some(PUSHED), &rules_file(rules));
+        env.set_receivers(receivers);
+        env
+    }
+
+    /// Makes `receivers` the only receivers file, instead of the console.
+    pub fn set_receivers(&self, receivers: &str) {
+        std::fs::remove_file(self.path().join("receivers/console.yaml")).unwrap();
+        write(self.path(), "receivers/r.yaml", receivers);
     }
 
     pub fn path(&self) -> &Path {
@@ -236,6 +254,26 @@ impl Daemon {
             .lines()
             .find(|l| l.starts_with(prefix))
             .map(str::to_string)
+    }
+
+    /// Scheduled evaluations so far, summed over the rule groups
+    /// (`tocsin_rule_group_iterations_total`).
+    pub fn evaluations(&self) -> u64 {
+        self.get("/metrics")
+            .body
+            .lines()
+            .filter(|l| l.starts_with("tocsin_rule_group_iterations_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits until `n` more evaluations have started than when it was called, so that
+    /// `n - 1` have run to the end: what a test checking that something does *not* happen
+    /// waits for, instead of a fixed sleep.
+    pub fn wait_evaluations(&self, n: u64, timeout: Duration) {
+        let from = self.evaluations();
+        wait_for(timeout, || (self.evaluations() >= from + n).then_some(()))
+            .unwrap_or_else(|| panic!("fewer than {n} evaluations after {from}; stderr:\n{}", self.stderr()))
     }
 
     /// Waits until stdout holds a line containing `needle`.

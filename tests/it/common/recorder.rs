@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -22,6 +22,8 @@ pub struct Recorded {
     pub headers: HashMap<String, String>,
     pub body: Vec<u8>,
     pub at: Instant,
+    /// When it arrived by the wall clock, for latencies against times in bodies.
+    pub wall: SystemTime,
     /// The status the recorder answered.
     pub status: u16,
 }
@@ -36,21 +38,47 @@ impl Recorded {
     }
 }
 
-/// A scripted answer: status, extra headers and body.
+/// A scripted answer: status, extra headers and body, after a delay.
 #[derive(Clone, Debug)]
 pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long the service takes before it answers (the request counts as being handled
+    /// meanwhile; a client that gives up first cancels it).
+    pub delay: Duration,
 }
 
 impl Reply {
+    /// An empty answer with `status`, at once.
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// The same answer with `body`.
+    pub fn with_body(mut self, body: &str) -> Reply {
+        self.body = body.to_string();
+        self
+    }
+
+    /// The same answer, given after `delay`.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
     /// A JSON answer with `status`.
     pub fn json(status: u16, body: serde_json::Value) -> Reply {
         Reply {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: body.to_string(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -61,8 +89,9 @@ impl Reply {
     }
 }
 
-/// Builds the answer to a request body, as the service it stands in for would.
-type Responder = Arc<dyn Fn(&[u8]) -> Reply + Send + Sync>;
+/// Builds the answer to the n-th request on a path (0-based) from its body, as the service
+/// it stands in for would.
+type Responder = Arc<dyn Fn(usize, &[u8]) -> Reply + Send + Sync>;
 
 #[derive(Default)]
 struct State {
@@ -77,6 +106,31 @@ struct State {
     hang: HashSet<String>,
     /// Per path: the body answered (a metrics endpoint for scrape tests).
     bodies: HashMap<String, String>,
+    /// Indices into `requests` of those handled to their end (after the reply's delay), in
+    /// that order: what a service that acts on a request once it has processed it acts on.
+    /// A request whose client went away first is cancelled and never lands here.
+    done: Vec<usize>,
+    /// Requests being handled now, and the most ever handled at once.
+    handling: usize,
+    peak: usize,
+}
+
+/// Counts one request as being handled until dropped (also when the server cancels it).
+struct Handling(Arc<Mutex<State>>);
+
+impl Handling {
+    fn start(st: &Arc<Mutex<State>>) -> Handling {
+        let mut s = st.lock().unwrap();
+        s.handling += 1;
+        s.peak = s.peak.max(s.handling);
+        Handling(Arc::clone(st))
+    }
+}
+
+impl Drop for Handling {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().handling -= 1;
+    }
 }
 
 /// A recording HTTP server; stops when dropped.
@@ -84,6 +138,9 @@ pub struct Recorder {
     pub port: u16,
     state: Arc<Mutex<State>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Set when the recorder stops: hanging requests end then, so stopping does not wait
+    /// for them.
+    stopping: tokio::sync::watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -96,6 +153,7 @@ impl Recorder {
     pub fn start_on(port: u16) -> Recorder {
         let state = Arc::new(Mutex::new(State::default()));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let st = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
@@ -107,8 +165,8 @@ impl Recorder {
                 let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
                 ready_tx.send(()).unwrap();
                 let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
-                    let st = Arc::clone(&st);
-                    async move { answer(st, uri, headers, body).await }
+                    let (st, stopping) = (Arc::clone(&st), stopping_rx.clone());
+                    async move { answer(st, stopping, uri, headers, body).await }
                 });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
@@ -123,6 +181,7 @@ impl Recorder {
             port,
             state,
             stop: Some(stop_tx),
+            stopping,
             thread: Some(thread),
         }
     }
@@ -155,7 +214,16 @@ impl Recorder {
             .lock()
             .unwrap()
             .responders
-            .insert(path.to_string(), Arc::new(f));
+            .insert(path.to_string(), Arc::new(move |_, body: &[u8]| f(body)));
+    }
+
+    /// Answers the n-th request on `path` (0-based) that nothing scripted with `f(n)`.
+    pub fn respond_nth(&self, path: &str, f: impl Fn(usize) -> Reply + Send + Sync + 'static) {
+        self.state
+            .lock()
+            .unwrap()
+            .responders
+            .insert(path.to_string(), Arc::new(move |n, _: &[u8]| f(n)));
     }
 
     /// Answers `body` to requests on `path` (as a metrics endpoint would).
@@ -183,6 +251,32 @@ impl Recorder {
             .collect()
     }
 
+    /// How many requests it has seen on every path (cheap enough for a tight poll).
+    pub fn total(&self) -> usize {
+        self.state.lock().unwrap().requests.len()
+    }
+
+    /// The requests on `path` handled to their end, in the order they ended.
+    pub fn done(&self, path: &str) -> Vec<Recorded> {
+        let s = self.state.lock().unwrap();
+        s.done
+            .iter()
+            .map(|&i| &s.requests[i])
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
+    /// Requests being handled right now.
+    pub fn handling_now(&self) -> usize {
+        self.state.lock().unwrap().handling
+    }
+
+    /// The most requests ever handled at once.
+    pub fn peak_concurrency(&self) -> usize {
+        self.state.lock().unwrap().peak
+    }
+
     /// Waits until `path` has seen `n` requests answered 2xx.
     pub fn wait_ok(&self, path: &str, n: usize, timeout: Duration) -> Vec<Recorded> {
         wait_for(timeout, || {
@@ -198,26 +292,26 @@ impl Recorder {
     }
 }
 
-async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> (StatusCode, HeaderMap, String) {
+async fn answer(
+    st: Arc<Mutex<State>>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, HeaderMap, String) {
+    let _handling = Handling::start(&st);
     let path = uri.path().to_string();
-    let (status, hang, reply) = {
+    let (status, hang, reply, index) = {
         let mut s = st.lock().unwrap();
+        let n = s.requests.iter().filter(|r| r.path == path).count();
         let hang = s.hang.contains(&path);
         let reply = match s.replies.get_mut(&path).and_then(VecDeque::pop_front) {
             Some(r) => r,
             None => match s.scripts.get_mut(&path).and_then(VecDeque::pop_front) {
-                Some(status) => Reply {
-                    status,
-                    headers: Vec::new(),
-                    body: String::new(),
-                },
+                Some(status) => Reply::status(status),
                 None => match s.responders.get(&path) {
-                    Some(f) => f(&body),
-                    None => Reply {
-                        status: 200,
-                        headers: Vec::new(),
-                        body: s.bodies.get(&path).cloned().unwrap_or_default(),
-                    },
+                    Some(f) => f(n, &body),
+                    None => Reply::status(200).with_body(s.bodies.get(&path).map_or("", String::as_str)),
                 },
             },
         };
@@ -230,12 +324,17 @@ async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes
                 .collect(),
             body: body.to_vec(),
             at: Instant::now(),
+            wall: SystemTime::now(),
             status,
         });
-        (status, hang, reply)
+        (status, hang, reply, s.requests.len() - 1)
     };
-    if hang {
-        tokio::time::sleep(Duration::from_secs(60)).await;
+    // A hanging request and a delayed answer both end when the recorder stops, so that
+    // stopping it never waits for them.
+    let wait = if hang { Duration::from_secs(60) } else { reply.delay };
+    let stopped = !wait.is_zero() && tokio::time::timeout(wait, stopping.wait_for(|s| *s)).await.is_ok();
+    if !hang && !stopped {
+        st.lock().unwrap().done.push(index);
     }
     let mut out = HeaderMap::new();
     for (name, value) in &reply.headers {
@@ -249,6 +348,7 @@ async fn answer(st: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes
 
 impl Drop for Recorder {
     fn drop(&mut self) {
+        let _ = self.stopping.send(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
