@@ -540,8 +540,8 @@ impl Dispatcher {
             }
         };
         let id = GroupId { route, group: gfp };
-        if !self.groups.contains_key(&id) {
-            let g = Group {
+        self.groups.entry(id).or_insert_with(|| {
+            Box::new(Group {
                 route,
                 settings: Arc::clone(settings),
                 group_key: format!("{path}:{}", am_labels(&group_labels)),
@@ -554,9 +554,8 @@ impl Dispatcher {
                 cause_seq: None,
                 held_until: None,
                 told: SmallMap::default(),
-            };
-            self.groups.insert(id, Box::new(g));
-        }
+            })
+        });
         self.member_of.insert((note.instance, id));
         id
     }
