@@ -9,13 +9,14 @@
 #   latency, 30,000 at once, heap  cargo bench --bench delivery (Alertmanager; the sink's
 #   per firing alert at rest       own capacity measured first)
 #   memory per live series         bench/daemon/series-memory.py --peer (Prometheus)
+#   the same heaps, byte-exact     tests/{alert,rules,series}_alloc.rs (counted, no peer)
 #
 #   bash bench/peers.sh            # the real figures: ~15 min, on a quiet machine
 #   bash bench/peers.sh --quick    # a few seconds a row: checks the plumbing, not the figures
 #
 # Environment: BENCH_NO_BUILD=1 skips `cargo build --release`; OUT (default
 # bench/out/peers) is where each row's JSON and log go; ROWS (default all:
-# check,idle,rules,delivery,series) picks rows. Missing peers (promtool and Prometheus,
+# check,idle,rules,delivery,heap,series) picks rows. Missing peers (promtool and Prometheus,
 # Alertmanager, monit, GNU time) are installed from Debian's packages with apt-get.
 # Exit status: 0 when every row was measured (whether or not its promise holds), 1 when a
 # row failed, 2 when a peer cannot be installed.
@@ -30,7 +31,7 @@ for a in "$@"; do
     esac
 done
 OUT=${OUT:-bench/out/peers}
-ROWS=${ROWS:-check,idle,rules,delivery,series}
+ROWS=${ROWS:-check,idle,rules,delivery,heap,series}
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json
 
@@ -97,6 +98,10 @@ fi
 if has_row delivery; then
     if [ $QUICK = 1 ]; then args=(--quick); else args=(); fi
     row delivery cargo bench --bench delivery -- "${args[@]}" --json "$PWD/$OUT/delivery.json"
+fi
+if has_row heap; then
+    # The byte-exact figures (a global allocator counts them; load cannot move them).
+    row heap cargo test --test alert_alloc --test rules_alloc --test series_alloc -- --nocapture
 fi
 if has_row series; then
     if [ $QUICK = 1 ]; then args=(--series 20000 --stale 2 --scrapes 4); else args=(--series 100000 --stale 10 --scrapes 20); fi

@@ -8,6 +8,7 @@ Usage: peers_table.py DIR [--quick]    (Python 3.11, standard library only)
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -69,6 +70,23 @@ def main(argv: list[str]) -> int:
         enough = cap >= 2 * b["per_s_from_evaluation"]
         add("webhook sink's own capacity", f"{cap:,.0f} requests/s", "-", ">= 2x the fastest rate measured",
             enough, "delivery")
+    h = d / "heap.log"
+    if h.exists():
+        text = h.read_text()
+        m_alert = re.search(r"heap per firing routed alert at rest \(\d+ alerts\): (\d+) B", text)
+        m_rules = re.search(r"rule set \d+ B \((\d+) B/rule\), engine .*? (\d+) B \((\d+) B/rule\)", text)
+        m_series = re.search(r"heap per live series: (\d+) B; (\d+) B per series still held", text)
+        if m_alert:
+            b = int(m_alert.group(1))
+            add("heap per firing routed alert at rest (counted)", f"{b:,} B", "-", "<= 1 KiB", b <= 1024, "heap")
+        if m_rules:
+            per_rule = int(m_rules.group(1)) + int(m_rules.group(3))
+            add("heap per 1,000 rules with their instances (counted)", f"{per_rule * 1000 / 1048576:.2f} MiB",
+                "-", "<= 2 MiB (of RSS)", per_rule * 1000 <= 2 * 1048576, "heap")
+        if m_series:
+            live, kept = int(m_series.group(1)), int(m_series.group(2))
+            add("heap per live series in the store (counted)", f"{live:,} B ({kept:,} B kept once swept)", "-",
+                "<= 1 KiB, returned", live <= 1024 and kept <= live / 10, "heap")
     s = load(d, "series")
     if s:
         t = s["tocsin"]
