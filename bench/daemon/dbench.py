@@ -150,3 +150,84 @@ def pct(xs: list[float], q: float) -> float:
 
 def dump(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=1))
+
+
+class MetricsTarget:
+    """A scrape target on 127.0.0.1 serving `body()` at /metrics, in a thread of its own."""
+
+    def __init__(self, body):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (the stdlib's name)
+                data = body()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *_):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+PROMETHEUS = "/usr/bin/prometheus"
+
+
+def start_prometheus(tmp: Path, port: int, *, target_port: int | None, rule_file: Path | None,
+                     interval: str = "1s", wait: float = 60.0) -> subprocess.Popen:
+    """Debian's Prometheus scraping target_port every `interval` and evaluating rule_file,
+    its TSDB under tmp; returns once /-/ready answers."""
+    cfg = tmp / "prometheus.yml"
+    lines = ["global:", f"  scrape_interval: {interval}", f"  evaluation_interval: {interval}"]
+    if rule_file is not None:
+        lines += ["rule_files:", f"  - {rule_file}"]
+    lines += ["scrape_configs:"]
+    if target_port is not None:
+        lines += ["  - job_name: synth", "    static_configs:", f"      - targets: ['127.0.0.1:{target_port}']"]
+    else:
+        lines[-1] = "scrape_configs: []"
+    cfg.write_text("\n".join(lines) + "\n")
+    log = open(tmp / "prometheus.log", "wb")
+    p = subprocess.Popen([PROMETHEUS, f"--config.file={cfg}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                          f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                         stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise RuntimeError(f"prometheus exited with {p.returncode}; see {tmp / 'prometheus.log'}")
+        try:
+            if get(port, "/-/ready", 1.0):
+                return p
+        except OSError:
+            time.sleep(0.1)
+    p.kill()
+    raise RuntimeError(f"prometheus not ready after {wait}s")
+
+
+def wait_scraped(port: int, metric: str, want: int, timeout: float = 60.0) -> float:
+    """Waits until Prometheus on `port` holds `want` series of `metric` (its first scrape
+    comes seconds after start); the seconds it took."""
+    import urllib.parse
+
+    t0 = time.monotonic()
+    q = urllib.parse.quote(f"count({metric})")
+    while time.monotonic() - t0 < timeout:
+        try:
+            doc = json.loads(get(port, f"/api/v1/query?query={q}"))
+            res = doc["data"]["result"]
+            if res and int(float(res[0]["value"][1])) >= want:
+                return time.monotonic() - t0
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"Prometheus never held {want} series of {metric} in {timeout:.0f} s")

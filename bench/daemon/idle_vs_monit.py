@@ -4,7 +4,7 @@ to `monit -I` (`set daemon 1`, system + root filesystem checks), same period.
 
 Per repetition: start both fresh, warm up WARMUP s, then for DURATION s sample each
 process's VmRSS every second and its utime+stime at start and end. CPU % is of one core.
-Usage: idle_vs_monit.py [--reps 3] [--warmup 10] [--duration 60]
+Usage: idle_vs_monit.py [--reps 3] [--warmup 10] [--duration 60] [--json FILE]
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def one(tmp: Path, warmup: float, duration: float) -> dict:
                 "rss_max_mib": max(rss[k]) / 1024,
                 "rss_end_mib": rss[k][-1] / 1024,
                 "hwm_mib": d.status_kib(procs[k], "VmHWM") / 1024,
+                "anon_end_mib": d.status_kib(procs[k], "RssAnon") / 1024,
                 # CPU % per 10 s window (ticks sampled every second)
                 "cpu_10s": [100.0 * (tk[k][min(j + 10, len(tk[k]) - 1)] - tk[k][j]) / d.CLK_TCK / 10
                             for j in range(0, len(tk[k]) - 1, 10)],
@@ -100,6 +101,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--json", type=Path, help="write the figures here (for bench/peers.sh)")
     a = ap.parse_args()
     print("== idle footprint: tocsin run vs monit -I ==")
     print(d.machine())
@@ -127,6 +129,11 @@ def main() -> None:
     print(f"target RSS <= 10 MiB (worst rep max {t_rss:.2f} MiB): {'MET' if t_rss <= 10 else 'NOT MET'}")
     print(f"target CPU <= monit (median {t_cpu:.3f} % vs {m_cpu:.3f} %): {'MET' if t_cpu <= m_cpu else 'NOT MET'}")
     print(f"load at end: {d.loadavg()}")
+    if a.json:
+        d.dump(a.json, {"tocsin_rss_max_mib": t_rss, "tocsin_cpu_pct": t_cpu, "monit_cpu_pct": m_cpu,
+                        "monit_rss_max_mib": max(r["monit"]["rss_max_mib"] for r in runs),
+                        "tocsin_anon_end_mib": max(r["tocsin"]["anon_end_mib"] for r in runs),
+                        "runs": runs, "load_end": d.loadavg()})
 
 
 if __name__ == "__main__":

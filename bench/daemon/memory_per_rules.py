@@ -11,7 +11,10 @@ A control variant (0) "no rules, nothing pushed" shows the empty daemon; diagnos
 variants (c) (b) without annotation templates and (d) 1,000 rules, nothing pushed (no
 instances) split the cost between templates, compiled rules and per-instance state.
 RSS is read before any API call (their answers allocate).
-Usage: memory_per_rules.py [--reps 3] [--push-seconds 20]
+The peer (--peer): Debian's Prometheus scraping the same 300 series every second from a
+target on 127.0.0.1, (pa) without rules and (pb) with the same 1,000 rules
+(bench/gen_workload.py's Prometheus file, evaluated every second), read the same way.
+Usage: memory_per_rules.py [--reps 3] [--push-seconds 20] [--peer] [--json FILE]
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dbench as d  # noqa: E402
+import gen_workload  # noqa: E402
 
 N_RULES, N_HOSTS = 1000, 300
 TIERS = [("info", 50, "1m"), ("warning", 70, "2m"), ("critical", 90, "1m"), ("page", 95, None)]
@@ -110,11 +115,35 @@ def one(variant: str, tmp: Path, push_s: float) -> dict:
         d.stop(p)
 
 
+def one_prometheus(variant: str, tmp: Path, push_s: float) -> dict:
+    """Prometheus scraping the 300 series, (pa) without rules, (pb) with the 1,000 rules."""
+    rule_file = None
+    if variant == "pb":
+        rule_file = tmp / "rules.yaml"
+        rule_file.write_text(gen_workload.prom_rules().replace(
+            f"interval: {gen_workload.EVAL_INTERVAL_S}s", "interval: 1s"))
+    target = d.MetricsTarget(lambda: BODY)
+    load_before = d.loadavg()
+    port = d.free_port()
+    p = d.start_prometheus(tmp, port, target_port=target.port, rule_file=rule_file)
+    try:
+        d.wait_scraped(port, "synth_cpu_percent", N_HOSTS)
+        time.sleep(push_s + 1.5)
+        rss, anon, hwm = (d.status_kib(p.pid, k) / 1024 for k in ("VmRSS", "RssAnon", "VmHWM"))
+        return {"variant": variant, "load_before": load_before, "load_after": d.loadavg(),
+                "rss_mib": rss, "anon_mib": anon, "hwm_mib": hwm}
+    finally:
+        d.stop(p)
+        target.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--push-seconds", type=float, default=20)
     ap.add_argument("--diag-reps", type=int, default=1, help="reps of the diagnostic variants (c), (d)")
+    ap.add_argument("--peer", action="store_true", help="also measure Prometheus with and without the rules")
+    ap.add_argument("--json", type=Path, help="write the figures here (for bench/peers.sh)")
     a = ap.parse_args()
     print("== memory per 1,000 rules: tocsin run, 300 pushed series, no host source ==")
     print(d.machine())
@@ -122,12 +151,21 @@ def main() -> None:
              "b": "(b) 1,000 rules, 300 series pushed",
              "c": "(c) diag: (b) without annotations",
              "d": "(d) diag: 1,000 rules, nothing pushed"}
+    if a.peer:
+        names["pa"] = "(pa) Prometheus, no rules, 300 scraped"
+        names["pb"] = "(pb) Prometheus, 1,000 rules, 300 scraped"
     runs: dict[str, list[dict]] = {k: [] for k in names}
     for i in range(a.reps):
         for v in names:
             if v in ("c", "d") and i >= a.diag_reps:
                 continue
             with tempfile.TemporaryDirectory(prefix="tocsin-mem-") as tmp:
+                if v in ("pa", "pb"):
+                    r = one_prometheus(v, Path(tmp), a.push_seconds)
+                    runs[v].append(r)
+                    print(f"rep {i + 1} {names[v]:36} RSS {r['rss_mib']:.2f} MiB  anon {r['anon_mib']:.2f}  "
+                          f"HWM {r['hwm_mib']:.2f}  load {r['load_before']} -> {r['load_after']}")
+                    continue
                 r = one(v, Path(tmp), a.push_seconds)
             runs[v].append(r)
             print(f"rep {i + 1} {names[v]:36} RSS {r['rss_mib']:.2f} MiB  anon {r['anon_mib']:.2f}  "
@@ -145,6 +183,14 @@ def main() -> None:
     print(f"(b) - (a), per 1,000 rules, paired by rep: VmRSS {d.summary(diffs)} MiB; RssAnon {d.summary(adiffs)} MiB")
     med = statistics.median(diffs)
     print(f"target <= 2 MiB per 1,000 rules (median {med:.2f} MiB): {'MET' if med <= 2 else 'NOT MET'}")
+    peer = None
+    if a.peer:
+        pdiffs = [b["rss_mib"] - x["rss_mib"] for x, b in zip(runs["pa"], runs["pb"])]
+        peer = statistics.median(pdiffs)
+        print(f"Prometheus (pb) - (pa), per 1,000 rules, paired by rep: VmRSS {d.summary(pdiffs)} MiB")
+    if a.json:
+        d.dump(a.json, {"tocsin_rss_mib_per_1000_rules": med, "tocsin_anon_mib_per_1000_rules": statistics.median(adiffs),
+                        "prometheus_rss_mib_per_1000_rules": peer, "runs": runs, "load_end": d.loadavg()})
     print(f"load at end: {d.loadavg()}")
 
 

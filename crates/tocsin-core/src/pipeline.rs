@@ -275,6 +275,10 @@ impl Pipeline {
         for note in &self.fresh {
             self.dispatcher.refresh(note);
         }
+        // Room for a burst's refresh (every alert of it is due at once) is not kept while
+        // the alerts rest: it would cost each firing alert a note's size.
+        self.fresh.clear();
+        self.fresh.shrink_to(64);
         self.flush(now, fx);
     }
 

@@ -141,11 +141,11 @@ pub struct Rule {
 impl Rule {
     /// The main expression followed by every `when` tier expression.
     pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
-        let when: &[Option<Expr>] = match &self.kind {
+        let when: &[Option<Box<Expr>>] = match &self.kind {
             RuleKind::Alert(a) => &a.when,
             RuleKind::Record => &[],
         };
-        std::iter::once(&self.expr).chain(when.iter().flatten())
+        std::iter::once(&self.expr).chain(when.iter().flatten().map(|e| &**e))
     }
 
     /// The alert part, for alert rules.
@@ -173,8 +173,9 @@ pub struct Alert {
     pub policy: Policy,
     /// Cooldown, repeats, flapping.
     pub notify: NotifyPolicy,
-    /// Per tier: its `when` condition, for `when` tiers.
-    pub when: Vec<Option<Expr>>,
+    /// Per tier: its `when` condition, for `when` tiers (boxed: most tiers have none, and
+    /// an empty slot then costs a pointer instead of a whole expression).
+    pub when: Vec<Option<Box<Expr>>>,
     /// Per tier: its numeric threshold, for `above`/`below` tiers (templates show it).
     pub thresholds: Vec<Option<f64>>,
     /// Whether the main expression is a condition (a rule without tiers).
@@ -255,6 +256,7 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
                     rules.push(rule);
                 }
             }
+            rules.shrink_to_fit();
             groups.push(Group {
                 name: g.name.value.clone(),
                 file: path.clone(),
@@ -415,11 +417,11 @@ impl Compiler {
         let expr = expr?;
         let mut slots: Vec<Slot> = Vec::new();
         let mut expr_slots = Vec::new();
-        let when: &[Option<Expr>] = match &kind {
+        let when: &[Option<Box<Expr>>] = match &kind {
             RuleKind::Alert(a) => &a.when,
             RuleKind::Record => &[],
         };
-        for e in std::iter::once(&expr).chain(when.iter().flatten()) {
+        for e in std::iter::once(&expr).chain(when.iter().flatten().map(|e| &**e)) {
             let map = e
                 .slots()
                 .iter()
@@ -433,6 +435,11 @@ impl Compiler {
                 .collect();
             expr_slots.push(map);
         }
+        // A rule set lives as long as the daemon runs it, a thousand rules at a time: keep
+        // exactly what each vector holds (one grown by `push` reserves four elements).
+        slots.shrink_to_fit();
+        expr_slots.shrink_to_fit();
+        select.shrink_to_fit();
         Some(Rule {
             name: name.value.clone(),
             expr,
@@ -508,7 +515,7 @@ impl Compiler {
                 for t in defs {
                     let (spec, w, th) = self.tier(file, t, hysteresis, expr)?;
                     tiers.push(spec);
-                    when.push(w);
+                    when.push(w.map(Box::new));
                     thresholds.push(th);
                 }
                 self.check_tier_order(file, defs, &tiers);
@@ -567,6 +574,7 @@ impl Compiler {
                 }
             }),
         };
+        tiers.shrink_to_fit();
         let policy = Policy {
             tiers,
             keep_firing_for: dur(&def.keep_firing_for),
@@ -613,6 +621,10 @@ impl Compiler {
             }
         }
         let actions = self.actions(file, def, &policy);
+        // Kept as long as the rule set runs: no spare capacity (see `rule`).
+        when.shrink_to_fit();
+        thresholds.shrink_to_fit();
+        annotations.shrink_to_fit();
         Some(Alert {
             policy,
             notify,

@@ -6,6 +6,7 @@
 //! callers hand it a [`Context`].
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
@@ -65,19 +66,23 @@ pub struct TemplateError {
     pub line: Option<usize>,
 }
 
-/// A set of compiled templates sharing one environment.
+/// A set of templates sharing one environment. Each is checked (compiled) when added, but
+/// kept compiled only once it first renders: minijinja reserves about 12 KiB of instruction
+/// buffers per compiled template, and most rules' annotations never render (their alerts
+/// never fire), so a thousand distinct ones would otherwise cost 12 MiB for nothing.
 pub struct Templates {
     env: Environment<'static>,
-    count: usize,
-    /// Already compiled sources: the same annotation text on many rules compiles once.
-    by_source: std::collections::HashMap<String, TemplateRef>,
+    /// Sources by [`TemplateRef`], read by the environment's loader on first render.
+    sources: Arc<RwLock<Vec<Arc<str>>>>,
+    /// Already added sources: the same annotation text on many rules is one template.
+    by_source: std::collections::HashMap<Arc<str>, TemplateRef>,
     /// Per template, the variables it reads that templates do not have.
     unknown: Vec<Vec<String>>,
 }
 
 impl std::fmt::Debug for Templates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Templates").field("count", &self.count).finish()
+        f.debug_struct("Templates").field("count", &self.unknown.len()).finish()
     }
 }
 
@@ -85,6 +90,11 @@ impl Default for Templates {
     fn default() -> Templates {
         Templates::new()
     }
+}
+
+/// The environment's name of template `t`.
+fn name(t: TemplateRef) -> String {
+    format!("t{}", t.0)
 }
 
 impl Templates {
@@ -96,34 +106,53 @@ impl Templates {
         // Missing keys render empty at run time, as operators expect from Alertmanager
         // templates; `check` reports them separately as warnings.
         env.set_undefined_behavior(UndefinedBehavior::Lenient);
+        let sources: Arc<RwLock<Vec<Arc<str>>>> = Arc::default();
+        let shared = Arc::clone(&sources);
+        env.set_loader(move |name| {
+            let i = name.strip_prefix('t').and_then(|i| i.parse::<usize>().ok());
+            let list = shared.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            Ok(i.and_then(|i| list.get(i)).map(|s| s.to_string()))
+        });
         Templates {
             env,
-            count: 0,
+            sources,
             by_source: std::collections::HashMap::new(),
             unknown: Vec::new(),
         }
     }
 
-    /// Compiles `source` into the set.
+    /// Checks `source` and adds it to the set.
     pub fn add(&mut self, source: &str) -> Result<TemplateRef, TemplateError> {
         if let Some(t) = self.by_source.get(source) {
             return Ok(*t);
         }
-        let name = format!("t{}", self.count);
-        self.env
-            .add_template_owned(name, source.to_string())
-            .map_err(to_error)?;
-        self.count += 1;
-        let t = TemplateRef(self.count - 1);
-        self.by_source.insert(source.to_string(), t);
-        let unknown = self.compute_unknown(t);
+        // Compiled here only to be checked and read for its variables, in an environment of
+        // its own (compiling depends on the syntax alone, which both leave at the default).
+        let unknown = {
+            let check = Environment::empty();
+            let tmpl = check.template_from_str(source).map_err(to_error)?;
+            let mut unknown: Vec<String> = tmpl
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| !VARIABLES.contains(&v.as_str()))
+                .collect();
+            unknown.sort();
+            unknown
+        };
+        let t = TemplateRef(self.unknown.len());
+        let shared: Arc<str> = Arc::from(source);
+        self.sources
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Arc::clone(&shared));
+        self.by_source.insert(shared, t);
         self.unknown.push(unknown);
         Ok(t)
     }
 
     /// Renders a template; errors (fuel exhausted, bad filter argument, …) as text.
     pub fn render(&self, t: TemplateRef, ctx: &Context) -> Result<String, TemplateError> {
-        let tmpl = self.env.get_template(&format!("t{}", t.0)).map_err(to_error)?;
+        let tmpl = self.env.get_template(&name(t)).map_err(to_error)?;
         tmpl.render(minijinja::value::Serde(ctx)).map_err(to_error)
     }
 
@@ -145,25 +174,12 @@ impl Templates {
     /// The source text `t` was compiled from. A linear scan: meant for the few receiver
     /// templates and error paths, not for per-sample work.
     pub fn source(&self, t: TemplateRef) -> Option<&str> {
-        self.by_source.iter().find(|(_, r)| **r == t).map(|(s, _)| s.as_str())
+        self.by_source.iter().find(|(_, r)| **r == t).map(|(s, _)| &**s)
     }
 
     /// Top-level variables the template reads that are not in [`VARIABLES`].
     pub fn unknown_variables(&self, t: TemplateRef) -> &[String] {
         self.unknown.get(t.0).map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    fn compute_unknown(&self, t: TemplateRef) -> Vec<String> {
-        let Ok(tmpl) = self.env.get_template(&format!("t{}", t.0)) else {
-            return Vec::new();
-        };
-        let mut unknown: Vec<String> = tmpl
-            .undeclared_variables(false)
-            .into_iter()
-            .filter(|v| !VARIABLES.contains(&v.as_str()))
-            .collect();
-        unknown.sort();
-        unknown
     }
 }
 

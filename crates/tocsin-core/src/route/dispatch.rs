@@ -2,12 +2,14 @@
 //! [`crate::route`]).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::intervals::Intervals;
 use super::mute::{Inhibit, SilenceMatcherCache, Sources};
+use super::small_map::SmallMap;
 use super::{LabelMatchers, ReceiverPolicy, RoutingTable, fnv, matches_all};
 use crate::alert::notify::NoteKind;
 use crate::config::{MatchValue, RouteDef};
@@ -18,6 +20,31 @@ use crate::series::{Labels, Timestamp};
 const COUNTER_KEY: &str = "n";
 /// Row key prefix of a group.
 const GROUP_PREFIX: &str = "g/";
+/// A group: its route's id and the hash of its `group_by` values (the alert's instance key
+/// for per-instance groups). Ordered as its row key (zero-padded hex) sorts, so groups flush
+/// in the order they did when they were keyed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupId {
+    route: u64,
+    group: u64,
+}
+
+impl GroupId {
+    /// The persisted row key, `g/{route:016x}/{group:016x}`.
+    fn row_key(self) -> String {
+        format!("{GROUP_PREFIX}{:016x}/{:016x}", self.route, self.group)
+    }
+
+    /// The id of a group's row key.
+    fn parse(key: &str) -> Option<GroupId> {
+        let (route, group) = key.strip_prefix(GROUP_PREFIX)?.split_once('/')?;
+        Some(GroupId {
+            route: u64::from_str_radix(route, 16).ok()?,
+            group: u64::from_str_radix(group, 16).ok()?,
+        })
+    }
+}
+
 /// Row key prefix of a firing-map entry.
 const FIRING_PREFIX: &str = "f/";
 /// Flushes of one group at one instant: a deferred new episode needs a second one; more
@@ -34,7 +61,7 @@ struct RouteSpec {
     matchers: LabelMatchers,
     /// The Alertmanager route key, `{}` or `{}/{matchers}`.
     path: String,
-    settings: Settings,
+    settings: Arc<Settings>,
     cont: bool,
 }
 
@@ -75,7 +102,7 @@ struct Entry {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct Told {
     /// Fingerprint → severity it was last delivered firing at.
-    firing: BTreeMap<u64, String>,
+    firing: SmallMap<u64, String>,
     /// Next re-send (receivers with a `resend` policy).
     resend_at: Option<Timestamp>,
 }
@@ -84,11 +111,12 @@ struct Told {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Group {
     route: u64,
-    settings: Settings,
+    /// Shared with the route and every other group of it (a group per alert is the default).
+    settings: Arc<Settings>,
     group_key: String,
-    group_labels: BTreeMap<String, String>,
-    /// Boxed: a B-tree node holds room for 11 values, and most groups hold one alert.
-    alerts: BTreeMap<u64, Box<Entry>>,
+    group_labels: Labels,
+    /// Most groups hold one alert: a small map holds it without a B-tree node.
+    alerts: SmallMap<u64, Entry>,
     /// When pending news is due.
     due: Option<Timestamp>,
     last_flush: Option<Timestamp>,
@@ -101,7 +129,7 @@ struct Group {
     /// Held by its route's time intervals until then ([`NEVER`]: no end in sight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     held_until: Option<Timestamp>,
-    told: BTreeMap<String, Told>,
+    told: SmallMap<String, Told>,
 }
 
 impl Group {
@@ -149,13 +177,17 @@ pub struct Dispatcher {
     routes: Vec<RouteSpec>,
     inhibit: Vec<Inhibit>,
     policies: BTreeMap<String, ReceiverPolicy>,
-    groups: BTreeMap<String, Group>,
+    /// Boxed: a B-tree node has room for 11 values, and a `Group` is large.
+    /// Keyed by id rather than row key: the key strings would cost an alert 70 bytes.
+    groups: BTreeMap<GroupId, Box<Group>>,
     /// Every alert whose latest note fires, routed or not: the inhibition sources.
     firing: BTreeMap<u64, Labels>,
     /// Counter for idempotency keys of multi-alert and timer-caused flushes.
     counter: u64,
-    /// Derived: the groups each alert is in.
-    member_of: BTreeMap<u64, BTreeSet<String>>,
+    /// Derived: the groups each alert is in (keys of `groups`; the values say nothing).
+    /// (instance, group) pairs rather than a set per instance: a set of one would cost its
+    /// own allocation.
+    member_of: BTreeSet<(u64, GroupId)>,
     /// Row keys changed since the last `take_changes`.
     dirty: BTreeSet<String>,
     silence_cache: SilenceMatcherCache,
@@ -175,7 +207,7 @@ impl Dispatcher {
             groups: BTreeMap::new(),
             firing: BTreeMap::new(),
             counter: 0,
-            member_of: BTreeMap::new(),
+            member_of: BTreeSet::new(),
             dirty: BTreeSet::new(),
             silence_cache: SilenceMatcherCache::default(),
             intervals: Intervals::default(),
@@ -215,7 +247,7 @@ impl Dispatcher {
                     id,
                     matchers: matchers.clone(),
                     path,
-                    settings: Settings {
+                    settings: Arc::new(Settings {
                         receivers: r.receivers.iter().map(|t| t.expose().to_string()).collect(),
                         group_by: (!group_by.is_empty() && !group_by.iter().any(|g| g == "...")).then_some(group_by),
                         group_wait: r.group_wait.as_ref().map(|d| d.value.0).unwrap_or_default(),
@@ -223,7 +255,7 @@ impl Dispatcher {
                         repeat: r.repeat_interval.as_ref().map(|d| d.value.0).filter(|d| !d.is_zero()),
                         mute: r.mute_time_intervals.iter().map(|t| t.expose().to_string()).collect(),
                         active: r.active_time_intervals.iter().map(|t| t.expose().to_string()).collect(),
-                    },
+                    }),
                     cont: r.r#continue,
                 }
             })
@@ -234,17 +266,18 @@ impl Dispatcher {
         // A route's identity leaves out its time intervals, so that a reload changing when a
         // route is muted keeps its groups, and what they hold goes out when it is unmuted.
         // The periods may have changed too: a held group is re-examined at its next flush.
-        for (key, g) in &mut self.groups {
+        for (id, g) in &mut self.groups {
             let mut changed = g.held_until.take().is_some();
             if let Some(r) = self.routes.iter().find(|r| r.id == g.route)
                 && (g.settings.mute != r.settings.mute || g.settings.active != r.settings.active)
             {
-                g.settings.mute.clone_from(&r.settings.mute);
-                g.settings.active.clone_from(&r.settings.active);
+                let settings = Arc::make_mut(&mut g.settings);
+                settings.mute.clone_from(&r.settings.mute);
+                settings.active.clone_from(&r.settings.active);
                 changed = true;
             }
             if changed {
-                self.dirty.insert(key.clone());
+                self.dirty.insert(id.row_key());
             }
         }
     }
@@ -254,19 +287,18 @@ impl Dispatcher {
     pub fn notify(&mut self, note: AlertNote, notify: &[String]) {
         let fp = note.instance;
         self.track_firing(&note);
-        let mut targets = self.member_of.get(&fp).cloned().unwrap_or_default();
+        let mut targets: BTreeSet<GroupId> = self.member_of.range(member_range(fp)).map(|(_, id)| *id).collect();
         // Only a firing note makes an alert join groups; a resolve or a flapping note for an
         // alert no group holds concerns no receiver.
         if note.status == Status::Firing && !note.kind.is_news_only() {
             for (route, path, settings) in self.targets(&note.labels, notify) {
-                let key = self.join(route, &path, &settings, &note);
-                targets.insert(key);
+                targets.insert(self.join(route, &path, &settings, &note));
             }
         }
-        for key in targets {
-            if let Some(g) = self.groups.get_mut(&key) {
+        for id in targets {
+            if let Some(g) = self.groups.get_mut(&id) {
                 add_note(g, &note);
-                self.dirty.insert(key);
+                self.dirty.insert(id.row_key());
             }
         }
     }
@@ -278,11 +310,8 @@ impl Dispatcher {
     /// labels differ when `external_labels` changed across a restart: re-sends carry the
     /// label set the API shows.
     pub fn refresh(&mut self, note: &AlertNote) {
-        let Some(keys) = self.member_of.get(&note.instance) else {
-            return;
-        };
-        for key in keys {
-            let Some(e) = self.groups.get_mut(key).and_then(|g| g.alerts.get_mut(&note.instance)) else {
+        for (_, id) in self.member_of.range(member_range(note.instance)) {
+            let Some(e) = self.groups.get_mut(id).and_then(|g| g.alerts.get_mut(&note.instance)) else {
                 continue;
             };
             let n = &mut e.note;
@@ -296,7 +325,7 @@ impl Dispatcher {
                 n.annotations.clone_from(&note.annotations);
                 n.value = note.value;
                 n.threshold = note.threshold;
-                self.dirty.insert(key.clone());
+                self.dirty.insert(id.row_key());
             }
         }
     }
@@ -315,11 +344,11 @@ impl Dispatcher {
 
     /// Emits every message due at `now`, muting by `silences` (those active at `now`).
     pub fn flush(&mut self, now: Timestamp, silences: &[Silence], out: &mut Vec<Dispatch>) {
-        let due: Vec<String> = self
+        let due: Vec<GroupId> = self
             .groups
             .iter()
             .filter(|(_, g)| g.due_at(now, &self.policies))
-            .map(|(k, _)| k.clone())
+            .map(|(id, _)| *id)
             .collect();
         if due.is_empty() {
             return;
@@ -346,11 +375,11 @@ impl Dispatcher {
                         && g.held_until != Some(until)
                     {
                         g.held_until = Some(until);
-                        self.dirty.insert(key.clone());
+                        self.dirty.insert(key.row_key());
                     }
                     break;
                 }
-                self.flush_group(&key, now, silences, &sources, out);
+                self.flush_group(key, now, silences, &sources, out);
             }
         }
         self.silence_cache.trim(silences);
@@ -416,8 +445,8 @@ impl Dispatcher {
                     .and_then(|fp| self.firing.get(&fp))
                     .map(|l| serde_json::to_string(l).expect("labels serialize"))
             } else {
-                self.groups
-                    .get(&key)
+                GroupId::parse(&key)
+                    .and_then(|id| self.groups.get(&id))
                     .map(|g| serde_json::to_string(g).expect("group serializes"))
             };
             out.push((key, json));
@@ -436,13 +465,13 @@ impl Dispatcher {
                 if let (Ok(fp), Ok(labels)) = (u64::from_str_radix(fp, 16), serde_json::from_str(&json)) {
                     self.firing.insert(fp, labels);
                 }
-            } else if key.starts_with(GROUP_PREFIX)
+            } else if let Some(id) = GroupId::parse(&key)
                 && let Ok(g) = serde_json::from_str::<Group>(&json)
             {
                 for fp in g.alerts.keys() {
-                    self.member_of.entry(*fp).or_default().insert(key.clone());
+                    self.member_of.insert((*fp, id));
                 }
-                self.groups.insert(key, g);
+                self.groups.insert(id, Box::new(g));
             }
         }
     }
@@ -462,12 +491,12 @@ impl Dispatcher {
     }
 
     /// The routes a note goes to: (route id, route key, settings).
-    fn targets(&self, labels: &Labels, notify: &[String]) -> Vec<(u64, String, Settings)> {
+    fn targets(&self, labels: &Labels, notify: &[String]) -> Vec<(u64, String, Arc<Settings>)> {
         if !notify.is_empty() {
             let names: Vec<&[u8]> = notify.iter().map(String::as_bytes).collect();
             let mut parts: Vec<&[u8]> = vec![b"notify"];
             parts.extend(names);
-            let settings = Settings {
+            let settings = Arc::new(Settings {
                 receivers: notify.to_vec(),
                 group_by: None,
                 group_wait: Duration::ZERO,
@@ -475,7 +504,7 @@ impl Dispatcher {
                 repeat: None,
                 mute: Vec::new(),
                 active: Vec::new(),
-            };
+            });
             return vec![(fnv(&parts), format!("{{}}/notify={{{}}}", notify.join(",")), settings)];
         }
         let mut out = Vec::new();
@@ -492,7 +521,7 @@ impl Dispatcher {
     }
 
     /// The key of the group of `route` that `note` belongs in, creating the group if needed.
-    fn join(&mut self, route: u64, path: &str, settings: &Settings, note: &AlertNote) -> String {
+    fn join(&mut self, route: u64, path: &str, settings: &Arc<Settings>, note: &AlertNote) -> GroupId {
         let (gfp, group_labels) = match &settings.group_by {
             None => {
                 let mut l = note.labels.clone();
@@ -510,37 +539,36 @@ impl Dispatcher {
                 (fnv(&parts), l)
             }
         };
-        let key = format!("{GROUP_PREFIX}{route:016x}/{gfp:016x}");
-        if !self.groups.contains_key(&key) {
-            let g = Group {
+        let id = GroupId { route, group: gfp };
+        self.groups.entry(id).or_insert_with(|| {
+            Box::new(Group {
                 route,
-                settings: settings.clone(),
+                settings: Arc::clone(settings),
                 group_key: format!("{path}:{}", am_labels(&group_labels)),
-                group_labels: group_labels.to_map(),
-                alerts: BTreeMap::new(),
+                group_labels,
+                alerts: SmallMap::default(),
                 due: Some(note.at.plus(settings.group_wait)),
                 last_flush: None,
                 repeat_at: None,
                 muted_wait: false,
                 cause_seq: None,
                 held_until: None,
-                told: BTreeMap::new(),
-            };
-            self.groups.insert(key.clone(), g);
-        }
-        self.member_of.entry(note.instance).or_default().insert(key.clone());
-        key
+                told: SmallMap::default(),
+            })
+        });
+        self.member_of.insert((note.instance, id));
+        id
     }
 
     fn flush_group(
         &mut self,
-        key: &str,
+        id: GroupId,
         now: Timestamp,
         silences: &[Silence],
         sources: &Sources,
         out: &mut Vec<Dispatch>,
     ) {
-        let Some(mut g) = self.groups.remove(key) else { return };
+        let Some(mut g) = self.groups.remove(&id) else { return };
         let repeat_due = g.repeat_at.is_some_and(|r| r <= now);
         let timed = g.due.is_some_and(|d| d <= now)
             || repeat_due
@@ -570,7 +598,7 @@ impl Dispatcher {
             let Some(policy) = self.policies.get(&receiver).copied() else {
                 continue;
             };
-            let told = g.told.entry(receiver.clone()).or_default();
+            let told = g.told.get_or_default(receiver.clone());
             let resend_due = policy.resend.is_some() && told.resend_at.is_some_and(|at| at <= now);
             let (mut alerts, mut resolved, mut news) = (Vec::new(), Vec::new(), Vec::new());
             for (fp, e) in &g.alerts {
@@ -630,7 +658,7 @@ impl Dispatcher {
             out.push(Dispatch {
                 receiver,
                 group_key: g.group_key.clone(),
-                group_labels: g.group_labels.clone(),
+                group_labels: g.group_labels.to_map(),
                 alerts,
                 idempotency_key,
                 at: now,
@@ -641,7 +669,7 @@ impl Dispatcher {
         if let Some(before) = before
             && !sent
         {
-            self.groups.insert(key.to_string(), before);
+            self.groups.insert(id, before);
             return;
         }
         // Resolved alerts leave; a new episode behind a flushed resolve is due next.
@@ -660,12 +688,7 @@ impl Dispatcher {
             true
         });
         for fp in left {
-            if let Some(keys) = self.member_of.get_mut(&fp) {
-                keys.remove(key);
-                if keys.is_empty() {
-                    self.member_of.remove(&fp);
-                }
-            }
+            self.member_of.remove(&(fp, id));
             for t in g.told.values_mut() {
                 t.firing.remove(&fp);
             }
@@ -682,11 +705,23 @@ impl Dispatcher {
             Some(_) if has_firing => g.repeat_at,
             _ => None,
         };
-        self.dirty.insert(key.to_string());
+        self.dirty.insert(id.row_key());
         if !g.alerts.is_empty() {
-            self.groups.insert(key.to_string(), g);
+            self.groups.insert(id, g);
         }
     }
+}
+
+/// The `member_of` entries of instance `fp`.
+fn member_range(fp: u64) -> std::ops::RangeInclusive<(u64, GroupId)> {
+    let (min, max) = (
+        GroupId { route: 0, group: 0 },
+        GroupId {
+            route: u64::MAX,
+            group: u64::MAX,
+        },
+    );
+    (fp, min)..=(fp, max)
 }
 
 /// `note` as sent to a receiver that was last told it fires at `known`: when that is another
@@ -707,12 +742,12 @@ fn add_note(g: &mut Group, note: &AlertNote) {
         None => {
             g.alerts.insert(
                 fp,
-                Box::new(Entry {
+                Entry {
                     note: note.clone(),
                     ended: None,
                     change: NoteKind::Firing,
                     forced: (note.kind == NoteKind::Repeat).then_some(NoteKind::Repeat),
-                }),
+                },
             );
         }
         // Flapping and acknowledgements say nothing about the state: news, not a new state.

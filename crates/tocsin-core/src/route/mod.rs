@@ -87,6 +87,7 @@
 mod dispatch;
 pub mod intervals;
 pub(crate) mod mute;
+mod small_map;
 #[cfg(test)]
 mod tests;
 
