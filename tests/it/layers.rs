@@ -29,6 +29,7 @@ const CORE: &[&str] = &[
     "policy",
     "pipeline",
     "ruletest",
+    "backtest",
     "check",
     "import",
 ];
@@ -48,6 +49,7 @@ const SHELL: &[&[&str]] = &[
     &["acks"],
     &["api", "daemon"],
     &["client"],
+    &["backtest"],
     &["cli"],
     &["main"],
 ];
