@@ -23,7 +23,7 @@ const S10: Duration = Duration::from_secs(10);
 const S30: Duration = Duration::from_secs(30);
 
 /// `binary`, or `None` (the test is skipped) when it is missing and `CI` is unset.
-fn binary(path: &'static str, package: &str) -> Option<&'static str> {
+pub(crate) fn binary(path: &'static str, package: &str) -> Option<&'static str> {
     if Path::new(path).exists() {
         return Some(path);
     }
@@ -36,14 +36,14 @@ fn binary(path: &'static str, package: &str) -> Option<&'static str> {
 }
 
 /// A child process killed when dropped, with its working directory.
-struct Peer {
-    child: Option<Child>,
-    port: u16,
-    _dir: tempfile::TempDir,
+pub(crate) struct Peer {
+    pub(crate) child: Option<Child>,
+    pub(crate) port: u16,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Peer {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 

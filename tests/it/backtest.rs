@@ -1,0 +1,259 @@
+//! `tocsin backtest` end to end, against real history: Debian's `prometheus` opening a data
+//! directory that `promtool tsdb create-blocks-from openmetrics` filled with a week of
+//! samples this test wrote, so every count is worked out by hand from series it knows.
+//!
+//! Without the peer binaries the tests that need them are skipped, unless `CI` is set: then
+//! a missing binary fails them.
+
+use crate::common::*;
+use crate::scale::{Peer, binary};
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// 2026-11-02T00:00:00Z, the start of the generated week.
+const T0: i64 = 1_793_577_600;
+const DAY: i64 = 86_400;
+/// One sample every 30 s.
+const STEP: i64 = 30;
+
+/// `temp{host="a"}`: 50, but 95 for 2 minutes at 03:00 every day and for an hour at 12:00 on
+/// the third day; `temp{host="b"}`: 40 throughout. As OpenMetrics text for promtool.
+fn week_of_temperatures() -> String {
+    let mut out = String::from("# TYPE temp gauge\n");
+    for host in ["a", "b"] {
+        let mut t = T0;
+        while t < T0 + 7 * DAY {
+            let of_day = (t - T0) % DAY;
+            let spike = (3 * 3600..3 * 3600 + 120).contains(&of_day);
+            let long = t - T0 >= 2 * DAY + 12 * 3600 && t - T0 < 2 * DAY + 13 * 3600;
+            let v = match host {
+                "a" if spike || long => 95,
+                "a" => 50,
+                _ => 40,
+            };
+            let _ = writeln!(out, "temp{{host=\"{host}\"}} {v} {t}");
+            t += STEP;
+        }
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+/// Prometheus on 127.0.0.1 over a data directory that promtool filled from `openmetrics`.
+fn prometheus_with(openmetrics: &str) -> Option<Peer> {
+    let prom = binary("/usr/bin/prometheus", "prometheus")?;
+    let promtool = binary("/usr/bin/promtool", "prometheus")?;
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "week.om", openmetrics);
+    let data = dir.path().join("data");
+    let created = Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let config = write(dir.path(), "prometheus.yml", "global: { scrape_interval: 1m }\n");
+    let port = free_port();
+    let child = Command::new(prom)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("prometheus starts");
+    let peer = Peer {
+        child: Some(child),
+        port,
+        _dir: dir,
+    };
+    let ready = wait_for(Duration::from_secs(60), || {
+        get(port, "/-/ready").ok().filter(|r| r.status == 200)
+    });
+    assert!(ready.is_some(), "prometheus never became ready");
+    Some(peer)
+}
+
+const RULES: &str = r#"
+groups:
+  - name: temps
+    interval: 30s
+    rules:
+      - alert: Hot
+        expr: temp
+        tiers:
+          - { severity: warning,  above: 80 }
+          - { severity: critical, above: 90, for: 10m }
+      - alert: HottestHost
+        expr: temp_max
+        tiers:
+          - { severity: warning, above: 90 }
+      - alert: Gone
+        expr: not_in_prometheus > 1
+"#;
+
+/// A project directory: the rules and a config naming the datasource `prom` at `url`, with a
+/// `query` source defining `temp_max`.
+fn project(url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "rules/temps.yaml", RULES);
+    write(
+        dir.path(),
+        "tocsin.yaml",
+        &format!(
+            "datasources:\n  - name: prom\n    url: {url}\nsources:\n  query:\n    - datasource: prom\n      series:\n        temp_max: 'max(temp)'\n"
+        ),
+    );
+    dir
+}
+
+fn backtest_json(dir: &Path, args: &[&str]) -> Value {
+    let mut all = vec!["backtest", "rules", "-c", "tocsin.yaml", "--format", "json"];
+    all.extend_from_slice(args);
+    let out = tocsin_in(dir, &all);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn rule<'a>(report: &'a Value, name: &str) -> &'a Value {
+    (report["rules"].as_array().unwrap().iter())
+        .find(|r| r["alertname"] == name)
+        .unwrap_or_else(|| panic!("no rule {name} in {report:#}"))
+}
+
+#[test]
+fn a_week_in_prometheus_replays_to_the_hand_worked_counts() {
+    let Some(prom) = prometheus_with(&week_of_temperatures()) else {
+        return;
+    };
+    let dir = project(&prom.url());
+    // A week at a 30 s step is 20,161 points a series: two chunks of query_range.
+    let report = backtest_json(
+        dir.path(),
+        &[
+            "--datasource",
+            "prom",
+            "--from",
+            "2026-11-02T00:00:00Z",
+            "--to",
+            "2026-11-09T00:00:00Z",
+        ],
+    );
+    let hot = rule(&report, "Hot");
+    // Seven 2-minute blips (firing, resolved) and the hour on the third day (firing at
+    // 12:00, escalated at 12:10 once `for: 10m` is over, resolved at 13:00).
+    assert_eq!(hot["notifications"], 17, "{hot:#}");
+    assert_eq!(hot["episodes"], 8);
+    assert_eq!(hot["longest_episode_seconds"], 3600.0);
+    assert_eq!(hot["firing_seconds_by_severity"]["warning"], 7.0 * 120.0 + 600.0);
+    assert_eq!(hot["firing_seconds_by_severity"]["critical"], 3000.0);
+    assert_eq!(hot["firing_seconds"], 4440.0);
+    let sent = hot["sent"].as_array().unwrap();
+    assert_eq!(sent[0]["at"], "2026-11-02T03:00:00.000Z");
+    assert_eq!(sent[0]["event"], "firing");
+    assert_eq!(sent[0]["labels"]["host"], "a");
+    assert_eq!(sent[1]["at"], "2026-11-02T03:02:00.000Z");
+    assert_eq!(sent[1]["event"], "resolved");
+    let escalated: Vec<&Value> = sent.iter().filter(|s| s["event"] == "escalated").collect();
+    assert_eq!(escalated.len(), 1);
+    assert_eq!(escalated[0]["at"], "2026-11-04T12:10:00.000Z");
+    assert_eq!(escalated[0]["severity"], "critical");
+    assert!(hot["gaps"].as_array().unwrap().is_empty(), "{hot:#}");
+    // The query source's PromQL: the hottest host is host a.
+    let max = rule(&report, "HottestHost");
+    assert_eq!(max["notifications"], 16);
+    assert_eq!(max["firing_seconds"], 7.0 * 120.0 + 3600.0);
+    // A metric Prometheus does not hold is named, not counted as quiet.
+    let gone = rule(&report, "Gone");
+    assert_eq!(gone["notifications"], 0);
+    assert_eq!(gone["gaps"][0]["metric"], "not_in_prometheus");
+    assert_eq!(gone["gaps"][0]["reason"], "no samples in the range");
+}
+
+#[test]
+fn a_range_prometheus_holds_only_part_of_is_named_in_the_report() {
+    let Some(prom) = prometheus_with(&week_of_temperatures()) else {
+        return;
+    };
+    let dir = project(&prom.url());
+    let report = backtest_json(
+        dir.path(),
+        &[
+            "--datasource",
+            "prom",
+            "--from",
+            "2026-10-30T00:00:00Z",
+            "--to",
+            "2026-11-03T00:00:00Z",
+            "--step",
+            "1m",
+        ],
+    );
+    let hot = rule(&report, "Hot");
+    assert_eq!(
+        hot["gaps"][0]["reason"], "the datasource holds samples only from 2026-11-02T00:00:00.000Z",
+        "{hot:#}"
+    );
+    // The one blip inside the held part still counts.
+    assert_eq!(hot["notifications"], 2);
+    // Text names it too.
+    let out = tocsin_in(
+        dir.path(),
+        &[
+            "backtest",
+            "rules",
+            "-c",
+            "tocsin.yaml",
+            "--datasource",
+            "prom",
+            "--from",
+            "2026-10-30T00:00:00Z",
+            "--to",
+            "2026-11-03T00:00:00Z",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("! input `temp`: the datasource holds samples only from 2026-11-02T00:00:00.000Z"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_invocations_are_refused_with_the_reason() {
+    let dir = project("http://127.0.0.1:9");
+    let run = |args: &[&str]| {
+        let mut all = vec!["backtest", "rules", "-c", "tocsin.yaml"];
+        all.extend_from_slice(args);
+        let out = tocsin_in(dir.path(), &all);
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&["--datasource", "nope", "--from", "-1d", "--to", "now"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("the config defines no datasource `nope` (it defines: prom)"),
+        "{err}"
+    );
+    let (code, err) = run(&["--datasource", "prom", "--from", "now", "--to", "-1h"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("is not before --to"), "{err}");
+    let (code, err) = run(&["--datasource", "prom", "--from", "yesterday", "--to", "now"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`yesterday` is not an RFC 3339 time"), "{err}");
+    let (code, err) = run(&["--datasource", "prom", "--from", "-1h", "--to", "now"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("datasource `prom` did not answer"), "{err}");
+}
