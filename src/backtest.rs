@@ -22,6 +22,7 @@ use crate::policy::Policy;
 use crate::reload::{self, Depth};
 use crate::rules::RuleSet;
 use crate::series::{Labels, Sample, Timestamp, duration_ms};
+use crate::store::RecordedSeries;
 
 /// Most points one `query_range` asks for per series (Prometheus refuses more than 11,000).
 const MAX_POINTS: i64 = 11_000;
@@ -153,11 +154,11 @@ pub fn run(args: Args) -> ExitCode {
 }
 
 /// A policy as replayed: the compiled rules, and the receivers when files were given.
-pub struct Loaded {
+struct Loaded {
     /// The compiled rules.
-    pub rules: Arc<RuleSet>,
+    rules: Arc<RuleSet>,
     /// The compiled receiver policy, with `--receivers`.
-    pub policy: Option<Policy>,
+    policy: Option<Policy>,
 }
 
 fn backtest(args: &Args) -> Result<String, Failure> {
@@ -181,15 +182,13 @@ fn backtest(args: &Args) -> Result<String, Failure> {
             .into());
     }
     let receiver_paths = reload::expand(&args.receivers, Depth::Flat).map_err(|d| Failure::Files(vec![d]))?;
-    let head = load(&Disk, &rule_paths, &receiver_paths)?;
-    let base = match &args.base {
-        Some(rev) => {
-            let git = Git::new(rev, &args.rules, &args.receivers)?;
-            Some(load(&git, &git.rules, &git.receivers)?)
-        }
-        None => None,
-    };
-    let mut plan = Plan {
+    let mut sides = vec![parse(&Disk, &rule_paths, &receiver_paths)?];
+    if let Some(rev) = &args.base {
+        let git = Git::new(rev, &args.rules, &args.receivers)?;
+        sides.push(parse(&git, &git.rules, &git.receivers)?);
+    }
+    let compiled: Vec<Loaded> = sides.iter().map(compile).collect::<Result<_, _>>()?;
+    let plan = Plan {
         from,
         to,
         step: args.step,
@@ -197,9 +196,7 @@ fn backtest(args: &Args) -> Result<String, Failure> {
         staleness: cfg.staleness.value.0,
         not_replayable: BTreeMap::new(),
     };
-    let sets: Vec<&RuleSet> = std::iter::once(&*head.rules)
-        .chain(base.iter().map(|b| &*b.rules))
-        .collect();
+    let sets: Vec<&RuleSet> = compiled.iter().map(|l| &*l.rules).collect();
     for set in &sets {
         let n = plan.evaluations(set);
         if n > MAX_EVALUATIONS {
@@ -209,29 +206,42 @@ fn backtest(args: &Args) -> Result<String, Failure> {
             .into());
         }
     }
-    let (inputs, gaps, head_plan, base_plan) = match (&args.datasource, &args.data) {
+    // Each side: its policy, its plan and its inputs.
+    let mut replays: Vec<(Loaded, Plan, Vec<Input>, Vec<Gap>)> = Vec::new();
+    match (&args.datasource, &args.data) {
         (Some(name), _) => {
             let (inputs, gaps) = from_datasource(&cfg, name, &sets, &plan)?;
-            (inputs, gaps, plan.clone(), plan)
+            for l in compiled {
+                replays.push((l, plan.clone(), inputs.clone(), gaps.clone()));
+            }
         }
         (None, Some(dir)) => {
-            let data = from_data_dir(dir, &sets, &plan)?;
-            let mut base_plan = plan.clone();
-            plan.not_replayable = data.not_replayable(&head.rules);
-            base_plan.not_replayable = base.as_ref().map(|b| data.not_replayable(&b.rules)).unwrap_or_default();
-            (data.inputs, Vec::new(), plan, base_plan)
+            let warmup = sets.iter().map(|s| duration_ms(s.longest_window())).max().unwrap_or(0);
+            let recorded = crate::store::read_values(dir, from.0.saturating_sub(warmup), to.0.saturating_add(1))
+                .map_err(|e| e.to_string())?;
+            for (side, l) in sides.iter().zip(&compiled) {
+                let replayable = from_history(side, &l.rules, &recorded);
+                let loaded = compile(&replayable.files)?;
+                let plan = Plan {
+                    not_replayable: replayable.not_replayable,
+                    ..plan.clone()
+                };
+                replays.push((loaded, plan, replayable.inputs, Vec::new()));
+            }
         }
         (None, None) => return Err("name the inputs: --datasource NAME or --data DIR".to_string().into()),
-    };
-    let replay = |l: &Loaded, plan: &Plan| backtest::replay(&l.rules, l.policy.as_ref(), plan, &inputs, &gaps);
-    let head_report = replay(&head, &head_plan);
-    let base_report: Option<Report> = base.as_ref().map(|b| replay(b, &base_plan));
+    }
+    let mut reports = replays
+        .iter()
+        .map(|(l, plan, inputs, gaps)| backtest::replay(&l.rules, l.policy.as_ref(), plan, inputs, gaps));
+    let head = reports.next().ok_or_else(|| "nothing to replay".to_string())?;
+    let base: Option<Report> = reports.next();
     let format = match args.format {
         OutFormat::Text => Format::Text,
         OutFormat::Json => Format::Json,
         OutFormat::Markdown => Format::Markdown,
     };
-    Ok(backtest::render(format, &head_report, base_report.as_ref()))
+    Ok(backtest::render(format, &head, base.as_ref()))
 }
 
 /// Where policy files are read from.
@@ -358,8 +368,15 @@ impl Files for Git {
     }
 }
 
-/// Reads and compiles rule and receiver files from `files`; every error is a diagnostic.
-fn load(files: &dyn Files, rules: &[PathBuf], receivers: &[PathBuf]) -> Result<Loaded, Failure> {
+/// The rule and receiver files of one side, parsed.
+#[derive(Clone)]
+struct Parsed {
+    rules: Vec<(String, RuleFile)>,
+    receivers: Vec<(String, ReceiverFile)>,
+}
+
+/// Reads and parses rule and receiver files from `files`; every error is a diagnostic.
+fn parse(files: &dyn Files, rules: &[PathBuf], receivers: &[PathBuf]) -> Result<Parsed, Failure> {
     let mut diags = Vec::new();
     let mut rule_files: Vec<(String, RuleFile)> = Vec::new();
     for p in rules {
@@ -384,13 +401,22 @@ fn load(files: &dyn Files, rules: &[PathBuf], receivers: &[PathBuf]) -> Result<L
     if !diags.is_empty() {
         return Err(Failure::Files(diags));
     }
-    let (set, compiled) = crate::rules::compile(&rule_files);
+    Ok(Parsed {
+        rules: rule_files,
+        receivers: receiver_files,
+    })
+}
+
+/// Compiles one side's files as `check` does; any error refuses the run.
+fn compile(files: &Parsed) -> Result<Loaded, Failure> {
+    let mut diags = Vec::new();
+    let (set, compiled) = crate::rules::compile(&files.rules);
     diags.extend(compiled.into_iter().filter(|d| d.severity == Severity::Error));
-    let notified: BTreeSet<String> = (rule_files.iter())
+    let notified: BTreeSet<String> = (files.rules.iter())
         .flat_map(|(_, f)| f.groups.iter().flat_map(|g| g.rules.iter()))
         .flat_map(|r| r.notify.iter().map(|n| n.value.clone()))
         .collect();
-    let policy = (!receiver_files.is_empty()).then(|| crate::policy::compile(&receiver_files, &notified));
+    let policy = (!files.receivers.is_empty()).then(|| crate::policy::compile(&files.receivers, &notified));
     if let Some(p) = &policy {
         diags.extend(p.diagnostics.iter().filter(|d| d.severity == Severity::Error).cloned());
     }
@@ -559,20 +585,122 @@ fn coverage(metric: &str, series: &BTreeMap<Labels, Vec<Sample>>, plan: &Plan) -
     })
 }
 
-/// Inputs read from a data directory's value history.
-struct DataInputs {
+/// One side's files rewritten to replay from a value history, its inputs, and the rules it
+/// cannot replay.
+struct Replayable {
+    files: Parsed,
     inputs: Vec<Input>,
+    not_replayable: BTreeMap<String, String>,
 }
 
-impl DataInputs {
-    fn not_replayable(&self, _rules: &RuleSet) -> BTreeMap<String, String> {
-        BTreeMap::new()
+/// A recorded series as replay input: each step's last value at the step's start.
+fn recorded_input(metric: &str, s: &RecordedSeries) -> Input {
+    Input {
+        metric: metric.to_string(),
+        labels: Labels::from_pairs(s.labels.iter()),
+        samples: (s.points.iter())
+            .map(|p| Sample {
+                t: Timestamp(p.t_ms),
+                v: p.last,
+            })
+            .collect(),
     }
 }
 
-fn from_data_dir(dir: &Path, _sets: &[&RuleSet], _plan: &Plan) -> Result<DataInputs, String> {
-    Err(format!(
-        "{}: reading a data directory is not supported yet",
-        dir.display()
-    ))
+/// How `files` (compiled as `set`) replay from the value history `recorded`:
+///
+/// * a recording rule the history holds is left out, and its recorded series are inputs
+///   under its name;
+/// * an alert rule with a numeric expression and no `when` tiers whose history was written
+///   by its current expression reads its own values instead (a metric of its own, with the
+///   recorded instance labels), so thresholds, tiers, `for`, hysteresis, cooldowns and
+///   receivers replay exactly;
+/// * any other rule replays from its inputs when the history holds every metric it reads,
+///   and is otherwise not replayable, with the reason.
+fn from_history(files: &Parsed, set: &RuleSet, recorded: &[RecordedSeries]) -> Replayable {
+    let mut by_rule: BTreeMap<&str, Vec<&RecordedSeries>> = BTreeMap::new();
+    for s in recorded {
+        by_rule.entry(s.rule.as_str()).or_default().push(s);
+    }
+    let mut out = Replayable {
+        files: files.clone(),
+        inputs: Vec::new(),
+        not_replayable: BTreeMap::new(),
+    };
+    let mut read: BTreeSet<&str> = BTreeSet::new();
+    let mut dropped: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut own: BTreeMap<(String, String), String> = BTreeMap::new();
+    for (g, group) in set.groups.iter().enumerate() {
+        for rule in &group.rules {
+            let key = (group.name.clone(), rule.name.clone());
+            let Some(alert) = rule.alert() else {
+                if by_rule.contains_key(rule.name.as_str()) {
+                    dropped.insert(key);
+                } else {
+                    read.extend(rule.slots.iter().map(|s| s.metric.as_str()));
+                }
+                continue;
+            };
+            let history: Vec<&RecordedSeries> = (by_rule.get(rule.name.as_str()).into_iter().flatten())
+                .filter(|s| s.group == group.name)
+                .copied()
+                .collect();
+            let same = !history.is_empty() && history.iter().all(|s| s.expr.as_deref() == Some(rule.expr.source()));
+            let when = alert.when.iter().any(Option::is_some);
+            if same && !alert.boolean && !when {
+                let metric = format!("tocsin_backtest_value_{g}_{}", own.len());
+                out.inputs.extend(history.iter().map(|s| recorded_input(&metric, s)));
+                own.insert(key, metric);
+                continue;
+            }
+            let missing: Vec<&str> = (rule.slots.iter().map(|s| s.metric.as_str()))
+                .filter(|m| !by_rule.contains_key(m))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if missing.is_empty() {
+                read.extend(rule.slots.iter().map(|s| s.metric.as_str()));
+                continue;
+            }
+            let metrics = missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ");
+            let why = if history.is_empty() {
+                "the value history holds no values of it".to_string()
+            } else if !same {
+                let was = (history.iter().find_map(|s| s.expr.as_deref()))
+                    .map_or("an expression it did not record".to_string(), |e| format!("`{e}`"));
+                format!("its expression changed (the value history's values are of {was})")
+            } else if alert.boolean {
+                "its value history holds a condition's left operand, not the condition".to_string()
+            } else {
+                "its `when` tiers read more than its own values".to_string()
+            };
+            out.not_replayable.insert(
+                rule.name.clone(),
+                format!("{why}, and the value history holds no series of {metrics}, which it reads"),
+            );
+        }
+    }
+    for (name, series) in &by_rule {
+        if read.contains(name) {
+            out.inputs.extend(series.iter().map(|s| recorded_input(name, s)));
+        }
+    }
+    for (_, file) in &mut out.files.rules {
+        for group in &mut file.groups {
+            let gname = group.name.value.clone();
+            group.rules.retain(|r| {
+                let name = r.value.record.as_ref().map(|n| n.value.clone()).unwrap_or_default();
+                !dropped.contains(&(gname.clone(), name))
+            });
+            for r in &mut group.rules {
+                let Some(name) = r.value.alert.as_ref().map(|n| n.value.clone()) else {
+                    continue;
+                };
+                if let Some(metric) = own.get(&(gname.clone(), name)) {
+                    r.value.expr.value = metric.clone();
+                }
+            }
+        }
+    }
+    out
 }

@@ -257,3 +257,126 @@ fn bad_invocations_are_refused_with_the_reason() {
     assert_eq!(code, Some(2));
     assert!(err.contains("datasource `prom` did not answer"), "{err}");
 }
+
+const HISTORY_RULES: &str = r#"groups:
+  - name: g
+    interval: 1s
+    rules:
+      - record: temp_rec
+        expr: temp
+      - alert: Hot
+        expr: temp
+        tiers:
+          - { severity: warning, above: 90 }
+      - alert: HotRec
+        expr: temp_rec
+        tiers:
+          - { severity: warning, above: 90 }
+"#;
+
+/// The points of rule `rule`'s one series in `d`'s value history, as `[t, min, max, last]`.
+fn points(d: &Daemon, rule: &str) -> Vec<Value> {
+    let r = d.get(&format!("/api/v1/series?rule={rule}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.json()["series"][0]["points"].as_array().cloned().unwrap_or_default()
+}
+
+/// A daemon whose value history (at 1 s) holds `temp{host="a"}` at 50, then 95, 50, 85 and
+/// 50 again, each for at least one closed step of every rule of [`HISTORY_RULES`].
+fn daemon_with_history() -> (Env, Daemon) {
+    let env = Env::new("history_resolution: 1s\n", None, HISTORY_RULES);
+    let d = env.spawn(&[]);
+    let mut after = 0;
+    for v in [50.0, 95.0, 50.0, 85.0, 50.0] {
+        d.push(&format!("temp{{host=\"a\"}} {v}\n"));
+        for rule in ["Hot", "HotRec", "temp_rec"] {
+            let t = wait_for(Duration::from_secs(10), || {
+                (points(&d, rule).iter())
+                    .find(|p| p[3] == v && p[0].as_i64().unwrap() > after)
+                    .map(|p| p[0].as_i64().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{rule} never recorded {v}: {:?}", points(&d, rule)));
+            if rule == "temp_rec" {
+                after = t;
+            }
+        }
+    }
+    (env, d)
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let out = tocsin_in(dir, args);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_running_daemons_value_history_replays_changed_thresholds_and_names_what_it_cannot() {
+    let (env, d) = daemon_with_history();
+    let data = env.path().join("data");
+    let changed = r#"groups:
+  - name: g
+    interval: 1s
+    rules:
+      - record: temp_rec
+        expr: temp
+      - alert: Hot
+        expr: temp
+        tiers:
+          - { severity: warning, above: 80 }
+      - alert: HotRec
+        expr: temp_rec * 2
+        tiers:
+          - { severity: warning, above: 170 }
+"#;
+    write(env.path(), "changed/r.yaml", changed);
+    let data_arg = data.to_str().unwrap();
+    let args = [
+        "backtest", "changed", "--data", data_arg, "--from", "-10m", "--to", "now", "--format", "json",
+    ];
+    let report: Value = serde_json::from_str(&run_ok(env.path(), &args)).unwrap();
+    // Hot replays from its own values at the lower threshold: 95 and now 85 fire, each a
+    // firing and a resolve.
+    let hot = rule(&report, "Hot");
+    assert_eq!(hot["notifications"], 4, "{hot:#}");
+    assert_eq!(hot["episodes"], 2);
+    assert_eq!(hot["not_replayable"], Value::Null);
+    assert!(hot["gaps"].as_array().unwrap().is_empty(), "{hot:#}");
+    let sent = hot["sent"].as_array().unwrap();
+    assert_eq!(sent[0]["labels"]["host"], "a");
+    assert_eq!(sent[0]["labels"]["alertname"], "Hot");
+    // HotRec's expression changed, but it reads a recorded series the history holds:
+    // 2 × 95 = 190 fires, 2 × 85 = 170 does not.
+    let rec = rule(&report, "HotRec");
+    assert_eq!(rec["notifications"], 2, "{rec:#}");
+    assert_eq!(rec["episodes"], 1);
+
+    // An expression reading what the history does not hold cannot be replayed: said so.
+    write(
+        env.path(),
+        "raw/r.yaml",
+        &changed
+            .replace("expr: temp\n", "expr: temp * 2\n")
+            .replace("above: 80", "above: 170"),
+    );
+    let args = [
+        "backtest", "raw", "--data", data_arg, "--from", "-10m", "--to", "now", "--format", "json",
+    ];
+    let report: Value = serde_json::from_str(&run_ok(env.path(), &args)).unwrap();
+    let hot = rule(&report, "Hot");
+    assert_eq!(hot["notifications"], 0);
+    assert_eq!(
+        hot["not_replayable"],
+        "its expression changed (the value history's values are of `temp`), and the value history holds no series of `temp`, which it reads"
+    );
+    let args = ["backtest", "raw", "--data", data_arg, "--from", "-10m", "--to", "now"];
+    let text = run_ok(env.path(), &args);
+    assert!(text.contains("! not replayable: its expression changed"), "{text}");
+    // All of it read while the daemon runs on the directory.
+    assert_eq!(d.get("/-/ready").status, 200);
+}
