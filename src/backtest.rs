@@ -274,6 +274,13 @@ impl Git {
         if rev.starts_with('-') {
             return Err(format!("`{rev}` is not a git revision"));
         }
+        let (dir, _) = Git::place(rules.first().map_or(Path::new("."), PathBuf::as_path));
+        let commit = format!("{rev}^{{commit}}");
+        Git::git(&dir, &["rev-parse", "--verify", "--quiet", &commit]).map_err(|e| {
+            format!("git cannot resolve revision `{rev}` in {}: {e}", dir.display())
+                .trim_end_matches(": ")
+                .to_string()
+        })?;
         let git = Git {
             rev: rev.to_string(),
             rules: Vec::new(),
@@ -329,16 +336,20 @@ impl Git {
                 out.push(p.clone());
                 continue;
             }
-            let spec = format!("{}:./", self.rev);
-            let listed = Git::git(p, &["ls-tree", "--name-only", &spec]).map_err(|e| {
+            // In a subdirectory, `ls-tree REV` lists that directory's entries at REV.
+            let listed = Git::git(p, &["ls-tree", &self.rev]).map_err(|e| {
                 format!(
                     "git cannot list directory {} at revision `{}`: {e}",
                     p.display(),
                     self.rev
                 )
             })?;
+            // `<mode> <type> <object>\t<name>`: files only.
             let mut names: Vec<String> = String::from_utf8_lossy(&listed)
                 .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .filter(|(meta, _)| meta.split(' ').nth(1) == Some("blob"))
+                .map(|(_, n)| n)
                 .filter(|n| n.ends_with(".yaml") || n.ends_with(".yml"))
                 .map(str::to_string)
                 .collect();

@@ -380,3 +380,75 @@ fn a_running_daemons_value_history_replays_changed_thresholds_and_names_what_it_
     // All of it read while the daemon runs on the directory.
     assert_eq!(d.get("/-/ready").status, 200);
 }
+
+/// `git ARGS` in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn base_replays_the_files_at_a_git_revision_and_prints_the_difference() {
+    let (env, d) = daemon_with_history();
+    drop(d);
+    let repo = env.path().join("policy");
+    write(&repo, "rules/r.yaml", HISTORY_RULES);
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "page above 90"]);
+    write(
+        &repo,
+        "rules/r.yaml",
+        &HISTORY_RULES.replacen("above: 90", "above: 80", 1),
+    );
+    let data = env.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let base = [
+        "backtest", "rules", "--data", data_arg, "--from", "-10m", "--to", "now", "--base", "HEAD",
+    ];
+    let json_args: Vec<&str> = base.iter().copied().chain(["--format", "json"]).collect();
+    let report: Value = serde_json::from_str(&run_ok(&repo, &json_args)).unwrap();
+    let hot = rule(&report, "Hot");
+    // At HEAD only the 95 pages; in the working tree the 85 does too.
+    assert_eq!(hot["base"]["notifications"], 2, "{hot:#}");
+    assert_eq!(hot["notifications"], 4);
+    assert_eq!(hot["base"]["episodes"], 1);
+    assert_eq!(hot["episodes"], 2);
+    assert_eq!(hot["episodes_added"], 1);
+    assert_eq!(hot["episodes_removed"], 0);
+    let summary = hot["summary"].as_str().unwrap();
+    assert!(summary.starts_with("Hot: 2 → 4 notifications, firing "), "{summary}");
+    assert!(summary.contains("; 1 episode added, the longest "), "{summary}");
+    let unchanged = rule(&report, "HotRec");
+    assert_eq!(unchanged["summary"], "HotRec: unchanged, 2 notifications");
+    let md_args: Vec<&str> = base.iter().copied().chain(["--format", "markdown"]).collect();
+    let md = run_ok(&repo, &md_args);
+    assert!(md.contains("| Hot | 2 → 4 | "), "{md}");
+    assert!(md.contains("- Hot: 2 → 4 notifications"), "{md}");
+
+    // A revision git cannot resolve, and a file it cannot show at one, are named.
+    let bad: Vec<&str> = base
+        .iter()
+        .map(|a| if *a == "HEAD" { "no-such-rev" } else { a })
+        .collect();
+    let out = tocsin_in(&repo, &bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("git cannot resolve revision `no-such-rev`"), "{err}");
+    write(&repo, "extra.yaml", HISTORY_RULES);
+    let extra: Vec<&str> = base.iter().chain(&["extra.yaml"]).copied().collect();
+    let out = tocsin_in(&repo, &extra);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("git cannot show extra.yaml at revision `HEAD`"), "{err}");
+}
