@@ -452,3 +452,69 @@ fn base_replays_the_files_at_a_git_revision_and_prints_the_difference() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("git cannot show extra.yaml at revision `HEAD`"), "{err}");
 }
+
+/// The `run` script of the step named `name` in examples/ci/workflow.yml.
+fn workflow_step(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ci/workflow.yml");
+    let workflow: Value = serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let steps = workflow["jobs"]["policy"]["steps"].as_array().unwrap();
+    let step = steps.iter().find(|s| s["name"] == name).expect("the step exists");
+    assert_eq!(step["if"], "github.event_name == 'pull_request'");
+    step["run"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn the_ci_examples_backtest_step_writes_the_comparison_to_the_job_summary() {
+    let script = workflow_step("Backtest against main");
+    let Some(prom) = prometheus_with(&week_of_temperatures()) else {
+        return;
+    };
+    let repo = project(&prom.url());
+    let repo = repo.path();
+    // The step's datasource name is a repository variable; here the project calls it prom.
+    write(repo, "receivers/console.yaml", CONSOLE);
+    git(repo, &["init", "-q", "-b", "main"]);
+    git(repo, &["add", "."]);
+    git(repo, &["commit", "-q", "-m", "rules"]);
+    git(repo, &["update-ref", "refs/remotes/origin/main", "HEAD"]);
+    let summary = repo.join("summary.md");
+    let step = |dir: &Path| {
+        let bin = Path::new(env!("CARGO_BIN_EXE_tocsin")).parent().unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        // As GitHub runs a `run:` script: bash -e.
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc", "-e", "-c", &script])
+            .current_dir(dir)
+            .env("PATH", path)
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("TOCSIN_BACKTEST_DATASOURCE", "prom")
+            .env("TOCSIN_BACKTEST_FROM", "2026-11-02T00:00:00Z")
+            .env("TOCSIN_BACKTEST_TO", "2026-11-09T00:00:00Z")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&summary).unwrap()
+    };
+    // Unchanged: said so, nothing replayed.
+    assert_eq!(
+        step(repo),
+        "rules/ and receivers/ are as on main: nothing to backtest.\n"
+    );
+    std::fs::remove_file(&summary).unwrap();
+    // The pull request escalates after 1 minute instead of 10: every blip now escalates too.
+    write(repo, "rules/temps.yaml", &RULES.replace("for: 10m", "for: 1m"));
+    let md = step(repo);
+    assert!(md.starts_with("### tocsin backtest\n"), "{md}");
+    // Base: 17 (as counted above); now each of the seven blips fires, escalates at 03:01
+    // and resolves, and the hour escalates at 12:01: 24. Firing time and episodes are the same.
+    assert!(md.contains("| Hot | 17 → 24 | 1h 14m → 1h 14m | 0 | 0 |"), "{md}");
+    assert!(
+        md.contains("- Hot: 17 → 24 notifications, firing 1h 14m → 1h 14m"),
+        "{md}"
+    );
+    assert!(md.contains("| HottestHost | 16 → 16 |"), "{md}");
+    assert!(
+        md.contains("- **Gone** input `not_in_prometheus`: no samples in the range"),
+        "{md}"
+    );
+}
