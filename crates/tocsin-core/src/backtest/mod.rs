@@ -105,6 +105,8 @@ pub fn replay(rules: &Arc<RuleSet>, policy: Option<&Policy>, plan: &Plan, inputs
     };
     // Timestamps are Unix ms, so the dispatcher's origin (for time intervals) stays 0.
     let mut pipeline = Pipeline::new(Arc::clone(rules), policy.unwrap_or(&none), options);
+    // Nothing is stored: no instance-state rows or value-history points to build.
+    pipeline.set_persisting(false);
     let mut tally = report::Tally::new(rules, policy.is_some());
     // Per input: the next sample to ingest and the series it goes to, once it has one.
     let mut cursors: Vec<(usize, Option<SeriesId>)> = vec![(0, None); inputs.len()];
