@@ -68,6 +68,9 @@ enum Command {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Replay rules (and receivers) over recorded history and report what they would have
+    /// sent; with --base, the difference from the files at a git revision.
+    Backtest(crate::backtest::Args),
     /// Print the JSON Schema of a file kind.
     Schema {
         /// Which file kind.
@@ -167,6 +170,7 @@ pub fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Backtest(args) => crate::backtest::run(args),
         Command::Silence { api, command } => crate::client::silence(&api, command),
         Command::Alerts { api, output } => crate::client::alerts(&api, output),
         Command::Ack { api, ack } => crate::client::ack(&api, ack),

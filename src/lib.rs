@@ -13,6 +13,7 @@ pub use tocsin_core::{
 
 pub mod acks;
 pub mod actions;
+pub mod backtest;
 pub mod cli;
 pub mod client;
 pub mod daemon;

@@ -134,6 +134,9 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (series, start_ms, step_ms)
     ) WITHOUT ROWID;
     CREATE INDEX value_points_start ON value_points (start_ms);",
+    // 4: the expression that produced a series' values, so `tocsin backtest --data` knows
+    // when a rule's own values still answer for it (NULL: written before this column).
+    "ALTER TABLE value_series ADD COLUMN expr TEXT;",
 ];
 
 const UPSERT_STATE: &str =
@@ -147,8 +150,9 @@ const UPSERT_GROUP: &str =
 const DELETE_GROUP: &str = "DELETE FROM route_groups WHERE key = ?1";
 const INSERT_OUTBOX: &str = "INSERT INTO outbox \
      (receiver, idempotency_key, group_key, payload, created_ms, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?5)";
-const UPSERT_VALUE_SERIES: &str = "INSERT INTO value_series (id, grp, rule, labels) VALUES (?1, ?2, ?3, ?4) \
-     ON CONFLICT (id) DO UPDATE SET grp = excluded.grp, rule = excluded.rule, labels = excluded.labels";
+const UPSERT_VALUE_SERIES: &str = "INSERT INTO value_series (id, grp, rule, labels, expr) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (id) DO UPDATE SET grp = excluded.grp, rule = excluded.rule, labels = excluded.labels, \
+     expr = excluded.expr";
 /// Appends to a chunk row (SQLite's `||` yields text; the cast keeps the bytes a blob).
 const APPEND_VALUE_POINTS: &str = "INSERT INTO value_points (series, start_ms, step_ms, data) VALUES (?1, ?2, ?3, ?4) \
      ON CONFLICT (series, start_ms, step_ms) DO UPDATE SET data = CAST(data || excluded.data AS BLOB)";
@@ -671,14 +675,7 @@ impl Store {
             .map_err(&e)?
             .collect::<Result<_, _>>()
             .map_err(&e)?;
-        let mut chunks = self
-            .conn
-            .prepare_cached(&format!(
-                "SELECT start_ms, step_ms, data FROM value_points \
-                 WHERE series = ?1 AND start_ms < ?3 AND start_ms + step_ms * {} > ?2",
-                crate::history::CHUNK_STEPS
-            ))
-            .map_err(&e)?;
+        let mut chunks = self.conn.prepare_cached(&chunks_sql()).map_err(&e)?;
         let mut out = Vec::with_capacity(ids.len());
         let mut total = 0usize;
         for (id, labels) in ids {
@@ -689,19 +686,10 @@ impl Store {
             };
             let labels = serde_json::from_str(&labels)
                 .map_err(|err| bad(format!("value series labels are not a JSON object of strings: {err}")))?;
-            let mut points = Vec::new();
-            let mut rows = chunks.query(params![id, from_ms, to_ms]).map_err(&e)?;
-            while let Some(r) = rows.next().map_err(&e)? {
-                let (start, step): (i64, i64) = (r.get(0).map_err(&e)?, r.get(1).map_err(&e)?);
-                let data: Vec<u8> = r.get(2).map_err(&e)?;
-                crate::history::decode(start, step, &data, &mut points).map_err(|err| bad(err.to_string()))?;
-            }
-            points.retain(|p| (from_ms..to_ms).contains(&p.t_ms));
+            let points = points_of(&mut chunks, id, from_ms, to_ms, &self.path)?;
             if points.is_empty() {
                 continue;
             }
-            // Chunks of two resolutions (a changed `history_resolution`) may interleave.
-            points.sort_by_key(|p| p.t_ms);
             total += points.len();
             if total > max_points {
                 return Ok(None);
@@ -1120,7 +1108,7 @@ fn apply(tx: &rusqlite::Transaction<'_>, batch: &Batch, path: &Path) -> Result<(
             .map_err(sqlite("prepare value series upsert"))?;
         for r in &batch.values.series {
             series
-                .execute(params![r.id, r.group, r.rule, labels_json(&r.labels)])
+                .execute(params![r.id, r.group, r.rule, labels_json(&r.labels), r.expr])
                 .map_err(sqlite("record value series"))?;
         }
         let mut points = tx
@@ -1141,6 +1129,124 @@ fn sql_err<'a>(path: &'a Path, action: &'static str) -> impl Fn(rusqlite::Error)
         action,
         source,
     }
+}
+
+/// The chunks of one series overlapping `[?2, ?3)`.
+fn chunks_sql() -> String {
+    format!(
+        "SELECT start_ms, step_ms, data FROM value_points \
+         WHERE series = ?1 AND start_ms < ?3 AND start_ms + step_ms * {} > ?2",
+        crate::history::CHUNK_STEPS
+    )
+}
+
+/// The points of series `id` in `from_ms <= t < to_ms`, in time order, through the prepared
+/// [`chunks_sql`].
+fn points_of(
+    chunks: &mut rusqlite::Statement<'_>,
+    id: i64,
+    from_ms: i64,
+    to_ms: i64,
+    path: &Path,
+) -> Result<Vec<crate::history::Point>, StoreError> {
+    let e = sql_err(path, "query value history");
+    let mut points = Vec::new();
+    let mut rows = chunks.query(params![id, from_ms, to_ms]).map_err(&e)?;
+    while let Some(r) = rows.next().map_err(&e)? {
+        let (start, step): (i64, i64) = (r.get(0).map_err(&e)?, r.get(1).map_err(&e)?);
+        let data: Vec<u8> = r.get(2).map_err(&e)?;
+        crate::history::decode(start, step, &data, &mut points).map_err(|err| StoreError::BadRow {
+            path: path.to_path_buf(),
+            id,
+            what: err.to_string(),
+        })?;
+    }
+    points.retain(|p| (from_ms..to_ms).contains(&p.t_ms));
+    // Chunks of two resolutions (a changed `history_resolution`) may interleave.
+    points.sort_by_key(|p| p.t_ms);
+    Ok(points)
+}
+
+/// One series of a data directory's value history, as [`read_values`] returns it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedSeries {
+    /// The rule's group.
+    pub group: String,
+    /// The rule (alert name or recorded metric).
+    pub rule: String,
+    /// The expression that produced the values; `None` when an older tocsin wrote them.
+    pub expr: Option<String>,
+    /// The instance's labels (without the rule's own labels).
+    pub labels: BTreeMap<String, String>,
+    /// Its points in the range, oldest first.
+    pub points: Vec<crate::history::Point>,
+}
+
+/// Every series of the value history of the data directory `dir` with its points in
+/// `from_ms <= t < to_ms`, read through a read-only connection: the database is never
+/// written (a daemon may be running on it), not even migrated.
+pub fn read_values(dir: &Path, from_ms: i64, to_ms: i64) -> Result<Vec<RecordedSeries>, StoreError> {
+    let path = dir.join(DB_FILE);
+    if !path.is_file() {
+        return Err(StoreError::Unusable {
+            path,
+            what: "no tocsin database here: name a tocsin data directory (the daemon's `data_dir`)".to_string(),
+        });
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&path, flags).map_err(sql_err(&path, "open read-only"))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(sql_err(&path, "set busy timeout"))?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql_err(&path, "read the schema version"))?;
+    if version > i64::from(SCHEMA_VERSION) {
+        return Err(StoreError::NewerSchema {
+            path,
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version < 3 {
+        return Err(StoreError::Unusable {
+            path,
+            what: "this database holds no value history (written by a tocsin before it kept one)".to_string(),
+        });
+    }
+    // Version 3 has no `expr` column: its series say nothing of their expression.
+    let expr = if version >= 4 { "expr" } else { "NULL" };
+    let e = sql_err(&path, "read value series");
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT id, grp, rule, {expr}, labels FROM value_series ORDER BY grp, rule, id"
+        ))
+        .map_err(&e)?;
+    type Row = (i64, String, String, Option<String>, String);
+    let rows: Vec<Row> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+        .map_err(&e)?
+        .collect::<Result<_, _>>()
+        .map_err(&e)?;
+    let mut chunks = conn.prepare(&chunks_sql()).map_err(&e)?;
+    let mut out = Vec::new();
+    for (id, group, rule, expr, labels) in rows {
+        let labels = serde_json::from_str(&labels).map_err(|err| StoreError::BadRow {
+            path: path.clone(),
+            id,
+            what: format!("value series labels are not a JSON object of strings: {err}"),
+        })?;
+        let points = points_of(&mut chunks, id, from_ms, to_ms, &path)?;
+        if !points.is_empty() {
+            out.push(RecordedSeries {
+                group,
+                rule,
+                expr,
+                labels,
+                points,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn labels_json(labels: &BTreeMap<String, String>) -> String {
@@ -1307,6 +1413,7 @@ mod tests {
             acc.observe(
                 "g",
                 "r",
+                "m * 2",
                 instance,
                 &labels,
                 v,
@@ -1316,6 +1423,49 @@ mod tests {
         }
         acc.finish("g", crate::series::Timestamp(t), &mut batch.values);
         batch
+    }
+
+    #[test]
+    fn read_values_reads_series_with_their_expression_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = open(dir.path(), 0).unwrap().store;
+        let mut acc = crate::history::Accumulator::new(Duration::from_secs(1));
+        for t in 0..5 {
+            s.commit(&values_of(&mut acc, t * 1000, &[(1, t as f64)])).unwrap();
+        }
+        drop(s);
+        let file = dir.path().join(DB_FILE);
+        let before = std::fs::read(&file).unwrap();
+        let got = read_values(dir.path(), 1000, 10_000).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].group.as_str(), got[0].rule.as_str()), ("g", "r"));
+        assert_eq!(got[0].expr.as_deref(), Some("m * 2"));
+        assert_eq!(got[0].labels, BTreeMap::from([("i".to_string(), "1".to_string())]));
+        let points: Vec<(i64, f64)> = got[0].points.iter().map(|p| (p.t_ms, p.last)).collect();
+        assert_eq!(points, [(1000, 1.0), (2000, 2.0), (3000, 3.0)], "the 5th step is open");
+        assert_eq!(std::fs::read(&file).unwrap(), before, "read-only");
+
+        // A database of schema 3 (before the expression was kept) reads with no expression.
+        let old = tempfile::tempdir().unwrap();
+        let conn = Connection::open(old.path().join(DB_FILE)).unwrap();
+        for m in &MIGRATIONS[..3] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute("INSERT INTO value_series VALUES (7, 'g', 'r', '{}')", [])
+            .unwrap();
+        conn.execute("INSERT INTO value_points VALUES (7, 0, 1000, x'e000')", [])
+            .unwrap();
+        drop(conn);
+        let got = read_values(old.path(), 0, 10_000).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].expr, None);
+        assert_eq!(got[0].points.len(), 1);
+
+        let none = tempfile::tempdir().unwrap();
+        let err = read_values(none.path(), 0, 1).unwrap_err().to_string();
+        assert!(err.contains("no tocsin database here"), "{err}");
+        assert!(!none.path().join(DB_FILE).exists(), "nothing created");
     }
 
     #[test]
@@ -1365,7 +1515,10 @@ mod tests {
             .execute("INSERT INTO value_points VALUES (1, 0, 1000, x'00ff')", [])
             .unwrap();
         s.conn
-            .execute("INSERT INTO value_series VALUES (1, 'g', 'r', '{}')", [])
+            .execute(
+                "INSERT INTO value_series (id, grp, rule, labels) VALUES (1, 'g', 'r', '{}')",
+                [],
+            )
             .unwrap();
         let err = s.value_history("r", 0, 1_000_000, 1000).unwrap_err();
         assert!(err.to_string().contains("damaged"), "{err}");

@@ -29,6 +29,7 @@ const CORE: &[&str] = &[
     "policy",
     "pipeline",
     "ruletest",
+    "backtest",
     "check",
     "import",
 ];
@@ -50,6 +51,7 @@ const SHELL: &[&[&str]] = &[
     &["daemon"],
     &["eval"],
     &["client"],
+    &["backtest"],
     &["cli"],
     &["main"],
 ];

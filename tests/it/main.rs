@@ -8,6 +8,7 @@ mod common;
 
 mod acks;
 mod actions;
+mod backtest;
 mod browser;
 mod cli;
 mod client;

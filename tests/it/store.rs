@@ -839,6 +839,7 @@ fn arb_full_batch() -> impl Strategy<Value = Batch> {
                     id: series,
                     group: "g".into(),
                     rule: format!("r{series}"),
+                    expr: format!("m{series}"),
                     labels: BTreeMap::new(),
                 });
                 b.values.points.push(tocsin::history::Append {

@@ -56,6 +56,9 @@ pub struct SeriesRow {
     pub group: String,
     /// Rule name.
     pub rule: String,
+    /// The rule's expression as written, which produced the values: `tocsin backtest
+    /// --data` replays a rule from its own values only while its expression is this one.
+    pub expr: String,
     /// The instance's labels (the joined series labels, without rule labels).
     pub labels: BTreeMap<String, String>,
 }
@@ -119,6 +122,7 @@ struct Step {
 #[derive(Debug)]
 struct Open {
     rule: String,
+    expr: String,
     labels: Labels,
     step: Option<Step>,
     /// Chunk start and `last` bits of the previous point written by this process.
@@ -144,12 +148,14 @@ impl Accumulator {
     }
 
     /// Records `value` of the instance `instance` (its key, with `labels`) of `rule` in
-    /// `group` at `now`; closes its previous step when `now` is past it. NaN is no value.
+    /// `group` at `now`, as its expression `expr` computed it; closes its previous step when
+    /// `now` is past it. NaN is no value.
     #[allow(clippy::too_many_arguments)]
     pub fn observe(
         &mut self,
         group: &str,
         rule: &str,
+        expr: &str,
         instance: u64,
         labels: &Labels,
         value: f64,
@@ -171,11 +177,17 @@ impl Accumulator {
         };
         let open = series.entry(id).or_insert_with(|| Open {
             rule: rule.to_string(),
+            expr: expr.to_string(),
             labels: labels.clone(),
             step: None,
             written: None,
             announced: false,
         });
+        // A reload changed the expression: the series row must say so before its next point.
+        if open.expr != expr {
+            open.expr = expr.to_string();
+            open.announced = false;
+        }
         match &mut open.step {
             Some(s) if s.start_ms == start_ms => {
                 s.min = s.min.min(value);
@@ -231,6 +243,7 @@ fn close(group: &str, id: i64, open: &mut Open, step_ms: i64, out: &mut Written)
             id,
             group: group.to_string(),
             rule: open.rule.clone(),
+            expr: open.expr.clone(),
             labels: open.labels.to_map(),
         });
         open.announced = true;
@@ -349,7 +362,16 @@ pub fn observe_group(acc: &mut Accumulator, engine: &Engine, g: usize, now: Time
     for (r, rule) in group.rules.iter().enumerate() {
         for inst in engine.instances(RuleRef { group: g, rule: r }) {
             if let Some(v) = inst.value {
-                acc.observe(&group.name, &rule.name, inst.fingerprint, &inst.labels, v, now, out);
+                acc.observe(
+                    &group.name,
+                    &rule.name,
+                    rule.expr.source(),
+                    inst.fingerprint,
+                    &inst.labels,
+                    v,
+                    now,
+                    out,
+                );
             }
         }
     }
@@ -385,7 +407,7 @@ mod tests {
         let mut acc = Accumulator::new(Duration::from_secs(60));
         let mut w = Written::default();
         for i in 0..=CHUNK_STEPS {
-            acc.observe("g", "r", 1, &labels(), 42.5, Timestamp(i * 60_000), &mut w);
+            acc.observe("g", "r", "x", 1, &labels(), 42.5, Timestamp(i * 60_000), &mut w);
             acc.finish("g", Timestamp(i * 60_000), &mut w);
         }
         assert_eq!(w.series.len(), 1, "announced once");
@@ -405,7 +427,7 @@ mod tests {
         let mut acc = Accumulator::new(Duration::from_secs(10));
         let mut w = Written::default();
         for (t, v) in [(0, 3.0), (4_000, 1.0), (9_999, 2.0)] {
-            acc.observe("g", "r", 7, &labels(), v, Timestamp(t), &mut w);
+            acc.observe("g", "r", "x", 7, &labels(), v, Timestamp(t), &mut w);
             acc.finish("g", Timestamp(t), &mut w);
         }
         assert!(w.points.is_empty(), "the step is still open");
@@ -426,17 +448,36 @@ mod tests {
     }
 
     #[test]
+    fn a_series_row_names_the_expression_and_a_changed_one_is_announced_again() {
+        let mut acc = Accumulator::new(Duration::from_secs(1));
+        let mut w = Written::default();
+        for t in 0..3 {
+            acc.observe("g", "r", "temp", 1, &labels(), 5.0, Timestamp(t * 1000), &mut w);
+        }
+        // A reload changed the rule's expression.
+        for t in 3..5 {
+            acc.observe("g", "r", "temp * 2", 1, &labels(), 10.0, Timestamp(t * 1000), &mut w);
+        }
+        let exprs: Vec<&str> = w.series.iter().map(|s| s.expr.as_str()).collect();
+        assert_eq!(exprs, ["temp", "temp * 2"]);
+        assert!(
+            w.series.iter().all(|s| s.id == w.series[0].id),
+            "one series, its row updated"
+        );
+    }
+
+    #[test]
     fn a_restarted_encoder_resets_the_reference() {
         let step = Duration::from_secs(1);
         let mut w = Written::default();
         let mut first = Accumulator::new(step);
-        first.observe("g", "r", 1, &labels(), 5.0, Timestamp(0), &mut w);
-        first.observe("g", "r", 1, &labels(), 6.0, Timestamp(1_000), &mut w);
+        first.observe("g", "r", "x", 1, &labels(), 5.0, Timestamp(0), &mut w);
+        first.observe("g", "r", "x", 1, &labels(), 6.0, Timestamp(1_000), &mut w);
         // A new process continues the same chunk row without knowing its last value.
         let mut second = Accumulator::new(step);
         let mut w2 = Written::default();
-        second.observe("g", "r", 1, &labels(), 7.0, Timestamp(2_000), &mut w2);
-        second.observe("g", "r", 1, &labels(), 8.0, Timestamp(3_000), &mut w2);
+        second.observe("g", "r", "x", 1, &labels(), 7.0, Timestamp(2_000), &mut w2);
+        second.observe("g", "r", "x", 1, &labels(), 8.0, Timestamp(3_000), &mut w2);
         assert!(w2.points[0].bytes[0] & RESET != 0);
         assert_eq!(w.points[0].start_ms, w2.points[0].start_ms, "the same chunk row");
         w.points.extend(w2.points);
@@ -479,7 +520,7 @@ mod tests {
                     acc = new();
                     open = None;
                 }
-                acc.observe("g", "r", 1, &labels(), v, Timestamp(t), &mut w);
+                acc.observe("g", "r", "x", 1, &labels(), v, Timestamp(t), &mut w);
                 acc.finish("g", Timestamp(t), &mut w);
                 let s = t.div_euclid(step) * step;
                 if !v.is_nan() {

@@ -10,6 +10,7 @@
 //! layers.
 
 pub mod alert;
+pub mod backtest;
 pub mod check;
 pub mod config;
 pub mod diag;

@@ -178,6 +178,8 @@ pub struct Pipeline {
     /// (slightly in the past) and timers at the wall clock; the dispatcher only ever sees
     /// time move forward.
     dispatched_at: Timestamp,
+    /// Whether steps produce instance-state rows and value-history points.
+    persisting: bool,
     out: Output,
     fresh: Vec<AlertNote>,
 }
@@ -195,6 +197,7 @@ impl Pipeline {
             rules,
             external_url: options.external_url,
             dispatched_at: Timestamp(i64::MIN),
+            persisting: true,
             out: Output::default(),
             fresh: Vec::new(),
         }
@@ -210,6 +213,15 @@ impl Pipeline {
         let groups: Vec<&str> = rules.groups.iter().map(|g| g.name.as_str()).collect();
         self.values.keep_groups(&groups);
         self.rules = rules;
+    }
+
+    /// Stops (`false`) or resumes producing what only a store keeps: instance-state rows
+    /// and value-history points. For a replay that persists nothing (`tocsin backtest`):
+    /// transitions, notifications, routing and actions are the same either way, and
+    /// serializing every instance's state at every evaluation would cost more than
+    /// evaluating it.
+    pub fn set_persisting(&mut self, on: bool) {
+        self.persisting = on;
     }
 
     /// The latest time the dispatcher was flushed at (`i64::MIN` before the first flush).
@@ -244,8 +256,10 @@ impl Pipeline {
     /// re-sends due before `next` (the group's next evaluation) get this evaluation's
     /// content; then routing is flushed at `now`.
     pub fn finish_group(&mut self, g: usize, now: Timestamp, next: Timestamp, fx: &mut Effects) {
-        crate::history::observe_group(&mut self.values, &self.engine, g, now, &mut fx.batch.values);
-        self.take_state(g, fx);
+        if self.persisting {
+            crate::history::observe_group(&mut self.values, &self.engine, g, now, &mut fx.batch.values);
+            self.take_state(g, fx);
+        }
         self.record_events(fx);
         let rules = &self.rules;
         let out = &mut self.out;
@@ -355,7 +369,9 @@ impl Pipeline {
         fx: &mut Effects,
     ) -> Option<crate::engine::AlertView> {
         let rref = self.engine.acknowledge(fingerprint, ack.clone(), &mut self.out)?;
-        self.take_state(rref.group, fx);
+        if self.persisting {
+            self.take_state(rref.group, fx);
+        }
         let view = self
             .engine
             .alerts()

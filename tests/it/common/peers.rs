@@ -17,9 +17,10 @@ use super::recorder::Recorder;
 use super::{free_port, get, wait_for, write};
 
 /// How long a peer may take to become ready or to form its cluster.
-const READY: Duration = Duration::from_secs(30);
+const READY: Duration = Duration::from_secs(60);
 
 const PROMETHEUS: (&str, &str) = ("/usr/bin/prometheus", "prometheus");
+const PROMTOOL: (&str, &str) = ("/usr/bin/promtool", "prometheus");
 const ALERTMANAGER: (&str, &str) = ("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager");
 
 /// The binary at `path` (Debian package `package`), or `None` when it is missing and `CI`
@@ -119,6 +120,32 @@ pub fn prometheus(target: &str) -> Option<Peer> {
         .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver");
+    Some(Peer::start("prometheus", cmd, port, dir))
+}
+
+/// Prometheus over a data directory that `promtool tsdb create-blocks-from openmetrics`
+/// filled from `openmetrics` (history written by a test, kept for a century), scraping
+/// nothing.
+pub fn prometheus_with_history(openmetrics: &str) -> Option<Peer> {
+    let bin = binary(PROMETHEUS)?;
+    let promtool = binary(PROMTOOL)?;
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "history.om", openmetrics);
+    let data = dir.path().join("data");
+    let created = Command::new(promtool)
+        .args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(&input)
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let config = write(dir.path(), "prometheus.yml", "global: { scrape_interval: 1m }\n");
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
     Some(Peer::start("prometheus", cmd, port, dir))
 }
 
