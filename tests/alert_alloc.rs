@@ -4,10 +4,8 @@
 //! The figure is "all N firing and delivered" less "the same N series and instances at
 //! rest", over N: the cost of firing, not of the series or of the instance as such.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use tocsin::config::{Source, parse_receivers, parse_rules};
@@ -15,31 +13,11 @@ use tocsin::engine::Settings;
 use tocsin::pipeline::{Effects, Options, Pipeline};
 use tocsin::series::{Labels, Sample, Timestamp};
 
-struct Counting;
-
-/// Bytes currently allocated, by every thread (the test binary runs one test).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "heap/mod.rs"]
+mod heap;
+use heap::live;
 
 const N: usize = 5_000;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// `benches/delivery.rs`'s policy: one rule over pushed series, every alert its own group
 /// (default routing) to one native webhook; the rule has `annotation` when given.

@@ -5,9 +5,7 @@
 //! "memory per 1,000 rules" row of BENCHMARKS.md, counted byte for byte instead of read
 //! from a process's RSS; and what a distinct annotation template adds before it renders.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use tocsin::config::{Source, parse_rules};
@@ -15,32 +13,12 @@ use tocsin::engine::{Engine, Output, Settings};
 use tocsin::rules::compile;
 use tocsin::series::{Labels, Sample, SeriesStore, Timestamp};
 
-struct Counting;
-
-/// Bytes currently allocated, by every thread (the test binary runs one test).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "heap/mod.rs"]
+mod heap;
+use heap::live;
 
 const RULES: usize = 1000;
 const HOSTS: usize = 300;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 /// bench/daemon/memory_per_rules.py's rules: the benchmark workload at `interval: 1s`.
 fn workload(distinct_templates: bool) -> String {

@@ -3,37 +3,15 @@
 //! then after `SeriesStore::sweep` removed them all. Counted by a global allocator, so the
 //! figure is the store's own; the daemon's RSS adds what the allocator keeps.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use tocsin::series::{Labels, Sample, SeriesStore, Timestamp};
 
-struct Counting;
-
-/// Bytes currently allocated, by every thread (the test binary runs one test).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "heap/mod.rs"]
+mod heap;
+use heap::live;
 
 const N: usize = 20_000;
-
-fn live() -> isize {
-    LIVE.load(Ordering::Relaxed)
-}
 
 #[test]
 fn a_live_series_keeps_little_heap_and_gives_it_back_when_swept() {
