@@ -197,11 +197,11 @@ fn pagerduty_is_triggered_re_keyed_on_a_severity_change_and_resolved() {
     );
     assert_eq!(all[0].header("content-type"), Some("application/json"));
     assert!(all[0].header("x-tocsin-idempotency-key").is_some());
-    assert_eq!(
-        d.metric("tocsin_notifications_total{receiver=\"pager\",result=\"sent\"}"),
-        Some(3.0),
-        "three messages, one of them two events"
-    );
+    // The counter moves once tocsin has read the answer, which may be after the recorder
+    // logged the request: wait for it, bounded.
+    let sent = || d.metric("tocsin_notifications_total{receiver=\"pager\",result=\"sent\"}");
+    wait_for(S10, || (sent() == Some(3.0)).then_some(()));
+    assert_eq!(sent(), Some(3.0), "three messages, one of them two events");
 }
 
 #[test]
