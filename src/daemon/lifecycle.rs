@@ -99,8 +99,13 @@ pub(crate) fn start(
     pipeline.dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
     // The outbox gets its own connection: sends settle entries while evaluations commit.
     let outbox_store = opened.store.another_connection().map_err(fatal)?;
+    outbox_store.leave_checkpoints_to_another().map_err(fatal)?;
     let outbox = Outbox::new(outbox_store, Arc::clone(&pipeline.receivers), dry_run);
-    let writer = StoreWriter::new(opened.store.another_connection().map_err(fatal)?);
+    let writer = StoreWriter::new(
+        opened.store.another_connection().map_err(fatal)?,
+        opened.store.another_connection().map_err(fatal)?,
+    )
+    .map_err(fatal)?;
     let (reload_tx, reload_rx) = mpsc::channel(8);
     let core = Core {
         pipeline,

@@ -3,7 +3,8 @@
 //! actions only once the state that admitted them is durable.
 //!
 //! Owns the ordering "commit, then send, then run"; it decides nothing about what a batch
-//! holds.
+//! holds. Also owns checkpointing the WAL, on a thread and connection of its own, so that no
+//! commit pays for one.
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -30,6 +31,10 @@ pub(crate) enum StoreWork {
 /// How often the store thread retries a failed commit when no new batch arrives.
 const COMMIT_RETRY: Duration = Duration::from_secs(1);
 
+/// How often the checkpoint thread copies the WAL into the database file. A second of
+/// commits is far below SQLite's own threshold of 1,000 pages, so the WAL stays small.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// The handle to the store thread: state commits (evaluations, dispatch flushes, action
 /// results) and pruning run there, on their own SQLite connection, so synchronous SQLite
 /// never stalls the runtime thread (API, timers, sources). One thread and one FIFO channel
@@ -40,8 +45,8 @@ pub struct StoreWriter {
     tx: std::sync::mpsc::Sender<StoreWork>,
     /// Disconnects when the thread has finished.
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
-    /// Taken by [`StoreWriter::start`].
-    parts: Mutex<Option<WriterParts>>,
+    /// Taken by [`StoreWriter::start`], with the checkpoint thread's connection.
+    parts: Mutex<Option<(WriterParts, Store)>>,
 }
 
 struct WriterParts {
@@ -51,29 +56,44 @@ struct WriterParts {
 }
 
 impl StoreWriter {
-    pub(crate) fn new(store: Store) -> StoreWriter {
+    /// A writer committing on `store` and checkpointing on `checkpoints` (two connections
+    /// of their own). `store` no longer checkpoints by itself; neither should any other
+    /// connection that commits often (see [`Store::leave_checkpoints_to_another`]).
+    pub(crate) fn new(store: Store, checkpoints: Store) -> Result<StoreWriter, store::StoreError> {
+        store.leave_checkpoints_to_another()?;
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel();
-        StoreWriter {
+        Ok(StoreWriter {
             tx,
             done: Mutex::new(Some(done_rx)),
-            parts: Mutex::new(Some(WriterParts {
-                rx,
-                done: done_tx,
-                store,
-            })),
-        }
+            parts: Mutex::new(Some((
+                WriterParts {
+                    rx,
+                    done: done_tx,
+                    store,
+                },
+                checkpoints,
+            ))),
+        })
     }
 
     /// Starts the thread; admitted actions are spawned on `runtime`.
     pub(crate) fn start(shared: &Arc<Shared>, runtime: tokio::runtime::Handle) -> Result<(), ExitCode> {
-        let Some(parts) = shared.writer.parts.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        let Some((parts, checkpoints)) = shared.writer.parts.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return Ok(());
         };
+        let (alive, store_ended) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("tocsin-checkpoint".into())
+            .spawn(move || checkpoint_thread(&checkpoints, &store_ended))
+            .map_err(fatal)?;
         let shared = Arc::clone(shared);
         std::thread::Builder::new()
             .name("tocsin-store".into())
-            .spawn(move || store_thread(shared, parts, runtime))
+            .spawn(move || {
+                let _alive = alive;
+                store_thread(shared, parts, runtime)
+            })
             .map(drop)
             .map_err(fatal)
     }
@@ -150,6 +170,24 @@ fn store_thread(shared: Arc<Shared>, parts: WriterParts, runtime: tokio::runtime
             batches = backlog.len(),
             "stopping with state the store did not accept; it is lost"
         );
+    }
+}
+
+/// Checkpoints every [`CHECKPOINT_EVERY`] until the store thread has ended (`store_ended`
+/// disconnects), then once more. A failed checkpoint is retried at the next; the commits
+/// themselves report a failing store.
+fn checkpoint_thread(checkpoints: &Store, store_ended: &std::sync::mpsc::Receiver<()>) {
+    loop {
+        let ended = matches!(
+            store_ended.recv_timeout(CHECKPOINT_EVERY),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
+        if let Err(e) = checkpoints.checkpoint() {
+            tracing::debug!("{e}");
+        }
+        if ended {
+            return;
+        }
     }
 }
 

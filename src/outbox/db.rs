@@ -30,6 +30,10 @@ const COLUMNS: &str = "SELECT id, receiver, idempotency_key, group_key, payload,
 const HAS_OLDER: &str = "EXISTS (SELECT 1 FROM outbox p WHERE p.status = 'pending' AND p.receiver = outbox.receiver \
      AND p.group_key = outbox.group_key AND p.id < outbox.id)";
 
+/// "A pending entry queued after row ?1 (up to row ?2), not yet blocked (?3)"; with
+/// [`HAS_OLDER`], what an admission blocks.
+const ADMITTED_UNBLOCKED: &str = "id > ?1 AND id <= ?2 AND status = 'pending' AND next_attempt_ms <> ?3";
+
 /// Where an entry is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -175,37 +179,54 @@ impl Store {
 
     /// Admits entries queued after row `after_id`: blocks those behind an older entry of
     /// their group and counts them per receiver.
+    ///
+    /// It runs every delivery round, so it reads first and takes the write lock only when a
+    /// new entry queued behind another of its group: most rounds admit nothing, or a group's
+    /// first entry, and then writing would only contend with the evaluations' commits.
     pub fn outbox_admit(&mut self, after_id: i64) -> Result<Admitted, StoreError> {
         let e = owned_err(&self.path, "admit queued notifications");
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(&e)?;
+        // One read snapshot: the counts and `max_id` agree, and rows committed meanwhile are
+        // left to the next admission.
+        let tx = self.conn.transaction().map_err(&e)?;
+        let max_id = max_id(&tx).map_err(&e)?;
         let mut added = BTreeMap::new();
         {
             let mut st = tx
                 .prepare_cached(
-                    "SELECT receiver, COUNT(*) FROM outbox WHERE id > ?1 AND status = 'pending' GROUP BY receiver",
+                    "SELECT receiver, COUNT(*) FROM outbox WHERE id > ?1 AND id <= ?2 AND status = 'pending' \
+                     GROUP BY receiver",
                 )
                 .map_err(&e)?;
             let rows = st
-                .query_map(params![after_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .query_map(params![after_id, max_id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
                 .map_err(&e)?;
             for row in rows {
                 let (receiver, n) = row.map_err(&e)?;
                 added.insert(receiver, n as u64);
             }
         }
-        if !added.is_empty() {
+        let behind: bool = !added.is_empty()
+            && tx
+                .prepare_cached(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM outbox WHERE {ADMITTED_UNBLOCKED} AND {HAS_OLDER})"
+                ))
+                .and_then(|mut st| st.query_row(params![after_id, max_id, BLOCKED], |r| r.get(0)))
+                .map_err(&e)?;
+        tx.finish().map_err(&e)?;
+        if behind {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(&e)?;
             tx.prepare_cached(&format!(
-                "UPDATE outbox SET next_attempt_ms = ?2 \
-                 WHERE id > ?1 AND status = 'pending' AND next_attempt_ms <> ?2 AND {HAS_OLDER}"
+                "UPDATE outbox SET next_attempt_ms = ?3 WHERE {ADMITTED_UNBLOCKED} AND {HAS_OLDER}"
             ))
-            .and_then(|mut st| st.execute(params![after_id, BLOCKED]))
+            .and_then(|mut st| st.execute(params![after_id, max_id, BLOCKED]))
             .map_err(&e)?;
+            tx.commit().map_err(&e)?;
         }
-        let max_id = max_id(&tx).map_err(&e)?;
-        tx.commit().map_err(&e)?;
         Ok(Admitted { added, max_id })
     }
 
@@ -447,7 +468,8 @@ fn owned_err(path: &std::path::Path, action: &'static str) -> impl Fn(rusqlite::
 }
 
 fn max_id(conn: &rusqlite::Connection) -> rusqlite::Result<i64> {
-    conn.query_row("SELECT COALESCE(MAX(id), 0) FROM outbox", [], |r| r.get(0))
+    conn.prepare_cached("SELECT COALESCE(MAX(id), 0) FROM outbox")?
+        .query_row([], |r| r.get(0))
 }
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {

@@ -484,6 +484,12 @@ impl Store {
             .map_err(|e| sqlite("set synchronous", e))?;
         conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
             .map_err(|e| sqlite("set journal_size_limit", e))?;
+        // The bundled SQLite is built with STAT4: without the planner's stability guarantee,
+        // a statement whose plan could depend on a bound value (a `LIMIT ?`, a range on an
+        // indexed column) is compiled again whenever that value changes. The outbox's queries
+        // bind a new time and limit every round, and re-preparing them was most of a round.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(|e| sqlite("enable the query planner stability guarantee", e))?;
         conn.set_prepared_statement_cache_capacity(32);
         let mut store = Store { conn, path };
         store.migrate()?;
@@ -495,6 +501,25 @@ impl Store {
     /// migrated by [`open`]; this skips both.
     pub fn another_connection(&self) -> Result<Store, StoreError> {
         Store::open_rw(self.path.clone())
+    }
+
+    /// Stops this connection from checkpointing the WAL when a commit of its own grows it
+    /// past SQLite's threshold: such a checkpoint writes and syncs the database file inside
+    /// that commit, a stall of milliseconds on the way from an evaluation to its
+    /// notifications. The daemon's committing connections hand the job to [`Store::checkpoint`]
+    /// on a connection of its own.
+    pub fn leave_checkpoints_to_another(&self) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(self.err("turn automatic checkpoints off"))
+    }
+
+    /// Copies what the WAL holds into the database file as far as no reader needs it
+    /// (`PRAGMA wal_checkpoint(PASSIVE)`): it never waits for, nor blocks, a writer.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(self.err("checkpoint the WAL"))
     }
 
     pub(crate) fn err(&self, action: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
