@@ -10,6 +10,8 @@
 
 use crate::alert::{action, notify, state};
 
+mod state_hash;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -247,6 +249,28 @@ pub struct Persisted {
     pub nodata: bool,
 }
 
+/// [`Persisted`] as [`Engine::take_changes`] serializes it, borrowed from the instance: it
+/// runs for every instance not at rest at every evaluation, and most have not changed.
+#[derive(serde::Serialize)]
+struct PersistedRef<'a> {
+    machine: &'a InstanceState,
+    notify: &'a NotifyState,
+    gates: GatesRef<'a>,
+    nodata: bool,
+}
+
+/// A rule's actions and an instance's gates, one per action, serialized as
+/// [`Persisted::gates`] is: a map by action name, in name order.
+struct GatesRef<'a>(&'a [crate::rules::Action], &'a [ActionGate]);
+
+impl serde::Serialize for GatesRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut named: Vec<(&str, &ActionGate)> = self.0.iter().map(|a| a.name.as_str()).zip(self.1).collect();
+        named.sort_unstable_by_key(|(name, _)| *name);
+        s.collect_map(named)
+    }
+}
+
 /// `labels` without the labels `names` lists (for joins that ignore them).
 fn without(labels: &Labels, names: &[String]) -> Labels {
     let mut l = labels.clone();
@@ -388,26 +412,16 @@ impl Engine {
                     }
                     continue;
                 }
-                let p = Persisted {
-                    machine: inst.machine.clone(),
-                    notify: inst.notify.clone(),
-                    gates: alert
-                        .actions
-                        .iter()
-                        .map(|a| a.name.clone())
-                        .zip(inst.gates.iter().cloned())
-                        .collect(),
+                let p = PersistedRef {
+                    machine: &inst.machine,
+                    notify: &inst.notify,
+                    gates: GatesRef(&alert.actions, &inst.gates),
                     nodata: inst.nodata,
                 };
-                let json = serde_json::to_string(&p).expect("instance state serializes");
-                let hash = {
-                    use std::hash::{Hash, Hasher};
-                    let mut h = std::collections::hash_map::DefaultHasher::new();
-                    json.hash(&mut h);
-                    h.finish()
-                };
-                if inst.persisted != Some(hash) {
-                    inst.persisted = Some(hash);
+                let hash = state_hash::of(&p);
+                if hash.is_none() || inst.persisted != hash {
+                    inst.persisted = hash;
+                    let json = serde_json::to_string(&p).expect("instance state serializes");
                     out.push((key(), Some(json)));
                 }
             }
