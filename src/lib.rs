@@ -21,6 +21,7 @@ pub mod datasource;
 pub mod eval;
 pub mod http;
 pub mod listener;
+pub mod memory;
 pub mod outbox;
 pub mod reload;
 pub mod remote_write;

@@ -70,6 +70,7 @@ pub(crate) async fn sweep_loop(shared: Arc<Shared>) {
         let removed = shared.sweep_series(now());
         if removed > 0 {
             tracing::debug!(removed, "stale series removed");
+            crate::memory::give_back();
         }
     }
 }

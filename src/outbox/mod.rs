@@ -54,6 +54,11 @@ pub const LATENCY_BUCKETS: [f64; 16] = [
 /// How long the loop waits before trying the database again after an error.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// When the queue runs empty after at least this many entries left it, the heap their
+/// rendering, rows and sends used is given back ([`crate::memory::give_back`]): a burst
+/// would otherwise stay resident.
+const GIVE_BACK_AFTER: u64 = 1_000;
+
 /// Delivers the outbox. See the module documentation.
 pub struct Outbox {
     store: Mutex<Store>,
@@ -207,6 +212,11 @@ impl Outbox {
             };
             lp.started = true;
             self.account(&mut lp, &judged, &out, now);
+            lp.left_since_give_back += out.settled.removed.values().sum::<u64>();
+            if lp.left_since_give_back >= GIVE_BACK_AFTER && lp.pending.values().all(|n| *n == 0) {
+                lp.left_since_give_back = 0;
+                crate::memory::give_back();
+            }
 
             let mut due: HashMap<String, Vec<OutboxEntry>> = out.due.into_iter().collect();
             for (name, free, _, probe) in &asks {
@@ -573,6 +583,8 @@ struct LoopState {
     pending: BTreeMap<String, u64>,
     /// Count pending entries from scratch in the next round.
     recount: bool,
+    /// Entries that left the queue since the heap was last given back.
+    left_since_give_back: u64,
 }
 
 impl LoopState {

@@ -10,18 +10,21 @@
 //! Every value is prefixed with a tag of its kind, and sequences and maps with their end,
 //! so that forms which differ only in nesting (`[[1], 2]` and `[[1, 2]]`, `None` and
 //! `Some(())`) hash apart.
-
-use std::collections::hash_map::DefaultHasher;
-use std::hash::Hasher;
+//!
+//! The hash folds one 64-bit word at a time, multiply-rotate (as rustc's `FxHasher`), not
+//! SipHash: SipHash's cost per small write was most of the time, and nothing adversarial
+//! chooses these states. Each step is a bijection of the running hash for a fixed word, and
+//! of the word for a fixed hash, so two forms of the same shape that differ in one word
+//! always hash apart, which is the common change (a timestamp, a count, a tier).
 
 use serde::ser::{self, Serialize};
 
 /// The hash of `value`'s serialized form; `None` when its `Serialize` reports an error (the
 /// caller then treats it as changed).
 pub(crate) fn of<T: Serialize + ?Sized>(value: &T) -> Option<u64> {
-    let mut s = StateHasher(DefaultHasher::new());
+    let mut s = StateHasher(0);
     value.serialize(&mut s).ok()?;
-    Some(s.0.finish())
+    Some(s.0)
 }
 
 /// The kinds a value is tagged with.
@@ -46,16 +49,35 @@ enum Tag {
     End,
 }
 
-struct StateHasher(DefaultHasher);
+/// The running hash.
+struct StateHasher(u64);
 
 impl StateHasher {
+    fn word(&mut self, w: u64) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+    }
+
     fn tag(&mut self, t: Tag) {
-        self.0.write_u8(t as u8);
+        self.word(t as u64);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        self.word(b.len() as u64);
+        let mut chunks = b.chunks_exact(8);
+        for c in &mut chunks {
+            self.word(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(last));
+        }
     }
 
     fn str(&mut self, s: &str) {
-        self.0.write_usize(s.len());
-        self.0.write(s.as_bytes());
+        self.bytes(s.as_bytes());
     }
 }
 
@@ -92,7 +114,7 @@ impl ser::Serializer for &mut StateHasher {
 
     fn serialize_bool(self, v: bool) -> Done {
         self.tag(Tag::Bool);
-        self.0.write_u8(u8::from(v));
+        self.word(u64::from(v));
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Done {
@@ -106,12 +128,13 @@ impl ser::Serializer for &mut StateHasher {
     }
     fn serialize_i64(self, v: i64) -> Done {
         self.tag(Tag::Int);
-        self.0.write_i64(v);
+        self.word(v as u64);
         Ok(())
     }
     fn serialize_i128(self, v: i128) -> Done {
         self.tag(Tag::Int);
-        self.0.write_i128(v);
+        self.word(v as u64);
+        self.word((v >> 64) as u64);
         Ok(())
     }
     fn serialize_u8(self, v: u8) -> Done {
@@ -125,12 +148,13 @@ impl ser::Serializer for &mut StateHasher {
     }
     fn serialize_u64(self, v: u64) -> Done {
         self.tag(Tag::Uint);
-        self.0.write_u64(v);
+        self.word(v);
         Ok(())
     }
     fn serialize_u128(self, v: u128) -> Done {
         self.tag(Tag::Uint);
-        self.0.write_u128(v);
+        self.word(v as u64);
+        self.word((v >> 64) as u64);
         Ok(())
     }
     fn serialize_f32(self, v: f32) -> Done {
@@ -138,12 +162,12 @@ impl ser::Serializer for &mut StateHasher {
     }
     fn serialize_f64(self, v: f64) -> Done {
         self.tag(Tag::Float);
-        self.0.write_u64(v.to_bits());
+        self.word(v.to_bits());
         Ok(())
     }
     fn serialize_char(self, v: char) -> Done {
         self.tag(Tag::Char);
-        self.0.write_u32(u32::from(v));
+        self.word(u64::from(u32::from(v)));
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Done {
@@ -153,8 +177,7 @@ impl ser::Serializer for &mut StateHasher {
     }
     fn serialize_bytes(self, v: &[u8]) -> Done {
         self.tag(Tag::Bytes);
-        self.0.write_usize(v.len());
-        self.0.write(v);
+        self.bytes(v);
         Ok(())
     }
     fn serialize_none(self) -> Done {
