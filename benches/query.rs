@@ -1,19 +1,33 @@
 //! What scaling out costs tocsin per tick: decoding a 1,000-series instant-query answer
-//! and storing it (the query source's work per tick, promised ≤ 1 ms of CPU), and encoding
-//! 10,000 remote-write samples (a second's worth at 10,000 samples/s, promised ≤ 5 % of a
-//! core, i.e. ≤ 50 ms).
+//! and storing it (the query source's work per tick, promised ≤ 1 ms of CPU), decoding a
+//! backfill's range answer, and encoding 10,000 remote-write samples (a second's worth at
+//! 10,000 samples/s, promised ≤ 5 % of a core, i.e. ≤ 50 ms).
+//!
+//! The store is filled before the timed ticks, so even criterion's `--test` run (one
+//! iteration) measures the steady state: `perf stat -e instructions:u` of that run minus
+//! one whose filter matches nothing is the instructions of one tick.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tocsin::datasource::decode_instant;
+use tocsin::datasource::{decode_instant, decode_range};
 use tocsin::remote_write::{Label, Written, encode};
 use tocsin::series::{Sample, SeriesStore, Timestamp};
 use tocsin::sources::query::samples_of;
+use tocsin::sources::scrape::Exposed;
 
 const SERIES: usize = 1_000;
+/// Points per series of the range answer: a 5-minute backfill at 15 s.
+const POINTS: usize = 20;
 const T: i64 = 1_700_000_000_000;
+
+fn metric(i: usize) -> String {
+    format!(
+        r#"{{"__name__":"node_memory_used_percent","instance":"host-{i}.example.com:9100","job":"node","region":"eu-{}","team":"infra"}}"#,
+        i % 4
+    )
+}
 
 /// An instant-query answer as Prometheus sends it: `SERIES` series of a node_exporter-like
 /// metric with four labels each.
@@ -21,8 +35,8 @@ fn answer() -> String {
     let items: Vec<String> = (0..SERIES)
         .map(|i| {
             format!(
-                r#"{{"metric":{{"__name__":"node_memory_used_percent","instance":"host-{i}.example.com:9100","job":"node","region":"eu-{}","team":"infra"}},"value":[{}.000,"{}.25"]}}"#,
-                i % 4,
+                r#"{{"metric":{},"value":[{}.000,"{}.25"]}}"#,
+                metric(i),
                 T / 1000,
                 40 + i % 50
             )
@@ -34,8 +48,45 @@ fn answer() -> String {
     )
 }
 
+/// A range-query answer: the same series with `POINTS` samples each.
+fn range_answer() -> String {
+    let items: Vec<String> = (0..SERIES)
+        .map(|i| {
+            let values: Vec<String> = (0..POINTS)
+                .map(|p| format!(r#"[{}.000,"{}.25"]"#, T / 1000 + 15 * p as i64, 40 + (i + p) % 50))
+                .collect();
+            format!(r#"{{"metric":{},"values":[{}]}}"#, metric(i), values.join(","))
+        })
+        .collect();
+    format!(
+        r#"{{"status":"success","data":{{"resultType":"matrix","result":[{}]}}}}"#,
+        items.join(",")
+    )
+}
+
+/// One tick as `sources::query::run` does it, then as the daemon's `Shared::ingest` stores
+/// the samples.
+fn tick(body: &[u8], exposed: &mut Exposed, store: &mut SeriesStore, at: Timestamp) {
+    let mut series = decode_instant(body, 10_000).unwrap();
+    for x in series.iter_mut().flat_map(|s| s.samples.iter_mut()) {
+        x.t = at;
+    }
+    let mut samples = Vec::new();
+    let mut fresh = Vec::new();
+    samples_of("mem_used_percent", series, &mut fresh);
+    exposed.scraped(&fresh, at, &mut samples);
+    samples.extend(fresh);
+    for s in &samples {
+        let t = s.timestamp_ms.map(Timestamp).unwrap_or(at);
+        store
+            .ingest("query:prom", 10_000, &s.name, &s.labels, Sample { t, v: s.value }, at)
+            .unwrap();
+    }
+}
+
 fn query_tick(c: &mut Criterion) {
     let body = answer();
+    let range = range_answer();
     let mut g = c.benchmark_group("query_source");
     g.throughput(Throughput::Elements(SERIES as u64));
     g.bench_function("decode_1000_series", |b| {
@@ -43,25 +94,21 @@ fn query_tick(c: &mut Criterion) {
     });
     // The steady state: the series exist, each tick appends one sample to each.
     let mut store = SeriesStore::new(Duration::from_secs(600));
-    let mut tick = 0i64;
+    let mut exposed = Exposed::default();
+    let mut at = Timestamp(T);
+    tick(body.as_bytes(), &mut exposed, &mut store, at);
     g.bench_function("decode_and_store_1000_series", |b| {
         b.iter(|| {
-            tick += 1;
-            let now = Timestamp(T + tick * 1000);
-            let series = decode_instant(black_box(body.as_bytes()), 10_000).unwrap();
-            let mut samples = Vec::with_capacity(SERIES);
-            samples_of("mem_used_percent", series, &mut samples);
-            for s in &samples {
-                let sample = Sample { t: now, v: s.value };
-                store
-                    .ingest("query:prom", 10_000, &s.name, &s.labels, sample, now)
-                    .unwrap();
-            }
+            at = at.plus(Duration::from_secs(1));
+            tick(black_box(body.as_bytes()), &mut exposed, &mut store, at);
         })
+    });
+    g.throughput(Throughput::Elements((SERIES * POINTS) as u64));
+    g.bench_function("decode_range_1000x20", |b| {
+        b.iter(|| decode_range(black_box(range.as_bytes()), 10_000).unwrap())
     });
     g.finish();
 }
-
 fn remote_write(c: &mut Criterion) {
     let label = |name: &str, value: String| Label {
         name: name.to_string(),
