@@ -11,11 +11,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tocsin::datasource::{decode_instant, decode_range};
+use tocsin::datasource::{Answer, decode_range};
 use tocsin::remote_write::{Label, Written, encode};
 use tocsin::series::{Sample, SeriesStore, Timestamp};
-use tocsin::sources::query::samples_of;
-use tocsin::sources::scrape::Exposed;
+use tocsin::sources::query::Answered;
 
 const SERIES: usize = 1_000;
 /// Points per series of the range answer: a 5-minute backfill at 15 s.
@@ -65,18 +64,10 @@ fn range_answer() -> String {
 }
 
 /// One tick as `sources::query::run` does it, then as the daemon's `Shared::ingest` stores
-/// the samples.
-fn tick(body: &[u8], exposed: &mut Exposed, store: &mut SeriesStore, at: Timestamp) {
-    let mut series = decode_instant(body, 10_000).unwrap();
-    for x in series.iter_mut().flat_map(|s| s.samples.iter_mut()) {
-        x.t = at;
-    }
-    let mut samples = Vec::new();
-    let mut fresh = Vec::new();
-    samples_of("mem_used_percent", series, &mut fresh);
-    exposed.scraped(&fresh, at, &mut samples);
-    samples.extend(fresh);
-    for s in &samples {
+/// the samples it hands the sink.
+fn tick(body: &[u8], answered: &mut Answered, store: &mut SeriesStore, at: Timestamp) {
+    let answer = Answer::vector(body, 10_000).unwrap();
+    for s in answered.answer("mem_used_percent", &answer, at) {
         let t = s.timestamp_ms.map(Timestamp).unwrap_or(at);
         store
             .ingest("query:prom", 10_000, &s.name, &s.labels, Sample { t, v: s.value }, at)
@@ -90,17 +81,17 @@ fn query_tick(c: &mut Criterion) {
     let mut g = c.benchmark_group("query_source");
     g.throughput(Throughput::Elements(SERIES as u64));
     g.bench_function("decode_1000_series", |b| {
-        b.iter(|| decode_instant(black_box(body.as_bytes()), 10_000).unwrap())
+        b.iter(|| Answer::vector(black_box(body.as_bytes()), 10_000).unwrap().len())
     });
     // The steady state: the series exist, each tick appends one sample to each.
     let mut store = SeriesStore::new(Duration::from_secs(600));
-    let mut exposed = Exposed::default();
+    let mut answered = Answered::default();
     let mut at = Timestamp(T);
-    tick(body.as_bytes(), &mut exposed, &mut store, at);
+    tick(body.as_bytes(), &mut answered, &mut store, at);
     g.bench_function("decode_and_store_1000_series", |b| {
         b.iter(|| {
             at = at.plus(Duration::from_secs(1));
-            tick(black_box(body.as_bytes()), &mut exposed, &mut store, at);
+            tick(black_box(body.as_bytes()), &mut answered, &mut store, at);
         })
     });
     g.throughput(Throughput::Elements((SERIES * POINTS) as u64));
