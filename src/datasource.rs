@@ -235,7 +235,10 @@ fn decode(body: &[u8], kind: Kind, max_series: usize) -> Result<Answer<'_>, Quer
         raw: Vec::new(),
         ends: Vec::new(),
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
+    // Checked once as a whole (a fast pass over mostly ASCII) rather than string by string
+    // as `from_slice` does: that was a tenth of a 1,000-series tick.
+    let text = std::str::from_utf8(body).map_err(|e| QueryError::Json(format!("the body is not UTF-8: {e}")))?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let env = serde::Deserializer::deserialize_map(&mut de, EnvelopeSeed(&mut out)).map_err(json)?;
     de.end().map_err(json)?;
     if env.status != "success" {
