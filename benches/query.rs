@@ -4,8 +4,9 @@
 //! 10,000 samples/s, promised ≤ 5 % of a core, i.e. ≤ 50 ms).
 //!
 //! The store is filled before the timed ticks, so even criterion's `--test` run (one
-//! iteration) measures the steady state: `perf stat -e instructions:u` of that run minus
-//! one whose filter matches nothing is the instructions of one tick.
+//! iteration) is the steady state: the instructions of that run minus those of a run whose
+//! filter matches nothing (`valgrind --tool=cachegrind --cache-sim=no`, `I refs`) are one
+//! tick's, a figure the machine's load does not move.
 
 use std::hint::black_box;
 use std::time::Duration;
