@@ -3,7 +3,8 @@
 //!
 //! Owns the HTTP side ([`Datasource`]: `GET /api/v1/query` and `/api/v1/query_range` with
 //! the configured headers, basic auth or bearer token and time limit) and the pure decoding
-//! of their JSON answers ([`decode_instant`], [`decode_range`]) into `(labels, samples)`.
+//! of their JSON answers, in one pass: [`Answer`] borrows every series from the body (what
+//! a query source's tick stores), [`decode_instant`] and [`decode_range`] own them.
 //! Every way an answer can be unusable is a [`QueryError`] variant, so the caller can log it
 //! and mark the query down instead of storing half of it: a non-2xx status, a time-out, a
 //! connection that breaks, a body that is not the API's JSON, an API error, a result type
