@@ -3,7 +3,8 @@
 //!
 //! Owns the HTTP side ([`Datasource`]: `GET /api/v1/query` and `/api/v1/query_range` with
 //! the configured headers, basic auth or bearer token and time limit) and the pure decoding
-//! of their JSON answers ([`decode_instant`], [`decode_range`]) into `(labels, samples)`.
+//! of their JSON answers, in one pass: [`Answer`] borrows every series from the body (what
+//! a query source's tick stores), [`decode_instant`] and [`decode_range`] own them.
 //! Every way an answer can be unusable is a [`QueryError`] variant, so the caller can log it
 //! and mark the query down instead of storing half of it: a non-2xx status, a time-out, a
 //! connection that breaks, a body that is not the API's JSON, an API error, a result type
@@ -113,45 +114,466 @@ impl fmt::Display for QueryError {
 
 impl std::error::Error for QueryError {}
 
-/// The API's envelope; fields borrowed from the body where it has no escapes.
-#[derive(Deserialize)]
+/// What a query asked for: the `resultType` its answer must have.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An instant query: each series has one `value`.
+    Vector,
+    /// A range query: each series has its `values`.
+    Matrix,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Vector => "vector",
+            Kind::Matrix => "matrix",
+        }
+    }
+}
+
+/// A decoded answer, borrowed from the body: each series' labels (sorted by name, without
+/// `__name__`; a later duplicate name wins) and samples, oldest first.
+///
+/// Decoded in one pass over the body into flat buffers shared by all series, so decoding
+/// allocates per answer, not per series (a label with escapes in the body is the one
+/// string copied). Every value has been checked when an `Answer` exists: a caller storing
+/// it cannot stop half-way.
+pub struct Answer<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    samples: Vec<Sample>,
+    /// Per series, where its pairs and its samples end in the buffers.
+    ends: Vec<(usize, usize)>,
+}
+
+/// The labels of one series of an [`Answer`]: sorted by name, without duplicates or
+/// `__name__`, as a [`Labels`] holds them.
+#[derive(Clone, Copy)]
+pub struct LabelPairs<'b, 'a>(&'b [(Cow<'a, str>, Cow<'a, str>)]);
+
+impl LabelPairs<'_, '_> {
+    /// The (name, value) pairs in name order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone {
+        self.0.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
+    /// Whether `labels` are exactly these.
+    pub fn equals(&self, labels: &Labels) -> bool {
+        labels.len() == self.0.len() && labels.iter().eq(self.iter())
+    }
+
+    /// These labels, owned.
+    pub fn to_labels(&self) -> Labels {
+        Labels::from_pairs(self.iter())
+    }
+}
+
+impl<'a> Answer<'a> {
+    /// Decodes the answer of an instant query (`resultType` `vector`): one sample per
+    /// series. More than `max_series` series, or any unusable value, fails the whole
+    /// answer: storing part of a vector would make the missing series look stale for the
+    /// wrong reason.
+    pub fn vector(body: &'a [u8], max_series: usize) -> Result<Answer<'a>, QueryError> {
+        decode(body, Kind::Vector, max_series)
+    }
+
+    /// Decodes the answer of a range query (`resultType` `matrix`), with the same limits as
+    /// [`Answer::vector`].
+    pub fn matrix(body: &'a [u8], max_series: usize) -> Result<Answer<'a>, QueryError> {
+        decode(body, Kind::Matrix, max_series)
+    }
+
+    /// How many series the answer holds.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Each series' labels and samples, in answer order.
+    pub fn iter(&self) -> impl Iterator<Item = (LabelPairs<'_, 'a>, &[Sample])> {
+        let starts = std::iter::once((0, 0)).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|((p0, s0), &(p1, s1))| (LabelPairs(&self.pairs[p0..p1]), &self.samples[s0..s1]))
+    }
+
+    /// The series, owned.
+    pub fn to_series(&self) -> Vec<Series> {
+        self.iter()
+            .map(|(labels, samples)| Series {
+                labels: labels.to_labels(),
+                samples: samples.to_vec(),
+            })
+            .collect()
+    }
+}
+
+/// Decodes the answer of an instant query into owned series (see [`Answer::vector`]).
+pub fn decode_instant(body: &[u8], max_series: usize) -> Result<Vec<Series>, QueryError> {
+    Answer::vector(body, max_series).map(|a| a.to_series())
+}
+
+/// Decodes the answer of a range query into owned series (see [`Answer::matrix`]).
+pub fn decode_range(body: &[u8], max_series: usize) -> Result<Vec<Series>, QueryError> {
+    Answer::matrix(body, max_series).map(|a| a.to_series())
+}
+
+/// The one pass: the envelope, `data` and its `result` read as they come. The API's own
+/// errors (`status: error`, another `resultType`, too many series) are told apart from
+/// JSON that is not the API's once the body is read, in the order a reader of the answer
+/// would check them.
+fn decode(body: &[u8], kind: Kind, max_series: usize) -> Result<Answer<'_>, QueryError> {
+    let json = |e: serde_json::Error| QueryError::Json(e.to_string());
+    let mut out = Building {
+        kind,
+        max_series,
+        got: 0,
+        pairs: Vec::new(),
+        raw: Vec::new(),
+        ends: Vec::new(),
+    };
+    // Checked once as a whole (a fast pass over mostly ASCII) rather than string by string
+    // as `from_slice` does: that was a tenth of a 1,000-series tick.
+    let text = std::str::from_utf8(body).map_err(|e| QueryError::Json(format!("the body is not UTF-8: {e}")))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let env = serde::Deserializer::deserialize_map(&mut de, EnvelopeSeed(&mut out)).map_err(json)?;
+    de.end().map_err(json)?;
+    if env.status != "success" {
+        return Err(QueryError::Api {
+            kind: env.error_type.map_or_else(|| env.status.to_string(), Cow::into_owned),
+            message: env.error.map(Cow::into_owned).unwrap_or_default(),
+        });
+    }
+    let data = env
+        .data
+        .ok_or_else(|| QueryError::Json("a success without `data`".into()))?;
+    let result_type = data
+        .result_type
+        .ok_or_else(|| QueryError::Json("`data` without `resultType`".into()))?;
+    if result_type != kind.name() {
+        return Err(QueryError::ResultType {
+            expected: kind.name(),
+            got: result_type.into_owned(),
+        });
+    }
+    match data.result {
+        Some(ResultSeen::Read) => {}
+        // `result` came before `resultType`: read now that its type is known.
+        Some(ResultSeen::Deferred(raw)) => {
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            serde::de::DeserializeSeed::deserialize(ResultSeed(&mut out), &mut de).map_err(json)?;
+        }
+        None => return Err(QueryError::Json("`data` without `result`".into())),
+    }
+    if out.got > max_series {
+        return Err(QueryError::TooManySeries {
+            got: out.got,
+            max: max_series,
+        });
+    }
+    out.finish()
+}
+
+/// The answer as it is read: labels and values as sent, checked by [`Building::finish`].
+struct Building<'a> {
+    kind: Kind,
+    max_series: usize,
+    /// Series counted, kept or not.
+    got: usize,
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    raw: Vec<(f64, Cow<'a, str>)>,
+    /// Per series, where its pairs and raw values end.
+    ends: Vec<(usize, usize)>,
+}
+
+impl<'a> Building<'a> {
+    /// Every value parsed and checked, in answer order: the first unusable one fails it.
+    fn finish(self) -> Result<Answer<'a>, QueryError> {
+        let mut samples = Vec::with_capacity(self.raw.len());
+        let mut start = 0;
+        for &(p_end, s_end) in &self.ends {
+            for (t, v) in &self.raw[samples.len()..s_end] {
+                samples.push(sample(LabelPairs(&self.pairs[start..p_end]), *t, v)?);
+            }
+            start = p_end;
+        }
+        Ok(Answer {
+            pairs: self.pairs,
+            samples,
+            ends: self.ends,
+        })
+    }
+
+    /// Sorts the labels of the series just read (the tail of `pairs` from `start`) by name
+    /// and drops duplicate names, the later one winning, as [`Labels::from_pairs`] does.
+    fn close_labels(&mut self, start: usize) {
+        let tail = &mut self.pairs[start..];
+        // Stable, so duplicates stay in body order; a handful of pairs, sorted in place.
+        tail.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kept = 0;
+        for i in 1..tail.len() {
+            if tail[i].0 == tail[kept].0 {
+                tail.swap(kept, i);
+            } else {
+                kept += 1;
+                tail.swap(kept, i);
+            }
+        }
+        let len = if tail.is_empty() { 0 } else { kept + 1 };
+        self.pairs.truncate(start + len);
+    }
+}
+
+/// The envelope's fields other than `data`, which is read into the [`Building`].
 struct Envelope<'a> {
-    #[serde(borrow)]
     status: Cow<'a, str>,
-    #[serde(default, borrow)]
     data: Option<Data<'a>>,
-    #[serde(default, rename = "errorType", borrow)]
     error_type: Option<Cow<'a, str>>,
-    #[serde(default, borrow)]
     error: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
 struct Data<'a> {
-    #[serde(rename = "resultType", borrow)]
-    result_type: Cow<'a, str>,
-    #[serde(borrow)]
-    result: &'a serde_json::value::RawValue,
+    result_type: Option<Cow<'a, str>>,
+    result: Option<ResultSeen<'a>>,
 }
 
-#[derive(Deserialize)]
-struct InstantItem<'a> {
-    #[serde(default, borrow)]
-    metric: Pairs<'a>,
-    #[serde(borrow)]
-    value: (f64, Str<'a>),
+enum ResultSeen<'a> {
+    /// Read into the [`Building`] (or skipped, being of another type).
+    Read,
+    /// Came before `resultType`: kept to be read once it is known.
+    Deferred(&'a serde_json::value::RawValue),
 }
 
-#[derive(Deserialize)]
-struct RangeItem<'a> {
-    #[serde(default, borrow)]
-    metric: Pairs<'a>,
-    #[serde(borrow)]
-    values: Vec<(f64, Str<'a>)>,
+struct EnvelopeSeed<'b, 'a>(&'b mut Building<'a>);
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for EnvelopeSeed<'_, 'a> {
+    type Value = Envelope<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the API's answer object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+        let (mut status, mut data, mut error_type, mut error) = (None, None, None, None);
+        while let Some(Str(key)) = m.next_key::<Str<'a>>()? {
+            match key.as_ref() {
+                "status" => status = Some(m.next_value::<Str<'a>>()?.0),
+                "data" => data = Some(m.next_value_seed(DataSeed(&mut *self.0))?),
+                "errorType" => error_type = m.next_value::<Option<Str<'a>>>()?.map(|s| s.0),
+                "error" => error = m.next_value::<Option<Str<'a>>>()?.map(|s| s.0),
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Envelope {
+            status: status.ok_or_else(|| serde::de::Error::missing_field("status"))?,
+            data,
+            error_type,
+            error,
+        })
+    }
+}
+
+struct DataSeed<'b, 'a>(&'b mut Building<'a>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for DataSeed<'_, 'a> {
+    type Value = Data<'a>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for DataSeed<'_, 'a> {
+    type Value = Data<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object with `resultType` and `result`")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+        let mut data = Data {
+            result_type: None,
+            result: None,
+        };
+        while let Some(Str(key)) = m.next_key::<Str<'a>>()? {
+            match key.as_ref() {
+                "resultType" => data.result_type = Some(m.next_value::<Str<'a>>()?.0),
+                "result" => {
+                    data.result = Some(match &data.result_type {
+                        Some(t) if *t == self.0.kind.name() => {
+                            m.next_value_seed(ResultSeed(&mut *self.0))?;
+                            ResultSeen::Read
+                        }
+                        // Another type: `decode` says so, nothing to read.
+                        Some(_) => {
+                            m.next_value::<serde::de::IgnoredAny>()?;
+                            ResultSeen::Read
+                        }
+                        None => ResultSeen::Deferred(m.next_value()?),
+                    })
+                }
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(data)
+    }
+}
+
+/// `data.result`: the series, up to `max_series` kept, the rest only counted.
+struct ResultSeed<'b, 'a>(&'b mut Building<'a>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for ResultSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for ResultSeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of series")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut s: S) -> Result<(), S::Error> {
+        let out = self.0;
+        loop {
+            let more = if out.got < out.max_series {
+                s.next_element_seed(SeriesSeed(&mut *out))?.is_some()
+            } else {
+                s.next_element::<serde::de::IgnoredAny>()?.is_some()
+            };
+            if !more {
+                return Ok(());
+            }
+            out.got += 1;
+        }
+    }
+}
+
+/// One series: `metric` and `value` (instant) or `values` (range), in either order.
+struct SeriesSeed<'b, 'a>(&'b mut Building<'a>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for SeriesSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for SeriesSeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a series object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<(), M::Error> {
+        use serde::de::Error as _;
+        let out = self.0;
+        let kind = out.kind;
+        let field = if kind == Kind::Vector { "value" } else { "values" };
+        let pairs_start = out.pairs.len();
+        let (mut metric, mut values) = (false, false);
+        while let Some(Str(key)) = m.next_key::<Str<'a>>()? {
+            match key.as_ref() {
+                "metric" if metric => return Err(M::Error::duplicate_field("metric")),
+                "metric" => {
+                    metric = true;
+                    m.next_value_seed(MetricSeed(&mut out.pairs))?;
+                }
+                k if k == field && values => return Err(M::Error::duplicate_field(field)),
+                k if k == field => {
+                    values = true;
+                    match kind {
+                        Kind::Vector => {
+                            let (t, Str(v)) = m.next_value::<(f64, Str<'a>)>()?;
+                            out.raw.push((t, v));
+                        }
+                        Kind::Matrix => m.next_value_seed(ValuesSeed(&mut out.raw))?,
+                    }
+                }
+                _ => {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !values {
+            return Err(M::Error::missing_field(field));
+        }
+        out.close_labels(pairs_start);
+        out.ends.push((out.pairs.len(), out.raw.len()));
+        Ok(())
+    }
+}
+
+/// A `metric` object: its pairs appended in body order, `__name__` left out.
+struct MetricSeed<'b, 'a>(&'b mut Vec<(Cow<'a, str>, Cow<'a, str>)>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for MetricSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for MetricSeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of label names and values")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<(), M::Error> {
+        while let Some((Str(k), Str(v))) = m.next_entry::<Str<'a>, Str<'a>>()? {
+            if k != "__name__" {
+                self.0.push((k, v));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A range series' `values`: `[<unix seconds>, "<value>"]` pairs appended as sent.
+struct ValuesSeed<'b, 'a>(&'b mut Vec<(f64, Cow<'a, str>)>);
+
+impl<'de: 'a, 'a> serde::de::DeserializeSeed<'de> for ValuesSeed<'_, 'a> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de: 'a, 'a> serde::de::Visitor<'de> for ValuesSeed<'_, 'a> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of [time, value] pairs")
+    }
+
+    fn visit_seq<S: serde::de::SeqAccess<'de>>(self, mut s: S) -> Result<(), S::Error> {
+        while let Some((t, Str(v))) = s.next_element::<(f64, Str<'a>)>()? {
+            self.0.push((t, v));
+        }
+        Ok(())
+    }
 }
 
 /// A string borrowed from the body unless it has escapes: a 1,000-series answer then costs
-/// no allocation per label before the labels are built.
+/// no allocation per label.
 struct Str<'a>(Cow<'a, str>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
@@ -173,69 +595,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
-/// A `metric` object as its pairs, in body order (`Labels` sorts them).
-#[derive(Default)]
-struct Pairs<'a>(Vec<(Str<'a>, Str<'a>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
-            type Value = Pairs<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object of label names and values")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-                let mut pairs = Vec::with_capacity(m.size_hint().unwrap_or(8));
-                while let Some(pair) = m.next_entry()? {
-                    pairs.push(pair);
-                }
-                Ok(Pairs(pairs))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-/// The `data.result` of a successful answer of `expected` type.
-fn result<'a>(body: &'a [u8], expected: &'static str) -> Result<&'a str, QueryError> {
-    let env: Envelope<'a> = serde_json::from_slice(body).map_err(|e| QueryError::Json(e.to_string()))?;
-    if env.status != "success" {
-        return Err(QueryError::Api {
-            kind: env.error_type.map_or_else(|| env.status.to_string(), Cow::into_owned),
-            message: env.error.map(Cow::into_owned).unwrap_or_default(),
-        });
-    }
-    let data = env
-        .data
-        .ok_or_else(|| QueryError::Json("a success without `data`".into()))?;
-    if data.result_type != expected {
-        return Err(QueryError::ResultType {
-            expected,
-            got: data.result_type.into_owned(),
-        });
-    }
-    Ok(data.result.get())
-}
-
-fn labels(metric: &Pairs<'_>) -> Labels {
-    Labels::from_pairs(
-        metric
-            .0
-            .iter()
-            .filter(|(k, _)| k.0 != "__name__")
-            .map(|(k, v)| (k.0.as_ref(), v.0.as_ref())),
-    )
-}
-
 /// A sample from the API's `[<unix seconds>, "<value>"]`.
-fn sample(labels: &Labels, (t, Str(v)): &(f64, Str<'_>)) -> Result<Sample, QueryError> {
+fn sample(labels: LabelPairs<'_, '_>, t: f64, v: &str) -> Result<Sample, QueryError> {
     let value = v
         .parse::<f64>()
         .map_err(|_| QueryError::Json(format!("`{v}` is not a number")))?;
     if !value.is_finite() {
         return Err(QueryError::NonFinite {
-            labels: labels_text(labels),
+            labels: labels.to_labels().to_string(),
             value: v.to_string(),
         });
     }
@@ -246,61 +613,6 @@ fn sample(labels: &Labels, (t, Str(v)): &(f64, Str<'_>)) -> Result<Sample, Query
         t: Timestamp((t * 1000.0).round() as i64),
         v: value,
     })
-}
-
-fn labels_text(labels: &Labels) -> String {
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", inner.join(", "))
-}
-
-/// Decodes the answer of an instant query (`resultType` `vector`): one sample per series.
-/// More than `max_series` series, or any unusable value, fails the whole answer: storing
-/// part of a vector would make the missing series look stale for the wrong reason.
-pub fn decode_instant(body: &[u8], max_series: usize) -> Result<Vec<Series>, QueryError> {
-    let raw = result(body, "vector")?;
-    let items: Vec<InstantItem<'_>> = serde_json::from_str(raw).map_err(|e| QueryError::Json(e.to_string()))?;
-    if items.len() > max_series {
-        return Err(QueryError::TooManySeries {
-            got: items.len(),
-            max: max_series,
-        });
-    }
-    items
-        .iter()
-        .map(|item| {
-            let labels = labels(&item.metric);
-            let s = sample(&labels, &item.value)?;
-            Ok(Series {
-                labels,
-                samples: vec![s],
-            })
-        })
-        .collect()
-}
-
-/// Decodes the answer of a range query (`resultType` `matrix`), with the same limits as
-/// [`decode_instant`].
-pub fn decode_range(body: &[u8], max_series: usize) -> Result<Vec<Series>, QueryError> {
-    let raw = result(body, "matrix")?;
-    let items: Vec<RangeItem<'_>> = serde_json::from_str(raw).map_err(|e| QueryError::Json(e.to_string()))?;
-    if items.len() > max_series {
-        return Err(QueryError::TooManySeries {
-            got: items.len(),
-            max: max_series,
-        });
-    }
-    items
-        .iter()
-        .map(|item| {
-            let labels = labels(&item.metric);
-            let samples = item
-                .values
-                .iter()
-                .map(|v| sample(&labels, v))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(Series { labels, samples })
-        })
-        .collect()
 }
 
 /// Seconds since the epoch as the API takes them (`1700000000.123`).
@@ -344,11 +656,11 @@ impl Datasource {
         })
     }
 
-    /// `query` evaluated at `at`: every series with its one sample.
-    pub async fn instant(&self, query: &str, at: Timestamp, max_series: usize) -> Result<Vec<Series>, QueryError> {
+    /// `query` evaluated at `at`: the answer's body, to decode with [`Answer::vector`]
+    /// (or [`decode_instant`]) where it is used, so that the series can borrow from it.
+    pub async fn instant(&self, query: &str, at: Timestamp) -> Result<Vec<u8>, QueryError> {
         let url = format!("{}/api/v1/query", self.base);
-        let body = self.get(&url, &[("query", query), ("time", &api_time(at))]).await?;
-        decode_instant(&body, max_series)
+        self.get(&url, &[("query", query), ("time", &api_time(at))]).await
     }
 
     /// `query` evaluated every `step` from `start` to `end`.
@@ -393,7 +705,7 @@ impl Datasource {
         // Prometheus answers a bad query with 400 and a JSON error: that message is the one
         // worth logging.
         if !status.is_success() {
-            if let Err(api @ QueryError::Api { .. }) = result(&body, "vector") {
+            if let Err(api @ QueryError::Api { .. }) = Answer::vector(&body, usize::MAX) {
                 return Err(api);
             }
             body.truncate(ERROR_BODY);
@@ -536,6 +848,54 @@ mod tests {
             QueryError::TooManySeries { got: 3, max: 2 }
         );
         assert_eq!(decode_instant(three.as_bytes(), 3).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn fields_may_come_in_any_order_and_labels_end_up_sorted() {
+        // `result` before `resultType`, `data` before `status`, `value` before `metric`.
+        let body = br#"{"data":{"result":[{"value":[1,"2"],"metric":{"z":"1","__name__":"m","a":"2","a":"3"}}],
+            "resultType":"vector"},"status":"success","warnings":["w"]}"#;
+        let got = Answer::vector(body, 10).unwrap();
+        let (labels, samples) = got.iter().next().unwrap();
+        // A later duplicate name wins, as in `Labels::from_pairs`.
+        assert_eq!(labels.iter().collect::<Vec<_>>(), [("a", "3"), ("z", "1")]);
+        assert!(labels.equals(&Labels::from_pairs([("z", "1"), ("a", "3")])));
+        assert_eq!(
+            samples,
+            [Sample {
+                t: Timestamp(1000),
+                v: 2.0
+            }]
+        );
+        let late = br#"{"status":"success","data":{"result":[[1,"2"]],"resultType":"matrix"}}"#;
+        assert_eq!(
+            decode_instant(late, 10).unwrap_err(),
+            QueryError::ResultType {
+                expected: "vector",
+                got: "matrix".into()
+            }
+        );
+        let escaped = br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"p":"a\"b"},"values":[[1,"1"]]}]}}"#;
+        assert_eq!(decode_range(escaped, 10).unwrap()[0].labels.get("p"), Some("a\"b"));
+        for bad in [
+            &br#"{"status":"success","data":{"resultType":"vector"}}"#[..],
+            br#"{"status":"success","data":{"result":[]}}"#,
+            br#"{"data":{"resultType":"vector","result":[]}}"#,
+            br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}"#,
+            br#"{"status":"success","data":{"resultType":"vector","result":[]}} trailing"#,
+        ] {
+            let err = decode_instant(bad, 10).unwrap_err();
+            assert!(matches!(err, QueryError::Json(_)), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_series_counts_them_all() {
+        let items = [r#"{"metric":{},"value":[1,"1"]}"#; 7].join(",");
+        assert_eq!(
+            decode_instant(vector(&items).as_bytes(), 2).unwrap_err(),
+            QueryError::TooManySeries { got: 7, max: 2 }
+        );
     }
 
     #[test]

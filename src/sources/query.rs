@@ -16,13 +16,14 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::hash::{BuildHasher, Hasher};
+
 use super::ParsedSample;
 use super::exposition::{escape_label_value, write_family};
-use super::scrape::Exposed;
 use crate::config::{EngineConfig, QuerySource};
-use crate::datasource::{Datasource, QueryError, Series};
+use crate::datasource::{Answer, Datasource, LabelPairs, QueryError, Series, decode_instant};
 use crate::rules::RuleSet;
-use crate::series::{Timestamp, duration_ms};
+use crate::series::{KeyedHash, Timestamp, duration_ms, stale_marker};
 
 /// Queries of one entry in flight at once: a tick of many strings finishes in a few round
 /// trips without opening one connection per string to the datasource.
@@ -139,17 +140,125 @@ pub fn backfill_range(now: Timestamp, backfill: Duration, every: Duration) -> Op
     (start < end).then_some((start, end, Duration::from_millis(step as u64)))
 }
 
-/// The samples of an answer, under the local name.
+/// The samples of an answer, under the local name (a backfill's, `tocsin eval`'s; the
+/// ticks keep theirs in [`Answered`]). Each sample owns its labels, so a series' last
+/// sample takes them instead of a copy.
 pub fn samples_of(local: &str, series: Vec<Series>, out: &mut Vec<ParsedSample>) {
     for s in series {
-        for sample in s.samples {
+        let mut labels = Some(s.labels);
+        let n = s.samples.len();
+        for (i, sample) in s.samples.into_iter().enumerate() {
+            let labels = if i + 1 == n {
+                labels.take().unwrap_or_default()
+            } else {
+                labels.clone().unwrap_or_default()
+            };
             out.push(ParsedSample {
                 name: local.to_string(),
-                labels: s.labels.clone(),
+                labels,
                 value: sample.v,
                 timestamp_ms: Some(sample.t.0),
             });
         }
+    }
+}
+
+/// The series of one query's last answer, kept as the samples its ticks hand the sink.
+///
+/// A tick whose answer holds the series of the last one updates their samples in place
+/// (found by their labels as decoded, borrowed from the body), so the steady state
+/// allocates nothing per series; only a new series builds its name and labels. A series
+/// the answer no longer holds gets a staleness marker at once, in that tick's samples,
+/// and is forgotten at the next answer, as Prometheus' own rule evaluation does.
+#[derive(Default)]
+pub struct Answered {
+    /// The series of the last answer, then those it dropped (as markers).
+    samples: Vec<ParsedSample>,
+    /// Per sample: the hash of its labels, and the answer that last held it.
+    seen: Vec<(u64, u64)>,
+    /// Positions in `samples`, by the hash of their labels.
+    index: hashbrown::HashTable<usize>,
+    hash: KeyedHash,
+    /// Answers taken so far.
+    answers: u64,
+}
+
+impl Answered {
+    /// Takes a successful `answer` at `at` of the query stored as `local`: the samples to
+    /// store, fresh ones stamped `at` (the instant asked for, which is what Prometheus
+    /// answers with, so a datasource's clock skew cannot reorder the windows) and a marker
+    /// at `at` for each series gone since the last answer.
+    pub fn answer(&mut self, local: &str, answer: &Answer<'_>, at: Timestamp) -> &[ParsedSample] {
+        self.forget_gone();
+        self.answers += 1;
+        let now = self.answers;
+        for (labels, samples) in answer.iter() {
+            let Some(last) = samples.last() else { continue };
+            let hash = self.hash_of(labels);
+            let found = self.index.find(hash, |&i| labels.equals(&self.samples[i].labels));
+            match found {
+                Some(&i) => {
+                    self.samples[i].value = last.v;
+                    self.samples[i].timestamp_ms = Some(at.0);
+                    self.seen[i].1 = now;
+                }
+                None => {
+                    let i = self.samples.len();
+                    self.samples.push(ParsedSample {
+                        name: local.to_string(),
+                        labels: labels.to_labels(),
+                        value: last.v,
+                        timestamp_ms: Some(at.0),
+                    });
+                    self.seen.push((hash, now));
+                    let seen = &self.seen;
+                    self.index.insert_unique(hash, i, |&j| seen[j].0);
+                }
+            }
+        }
+        for (s, &(_, answered)) in self.samples.iter_mut().zip(&self.seen) {
+            if answered != now {
+                s.value = stale_marker();
+                s.timestamp_ms = Some(at.0);
+            }
+        }
+        &self.samples
+    }
+
+    /// Drops the series the last answer no longer held (their markers are stored).
+    fn forget_gone(&mut self) {
+        let last = self.answers;
+        let mut i = self.samples.len();
+        while i > 0 {
+            i -= 1;
+            if self.seen[i].1 == last {
+                continue;
+            }
+            let end = self.samples.len() - 1;
+            if let Ok(e) = self.index.find_entry(self.seen[i].0, |&j| j == i) {
+                e.remove();
+            }
+            if i != end
+                && let Some(moved) = self.index.find_mut(self.seen[end].0, |&j| j == end)
+            {
+                *moved = i;
+            }
+            self.samples.swap_remove(i);
+            self.seen.swap_remove(i);
+        }
+    }
+
+    fn hash_of(&self, labels: LabelPairs<'_, '_>) -> u64 {
+        let mut h = self.hash.build_hasher();
+        // Names and values are UTF-8, which never holds 0xff: the separator keeps
+        // `a="bc"` and `ab="c"` apart.
+        for (k, v) in labels.iter() {
+            h.write(k.as_bytes());
+            h.write_u8(0xff);
+            h.write(v.as_bytes());
+            h.write_u8(0xff);
+        }
+        h.finish()
     }
 }
 
@@ -274,7 +383,12 @@ pub type Sink = Box<dyn Fn(&str, usize, &[ParsedSample], Timestamp) + Send + Syn
 /// local names whose backfill answered, and from when (`None` without a backfill).
 pub async fn backfill(entry: &Arc<QueryEntry>, sink: &Sink, now: Timestamp) -> Option<(Timestamp, super::Backfilled)> {
     let (start, end, step) = backfill_range(now, entry.backfill, entry.every)?;
-    let outcomes = run_all(entry, Ask::Range { start, end, step }).await;
+    let outcomes = run_all(entry, move |e: Arc<QueryEntry>, i| async move {
+        e.datasource
+            .range(&e.queries[i].promql, start, end, step, e.max_series)
+            .await
+    })
+    .await;
     let mut samples = Vec::new();
     let mut metrics = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
@@ -299,9 +413,19 @@ pub async fn backfill(entry: &Arc<QueryEntry>, sink: &Sink, now: Timestamp) -> O
     Some((end, super::Backfilled { from: start, metrics }))
 }
 
+/// The instant query of every string of `entry` at `at`: each answer's body, in query
+/// order.
+async fn instant_all(entry: &Arc<QueryEntry>, at: Timestamp) -> Vec<Result<Vec<u8>, QueryError>> {
+    run_all(entry, move |e: Arc<QueryEntry>, i| async move {
+        e.datasource.instant(&e.queries[i].promql, at).await
+    })
+    .await
+}
+
 /// Runs `entry` until the task is dropped: a query per string at every aligned tick after
 /// `last` (the end of its backfill, or the start). `clock` is the wall clock in ms since the
-/// epoch.
+/// epoch. Each answer's samples go to `sink` as soon as it is decoded, straight from the
+/// query's [`Answered`].
 pub async fn run(
     entry: Arc<QueryEntry>,
     health: Arc<Health>,
@@ -310,7 +434,7 @@ pub async fn run(
     mut last: Timestamp,
 ) {
     let mut gates: Vec<LogGate> = entry.queries.iter().map(|_| LogGate::default()).collect();
-    let mut exposed: Vec<Exposed> = entry.queries.iter().map(|_| Exposed::default()).collect();
+    let mut answered: Vec<Answered> = entry.queries.iter().map(|_| Answered::default()).collect();
     loop {
         let at = next_tick(last.max(clock()), entry.every);
         let wait = at.0 - clock().0;
@@ -318,25 +442,23 @@ pub async fn run(
             tokio::time::sleep(Duration::from_millis(wait as u64)).await;
         }
         last = at;
-        let outcomes = run_all(&entry, Ask::Instant(at)).await;
-        let mut samples = Vec::new();
-        for (i, outcome) in outcomes.into_iter().enumerate() {
+        let bodies = instant_all(&entry, at).await;
+        for (i, body) in bodies.into_iter().enumerate() {
             let q = &entry.queries[i];
+            let outcome = body.and_then(|b| {
+                let answer = Answer::vector(&b, entry.max_series)?;
+                sink(
+                    &entry.source,
+                    entry.max_series,
+                    answered[i].answer(&q.local, &answer, at),
+                    clock(),
+                );
+                Ok(())
+            });
             health.set(&entry.datasource.name, &q.local, outcome.is_ok());
             let line = gates[i].outcome(outcome.is_ok(), clock());
-            match outcome {
-                Ok(mut series) => {
-                    // Stored at the instant asked for (which is what Prometheus answers
-                    // with), so a datasource's clock skew cannot reorder the windows.
-                    for x in series.iter_mut().flat_map(|s| s.samples.iter_mut()) {
-                        x.t = at;
-                    }
-                    let mut fresh = Vec::new();
-                    samples_of(&q.local, series, &mut fresh);
-                    exposed[i].scraped(&fresh, at, &mut samples);
-                    samples.extend(fresh);
-                }
-                Err(e) => log_failure(&entry, q, &e, line),
+            if let Err(e) = outcome {
+                log_failure(&entry, q, &e, line);
             }
             if let LogLine::Recovered { since } = line {
                 tracing::info!(
@@ -349,7 +471,6 @@ pub async fn run(
                 );
             }
         }
-        sink(&entry.source, entry.max_series, &samples, clock());
     }
 }
 
@@ -366,34 +487,25 @@ fn log_failure(entry: &QueryEntry, q: &Query, e: &QueryError, line: LogLine) {
     }
 }
 
-#[derive(Clone, Copy)]
-enum Ask {
-    Instant(Timestamp),
-    Range {
-        start: Timestamp,
-        end: Timestamp,
-        step: Duration,
-    },
-}
-
-/// Every query of `entry`, at most [`CONCURRENT_QUERIES`] at a time; outcomes in query order.
-async fn run_all(entry: &Arc<QueryEntry>, ask: Ask) -> Vec<Result<Vec<Series>, QueryError>> {
+/// `ask` for every query of `entry` (by index), at most [`CONCURRENT_QUERIES`] at a time;
+/// outcomes in query order.
+async fn run_all<T, F, Fut>(entry: &Arc<QueryEntry>, ask: F) -> Vec<Result<T, QueryError>>
+where
+    T: Send + 'static,
+    F: Fn(Arc<QueryEntry>, usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, QueryError>> + Send,
+{
     let slots = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..entry.queries.len() {
-        let (entry, slots) = (Arc::clone(entry), Arc::clone(&slots));
+        let (entry, slots, ask) = (Arc::clone(entry), Arc::clone(&slots), ask.clone());
         set.spawn(async move {
             // Never closed, so acquiring cannot fail.
             let _slot = slots.acquire().await;
-            let (ds, q) = (&entry.datasource, &entry.queries[i].promql);
-            let out = match ask {
-                Ask::Instant(at) => ds.instant(q, at, entry.max_series).await,
-                Ask::Range { start, end, step } => ds.range(q, start, end, step, entry.max_series).await,
-            };
-            (i, out)
+            (i, ask(entry, i).await)
         });
     }
-    let mut outcomes: Vec<Option<Result<Vec<Series>, QueryError>>> = entry.queries.iter().map(|_| None).collect();
+    let mut outcomes: Vec<Option<Result<T, QueryError>>> = entry.queries.iter().map(|_| None).collect();
     while let Some(done) = set.join_next().await {
         match done {
             Ok((i, out)) => outcomes[i] = Some(out),
@@ -457,8 +569,8 @@ pub fn configured(ctx: &super::Context<'_>) -> Vec<Box<dyn super::Source>> {
 pub async fn once(entry: &Arc<QueryEntry>, at: Timestamp) -> (Vec<ParsedSample>, Vec<String>) {
     let mut samples = Vec::new();
     let mut failures = Vec::new();
-    for (q, outcome) in entry.queries.iter().zip(run_all(entry, Ask::Instant(at)).await) {
-        match outcome {
+    for (q, body) in entry.queries.iter().zip(instant_all(entry, at).await) {
+        match body.and_then(|b| decode_instant(&b, entry.max_series)) {
             Ok(series) => samples_of(&q.local, series, &mut samples),
             Err(e) => failures.push(format!("{}: query `{}` failed: {e}", q.at, q.local)),
         }
@@ -607,5 +719,107 @@ mod tests {
         .0
         .unwrap();
         assert_eq!(default_backfill(&rules), Duration::from_secs(7 * 60));
+    }
+
+    /// An instant-query answer holding `series` (label sets, in the order given) at `t`.
+    fn vector(series: &[Vec<(&str, &str)>], t: i64) -> String {
+        let items: Vec<serde_json::Value> = series
+            .iter()
+            .enumerate()
+            .map(|(i, pairs)| {
+                let metric: serde_json::Map<String, serde_json::Value> =
+                    pairs.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+                serde_json::json!({"metric": metric, "value": [t, format!("{i}")]})
+            })
+            .collect();
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": items}}).to_string()
+    }
+
+    /// What one answer handed the sink: (labels, value or `None` for a marker), sorted.
+    fn took(answered: &mut Answered, body: &str, at: i64) -> Vec<(String, Option<f64>)> {
+        let answer = Answer::vector(body.as_bytes(), 100).unwrap();
+        let mut out: Vec<(String, Option<f64>)> = answered
+            .answer("m", &answer, Timestamp(at))
+            .iter()
+            .map(|s| {
+                assert_eq!((s.name.as_str(), s.timestamp_ms), ("m", Some(at)));
+                let v = (!crate::series::is_stale_marker(s.value)).then_some(s.value);
+                (s.labels.to_string(), v)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn a_series_the_answer_drops_gets_one_marker_then_is_forgotten() {
+        let mut a = Answered::default();
+        let (x, y, z) = (vec![("i", "x")], vec![("i", "y")], vec![("i", "z")]);
+        let got = took(&mut a, &vector(&[x.clone(), y.clone()], 10), 10_000);
+        assert_eq!(
+            got,
+            [(r#"{i="x"}"#.into(), Some(0.0)), (r#"{i="y"}"#.into(), Some(1.0))]
+        );
+        let got = took(&mut a, &vector(&[z.clone(), y.clone()], 20), 20_000);
+        assert_eq!(
+            got,
+            [
+                (r#"{i="x"}"#.into(), None),
+                (r#"{i="y"}"#.into(), Some(1.0)),
+                (r#"{i="z"}"#.into(), Some(0.0))
+            ]
+        );
+        let got = took(&mut a, &vector(&[y.clone(), z.clone()], 30), 30_000);
+        assert_eq!(
+            got,
+            [(r#"{i="y"}"#.into(), Some(0.0)), (r#"{i="z"}"#.into(), Some(1.0))]
+        );
+        // Labels in another order in the body are the same series.
+        let got = took(
+            &mut a,
+            &vector(&[vec![("j", "1"), ("i", "y")], vec![("i", "y"), ("j", "1")]], 40),
+            40_000,
+        );
+        assert_eq!(
+            got,
+            [
+                (r#"{i="y", j="1"}"#.into(), Some(1.0)),
+                (r#"{i="y"}"#.into(), None),
+                (r#"{i="z"}"#.into(), None)
+            ]
+        );
+        assert_eq!(
+            took(&mut a, &vector(&[], 50), 50_000),
+            [(r#"{i="y", j="1"}"#.into(), None)]
+        );
+        assert_eq!(took(&mut a, &vector(&[], 60), 60_000), []);
+    }
+
+    proptest::proptest! {
+        /// Whatever the sequence of answers, each hands the sink exactly its series, fresh,
+        /// and a marker for each series of the previous answer it lacks.
+        #[test]
+        fn answers_hand_over_their_series_and_markers_for_the_dropped(
+            answers in proptest::collection::vec(proptest::collection::btree_set(0usize..12, 0..12), 1..12),
+        ) {
+            let names = ["a", "b", "c"];
+            let labels = |k: usize| vec![(names[k % 3], ["0", "1", "2", "3"][k / 3])];
+            let mut a = Answered::default();
+            let mut previous = std::collections::BTreeSet::new();
+            for (n, set) in answers.iter().enumerate() {
+                let series: Vec<Vec<(&str, &str)>> = set.iter().map(|&k| labels(k)).collect();
+                let at = (n as i64 + 1) * 1000;
+                let got = took(&mut a, &vector(&series, at / 1000), at);
+                let mut want: Vec<(String, Option<f64>)> = set
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| (crate::series::Labels::from_pairs(labels(k)).to_string(), Some(i as f64)))
+                    .chain(previous.difference(set).map(|&k| (crate::series::Labels::from_pairs(labels(k)).to_string(), None)))
+                    .collect();
+                want.sort_by(|a, b| a.0.cmp(&b.0));
+                proptest::prop_assert_eq!(got, want);
+                previous = set.clone();
+            }
+        }
     }
 }

@@ -7,7 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::hash::BuildHasher;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// A point in time, in milliseconds since an epoch chosen by the caller.
@@ -395,8 +396,8 @@ struct Entry {
 /// alive, not every series ever seen.
 #[derive(Debug, Default)]
 pub struct SeriesStore {
-    by_key: HashMap<Arc<str>, HashMap<Labels, SeriesId>>,
-    by_metric: HashMap<Arc<str>, Vec<SeriesId>>,
+    by_key: HashMap<Arc<str>, HashMap<Labels, SeriesId, KeyedHash>, KeyedHash>,
+    by_metric: HashMap<Arc<str>, Vec<SeriesId>, KeyedHash>,
     entries: Vec<Entry>,
     /// Slots of removed series, reused before the table grows.
     free: Vec<u32>,
@@ -640,6 +641,36 @@ impl SeriesStore {
     /// the order the sources first did.
     pub fn per_source(&self) -> impl Iterator<Item = (&str, usize)> {
         self.owners.iter().map(|(n, c)| (n.as_ref(), *c))
+    }
+}
+
+/// The hash of the store's tables (and of other tables keyed by label sets): foldhash,
+/// seeded at random per table.
+///
+/// Every sample's lookup hashes its metric name and labels, so the hash is a good part of
+/// a tick's cost; `std`'s SipHash was 7 % of a query source's tick. Pushed series come
+/// from the network, so the hash stays keyed: the seeds come from `std`'s own random keys
+/// (what a `std` `HashMap` is keyed with), a different one per table, and no output of it
+/// is ever shown (tables are never listed in hash order). An attacker who cannot learn the
+/// seed cannot aim for collisions; one who somehow could still only slows down the series
+/// of its own budget (`max_series`), which bounds how long any collision chain gets.
+#[derive(Clone, Debug)]
+pub struct KeyedHash(foldhash::fast::SeedableRandomState);
+
+impl Default for KeyedHash {
+    fn default() -> KeyedHash {
+        static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+        let random = || std::collections::hash_map::RandomState::new().hash_one(0u64);
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(random()));
+        KeyedHash(foldhash::fast::SeedableRandomState::with_seed(random(), shared))
+    }
+}
+
+impl BuildHasher for KeyedHash {
+    type Hasher = <foldhash::fast::SeedableRandomState as BuildHasher>::Hasher;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
     }
 }
 
