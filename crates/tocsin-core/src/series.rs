@@ -333,7 +333,9 @@ pub fn float_text(v: f64) -> String {
 /// Identifies one series inside a [`SeriesStore`] for as long as it lives.
 ///
 /// A removed series' slot is reused, under a new incarnation, so an id kept across a
-/// removal never reads another series: [`SeriesStore::contains`] tells it is gone.
+/// removal never reads another series: [`SeriesStore::contains`] tells it is gone. A
+/// removed slot at the end of the table may be dropped instead; its id then reads as an
+/// empty series with no labels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeriesId {
     slot: u32,
@@ -401,6 +403,9 @@ pub struct SeriesStore {
     entries: Vec<Entry>,
     /// Slots of removed series, reused before the table grows.
     free: Vec<u32>,
+    /// The incarnation a slot appended to the table starts at: above every incarnation of
+    /// the slots a sweep dropped from its end, so no id kept from one reads the new series.
+    next_incarnation: u32,
     /// Sources that created series, with how many of theirs are alive.
     owners: Vec<(Arc<str>, usize)>,
     retention: Duration,
@@ -456,10 +461,11 @@ impl SeriesStore {
                 SeriesId { slot, incarnation }
             }
             None => {
+                entry.incarnation = self.next_incarnation;
                 self.entries.push(entry);
                 SeriesId {
                     slot: self.entries.len() as u32 - 1,
-                    incarnation: 0,
+                    incarnation: self.next_incarnation,
                 }
             }
         };
@@ -481,7 +487,9 @@ impl SeriesStore {
     /// Appends a sample to a series by id.
     pub fn push_id(&mut self, id: SeriesId, s: Sample) {
         let retention = self.retention;
-        self.entries[id.slot as usize].window.push(s, retention);
+        if let Some(e) = self.entries.get_mut(id.slot as usize) {
+            e.window.push(s, retention);
+        }
     }
 
     /// Stores a sample from source `owner` received at `now`, or says why not: it lies more
@@ -588,11 +596,38 @@ impl SeriesStore {
                 ids.retain(|id| entries[id.slot as usize].alive);
                 if ids.is_empty() {
                     self.by_metric.remove(&m);
+                } else if ids.len() * 4 < ids.capacity() {
+                    ids.shrink_to_fit();
                 }
             }
+            if let Some(keys) = self.by_key.get_mut(&m)
+                && keys.len() * 4 < keys.capacity()
+            {
+                keys.shrink_to_fit();
+            }
         }
+        self.drop_dead_tail();
         self.generation += 1;
         dead.len()
+    }
+
+    /// Drops the removed slots at the end of the table, and gives back the table's spare
+    /// room once it is mostly empty: a store that shrinks (a burst of series that died)
+    /// returns their slots too, not only their samples and labels.
+    fn drop_dead_tail(&mut self) {
+        let before = self.entries.len();
+        while let Some(last) = self.entries.last().filter(|e| !e.alive) {
+            self.next_incarnation = self.next_incarnation.max(last.incarnation.wrapping_add(1));
+            self.entries.pop();
+        }
+        if self.entries.len() < before {
+            let len = self.entries.len();
+            self.free.retain(|&slot| (slot as usize) < len);
+        }
+        if self.entries.len() * 4 < self.entries.capacity() {
+            self.entries.shrink_to_fit();
+            self.free.shrink_to_fit();
+        }
     }
 
     /// The series of `metric`, in creation order.
@@ -609,17 +644,21 @@ impl SeriesStore {
 
     /// The labels of a series.
     pub fn labels(&self, id: SeriesId) -> &Labels {
-        &self.entries[id.slot as usize].labels
+        static NONE: Labels = Labels(Vec::new());
+        self.entries.get(id.slot as usize).map_or(&NONE, |e| &e.labels)
     }
 
-    /// The metric name of a series.
+    /// The metric name of a series (empty for one whose slot a sweep dropped).
     pub fn metric(&self, id: SeriesId) -> &str {
-        &self.entries[id.slot as usize].metric
+        self.entries.get(id.slot as usize).map_or("", |e| &e.metric)
     }
 
     /// The window of a series.
     pub fn window(&self, id: SeriesId) -> &Window {
-        &self.entries[id.slot as usize].window
+        static NONE: Window = Window {
+            samples: VecDeque::new(),
+        };
+        self.entries.get(id.slot as usize).map_or(&NONE, |e| &e.window)
     }
 
     /// Changes whenever a series is added or removed.
@@ -753,6 +792,34 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_series_that_died_gives_its_slots_back_and_their_old_ids_stay_gone() {
+        let mut st = SeriesStore::new(Duration::from_secs(60));
+        let (stale, window) = (Duration::from_secs(5), Duration::from_secs(10));
+        st.ingest("a", 10_000, "keep", &l(0), s(0, 1.0), Timestamp(0)).unwrap();
+        let burst: Vec<SeriesId> = (0..1_000)
+            .map(|i| st.ingest("a", 10_000, "m", &l(i), s(0, 1.0), Timestamp(0)).unwrap())
+            .collect();
+        st.ingest("a", 10_000, "keep", &l(0), s(20_000, 1.0), Timestamp(20_000))
+            .unwrap();
+        assert_eq!(st.sweep(Timestamp(20_000), stale, window, |_| false), 1_000);
+        assert_eq!(st.entries.len(), 1, "the dead slots at the end are dropped");
+        assert!(st.entries.capacity() < 100, "and the table's room is given back");
+        // An id of a dropped slot reads as an empty series and never names a new one.
+        assert!(st.labels(burst[5]).is_empty() && st.window(burst[5]).newest().is_none());
+        st.push_id(burst[5], s(21_000, 1.0));
+        let again: Vec<SeriesId> = (0..10)
+            .map(|i| {
+                st.ingest("a", 10_000, "m", &l(i), s(21_000, 2.0), Timestamp(21_000))
+                    .unwrap()
+            })
+            .collect();
+        for (old, new) in burst.iter().zip(&again) {
+            assert!(!st.contains(*old) && st.contains(*new), "{old:?} is not {new:?}");
+        }
+        assert_eq!(st.labels(again[3]), &l(3));
+    }
+
+    #[test]
     fn budgets_count_live_series_and_sweeps_free_them() {
         let mut st = SeriesStore::new(Duration::from_secs(60));
         let stale = Duration::from_secs(5);
@@ -784,7 +851,8 @@ mod tests {
         assert_eq!(st.per_source().collect::<Vec<_>>(), [("a", 1), ("b", 0)]);
         assert_eq!(st.series_of("m"), [st.get("m", &l(0)).unwrap()]);
         assert!(st.get("m", &l(1)).is_none());
-        // The budget has room again, and the slots are reused rather than the table grown.
+        // The budget has room again, and the table does not grow: the dead slots at its end
+        // were dropped, the others are reused.
         for i in 10..12 {
             assert!(st.ingest("a", 3, "m", &l(i), s(11_000, 2.0), Timestamp(11_000)).is_ok());
         }
@@ -792,7 +860,7 @@ mod tests {
             st.ingest("a", 3, "m", &l(12), s(11_000, 1.0), Timestamp(11_000)),
             Err(Refusal::Budget)
         );
-        assert_eq!(st.entries.len(), 4);
+        assert!(st.entries.len() <= 4, "{} slots for 3 series", st.entries.len());
         let fresh = st.get("m", &l(10)).unwrap();
         assert_eq!(st.labels(fresh), &l(10));
         assert!(
