@@ -38,6 +38,7 @@ const CORE: &[&str] = &[
 /// The HTTP API sits below the daemon: it holds a handle (`http::Daemon`) that the daemon
 /// implements, never the daemon's state.
 const SHELL: &[&[&str]] = &[
+    &["http_client"],
     &["datasource"],
     &["sources"],
     &["store"],
