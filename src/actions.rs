@@ -19,6 +19,7 @@ use serde_json::json;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
 use crate::engine::ActionRun;
+use crate::http_client;
 use crate::rules::{Action, ActionKind};
 use crate::time::rfc3339_millis;
 
@@ -158,13 +159,13 @@ pub fn describe(action: &Action) -> String {
 
 /// Runs `action` for `run` (an admitted action of an instance of alert `alertname`) and
 /// reports how it went. Never fails: every problem is in the outcome. With `dry_run`,
-/// nothing runs and the outcome says what would have.
+/// nothing runs and the outcome says what would have. `client` is built only for a webhook.
 pub async fn run(
     action: &Action,
     run: &ActionRun,
     alertname: &str,
     dry_run: bool,
-    client: &reqwest::Client,
+    client: &http_client::Lazy,
 ) -> ActionOutcome {
     let started = Instant::now();
     if dry_run {
@@ -188,7 +189,10 @@ pub async fn run(
                 "fingerprint": format!("{:016x}", run.fingerprint),
                 "at": rfc3339_millis(run.at),
             });
-            webhook(client, url, headers, &body, action.timeout).await
+            match client.get().await {
+                Ok(client) => webhook(client, url, headers, &body, action.timeout).await,
+                Err(e) => ActionOutcome::error(started, format!("POST {url}: {e}")),
+            }
         }
     }
 }
@@ -197,23 +201,21 @@ pub async fn run(
 pub const MAX_CONCURRENT: usize = 8;
 
 /// What the daemon keeps for running actions: a limit on concurrent runs (a burst of
-/// alerts must not fork hundreds of processes) and one HTTP client for every webhook.
+/// alerts must not fork hundreds of processes) and one HTTP client for every webhook,
+/// built at the first webhook (most policies have none).
 #[derive(Debug)]
 pub struct Runner {
     slots: tokio::sync::Semaphore,
-    client: reqwest::Client,
+    client: http_client::Lazy,
 }
 
 impl Runner {
     /// A runner allowing `max_concurrent` runs at once.
-    pub fn new(max_concurrent: usize) -> Result<Runner, String> {
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| format!("cannot set up the HTTP client for webhook actions: {e}"))?;
-        Ok(Runner {
+    pub fn new(max_concurrent: usize) -> Runner {
+        Runner {
             slots: tokio::sync::Semaphore::new(max_concurrent.max(1)),
-            client,
-        })
+            client: http_client::Lazy::new(http_client::builder),
+        }
     }
 
     /// [`run`] once a slot is free (the action's timeout starts then).

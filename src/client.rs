@@ -250,7 +250,7 @@ impl<'a> Session<'a> {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
             .build()

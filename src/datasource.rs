@@ -643,7 +643,7 @@ impl Datasource {
             cfg.bearer_token.as_ref().map(|t| t.expose()),
         )?;
         let timeout = cfg.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |d| d.value.0);
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(timeout)

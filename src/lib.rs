@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod datasource;
 pub mod eval;
 pub mod http;
+pub mod http_client;
 pub mod listener;
 pub mod memory;
 pub mod outbox;

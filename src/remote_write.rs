@@ -339,7 +339,7 @@ impl Endpoint {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-protobuf"));
         headers.insert("X-Prometheus-Remote-Write-Version", HeaderValue::from_static("0.1.0"));
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(cfg.timeout.as_ref().map_or(DEFAULT_TIMEOUT, |d| d.value.0))

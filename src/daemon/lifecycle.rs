@@ -95,7 +95,7 @@ pub(crate) fn start(
     tracing::info!(restored, db = %opened.store.path().display(), "state restored");
     pipeline.silences = opened.store.load_silences().map_err(fatal)?;
     crate::silence::forget_expired(&mut pipeline.silences, now());
-    let runner = actions::Runner::new(actions::MAX_CONCURRENT).map_err(fatal)?;
+    let runner = actions::Runner::new(actions::MAX_CONCURRENT);
     pipeline.dispatcher.restore(opened.store.load_groups().map_err(fatal)?);
     // The outbox gets its own connection: sends settle entries while evaluations commit.
     let outbox_store = opened.store.another_connection().map_err(fatal)?;

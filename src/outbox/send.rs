@@ -19,6 +19,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::policy::{MAX_ERROR_BODY, SendResult};
 use crate::config::TlsMode;
+use crate::http_client;
 use crate::receivers::{Delivery, Email, HttpTarget, Receiver, Rendered};
 
 /// Request header carrying the idempotency key (HTTP and email).
@@ -73,9 +74,9 @@ impl SmtpKey {
 }
 
 /// Sends messages: one shared HTTP client (keep-alive connections across all HTTP
-/// receivers) and one pooled SMTP transport per email receiver.
+/// receivers, built at the first HTTP send) and one pooled SMTP transport per email receiver.
 pub struct Transport {
-    http: reqwest::Client,
+    http: http_client::Lazy,
     smtp: Mutex<HashMap<String, (SmtpKey, AsyncSmtpTransport<Tokio1Executor>)>>,
 }
 
@@ -94,17 +95,15 @@ impl Default for Transport {
 impl Transport {
     /// A transport with no connections yet.
     pub fn new() -> Transport {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Redirects would re-send alert bodies (and signatures) to wherever a server
-            // points; a 3xx is reported as the answer instead.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            // Only fails when the TLS backend cannot initialise: a broken build, not a runtime condition.
-            .expect("the HTTP client builds");
         Transport {
-            http,
+            http: http_client::Lazy::new(|| {
+                http_client::builder()
+                    .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
+                    .pool_idle_timeout(Duration::from_secs(90))
+                    // Redirects would re-send alert bodies (and signatures) to wherever a
+                    // server points; a 3xx is reported as the answer instead.
+                    .redirect(reqwest::redirect::Policy::none())
+            }),
             smtp: Mutex::new(HashMap::new()),
         }
     }
@@ -142,7 +141,11 @@ impl Transport {
 
     async fn post(&self, target: &HttpTarget<'_>, key: &str, body: &str) -> SendResult {
         let signature = target.hmac_secret.map(|s| signature(s, body.as_bytes()));
-        let mut req = self.http.post(target.url.as_ref()).timeout(target.timeout);
+        let http = match self.http.get().await {
+            Ok(c) => c,
+            Err(e) => return SendResult::Transport(e),
+        };
+        let mut req = http.post(target.url.as_ref()).timeout(target.timeout);
         for (name, value) in target.headers {
             req = req.header(name.as_str(), value.as_str());
         }

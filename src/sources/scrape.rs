@@ -53,7 +53,7 @@ impl Target {
             Some(p) => format!("{host}:{p}"),
             None => host.to_string(),
         };
-        let client = reqwest::Client::builder()
+        let client = crate::http_client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| e.to_string())?;

@@ -47,7 +47,7 @@ async fn run_exec(argv: &[&str], timeout: Duration, run: &ActionRun) -> ActionOu
         run,
         "DiskFull",
         false,
-        &reqwest::Client::new(),
+        &tocsin::http_client::Lazy::new(tocsin::http_client::builder),
     )
     .await
 }
@@ -267,7 +267,7 @@ async fn dry_run_runs_nothing() {
         &admitted(&[("alertname", "DiskFull")], Transition::Firing, None),
         "DiskFull",
         true,
-        &reqwest::Client::new(),
+        &tocsin::http_client::Lazy::new(tocsin::http_client::builder),
     )
     .await;
     assert!(
@@ -304,7 +304,7 @@ fn webhook_action(url: String, timeout: Duration) -> Action {
 async fn webhook_posts_the_event_as_json() {
     let hook = hook_server();
     let base = hook.url("");
-    let client = reqwest::Client::new();
+    let client = tocsin::http_client::Lazy::new(tocsin::http_client::builder);
     let run = admitted(
         &[("alertname", "DiskFull"), ("mount", "/var"), ("severity", "critical")],
         Transition::Firing,

@@ -39,6 +39,7 @@ const CORE: &[&str] = &[
 /// implements, never the daemon's state.
 const SHELL: &[&[&str]] = &[
     &["memory"],
+    &["http_client"],
     &["datasource"],
     &["sources"],
     &["store"],

@@ -33,6 +33,7 @@ mod layers;
 mod listener;
 mod outbox;
 mod policy;
+mod receivers_tls;
 mod receivers_vendor;
 mod scale;
 mod schemas;

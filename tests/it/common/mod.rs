@@ -106,7 +106,12 @@ impl Env {
 
     /// Starts `tocsin run -c <config> <args>` and waits until `/-/ready` answers 200.
     pub fn spawn(&self, args: &[&str]) -> Daemon {
-        let d = self.spawn_unready(args);
+        self.spawn_with_env(args, &[])
+    }
+
+    /// [`Env::spawn`] with `vars` added to the daemon's environment.
+    pub fn spawn_with_env(&self, args: &[&str], vars: &[(&str, &Path)]) -> Daemon {
+        let d = self.spawn_unready_with_env(args, vars);
         let ready = wait_for(Duration::from_secs(15), || {
             get(self.port, "/-/ready").ok().filter(|r| r.status == 200)
         });
@@ -115,12 +120,17 @@ impl Env {
     }
 
     pub fn spawn_unready(&self, args: &[&str]) -> Daemon {
+        self.spawn_unready_with_env(args, &[])
+    }
+
+    fn spawn_unready_with_env(&self, args: &[&str], vars: &[(&str, &Path)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tocsin"))
             .arg("run")
             .arg("-c")
             .arg(self.config())
             .args(args)
             .env("TOCSIN_LOG", "info")
+            .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
