@@ -258,53 +258,51 @@ impl ser::Serializer for &mut StateHasher {
     }
 }
 
-impl ser::SerializeSeq for &mut StateHasher {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.tag(Tag::End);
-        Ok(())
-    }
+/// The sequence-like forms: each element hashed in turn, then their end.
+macro_rules! elements {
+    ($($form:ident::$element:ident),*) => {$(
+        impl ser::$form for &mut StateHasher {
+            type Ok = ();
+            type Error = Error;
+            fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Done {
+                self.tag(Tag::End);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for &mut StateHasher {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.tag(Tag::End);
-        Ok(())
-    }
+elements!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
+
+/// The struct-like forms: each field hashed with its name, so that a field skipped when
+/// empty does not shift the others onto it, then their end.
+macro_rules! fields {
+    ($($form:ident),*) => {$(
+        impl ser::$form for &mut StateHasher {
+            type Ok = ();
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
+                self.tag(Tag::Field);
+                self.str(key);
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Done {
+                self.tag(Tag::End);
+                Ok(())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTupleStruct for &mut StateHasher {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.tag(Tag::End);
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut StateHasher {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.tag(Tag::End);
-        Ok(())
-    }
-}
+fields!(SerializeStruct, SerializeStructVariant);
 
 impl ser::SerializeMap for &mut StateHasher {
     type Ok = ();
@@ -313,35 +311,6 @@ impl ser::SerializeMap for &mut StateHasher {
         key.serialize(&mut **self)
     }
     fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.tag(Tag::End);
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut StateHasher {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
-        // Named, so that a field skipped when empty does not shift the others onto it.
-        self.tag(Tag::Field);
-        self.str(key);
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.tag(Tag::End);
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut StateHasher {
-    type Ok = ();
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Done {
-        self.tag(Tag::Field);
-        self.str(key);
         value.serialize(&mut **self)
     }
     fn end(self) -> Done {
