@@ -399,7 +399,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct SeriesStore {
     by_key: HashMap<Arc<str>, HashMap<Labels, SeriesId, KeyedHash>, KeyedHash>,
-    by_metric: HashMap<Arc<str>, Vec<SeriesId>, KeyedHash>,
+    by_metric: HashMap<Arc<str>, MetricSeries, KeyedHash>,
     entries: Vec<Entry>,
     /// Slots of removed series, reused before the table grows.
     free: Vec<u32>,
@@ -410,6 +410,16 @@ pub struct SeriesStore {
     owners: Vec<(Arc<str>, usize)>,
     retention: Duration,
     generation: u64,
+    /// The generation of the last sweep that removed series.
+    removed_at: u64,
+}
+
+/// The series of one metric, in creation order, and the generation that last added one:
+/// a rule reading other metrics need not rebind when this one gains a series.
+#[derive(Debug, Default)]
+struct MetricSeries {
+    ids: Vec<SeriesId>,
+    added_at: u64,
 }
 
 impl SeriesStore {
@@ -473,8 +483,10 @@ impl SeriesStore {
             self.owners[o].1 += 1;
         }
         self.by_key.entry(name.clone()).or_default().insert(labels.clone(), id);
-        self.by_metric.entry(name).or_default().push(id);
         self.generation += 1;
+        let of_metric = self.by_metric.entry(name).or_default();
+        of_metric.ids.push(id);
+        of_metric.added_at = self.generation;
         id
     }
 
@@ -592,7 +604,7 @@ impl SeriesStore {
         metrics.dedup();
         for m in metrics {
             let entries = &self.entries;
-            if let Some(ids) = self.by_metric.get_mut(&m) {
+            if let Some(MetricSeries { ids, .. }) = self.by_metric.get_mut(&m) {
                 ids.retain(|id| entries[id.slot as usize].alive);
                 if ids.is_empty() {
                     self.by_metric.remove(&m);
@@ -608,6 +620,7 @@ impl SeriesStore {
         }
         self.drop_dead_tail();
         self.generation += 1;
+        self.removed_at = self.generation;
         dead.len()
     }
 
@@ -632,7 +645,20 @@ impl SeriesStore {
 
     /// The series of `metric`, in creation order.
     pub fn series_of(&self, metric: &str) -> &[SeriesId] {
-        self.by_metric.get(metric).map(Vec::as_slice).unwrap_or(&[])
+        self.by_metric.get(metric).map_or(&[], |m| m.ids.as_slice())
+    }
+
+    /// Whether [`series_of`](SeriesStore::series_of)`(metric)` may differ from what it was
+    /// at `generation`: a series of `metric` was added since, or a sweep removed series
+    /// (of any metric: a metric whose last series went is not remembered).
+    pub fn changed_since(&self, metric: &str, generation: u64) -> bool {
+        self.removed_since(generation) || self.by_metric.get(metric).is_some_and(|m| m.added_at > generation)
+    }
+
+    /// Whether a sweep removed series since `generation`. Until one does, the series of a
+    /// metric at `generation` are a prefix of its series now.
+    pub fn removed_since(&self, generation: u64) -> bool {
+        self.removed_at > generation
     }
 
     /// Whether the series `id` names is still alive (not removed by a sweep).
@@ -817,6 +843,42 @@ mod tests {
             assert!(!st.contains(*old) && st.contains(*new), "{old:?} is not {new:?}");
         }
         assert_eq!(st.labels(again[3]), &l(3));
+    }
+
+    #[test]
+    fn a_metric_changes_when_it_gains_a_series_or_a_sweep_removes_any() {
+        let mut st = SeriesStore::new(Duration::from_secs(60));
+        st.ingest("a", 10, "m", &l(0), s(0, 1.0), Timestamp(0)).unwrap();
+        let at = st.generation();
+        assert!(!st.changed_since("m", at) && !st.changed_since("absent", at));
+        // Another metric's new series leaves `m` as it was.
+        st.ingest("a", 10, "other", &l(0), s(0, 1.0), Timestamp(0)).unwrap();
+        assert!(!st.changed_since("m", at) && st.changed_since("other", at));
+        // New samples of a known series change nothing.
+        st.ingest("a", 10, "m", &l(0), s(1_000, 1.0), Timestamp(1_000)).unwrap();
+        assert!(!st.changed_since("m", at));
+        // A new series of `m` comes after the ones it had: they are a prefix.
+        st.ingest("a", 10, "m", &l(1), s(1_000, 1.0), Timestamp(1_000)).unwrap();
+        assert!(st.changed_since("m", at) && !st.removed_since(at));
+        assert_eq!(st.series_of("m")[0], st.get("m", &l(0)).unwrap());
+        // A sweep that removes anything changes every metric, even one now gone.
+        let at = st.generation();
+        st.ingest("a", 10, "m", &l(0), s(30_000, 1.0), Timestamp(30_000))
+            .unwrap();
+        st.ingest("a", 10, "m", &l(1), s(30_000, 1.0), Timestamp(30_000))
+            .unwrap();
+        assert_eq!(
+            st.sweep(
+                Timestamp(30_000),
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                |_| false
+            ),
+            1
+        );
+        assert!(st.removed_since(at) && st.changed_since("m", at) && st.changed_since("other", at));
+        let at = st.generation();
+        assert!(!st.changed_since("m", at) && !st.changed_since("other", at));
     }
 
     #[test]

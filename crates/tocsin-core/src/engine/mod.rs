@@ -11,6 +11,8 @@
 use crate::alert::{action, notify, state};
 
 mod state_hash;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -176,6 +178,8 @@ impl Binding {
 struct RuleState {
     /// Store generation the bindings were computed at; `None` forces a rebind.
     bound_at: Option<u64>,
+    /// How many series the first input had then (see [`Engine::bind_new_series`]).
+    bound_len: usize,
     instances: Vec<Instance>,
 }
 
@@ -272,6 +276,42 @@ impl serde::Serialize for GatesRef<'_> {
 }
 
 /// `labels` without the labels `names` lists (for joins that ignore them).
+/// A new instance of `rule` for `labels`, with the state persisted for it before a restart
+/// if there is any (taken out of `restored`).
+fn new_instance(
+    restored: &mut HashMap<String, Persisted>,
+    replaying: bool,
+    group_name: &str,
+    rule: &Rule,
+    labels: Labels,
+    fingerprint: u64,
+    bindings: Vec<Binding>,
+) -> Instance {
+    let claimed = restored.remove(&instance_key(group_name, &rule.name, fingerprint));
+    let replaying = replaying && claimed.is_none();
+    let restored = claimed.unwrap_or_default();
+    let mut gates = restored.gates;
+    let action_names = rule.alert().map_or(&[][..], |a| a.actions.as_slice());
+    Instance {
+        base: base_labels(rule, &labels),
+        labels,
+        fingerprint,
+        value: None,
+        machine: restored.machine,
+        notify: restored.notify,
+        gates: action_names
+            .iter()
+            .map(|a| gates.remove(a.name.as_str()).unwrap_or_default())
+            .collect(),
+        nodata: restored.nodata,
+        persisted: None,
+        bindings,
+        output: None,
+        orphaned: false,
+        replaying,
+    }
+}
+
 fn without(labels: &Labels, names: &[String]) -> Labels {
     let mut l = labels.clone();
     for n in names {
@@ -467,8 +507,18 @@ impl Engine {
     pub fn evaluate_rule(&mut self, rref: RuleRef, now: Timestamp, store: &mut SeriesStore, out: &mut Output) {
         let rules = Arc::clone(&self.rules);
         let rule = &rules.groups[rref.group].rules[rref.rule];
-        if self.state[rref.group][rref.rule].bound_at != Some(store.generation()) {
-            self.rebind(rref, rule, store);
+        let bound_at = self.state[rref.group][rref.rule].bound_at;
+        match bound_at {
+            Some(at) if at == store.generation() => {}
+            // Most changes to the store are series of other metrics: the bindings still hold.
+            Some(at)
+                if !rule.slots.iter().any(|s| store.changed_since(&s.metric, at))
+                    && !store.changed_since(&rule.name, at) =>
+            {
+                self.state[rref.group][rref.rule].bound_at = Some(store.generation());
+            }
+            Some(at) if self.bind_new_series(rref, rule, store, at) => {}
+            _ => self.rebind(rref, rule, store),
         }
         match &rule.kind {
             RuleKind::Record => self.evaluate_record(rref, rule, now, store),
@@ -806,9 +856,6 @@ impl Engine {
             .enumerate()
             .map(|(n, i)| (i.fingerprint, (n, i)))
             .collect();
-        let action_names: Vec<&str> = rule
-            .alert()
-            .map_or(Vec::new(), |a| a.actions.iter().map(|a| a.name.as_str()).collect());
         let group_name = &self.rules.groups[rref.group].name;
         let mut seen = std::collections::HashSet::new();
         let mut placed: Vec<(Option<usize>, Instance)> = Vec::with_capacity(joined.len());
@@ -829,28 +876,15 @@ impl Engine {
                     (Some(n), i)
                 }
                 None => {
-                    let claimed = self.restored.remove(&instance_key(group_name, &rule.name, fingerprint));
-                    let replaying = self.replaying && claimed.is_none();
-                    let restored = claimed.unwrap_or_default();
-                    let mut gates = restored.gates;
-                    let inst = Instance {
-                        base: base_labels(rule, &labels),
+                    let inst = new_instance(
+                        &mut self.restored,
+                        self.replaying,
+                        group_name,
+                        rule,
                         labels,
                         fingerprint,
-                        value: None,
-                        machine: restored.machine,
-                        notify: restored.notify,
-                        gates: action_names
-                            .iter()
-                            .map(|n| gates.remove(*n).unwrap_or_default())
-                            .collect(),
-                        nodata: restored.nodata,
-                        persisted: None,
                         bindings,
-                        output: None,
-                        orphaned: false,
-                        replaying,
-                    };
+                    );
                     (None, inst)
                 }
             };
@@ -884,6 +918,74 @@ impl Engine {
         }
         rs.instances.extend(orphans.map(|(_, o)| o.orphaned(rule.slots.len())));
         rs.bound_at = Some(store.generation());
+        rs.bound_len = match rule.slots.as_slice() {
+            [slot] => store.series_of(&slot.metric).len(),
+            _ => 0,
+        };
+    }
+
+    /// Binds only the series the rule's input gained since generation `at`, as new
+    /// instances at the end, when that is exactly what [`rebind`](Engine::rebind) would
+    /// do; returns false, changing nothing, when it might not be. A new series would
+    /// otherwise cost a rule a rebuild of all its instances, and a rule with thousands of
+    /// them would pay that for each one that appears.
+    ///
+    /// That holds for the common shape: one input read series by series, no `select`
+    /// (it looks at every series of the input), every instance bound and none orphaned
+    /// (a rebind may place a new instance among orphans, or drop the label-less
+    /// instance of a rule that had no series), and no series removed since `at` (so the
+    /// input's series then are a prefix of its series now) nor any of the rule's own
+    /// output series added (a rebind looks those up again).
+    fn bind_new_series(&mut self, rref: RuleRef, rule: &Rule, store: &SeriesStore, at: u64) -> bool {
+        let [slot] = rule.slots.as_slice() else { return false };
+        let rs = &self.state[rref.group][rref.rule];
+        if slot.kind != SlotKind::Series
+            || !rule.select.is_empty()
+            || store.removed_since(at)
+            || store.changed_since(&rule.name, at)
+            || rs
+                .instances
+                .iter()
+                .any(|i| i.orphaned || i.bindings.first() == Some(&Binding::Unbound))
+        {
+            return false;
+        }
+        let series = store.series_of(&slot.metric);
+        let Some(new) = series.get(rs.bound_len..) else {
+            return false;
+        };
+        let mut seen: HashSet<u64> = rs.instances.iter().map(|i| i.fingerprint).collect();
+        let mut added = Vec::new();
+        for &id in new {
+            let l = store.labels(id);
+            if !slot.matchers.iter().all(|m| m.matches(l.get(&m.label))) {
+                continue;
+            }
+            let labels = without(l, &slot.join_without);
+            let fingerprint = labels.state_key();
+            // As in a rebind, the first series of a label set wins, and it came before.
+            if seen.insert(fingerprint) {
+                added.push((labels, fingerprint, id));
+            }
+        }
+        let group_name = &self.rules.groups[rref.group].name;
+        let rs = &mut self.state[rref.group][rref.rule];
+        rs.instances.reserve_exact(added.len());
+        for (labels, fingerprint, id) in added {
+            let inst = new_instance(
+                &mut self.restored,
+                self.replaying,
+                group_name,
+                rule,
+                labels,
+                fingerprint,
+                vec![Binding::Series(id)],
+            );
+            rs.instances.push(inst);
+        }
+        rs.bound_at = Some(store.generation());
+        rs.bound_len = series.len();
+        true
     }
 
     /// Every pending or firing instance of every alert rule.
