@@ -23,20 +23,25 @@ use crate::sources::Backfilled;
 /// is how often the slowest source collects.
 pub(crate) async fn schedule(shared: Arc<Shared>, mut policy_rx: watch::Receiver<u64>, slowest: Duration) {
     loop {
-        let groups: Vec<(usize, String, Duration)> = {
+        let (policy, groups): (u64, Vec<(usize, String, Duration)>) = {
             let core = shared.core();
             let default = shared.loaded.cfg.evaluation_interval.value.0;
-            core.policy
+            let groups = core
+                .policy
                 .rules
                 .groups
                 .iter()
                 .enumerate()
                 .map(|(i, g)| (i, g.name.clone(), g.interval.unwrap_or(default)))
-                .collect()
+                .collect();
+            (core.policy.hash, groups)
         };
         let tasks: Vec<_> = groups
             .into_iter()
-            .map(|(g, name, every)| tokio::spawn(run_group(Arc::clone(&shared), g, name, every, slowest)))
+            .map(|(g, name, every)| {
+                let group = Group { g, name, every, policy };
+                tokio::spawn(run_group(Arc::clone(&shared), group, slowest))
+            })
             .collect();
         if policy_rx.changed().await.is_err() {
             return;
@@ -55,52 +60,73 @@ fn first_data_wait(every: Duration, slowest: Duration) -> Duration {
     every.max(slowest)
 }
 
-/// Evaluates group `g` every `every`, aligned to multiples of `every` since the epoch so
+/// One rule group of the policy a [`run_group`] task evaluates.
+struct Group {
+    /// Its index in the policy.
+    g: usize,
+    name: String,
+    every: Duration,
+    /// The hash of the policy it belongs to.
+    policy: u64,
+}
+
+/// Evaluates a group every `every`, aligned to multiples of `every` since the epoch so
 /// that groups with the same interval tick together and never drift (each deadline comes
 /// from the wall clock, not from a monotonic interval started once). A tick that comes too
 /// late (the previous evaluation overran) is skipped and counted.
-async fn run_group(shared: Arc<Shared>, g: usize, name: String, every: Duration, slowest: Duration) {
-    let every_ms = crate::series::duration_ms(every).max(1);
+///
+/// tokio's timers round up to the millisecond and the runtime parks in whole
+/// milliseconds, so a tick would come 1–2 ms late (all of it transition-to-notification
+/// latency). The task sleeps on the runtime until shortly before the deadline, and a thread
+/// of the blocking pool sleeps the last stretch precisely and evaluates at once: waking the
+/// runtime to evaluate there would add a hand-off between threads to every notification.
+async fn run_group(shared: Arc<Shared>, group: Group, slowest: Duration) {
+    /// How much of the wait is left to the precise sleep.
+    const LEAD: Duration = Duration::from_millis(2);
+    let group = Arc::new(group);
+    let every_ms = crate::series::duration_ms(group.every).max(1);
     let mut next = (now().0 / every_ms + 1) * every_ms;
     loop {
-        wait_until(next).await;
-        let missed = (now().0 - next) / every_ms;
-        {
-            let mut it = shared.metrics.iterations.lock().unwrap_or_else(|e| e.into_inner());
-            let e = it.entry(name.clone()).or_default();
-            e.0 += 1;
-            e.1 += missed as u64;
+        if let Some(left) = until(next).and_then(|left| left.checked_sub(LEAD)) {
+            tokio::time::sleep(left).await;
         }
-        // Evaluate at the aligned instant, not whenever the task got the CPU.
-        let at = next + missed * every_ms;
-        let warming_up = shared.started.elapsed() < first_data_wait(every, slowest);
-        evaluate(&shared, g, Timestamp(at), warming_up);
-        next = at + every_ms;
+        let (shared, group) = (Arc::clone(&shared), Arc::clone(&group));
+        let ticked = tokio::task::spawn_blocking(move || {
+            if let Some(left) = until(next) {
+                std::thread::sleep(left);
+            }
+            tick(&shared, &group, next, every_ms, slowest)
+        })
+        .await;
+        match ticked {
+            Ok(at) => next = at + every_ms,
+            // The runtime is shutting down.
+            Err(_) => return,
+        }
     }
 }
 
-/// Sleeps until the wall clock reaches `deadline_ms`. tokio's timers round up to the
-/// millisecond and the runtime parks in whole milliseconds, so a tick would come 1–2 ms late
-/// (all of it transition-to-notification latency); the last stretch is slept precisely on
-/// the blocking pool instead, while the runtime goes on serving.
-async fn wait_until(deadline_ms: i64) {
-    /// How much of the wait is left to the precise sleep.
-    const LEAD: Duration = Duration::from_millis(2);
-    loop {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let deadline = Duration::from_millis(deadline_ms.max(0) as u64);
-        let Some(left) = deadline.checked_sub(wall).filter(|d| !d.is_zero()) else {
-            return;
-        };
-        if left > LEAD {
-            tokio::time::sleep(left - LEAD).await;
-        } else if tokio::task::spawn_blocking(move || std::thread::sleep(left))
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(left).await;
-        }
+/// How long until the wall clock reaches `deadline_ms`, if it has not yet.
+fn until(deadline_ms: i64) -> Option<Duration> {
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let deadline = Duration::from_millis(deadline_ms.max(0) as u64);
+    deadline.checked_sub(wall).filter(|d| !d.is_zero())
+}
+
+/// The tick of `group` due at `due` (ms): counts it and the ticks missed since, evaluates
+/// at the aligned instant (not whenever the thread got the CPU) and returns that instant.
+fn tick(shared: &Shared, group: &Group, due: i64, every_ms: i64, slowest: Duration) -> i64 {
+    let missed = (now().0 - due) / every_ms;
+    {
+        let mut it = shared.metrics.iterations.lock().unwrap_or_else(|e| e.into_inner());
+        let e = it.entry(group.name.clone()).or_default();
+        e.0 += 1;
+        e.1 += missed as u64;
     }
+    let at = due + missed * every_ms;
+    let warming_up = shared.started.elapsed() < first_data_wait(group.every, slowest);
+    evaluate(shared, group.g, group.policy, Timestamp(at), warming_up);
+    at
 }
 
 /// Replays what the sources' backfills filled, before the first evaluation (see
@@ -133,14 +159,17 @@ pub(crate) fn replay(shared: &Shared, backfilled: &[Backfilled]) {
     perform(shared, fx);
 }
 
-/// One evaluation of group `g` at `now`: evaluate, persist (one transaction), deliver.
-/// While `warming_up`, rules that read a metric with no series yet are skipped.
-pub fn evaluate(shared: &Shared, g: usize, now: Timestamp, warming_up: bool) {
+/// One evaluation of group `g` of the policy whose hash is `policy` at `now`: evaluate,
+/// persist (one transaction), deliver. While `warming_up`, rules that read a metric with no
+/// series yet are skipped. Nothing happens once another policy runs: a reload aborts the
+/// group's task, but not a tick already under way on the blocking pool, and `g` may name
+/// another group now.
+pub fn evaluate(shared: &Shared, g: usize, policy: u64, now: Timestamp, warming_up: bool) {
     let mut fx = Effects::default();
     {
         let mut guard = shared.core();
         let core = &mut *guard;
-        if g >= core.policy.rules.groups.len() {
+        if core.policy.hash != policy || g >= core.policy.rules.groups.len() {
             return;
         }
         for r in 0..core.policy.rules.groups[g].rules.len() {
