@@ -17,10 +17,11 @@
 //! (or when the instance is no longer evaluated); the step still open at shutdown is lost.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Engine, RuleRef};
-use crate::series::{Labels, Timestamp};
+use crate::series::{KeyedHash, Labels, Timestamp};
 
 /// Steps per stored chunk (one SQLite row): 32 minutes at the default resolution.
 pub const CHUNK_STEPS: i64 = 32;
@@ -95,18 +96,30 @@ impl Written {
 /// The stable id of a series: FNV-1a 64 over the group, the rule and the instance key, so
 /// the same instance keeps its series across restarts without a lookup.
 pub fn series_id(group: &str, rule: &str, instance: u64) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in group
-        .bytes()
-        .chain([0x1f])
-        .chain(rule.bytes())
-        .chain([0x1f])
-        .chain(instance.to_le_bytes())
-    {
+    id_of(rule_prefix(group, rule), instance)
+}
+
+/// FNV-1a 64 over `bytes`, from the state `h`.
+fn fnv(mut h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    h as i64
+    h
+}
+
+/// The state of [`series_id`]'s hash after the group and the rule, the same for all
+/// instances of the rule.
+fn rule_prefix(group: &str, rule: &str) -> u64 {
+    fnv(
+        0xcbf2_9ce4_8422_2325,
+        group.bytes().chain([0x1f]).chain(rule.bytes()).chain([0x1f]),
+    )
+}
+
+/// [`series_id`] of `instance`, from its rule's [`rule_prefix`].
+fn id_of(prefix: u64, instance: u64) -> i64 {
+    fnv(prefix, instance.to_le_bytes()) as i64
 }
 
 /// The step being accumulated.
@@ -121,8 +134,11 @@ struct Step {
 /// One series' state between evaluations.
 #[derive(Debug)]
 struct Open {
-    rule: String,
-    expr: String,
+    /// The rule's name and expression, shared by all the rule's series: an instance
+    /// costs two pointers for them, and a reload that changed the expression shows as a
+    /// different pointer.
+    rule: Arc<str>,
+    expr: Arc<str>,
     labels: Labels,
     step: Option<Step>,
     /// Chunk start and `last` bits of the previous point written by this process.
@@ -134,8 +150,32 @@ struct Open {
 #[derive(Debug)]
 pub struct Accumulator {
     step_ms: i64,
-    /// By group name, by [`series_id`].
-    groups: HashMap<String, HashMap<i64, Open>>,
+    /// By group name.
+    groups: HashMap<String, GroupSeries>,
+}
+
+/// The open series of one group.
+#[derive(Debug, Default)]
+struct GroupSeries {
+    /// By [`series_id`].
+    series: HashMap<i64, Open, KeyedHash>,
+    /// By rule name: its name and expression as the series hold them.
+    rules: HashMap<Box<str>, (Arc<str>, Arc<str>), KeyedHash>,
+    /// No [`Accumulator::finish`] before this instant (Unix ms) has anything to close or
+    /// forget: the end of the earliest open step, or of the chunk of a series with none.
+    /// `finish` runs after every evaluation, and without it would visit every series each
+    /// time, though steps close once a resolution.
+    due_ms: i64,
+}
+
+/// The series of one rule of one group, as one evaluation observes its instances.
+struct RuleSeries<'a> {
+    group: &'a str,
+    series: &'a mut GroupSeries,
+    rule: Arc<str>,
+    expr: Arc<str>,
+    prefix: u64,
+    step_ms: i64,
 }
 
 impl Accumulator {
@@ -162,47 +202,39 @@ impl Accumulator {
         now: Timestamp,
         out: &mut Written,
     ) {
-        if value.is_nan() {
-            return;
-        }
-        let step_ms = self.step_ms;
-        let start_ms = now.0.div_euclid(step_ms) * step_ms;
-        let id = series_id(group, rule, instance);
+        self.rule_series(group, rule, expr)
+            .observe(instance, labels, value, now, out);
+    }
+
+    /// The series of `rule` in `group`, whose expression is now `expr`: what is looked up
+    /// once per rule and evaluation rather than once per instance.
+    fn rule_series<'a>(&'a mut self, group: &'a str, rule: &str, expr: &str) -> RuleSeries<'a> {
         // Looked up before inserting: a group's name is allocated once, not per value.
         if !self.groups.contains_key(group) {
-            self.groups.insert(group.to_string(), HashMap::new());
+            self.groups.insert(group.to_string(), GroupSeries::default());
         }
-        let Some(series) = self.groups.get_mut(group) else {
-            return;
+        let series = self.groups.get_mut(group).expect("inserted above");
+        let (rule_name, expr_now) = match series.rules.get_mut(rule) {
+            Some(names) => {
+                // A reload changed the expression: each series sees a new pointer.
+                if &*names.1 != expr {
+                    names.1 = Arc::from(expr);
+                }
+                names.clone()
+            }
+            None => {
+                let names = (Arc::<str>::from(rule), Arc::<str>::from(expr));
+                series.rules.insert(rule.into(), names.clone());
+                names
+            }
         };
-        let open = series.entry(id).or_insert_with(|| Open {
-            rule: rule.to_string(),
-            expr: expr.to_string(),
-            labels: labels.clone(),
-            step: None,
-            written: None,
-            announced: false,
-        });
-        // A reload changed the expression: the series row must say so before its next point.
-        if open.expr != expr {
-            open.expr = expr.to_string();
-            open.announced = false;
-        }
-        match &mut open.step {
-            Some(s) if s.start_ms == start_ms => {
-                s.min = s.min.min(value);
-                s.max = s.max.max(value);
-                s.last = value;
-            }
-            _ => {
-                close(group, id, open, step_ms, out);
-                open.step = Some(Step {
-                    start_ms,
-                    min: value,
-                    max: value,
-                    last: value,
-                });
-            }
+        RuleSeries {
+            group,
+            series,
+            rule: rule_name,
+            expr: expr_now,
+            prefix: rule_prefix(group, rule),
+            step_ms: self.step_ms,
         }
     }
 
@@ -214,17 +246,25 @@ impl Accumulator {
         let Some(series) = self.groups.get_mut(group) else {
             return;
         };
-        series.retain(|&id, open| {
+        if now.0 < series.due_ms {
+            return;
+        }
+        let chunk_ms = step_ms.saturating_mul(CHUNK_STEPS);
+        let mut due = i64::MAX;
+        series.series.retain(|&id, open| {
             if open.step.is_some_and(|s| s.start_ms.saturating_add(step_ms) <= now.0) {
                 close(group, id, open, step_ms, out);
             }
-            let chunk_ms = step_ms.saturating_mul(CHUNK_STEPS);
-            open.step.is_some()
-                || open
-                    .written
-                    .is_some_and(|(start, _)| now.0 < start.saturating_add(chunk_ms))
+            let until = match (open.step, open.written) {
+                (Some(s), _) => s.start_ms.saturating_add(step_ms),
+                (None, Some((start, _))) if now.0 < start.saturating_add(chunk_ms) => start.saturating_add(chunk_ms),
+                (None, _) => return false,
+            };
+            due = due.min(until);
+            true
         });
-        if series.is_empty() {
+        series.due_ms = due;
+        if series.series.is_empty() {
             self.groups.remove(group);
         }
     }
@@ -235,6 +275,49 @@ impl Accumulator {
     }
 }
 
+impl RuleSeries<'_> {
+    /// [`Accumulator::observe`] for one instance of this rule.
+    fn observe(&mut self, instance: u64, labels: &Labels, value: f64, now: Timestamp, out: &mut Written) {
+        if value.is_nan() {
+            return;
+        }
+        let step_ms = self.step_ms;
+        let start_ms = now.0.div_euclid(step_ms) * step_ms;
+        let id = id_of(self.prefix, instance);
+        let open = self.series.series.entry(id).or_insert_with(|| Open {
+            rule: Arc::clone(&self.rule),
+            expr: Arc::clone(&self.expr),
+            labels: labels.clone(),
+            step: None,
+            written: None,
+            announced: false,
+        });
+        // A reload changed the expression: the series row must say so before its next point.
+        if !Arc::ptr_eq(&open.expr, &self.expr) {
+            open.expr = Arc::clone(&self.expr);
+            open.announced = false;
+        }
+        match &mut open.step {
+            Some(s) if s.start_ms == start_ms => {
+                s.min = s.min.min(value);
+                s.max = s.max.max(value);
+                s.last = value;
+            }
+            _ => {
+                close(self.group, id, open, step_ms, out);
+                open.step = Some(Step {
+                    start_ms,
+                    min: value,
+                    max: value,
+                    last: value,
+                });
+                let due = &mut self.series.due_ms;
+                *due = (*due).min(start_ms.saturating_add(step_ms));
+            }
+        }
+    }
+}
+
 /// Writes the open step of `open`, if any, and clears it.
 fn close(group: &str, id: i64, open: &mut Open, step_ms: i64, out: &mut Written) {
     let Some(s) = open.step.take() else { return };
@@ -242,8 +325,8 @@ fn close(group: &str, id: i64, open: &mut Open, step_ms: i64, out: &mut Written)
         out.series.push(SeriesRow {
             id,
             group: group.to_string(),
-            rule: open.rule.clone(),
-            expr: open.expr.clone(),
+            rule: open.rule.to_string(),
+            expr: open.expr.to_string(),
             labels: open.labels.to_map(),
         });
         open.announced = true;
@@ -360,18 +443,14 @@ pub fn observe_group(acc: &mut Accumulator, engine: &Engine, g: usize, now: Time
     let rules = std::sync::Arc::clone(engine.rules());
     let Some(group) = rules.groups.get(g) else { return };
     for (r, rule) in group.rules.iter().enumerate() {
-        for inst in engine.instances(RuleRef { group: g, rule: r }) {
+        let instances = engine.instances(RuleRef { group: g, rule: r });
+        if instances.iter().all(|i| i.value.is_none()) {
+            continue;
+        }
+        let mut series = acc.rule_series(&group.name, &rule.name, rule.expr.source());
+        for inst in instances {
             if let Some(v) = inst.value {
-                acc.observe(
-                    &group.name,
-                    &rule.name,
-                    rule.expr.source(),
-                    inst.fingerprint,
-                    &inst.labels,
-                    v,
-                    now,
-                    out,
-                );
+                series.observe(inst.fingerprint, &inst.labels, v, now, out);
             }
         }
     }
@@ -549,6 +628,61 @@ mod tests {
                 .iter()
                 .map(|p| (p.t_ms, (p.min.to_bits(), p.max.to_bits(), p.last.to_bits())))
                 .collect();
+            prop_assert_eq!(got, expected);
+        }
+
+        /// With several instances, each one's step is written once it ends, by the next
+        /// evaluation of the group, whichever instances that evaluation observed (the
+        /// accumulator skips the pass over its series until a step can have ended).
+        #[test]
+        fn steps_end_per_instance_whatever_the_others_do(
+            obs in proptest::collection::vec((0i64..5_000, -1e3f64..1e3, 0u64..3), 1..200),
+            step in 1i64..400,
+        ) {
+            let mut acc = Accumulator::new(Duration::from_millis(step as u64));
+            let mut w = Written::default();
+            let mut t = 0i64;
+            let mut open: BTreeMap<u64, (i64, f64, f64, f64)> = BTreeMap::new();
+            let mut expected: BTreeMap<(i64, i64), (u64, u64, u64)> = BTreeMap::new();
+            let mut write = |i: u64, o: (i64, f64, f64, f64)| {
+                expected.insert((series_id("g", "r", i), o.0), (o.1.to_bits(), o.2.to_bits(), o.3.to_bits()));
+            };
+            for (gap, v, i) in obs {
+                t += gap / 10;
+                acc.observe("g", "r", "x", i, &labels(), v, Timestamp(t), &mut w);
+                acc.finish("g", Timestamp(t), &mut w);
+                let s = t.div_euclid(step) * step;
+                let o = match open.remove(&i) {
+                    Some(o) if o.0 == s => (s, o.1.min(v), o.2.max(v), v),
+                    other => {
+                        if let Some(o) = other {
+                            write(i, o);
+                        }
+                        (s, v, v, v)
+                    }
+                };
+                open.insert(i, o);
+                let ended: Vec<u64> = open.iter().filter(|(_, o)| o.0 + step <= t).map(|(i, _)| *i).collect();
+                for i in ended {
+                    write(i, open.remove(&i).unwrap());
+                }
+            }
+            acc.finish("g", Timestamp(i64::MAX), &mut w);
+            for (i, o) in std::mem::take(&mut open) {
+                write(i, o);
+            }
+            let mut rows: BTreeMap<(i64, i64, i64), Vec<u8>> = BTreeMap::new();
+            for a in &w.points {
+                rows.entry((a.series, a.start_ms, a.step_ms)).or_default().extend(&a.bytes);
+            }
+            let mut got = BTreeMap::new();
+            for ((series, start, step), bytes) in rows {
+                let mut points = Vec::new();
+                decode(start, step, &bytes, &mut points).unwrap();
+                for p in points {
+                    prop_assert!(got.insert((series, p.t_ms), (p.min.to_bits(), p.max.to_bits(), p.last.to_bits())).is_none());
+                }
+            }
             prop_assert_eq!(got, expected);
         }
     }
