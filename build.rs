@@ -45,7 +45,9 @@ fn main() {
     let order = dir.join("dist").join("link-order.txt");
     if order.is_file() {
         if lld_orders_symbols(&order) {
-            // Two arguments through `-Xlinker`: `-Wl,` would split a path with a comma.
+            // Names a rebuild no longer has are expected (the file lags the code), hence
+            // no warning for them; the path goes through `-Xlinker` as one verbatim
+            // argument, since `-Wl,` would split a path with a comma.
             println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
             println!("cargo:rustc-link-arg-bins=-Xlinker");
             println!("cargo:rustc-link-arg-bins=--symbol-ordering-file={}", order.display());
