@@ -37,6 +37,27 @@ fn main() {
             }
         }
     }
+
+    // Link order (ARCHITECTURE.md, "Link order"): the functions start-up and the idle loop
+    // run, first in `.text`, so the code the idle daemon never runs is never faulted in.
+    // A missing file builds the binary in the default order; watched either way (its folder
+    // when missing) so that adding, regenerating or removing it relinks.
+    let order = dir.join("dist").join("link-order.txt");
+    if order.is_file() {
+        if lld_orders_symbols(&order) {
+            // Names a rebuild no longer has are expected (the file lags the code), hence
+            // no warning for them; the path goes through `-Xlinker` as one verbatim
+            // argument, since `-Wl,` would split a path with a comma.
+            println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+            println!("cargo:rustc-link-arg-bins=-Xlinker");
+            println!("cargo:rustc-link-arg-bins=--symbol-ordering-file={}", order.display());
+        }
+        watched.push(order);
+    } else if let Some(parent) = order.parent().filter(|p| p.is_dir()) {
+        watched.push(parent.to_path_buf());
+    }
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
+
     for p in watched {
         println!("cargo:rerun-if-changed={}", p.display());
     }
@@ -48,6 +69,54 @@ fn main() {
     if target_is_host && std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("gnu") && glibc_has_relr() {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+}
+
+/// Whether the binary is linked by rustc's own LLD and it reads `order` as a symbol
+/// ordering file (GNU ld refuses the option). LLD is the default for
+/// x86_64-unknown-linux-gnu since Rust 1.90, so: that target, nothing choosing another
+/// linker, which cargo says through `RUSTC_LINKER` (`target.<triple>.linker`,
+/// `CARGO_TARGET_<TRIPLE>_LINKER`) and the flags it passes (`RUSTFLAGS`, `build.rustflags`:
+/// `-C linker=`, `-C linker-flavor=`, `-C link-self-contained=`, `-Z linker-features=`,
+/// `-C link-arg=-fuse-ld=`), and a program linked with the option by the same compiler
+/// (an older one, or one built without the LLD default, fails there). Any doubt is a no.
+fn lld_orders_symbols(order: &Path) -> bool {
+    if std::env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu")
+        || std::env::var_os("RUSTC_LINKER").is_some()
+    {
+        return false;
+    }
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let flags: Vec<&str> = flags.split('\x1f').filter(|f| !f.is_empty()).collect();
+    if flags
+        .iter()
+        .any(|f| f.contains("linker") || f.contains("link-self-contained") || f.contains("fuse-ld"))
+    {
+        return false;
+    }
+    let Some(out_dir) = std::env::var_os("OUT_DIR").map(PathBuf::from) else {
+        return false;
+    };
+    let probe = out_dir.join("ordering_probe.rs");
+    if std::fs::write(&probe, "fn main() {}\n").is_err() {
+        return false;
+    }
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    Command::new(rustc)
+        .args(["--edition", "2021", "--target", "x86_64-unknown-linux-gnu"])
+        .args(&flags)
+        .args([
+            "-C",
+            "link-arg=-Wl,--no-warn-symbol-ordering",
+            "-C",
+            "link-arg=-Xlinker",
+            "-C",
+        ])
+        .arg(format!("link-arg=--symbol-ordering-file={}", order.display()))
+        .arg("-o")
+        .arg(out_dir.join("ordering_probe"))
+        .arg(&probe)
+        .output()
+        .is_ok_and(|out| out.status.success())
 }
 
 /// Whether the build machine's glibc (`getconf GNU_LIBC_VERSION`: `glibc 2.36`) loads DT_RELR.
