@@ -25,8 +25,8 @@ use crate::template::{TemplateRef, Templates};
 /// Where a rule was written, for diagnostics and `/api/v1/rules`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
-    /// The rule file as the user named it.
-    pub file: String,
+    /// The rule file as the user named it (one string shared by every rule of the file).
+    pub file: Arc<str>,
     /// 1-based line of the rule's name.
     pub line: u64,
     /// 1-based column of the rule's name.
@@ -113,6 +113,10 @@ impl Matcher {
 }
 
 /// One compiled rule.
+///
+/// Lists are boxed slices, not vectors, here and in [`Alert`]: a rule set lives as long as
+/// the daemon runs it, a thousand rules at a time, and never grows; a slice is two words
+/// and holds no spare room.
 #[derive(Debug)]
 pub struct Rule {
     /// The alert name or the recorded metric name.
@@ -121,9 +125,9 @@ pub struct Rule {
     pub expr: Expr,
     /// Label matchers applied to the series of every input that has the label (an input
     /// without it, such as an unlabelled limit, is read unfiltered).
-    pub select: Vec<(String, Matcher)>,
+    pub select: Box<[(String, Matcher)]>,
     /// Grouping labels for aggregations.
-    pub by: Vec<String>,
+    pub by: Box<[String]>,
     /// Extra labels put on every instance (and recorded series).
     pub labels: Labels,
     /// Alert or recording rule.
@@ -131,11 +135,12 @@ pub struct Rule {
     /// Where it was written.
     pub location: Location,
     /// The metrics all of its expressions read; `expr_slots` maps each expression's slot
-    /// numbers into this list, so one instance binding serves every expression.
-    pub slots: Vec<Slot>,
+    /// numbers into this list, so one instance binding serves every expression. A rule
+    /// with one expression shares that expression's list.
+    pub slots: Arc<[Slot]>,
     /// For the main expression and then each `when` tier expression (in tier order), the
     /// index into `slots` of each of its own slots.
-    pub expr_slots: Vec<Vec<usize>>,
+    pub expr_slots: Box<[Box<[usize]>]>,
 }
 
 impl Rule {
@@ -175,17 +180,18 @@ pub struct Alert {
     pub notify: NotifyPolicy,
     /// Per tier: its `when` condition, for `when` tiers (boxed: most tiers have none, and
     /// an empty slot then costs a pointer instead of a whole expression).
-    pub when: Vec<Option<Box<Expr>>>,
+    pub when: Box<[Option<Box<Expr>>]>,
     /// Per tier: its numeric threshold, for `above`/`below` tiers (templates show it).
-    pub thresholds: Vec<Option<f64>>,
+    pub thresholds: Box<[Option<f64>]>,
     /// Whether the main expression is a condition (a rule without tiers).
     pub boolean: bool,
-    /// Annotation name, compiled template, and source text.
-    pub annotations: Vec<(String, TemplateRef, String)>,
+    /// Annotation name, compiled template, and source text (the one copy [`Templates`]
+    /// keeps, shared by every rule with that text).
+    pub annotations: Box<[(String, TemplateRef, Arc<str>)]>,
     /// Response actions.
-    pub actions: Vec<Action>,
+    pub actions: Box<[Action]>,
     /// Receivers named directly with `notify:`, bypassing routes.
-    pub receivers: Vec<String>,
+    pub receivers: Box<[String]>,
 }
 
 /// A response action.
@@ -224,9 +230,11 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
     let mut c = Compiler {
         diags: Vec::new(),
         templates: Templates::new(),
+        severities: HashSet::new(),
     };
     let mut groups = Vec::new();
     for (path, file) in files {
+        let shared_path: Arc<str> = Arc::from(path.as_str());
         let mut group_names = HashSet::new();
         for g in &file.groups {
             if !group_names.insert(g.name.value.clone()) {
@@ -240,7 +248,7 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
             let mut names = HashSet::new();
             let mut rules = Vec::new();
             for def in &g.rules {
-                if let Some(rule) = c.rule(path, def) {
+                if let Some(rule) = c.rule(&shared_path, def) {
                     if !names.insert(rule.name.clone()) {
                         c.diags.push(
                             Diagnostic::error(
@@ -281,6 +289,8 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
 struct Compiler {
     diags: Vec<Diagnostic>,
     templates: Templates,
+    /// Every severity name seen, so that each tier's name is a reference to one string.
+    severities: HashSet<Arc<str>>,
 }
 
 impl Compiler {
@@ -332,7 +342,17 @@ impl Compiler {
         }
     }
 
-    fn rule(&mut self, file: &str, def: &RuleDef) -> Option<Rule> {
+    /// The one shared copy of severity name `s`.
+    fn severity(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.severities.get(s) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.severities.insert(Arc::clone(&shared));
+        shared
+    }
+
+    fn rule(&mut self, file: &Arc<str>, def: &RuleDef) -> Option<Rule> {
         let (name, is_alert) = match (&def.alert, &def.record) {
             (Some(a), None) => (a, true),
             (None, Some(r)) => (r, false),
@@ -372,7 +392,7 @@ impl Compiler {
             );
         }
         let location = Location {
-            file: file.to_string(),
+            file: Arc::clone(file),
             line: name.line(),
             column: name.column(),
         };
@@ -415,36 +435,39 @@ impl Compiler {
             RuleKind::Record
         };
         let expr = expr?;
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut expr_slots = Vec::new();
         let when: &[Option<Box<Expr>>] = match &kind {
             RuleKind::Alert(a) => &a.when,
             RuleKind::Record => &[],
         };
-        for e in std::iter::once(&expr).chain(when.iter().flatten().map(|e| &**e)) {
-            let map = e
-                .slots()
-                .iter()
-                .map(|s| match slots.iter().position(|x| x == s) {
-                    Some(i) => i,
-                    None => {
-                        slots.push(s.clone());
-                        slots.len() - 1
-                    }
-                })
-                .collect();
-            expr_slots.push(map);
-        }
-        // A rule set lives as long as the daemon runs it, a thousand rules at a time: keep
-        // exactly what each vector holds (one grown by `push` reserves four elements).
-        slots.shrink_to_fit();
-        expr_slots.shrink_to_fit();
-        select.shrink_to_fit();
+        let (slots, expr_slots) = if when.iter().all(Option::is_none) {
+            // The common case: the main expression is the only one, its slots are the
+            // rule's, shared rather than copied.
+            let identity = (0..expr.slots().len()).collect();
+            (Arc::clone(expr.shared_slots()), vec![identity].into_boxed_slice())
+        } else {
+            let mut slots: Vec<Slot> = Vec::new();
+            let mut expr_slots = Vec::new();
+            for e in std::iter::once(&expr).chain(when.iter().flatten().map(|e| &**e)) {
+                let map = e
+                    .slots()
+                    .iter()
+                    .map(|s| match slots.iter().position(|x| x == s) {
+                        Some(i) => i,
+                        None => {
+                            slots.push(s.clone());
+                            slots.len() - 1
+                        }
+                    })
+                    .collect();
+                expr_slots.push(map);
+            }
+            (slots.into(), expr_slots.into_boxed_slice())
+        };
         Some(Rule {
             name: name.value.clone(),
             expr,
-            select,
-            by: def.by.clone(),
+            select: select.into_boxed_slice(),
+            by: def.by.iter().cloned().collect(),
             labels,
             kind,
             location,
@@ -542,8 +565,9 @@ impl Compiler {
                     );
                 }
                 let severity = def.severity.as_ref().map(|s| s.value.as_str()).unwrap_or("warning");
+                let severity = self.severity(severity);
                 tiers.push(TierSpec {
-                    severity: Arc::from(severity),
+                    severity,
                     condition: Condition::When,
                     for_: def.r#for.as_ref().map(|d| d.value.0).unwrap_or_default(),
                 });
@@ -586,8 +610,8 @@ impl Compiler {
         };
         let mut annotations = Vec::new();
         for (k, v) in &def.annotations {
-            match self.templates.add(&v.value) {
-                Ok(t) => {
+            match self.templates.add_shared(&v.value) {
+                Ok((t, text)) => {
                     for var in self.templates.unknown_variables(t).to_vec() {
                         self.diags.push(
                             Diagnostic::warning(
@@ -600,7 +624,7 @@ impl Compiler {
                             .with_hint(format!("known variables: {}", crate::template::VARIABLES.join(", "))),
                         );
                     }
-                    annotations.push((k.clone(), t, v.value.clone()));
+                    annotations.push((k.clone(), t, text));
                 }
                 Err(e) => {
                     let line = v.line() + e.line.map(|l| l as u64 - 1).unwrap_or(0);
@@ -621,18 +645,14 @@ impl Compiler {
             }
         }
         let actions = self.actions(file, def, &policy);
-        // Kept as long as the rule set runs: no spare capacity (see `rule`).
-        when.shrink_to_fit();
-        thresholds.shrink_to_fit();
-        annotations.shrink_to_fit();
         Some(Alert {
             policy,
             notify,
-            when,
-            thresholds,
+            when: when.into_boxed_slice(),
+            thresholds: thresholds.into_boxed_slice(),
             boolean,
-            annotations,
-            actions,
+            annotations: annotations.into_boxed_slice(),
+            actions: actions.into_boxed_slice(),
             receivers: def.notify.iter().map(|r| r.value.clone()).collect(),
         })
     }
@@ -645,7 +665,7 @@ impl Compiler {
         expr: Option<&Expr>,
     ) -> Option<(TierSpec, Option<Expr>, Option<f64>)> {
         let for_ = t.r#for.as_ref().map(|d| d.value.0).unwrap_or_default();
-        let severity: Arc<str> = Arc::from(t.severity.value.as_str());
+        let severity = self.severity(&t.severity.value);
         if !valid_name(&t.severity.value) {
             self.error(
                 file,
