@@ -962,6 +962,45 @@ mod tests {
             .unwrap_or_else(|| panic!("no {severity:?} `{code}` in {d:#?}"))
     }
 
+    /// What `tests/rules_alloc.rs`'s budget relies on: what rules have in common is one
+    /// allocation, and a rule with one expression reads that expression's slot list.
+    #[test]
+    fn rules_share_their_path_severities_annotation_texts_and_slots() {
+        let rule = |i: usize, sev: &str| {
+            format!(
+                "      - alert: A{i}\n        expr: m\n        tiers: [{{ severity: {sev}, above: 1 }}]\n        annotations: {{ summary: \"{{{{ value }}}}\" }}\n"
+            )
+        };
+        let yaml = format!(
+            "groups:\n  - name: g\n    rules:\n{}{}{}      - alert: W\n        expr: m\n        tiers:\n          - {{ severity: warning, above: 1 }}\n          - {{ severity: page, when: \"n > 1\" }}\n",
+            rule(0, "warning"),
+            rule(1, "page"),
+            rule(2, "warning")
+        );
+        let file = parse_rules(&Source::from_text("r.yaml", yaml).unwrap()).unwrap_or_else(|d| panic!("{d:?}"));
+        let (set, d) = compile(&[("r.yaml".into(), file)]);
+        let set = set.unwrap_or_else(|| panic!("{d:?}"));
+        let rules: Vec<&Rule> = set.rules().collect();
+        let (first, a0) = (rules[0], rules[0].alert().unwrap());
+        for r in &rules[..3] {
+            let a = r.alert().unwrap();
+            assert!(Arc::ptr_eq(&r.location.file, &first.location.file), "{}", r.name);
+            assert!(Arc::ptr_eq(&r.slots, r.expr.shared_slots()), "{}", r.name);
+            assert!(Arc::ptr_eq(&a.annotations[0].2, &a0.annotations[0].2), "{}", r.name);
+            assert_eq!(&*a.annotations[0].2, "{{ value }}");
+        }
+        let sev = |r: usize, t: usize| Arc::clone(&rules[r].alert().unwrap().policy.tiers[t].severity);
+        assert!(Arc::ptr_eq(&sev(0, 0), &sev(2, 0)) && Arc::ptr_eq(&sev(0, 0), &sev(3, 0)));
+        assert!(Arc::ptr_eq(&sev(1, 0), &sev(3, 1)));
+        assert!(!Arc::ptr_eq(&sev(0, 0), &sev(1, 0)));
+        // A rule with a `when` tier reads the slots of both expressions: its own list, with
+        // each expression's slots mapped into it.
+        let w = rules[3];
+        let metrics: Vec<&str> = w.slots.iter().map(|s| s.metric.as_str()).collect();
+        assert_eq!(metrics, ["m", "n"]);
+        assert_eq!(&*w.expr_slots, &[Box::from([0usize]), Box::from([1usize])]);
+    }
+
     #[test]
     fn a_clean_rule_compiles_with_resolved_clear_thresholds() {
         let yaml = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: m\n        hysteresis: 5\n        tiers:\n          - { severity: warning, above: 70, for: 5m }\n          - { severity: high, above: 80, clear: 72 }\n";
