@@ -83,17 +83,20 @@ def one(variant: str, tmp: Path, push_s: float) -> dict:
     try:
         ready_rss = d.status_kib(p.pid) / 1024
         if variant not in ("0", "d"):
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             t0 = time.monotonic()
             n = 0
             while time.monotonic() - t0 < push_s:
-                c.request("POST", "/api/v1/push", BODY, {"Content-Type": "text/plain"})
+                # A connection per push: one keep-alive connection pushing every second
+                # was, now and then, reset or left unanswered for 10 s (the listener's
+                # header timeout) some 10-20 s into a run, which failed the run.
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                c.request("POST", "/api/v1/push", BODY, {"Content-Type": "text/plain", "Connection": "close"})
                 r = c.getresponse()
                 body = json.loads(r.read())
+                c.close()
                 assert r.status == 200 and body["accepted"] == N_HOSTS, body
                 n += 1
                 time.sleep(max(0.0, t0 + n - time.monotonic()))
-            c.close()
             time.sleep(1.5)  # at least one more evaluation
         else:
             time.sleep(push_s + 1.5)

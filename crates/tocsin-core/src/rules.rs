@@ -7,7 +7,7 @@
 //! [`Rule`] are different types on purpose: nothing downstream can see an unchecked rule.
 //! Pure: it reads no file (callers pass parsed files) and no clock.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,10 +174,11 @@ pub enum RuleKind {
 /// The alerting half of a rule.
 #[derive(Debug)]
 pub struct Alert {
-    /// Tiers, hysteresis-resolved clear thresholds, `keep_firing_for`, `no_data`.
-    pub policy: Policy,
+    /// Tiers, hysteresis-resolved clear thresholds, `keep_firing_for`, `no_data`: one copy
+    /// shared by every rule of the set with the same policy.
+    pub policy: Arc<Policy>,
     /// Cooldown, repeats, flapping.
-    pub notify: NotifyPolicy,
+    pub notify: Arc<NotifyPolicy>,
     /// Per tier: its `when` condition, for `when` tiers (boxed: most tiers have none, and
     /// an empty slot then costs a pointer instead of a whole expression).
     pub when: Box<[Option<Box<Expr>>]>,
@@ -231,6 +232,8 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
         diags: Vec::new(),
         templates: Templates::new(),
         severities: HashSet::new(),
+        policies: Interner::default(),
+        notify_policies: Interner::default(),
     };
     let mut groups = Vec::new();
     for (path, file) in files {
@@ -291,6 +294,33 @@ struct Compiler {
     templates: Templates,
     /// Every severity name seen, so that each tier's name is a reference to one string.
     severities: HashSet<Arc<str>>,
+    /// Every distinct state-machine policy so far.
+    policies: Interner<Policy>,
+    /// Every distinct notification policy so far.
+    notify_policies: Interner<NotifyPolicy>,
+}
+
+/// One shared copy of each distinct value: a thousand rules written from one pattern have
+/// a few distinct policies, not a thousand. Keyed by the value's `Debug` text, which tells
+/// apart every two values of the policy types (durations, flags, names, and floats, which
+/// print as the shortest text that reads back as the same number).
+struct Interner<T> {
+    by_text: HashMap<String, Arc<T>>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Interner<T> {
+        Interner {
+            by_text: HashMap::new(),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> Interner<T> {
+    fn share(&mut self, value: T) -> Arc<T> {
+        let text = format!("{value:?}");
+        Arc::clone(self.by_text.entry(text).or_insert_with(|| Arc::new(value)))
+    }
 }
 
 impl Compiler {
@@ -646,8 +676,8 @@ impl Compiler {
         }
         let actions = self.actions(file, def, &policy);
         Some(Alert {
-            policy,
-            notify,
+            policy: self.policies.share(policy),
+            notify: self.notify_policies.share(notify),
             when: when.into_boxed_slice(),
             thresholds: thresholds.into_boxed_slice(),
             boolean,
@@ -965,7 +995,7 @@ mod tests {
     /// What `tests/rules_alloc.rs`'s budget relies on: what rules have in common is one
     /// allocation, and a rule with one expression reads that expression's slot list.
     #[test]
-    fn rules_share_their_path_severities_annotation_texts_and_slots() {
+    fn rules_share_their_path_severities_policies_annotation_texts_and_slots() {
         let rule = |i: usize, sev: &str| {
             format!(
                 "      - alert: A{i}\n        expr: m\n        tiers: [{{ severity: {sev}, above: 1 }}]\n        annotations: {{ summary: \"{{{{ value }}}}\" }}\n"
@@ -993,12 +1023,28 @@ mod tests {
         assert!(Arc::ptr_eq(&sev(0, 0), &sev(2, 0)) && Arc::ptr_eq(&sev(0, 0), &sev(3, 0)));
         assert!(Arc::ptr_eq(&sev(1, 0), &sev(3, 1)));
         assert!(!Arc::ptr_eq(&sev(0, 0), &sev(1, 0)));
+        // Equal policies are one; a different tier is a different policy.
+        let alert = |r: usize| rules[r].alert().unwrap();
+        assert!(Arc::ptr_eq(&alert(0).policy, &alert(2).policy));
+        assert!(!Arc::ptr_eq(&alert(0).policy, &alert(1).policy));
+        assert_eq!(alert(1).policy.tiers[0].severity.as_ref(), "page");
+        assert!((0..4).all(|r| Arc::ptr_eq(&alert(r).notify, &alert(0).notify)));
         // A rule with a `when` tier reads the slots of both expressions: its own list, with
         // each expression's slots mapped into it.
         let w = rules[3];
         let metrics: Vec<&str> = w.slots.iter().map(|s| s.metric.as_str()).collect();
         assert_eq!(metrics, ["m", "n"]);
         assert_eq!(&*w.expr_slots, &[Box::from([0usize]), Box::from([1usize])]);
+    }
+
+    /// The interner's key tells apart floats one step apart, and zero from minus zero.
+    #[test]
+    fn interned_values_are_shared_only_when_equal() {
+        let mut i = Interner::default();
+        let a = i.share(0.1f64);
+        assert!(Arc::ptr_eq(&a, &i.share(0.1)));
+        assert!(!Arc::ptr_eq(&a, &i.share(f64::from_bits(0.1f64.to_bits() + 1))));
+        assert!(!Arc::ptr_eq(&i.share(0.0), &i.share(-0.0)));
     }
 
     #[test]
