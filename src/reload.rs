@@ -202,6 +202,11 @@ pub fn load(
         return Ok(None);
     }
     let checked = crate::check::validate(&sources, env, &load_rule_file);
+    // What validating needed beyond the compiled set (the parsed trees, the diagnostics'
+    // scratch, the source texts) is free now, in pages interleaved with what stays: without
+    // a trim the process would keep the whole high-water mark of the load resident.
+    drop(sources);
+    crate::memory::give_back();
     diags.extend(checked.diagnostics);
     let set = match checked.rules {
         Some(set) if !diags.iter().any(|d| d.severity == Severity::Error) => set,

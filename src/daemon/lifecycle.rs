@@ -383,6 +383,8 @@ pub fn reload_now(shared: &Shared) -> Result<bool, String> {
             core.status = status_for(&policy);
             core.wanted = wanted_metrics(&policy);
             core.policy = policy;
+            // The replaced set (rules, engine state of removed rules) is free now.
+            crate::memory::give_back();
             tracing::info!(groups = core.policy.rules.groups.len(), "rules reloaded");
             Ok(true)
         }

@@ -7,7 +7,7 @@
 //! [`Rule`] are different types on purpose: nothing downstream can see an unchecked rule.
 //! Pure: it reads no file (callers pass parsed files) and no clock.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +25,8 @@ use crate::template::{TemplateRef, Templates};
 /// Where a rule was written, for diagnostics and `/api/v1/rules`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
-    /// The rule file as the user named it.
-    pub file: String,
+    /// The rule file as the user named it (one string shared by every rule of the file).
+    pub file: Arc<str>,
     /// 1-based line of the rule's name.
     pub line: u64,
     /// 1-based column of the rule's name.
@@ -113,6 +113,10 @@ impl Matcher {
 }
 
 /// One compiled rule.
+///
+/// Lists are boxed slices, not vectors, here and in [`Alert`]: a rule set lives as long as
+/// the daemon runs it, a thousand rules at a time, and never grows; a slice is two words
+/// and holds no spare room.
 #[derive(Debug)]
 pub struct Rule {
     /// The alert name or the recorded metric name.
@@ -121,9 +125,9 @@ pub struct Rule {
     pub expr: Expr,
     /// Label matchers applied to the series of every input that has the label (an input
     /// without it, such as an unlabelled limit, is read unfiltered).
-    pub select: Vec<(String, Matcher)>,
+    pub select: Box<[(String, Matcher)]>,
     /// Grouping labels for aggregations.
-    pub by: Vec<String>,
+    pub by: Box<[String]>,
     /// Extra labels put on every instance (and recorded series).
     pub labels: Labels,
     /// Alert or recording rule.
@@ -131,11 +135,12 @@ pub struct Rule {
     /// Where it was written.
     pub location: Location,
     /// The metrics all of its expressions read; `expr_slots` maps each expression's slot
-    /// numbers into this list, so one instance binding serves every expression.
-    pub slots: Vec<Slot>,
+    /// numbers into this list, so one instance binding serves every expression. A rule
+    /// with one expression shares that expression's list.
+    pub slots: Arc<[Slot]>,
     /// For the main expression and then each `when` tier expression (in tier order), the
     /// index into `slots` of each of its own slots.
-    pub expr_slots: Vec<Vec<usize>>,
+    pub expr_slots: Box<[Box<[usize]>]>,
 }
 
 impl Rule {
@@ -169,23 +174,25 @@ pub enum RuleKind {
 /// The alerting half of a rule.
 #[derive(Debug)]
 pub struct Alert {
-    /// Tiers, hysteresis-resolved clear thresholds, `keep_firing_for`, `no_data`.
-    pub policy: Policy,
+    /// Tiers, hysteresis-resolved clear thresholds, `keep_firing_for`, `no_data`: one copy
+    /// shared by every rule of the set with the same policy.
+    pub policy: Arc<Policy>,
     /// Cooldown, repeats, flapping.
-    pub notify: NotifyPolicy,
+    pub notify: Arc<NotifyPolicy>,
     /// Per tier: its `when` condition, for `when` tiers (boxed: most tiers have none, and
     /// an empty slot then costs a pointer instead of a whole expression).
-    pub when: Vec<Option<Box<Expr>>>,
+    pub when: Box<[Option<Box<Expr>>]>,
     /// Per tier: its numeric threshold, for `above`/`below` tiers (templates show it).
-    pub thresholds: Vec<Option<f64>>,
+    pub thresholds: Box<[Option<f64>]>,
     /// Whether the main expression is a condition (a rule without tiers).
     pub boolean: bool,
-    /// Annotation name, compiled template, and source text.
-    pub annotations: Vec<(String, TemplateRef, String)>,
+    /// Annotation name, compiled template, and source text (the one copy [`Templates`]
+    /// keeps, shared by every rule with that text).
+    pub annotations: Box<[(String, TemplateRef, Arc<str>)]>,
     /// Response actions.
-    pub actions: Vec<Action>,
+    pub actions: Box<[Action]>,
     /// Receivers named directly with `notify:`, bypassing routes.
-    pub receivers: Vec<String>,
+    pub receivers: Box<[String]>,
 }
 
 /// A response action.
@@ -224,9 +231,13 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
     let mut c = Compiler {
         diags: Vec::new(),
         templates: Templates::new(),
+        severities: HashSet::new(),
+        policies: Interner::default(),
+        notify_policies: Interner::default(),
     };
     let mut groups = Vec::new();
     for (path, file) in files {
+        let shared_path: Arc<str> = Arc::from(path.as_str());
         let mut group_names = HashSet::new();
         for g in &file.groups {
             if !group_names.insert(g.name.value.clone()) {
@@ -240,7 +251,7 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
             let mut names = HashSet::new();
             let mut rules = Vec::new();
             for def in &g.rules {
-                if let Some(rule) = c.rule(path, def) {
+                if let Some(rule) = c.rule(&shared_path, def) {
                     if !names.insert(rule.name.clone()) {
                         c.diags.push(
                             Diagnostic::error(
@@ -281,6 +292,35 @@ pub fn compile(files: &[(String, RuleFile)]) -> (Option<RuleSet>, Vec<Diagnostic
 struct Compiler {
     diags: Vec<Diagnostic>,
     templates: Templates,
+    /// Every severity name seen, so that each tier's name is a reference to one string.
+    severities: HashSet<Arc<str>>,
+    /// Every distinct state-machine policy so far.
+    policies: Interner<Policy>,
+    /// Every distinct notification policy so far.
+    notify_policies: Interner<NotifyPolicy>,
+}
+
+/// One shared copy of each distinct value: a thousand rules written from one pattern have
+/// a few distinct policies, not a thousand. Keyed by the value's `Debug` text, which tells
+/// apart every two values of the policy types (durations, flags, names, and floats, which
+/// print as the shortest text that reads back as the same number).
+struct Interner<T> {
+    by_text: HashMap<String, Arc<T>>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Interner<T> {
+        Interner {
+            by_text: HashMap::new(),
+        }
+    }
+}
+
+impl<T: std::fmt::Debug> Interner<T> {
+    fn share(&mut self, value: T) -> Arc<T> {
+        let text = format!("{value:?}");
+        Arc::clone(self.by_text.entry(text).or_insert_with(|| Arc::new(value)))
+    }
 }
 
 impl Compiler {
@@ -332,7 +372,17 @@ impl Compiler {
         }
     }
 
-    fn rule(&mut self, file: &str, def: &RuleDef) -> Option<Rule> {
+    /// The one shared copy of severity name `s`.
+    fn severity(&mut self, s: &str) -> Arc<str> {
+        if let Some(shared) = self.severities.get(s) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(s);
+        self.severities.insert(Arc::clone(&shared));
+        shared
+    }
+
+    fn rule(&mut self, file: &Arc<str>, def: &RuleDef) -> Option<Rule> {
         let (name, is_alert) = match (&def.alert, &def.record) {
             (Some(a), None) => (a, true),
             (None, Some(r)) => (r, false),
@@ -372,7 +422,7 @@ impl Compiler {
             );
         }
         let location = Location {
-            file: file.to_string(),
+            file: Arc::clone(file),
             line: name.line(),
             column: name.column(),
         };
@@ -415,36 +465,39 @@ impl Compiler {
             RuleKind::Record
         };
         let expr = expr?;
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut expr_slots = Vec::new();
         let when: &[Option<Box<Expr>>] = match &kind {
             RuleKind::Alert(a) => &a.when,
             RuleKind::Record => &[],
         };
-        for e in std::iter::once(&expr).chain(when.iter().flatten().map(|e| &**e)) {
-            let map = e
-                .slots()
-                .iter()
-                .map(|s| match slots.iter().position(|x| x == s) {
-                    Some(i) => i,
-                    None => {
-                        slots.push(s.clone());
-                        slots.len() - 1
-                    }
-                })
-                .collect();
-            expr_slots.push(map);
-        }
-        // A rule set lives as long as the daemon runs it, a thousand rules at a time: keep
-        // exactly what each vector holds (one grown by `push` reserves four elements).
-        slots.shrink_to_fit();
-        expr_slots.shrink_to_fit();
-        select.shrink_to_fit();
+        let (slots, expr_slots) = if when.iter().all(Option::is_none) {
+            // The common case: the main expression is the only one, its slots are the
+            // rule's, shared rather than copied.
+            let identity = (0..expr.slots().len()).collect();
+            (Arc::clone(expr.shared_slots()), vec![identity].into_boxed_slice())
+        } else {
+            let mut slots: Vec<Slot> = Vec::new();
+            let mut expr_slots = Vec::new();
+            for e in std::iter::once(&expr).chain(when.iter().flatten().map(|e| &**e)) {
+                let map = e
+                    .slots()
+                    .iter()
+                    .map(|s| match slots.iter().position(|x| x == s) {
+                        Some(i) => i,
+                        None => {
+                            slots.push(s.clone());
+                            slots.len() - 1
+                        }
+                    })
+                    .collect();
+                expr_slots.push(map);
+            }
+            (slots.into(), expr_slots.into_boxed_slice())
+        };
         Some(Rule {
             name: name.value.clone(),
             expr,
-            select,
-            by: def.by.clone(),
+            select: select.into_boxed_slice(),
+            by: def.by.iter().cloned().collect(),
             labels,
             kind,
             location,
@@ -542,8 +595,9 @@ impl Compiler {
                     );
                 }
                 let severity = def.severity.as_ref().map(|s| s.value.as_str()).unwrap_or("warning");
+                let severity = self.severity(severity);
                 tiers.push(TierSpec {
-                    severity: Arc::from(severity),
+                    severity,
                     condition: Condition::When,
                     for_: def.r#for.as_ref().map(|d| d.value.0).unwrap_or_default(),
                 });
@@ -586,8 +640,8 @@ impl Compiler {
         };
         let mut annotations = Vec::new();
         for (k, v) in &def.annotations {
-            match self.templates.add(&v.value) {
-                Ok(t) => {
+            match self.templates.add_shared(&v.value) {
+                Ok((t, text)) => {
                     for var in self.templates.unknown_variables(t).to_vec() {
                         self.diags.push(
                             Diagnostic::warning(
@@ -600,7 +654,7 @@ impl Compiler {
                             .with_hint(format!("known variables: {}", crate::template::VARIABLES.join(", "))),
                         );
                     }
-                    annotations.push((k.clone(), t, v.value.clone()));
+                    annotations.push((k.clone(), t, text));
                 }
                 Err(e) => {
                     let line = v.line() + e.line.map(|l| l as u64 - 1).unwrap_or(0);
@@ -621,18 +675,14 @@ impl Compiler {
             }
         }
         let actions = self.actions(file, def, &policy);
-        // Kept as long as the rule set runs: no spare capacity (see `rule`).
-        when.shrink_to_fit();
-        thresholds.shrink_to_fit();
-        annotations.shrink_to_fit();
         Some(Alert {
-            policy,
-            notify,
-            when,
-            thresholds,
+            policy: self.policies.share(policy),
+            notify: self.notify_policies.share(notify),
+            when: when.into_boxed_slice(),
+            thresholds: thresholds.into_boxed_slice(),
             boolean,
-            annotations,
-            actions,
+            annotations: annotations.into_boxed_slice(),
+            actions: actions.into_boxed_slice(),
             receivers: def.notify.iter().map(|r| r.value.clone()).collect(),
         })
     }
@@ -645,7 +695,7 @@ impl Compiler {
         expr: Option<&Expr>,
     ) -> Option<(TierSpec, Option<Expr>, Option<f64>)> {
         let for_ = t.r#for.as_ref().map(|d| d.value.0).unwrap_or_default();
-        let severity: Arc<str> = Arc::from(t.severity.value.as_str());
+        let severity = self.severity(&t.severity.value);
         if !valid_name(&t.severity.value) {
             self.error(
                 file,
@@ -940,6 +990,61 @@ mod tests {
             .find(|d| d.code == code && d.severity == severity)
             .cloned()
             .unwrap_or_else(|| panic!("no {severity:?} `{code}` in {d:#?}"))
+    }
+
+    /// What `tests/rules_alloc.rs`'s budget relies on: what rules have in common is one
+    /// allocation, and a rule with one expression reads that expression's slot list.
+    #[test]
+    fn rules_share_their_path_severities_policies_annotation_texts_and_slots() {
+        let rule = |i: usize, sev: &str| {
+            format!(
+                "      - alert: A{i}\n        expr: m\n        tiers: [{{ severity: {sev}, above: 1 }}]\n        annotations: {{ summary: \"{{{{ value }}}}\" }}\n"
+            )
+        };
+        let yaml = format!(
+            "groups:\n  - name: g\n    rules:\n{}{}{}      - alert: W\n        expr: m\n        tiers:\n          - {{ severity: warning, above: 1 }}\n          - {{ severity: page, when: \"n > 1\" }}\n",
+            rule(0, "warning"),
+            rule(1, "page"),
+            rule(2, "warning")
+        );
+        let file = parse_rules(&Source::from_text("r.yaml", yaml).unwrap()).unwrap_or_else(|d| panic!("{d:?}"));
+        let (set, d) = compile(&[("r.yaml".into(), file)]);
+        let set = set.unwrap_or_else(|| panic!("{d:?}"));
+        let rules: Vec<&Rule> = set.rules().collect();
+        let (first, a0) = (rules[0], rules[0].alert().unwrap());
+        for r in &rules[..3] {
+            let a = r.alert().unwrap();
+            assert!(Arc::ptr_eq(&r.location.file, &first.location.file), "{}", r.name);
+            assert!(Arc::ptr_eq(&r.slots, r.expr.shared_slots()), "{}", r.name);
+            assert!(Arc::ptr_eq(&a.annotations[0].2, &a0.annotations[0].2), "{}", r.name);
+            assert_eq!(&*a.annotations[0].2, "{{ value }}");
+        }
+        let sev = |r: usize, t: usize| Arc::clone(&rules[r].alert().unwrap().policy.tiers[t].severity);
+        assert!(Arc::ptr_eq(&sev(0, 0), &sev(2, 0)) && Arc::ptr_eq(&sev(0, 0), &sev(3, 0)));
+        assert!(Arc::ptr_eq(&sev(1, 0), &sev(3, 1)));
+        assert!(!Arc::ptr_eq(&sev(0, 0), &sev(1, 0)));
+        // Equal policies are one; a different tier is a different policy.
+        let alert = |r: usize| rules[r].alert().unwrap();
+        assert!(Arc::ptr_eq(&alert(0).policy, &alert(2).policy));
+        assert!(!Arc::ptr_eq(&alert(0).policy, &alert(1).policy));
+        assert_eq!(alert(1).policy.tiers[0].severity.as_ref(), "page");
+        assert!((0..4).all(|r| Arc::ptr_eq(&alert(r).notify, &alert(0).notify)));
+        // A rule with a `when` tier reads the slots of both expressions: its own list, with
+        // each expression's slots mapped into it.
+        let w = rules[3];
+        let metrics: Vec<&str> = w.slots.iter().map(|s| s.metric.as_str()).collect();
+        assert_eq!(metrics, ["m", "n"]);
+        assert_eq!(&*w.expr_slots, &[Box::from([0usize]), Box::from([1usize])]);
+    }
+
+    /// The interner's key tells apart floats one step apart, and zero from minus zero.
+    #[test]
+    fn interned_values_are_shared_only_when_equal() {
+        let mut i = Interner::default();
+        let a = i.share(0.1f64);
+        assert!(Arc::ptr_eq(&a, &i.share(0.1)));
+        assert!(!Arc::ptr_eq(&a, &i.share(f64::from_bits(0.1f64.to_bits() + 1))));
+        assert!(!Arc::ptr_eq(&i.share(0.0), &i.share(-0.0)));
     }
 
     #[test]

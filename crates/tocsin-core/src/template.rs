@@ -123,8 +123,15 @@ impl Templates {
 
     /// Checks `source` and adds it to the set.
     pub fn add(&mut self, source: &str) -> Result<TemplateRef, TemplateError> {
-        if let Some(t) = self.by_source.get(source) {
-            return Ok(*t);
+        self.add_shared(source).map(|(t, _)| t)
+    }
+
+    /// [`Templates::add`], also handing out the set's own copy of the source, for a caller
+    /// that keeps the text as long as the set (rules do, for the fallback text): one copy
+    /// however many rules share it.
+    pub fn add_shared(&mut self, source: &str) -> Result<(TemplateRef, Arc<str>), TemplateError> {
+        if let Some((shared, t)) = self.by_source.get_key_value(source) {
+            return Ok((*t, Arc::clone(shared)));
         }
         // Compiled here only to be checked and read for its variables, in an environment of
         // its own (compiling depends on the syntax alone, which both leave at the default).
@@ -145,9 +152,9 @@ impl Templates {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(Arc::clone(&shared));
-        self.by_source.insert(shared, t);
+        self.by_source.insert(Arc::clone(&shared), t);
         self.unknown.push(unknown);
-        Ok(t)
+        Ok((t, shared))
     }
 
     /// Renders a template; errors (fuel exhausted, bad filter argument, …) as text.

@@ -291,7 +291,7 @@ fn new_instance(
     let replaying = replaying && claimed.is_none();
     let restored = claimed.unwrap_or_default();
     let mut gates = restored.gates;
-    let action_names = rule.alert().map_or(&[][..], |a| a.actions.as_slice());
+    let action_names = rule.alert().map_or(&[][..], |a| &a.actions[..]);
     Instance {
         base: base_labels(rule, &labels),
         labels,
@@ -918,7 +918,7 @@ impl Engine {
         }
         rs.instances.extend(orphans.map(|(_, o)| o.orphaned(rule.slots.len())));
         rs.bound_at = Some(store.generation());
-        rs.bound_len = match rule.slots.as_slice() {
+        rs.bound_len = match &rule.slots[..] {
             [slot] => store.series_of(&slot.metric).len(),
             _ => 0,
         };
@@ -937,7 +937,7 @@ impl Engine {
     /// input's series then are a prefix of its series now) nor any of the rule's own
     /// output series added (a rebind looks those up again).
     fn bind_new_series(&mut self, rref: RuleRef, rule: &Rule, store: &SeriesStore, at: u64) -> bool {
-        let [slot] = rule.slots.as_slice() else { return false };
+        let [slot] = &rule.slots[..] else { return false };
         let rs = &self.state[rref.group][rref.rule];
         if slot.kind != SlotKind::Series
             || !rule.select.is_empty()

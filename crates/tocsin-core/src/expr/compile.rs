@@ -88,15 +88,12 @@ pub(super) fn compile(src: &str) -> Result<Compiled, ExprError> {
     for (s, f) in slots.iter_mut().zip(fixed) {
         s.join_without = f;
     }
-    // A compiled expression lives as long as its rule set: no spare capacity.
-    slots.shrink_to_fit();
-    let mut aged = c.aged;
-    aged.shrink_to_fit();
+    // No shrinking here: `Expr::compile` moves both into exact-sized slices.
     Ok(Compiled {
         root,
         slots,
         longest_window: c.longest_window,
-        aged,
+        aged: c.aged,
     })
 }
 

@@ -37,6 +37,7 @@ mod stats;
 mod tests;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::series::{Timestamp, Window};
@@ -49,10 +50,13 @@ pub use matchers::{LabelMatcher, MatchOp};
 #[derive(Clone, Debug)]
 pub struct Expr {
     root: compile::Typed,
-    slots: Vec<Slot>,
+    // Shared: a rule whose only expression is this one reads exactly these slots, and its
+    // list is then this one (see [`Expr::shared_slots`]). Boxed slices: a compiled
+    // expression lives as long as its rule set and never grows.
+    slots: Arc<[Slot]>,
     longest_window: Duration,
-    aged: Vec<u32>,
-    source: String,
+    aged: Box<[u32]>,
+    source: Box<str>,
 }
 
 /// The static type of an expression.
@@ -174,10 +178,10 @@ impl Expr {
         let c = compile::compile(src)?;
         Ok(Expr {
             root: c.root,
-            slots: c.slots,
+            slots: c.slots.into(),
             longest_window: c.longest_window,
-            aged: c.aged,
-            source: src.to_string(),
+            aged: c.aged.into_boxed_slice(),
+            source: src.into(),
         })
     }
 
@@ -188,6 +192,12 @@ impl Expr {
 
     /// The metrics the expression reads; [`Data`] is asked by index into this slice.
     pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// The same slots as [`Expr::slots`], for a caller that keeps them as long as the
+    /// expression: a clone of this shares them instead of copying every metric name.
+    pub fn shared_slots(&self) -> &Arc<[Slot]> {
         &self.slots
     }
 
