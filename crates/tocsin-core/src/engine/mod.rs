@@ -767,8 +767,7 @@ impl Engine {
                     .collect();
                 let selected = series.iter().copied().filter(|id| {
                     let l = store.labels(*id);
-                    select.iter().all(|(k, m)| m.matches(l.get(k)))
-                        && slot.matchers.iter().all(|m| m.matches(l.get(&m.label)))
+                    select.iter().all(|(k, m)| m.matches(l.get(k))) && slot.selects(l)
                 });
                 match slot.kind {
                     SlotKind::Series => selected
@@ -958,7 +957,7 @@ impl Engine {
         let mut added = Vec::new();
         for &id in new {
             let l = store.labels(id);
-            if !slot.matchers.iter().all(|m| m.matches(l.get(&m.label))) {
+            if !slot.selects(l) {
                 continue;
             }
             let labels = without(l, &slot.join_without);

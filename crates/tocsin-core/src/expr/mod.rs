@@ -40,7 +40,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::series::{Timestamp, Window};
+use crate::series::{Labels, Timestamp, Window};
 
 pub use compile::is_metric_name;
 pub use lex::{MAX_DEPTH, MAX_LEN};
@@ -97,6 +97,13 @@ pub struct Slot {
     /// expression reads the same metric with other matchers too, so that
     /// `m{type="vms"} - m{type="rss"}` pairs the two series of each process.
     pub join_without: Vec<String>,
+}
+
+impl Slot {
+    /// Whether this read selects a series with `labels`: every matcher written on it holds.
+    pub fn selects(&self, labels: &Labels) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels.get(&m.label)))
+    }
 }
 
 /// A compile error.
