@@ -61,6 +61,7 @@ fn pipeline(annotation: Option<&str>) -> Pipeline {
             retention: Duration::from_secs(60),
             external_url: "http://127.0.0.1:9470".into(),
             history_resolution: Duration::from_secs(60),
+            flush_chunk: None,
         },
     )
 }

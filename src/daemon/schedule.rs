@@ -149,14 +149,14 @@ pub(crate) fn replay(shared: &Shared, backfilled: &[Backfilled]) {
             .map(|g| g.interval.unwrap_or(default))
             .collect();
         core.pipeline.replay(&metrics, from, now(), &intervals, &mut fx);
+        tracing::info!(
+            since = %crate::time::rfc3339_millis(from),
+            notified = fx.notifications.len(),
+            "replayed the backfill"
+        );
+        perform(shared, fx);
     }
-    tracing::info!(
-        since = %crate::time::rfc3339_millis(from),
-        notified = fx.notifications.len(),
-        "replayed the backfill"
-    );
     shared.dispatch_wake.notify_one();
-    perform(shared, fx);
 }
 
 /// One evaluation of group `g` of the policy whose hash is `policy` at `now`: evaluate,
@@ -190,16 +190,21 @@ pub fn evaluate(shared: &Shared, g: usize, policy: u64, now: Timestamp, warming_
             .interval
             .unwrap_or(shared.loaded.cfg.evaluation_interval.value.0);
         core.pipeline.finish_group(g, now, now.plus(every), &mut fx);
+        perform(shared, fx);
     }
-    // The notes may have started groups whose timers come before the timer's next wake.
+    // The notes may have started groups whose timers come before the timer's next wake,
+    // and a burst leaves the parts after its first due at once.
     shared.dispatch_wake.notify_one();
-    perform(shared, fx);
 }
 
 /// Performs a step's effects: logs what could not be queued, turns actions into dry-run
 /// history rows on a dry run, and hands the batch to the store thread, which starts the
 /// actions only after the state that admitted them is committed (so a crash cannot run an
 /// action whose gate, cooldown or hourly limit, was never saved).
+///
+/// Callers perform while they still hold the core's lock: batches then reach the store in
+/// the order the pipeline produced them. Two steps' batches may carry the same row (the
+/// routing's sequence counter, a group both flushed), and the later one must commit last.
 pub(crate) fn perform(shared: &Shared, fx: Effects) {
     let Effects {
         mut batch,
@@ -246,15 +251,24 @@ pub(crate) async fn dispatch_timer(shared: Arc<Shared>) {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.dispatch_wake.notified() => continue,
         }
-        let mut fx = Effects::default();
-        {
+        // A burst goes out in parts (`flush_chunk`), each flushed once the store has taken the
+        // one before: one part at a time is held in memory, and sending starts with the first.
+        let _ = tokio::time::timeout(MAX_SLEEP, shared.writer.caught_up()).await;
+        // Rendering a part takes milliseconds: off the runtime thread, which sends the part
+        // before it meanwhile.
+        let shared = Arc::clone(&shared);
+        let flushed = tokio::task::spawn_blocking(move || {
+            let mut fx = Effects::default();
             let mut core = shared.core();
             let t = now();
             if core.next_due().is_some_and(|d| d <= t) {
                 core.pipeline.flush(t, &mut fx);
             }
+            perform(&shared, fx);
+        });
+        if flushed.await.is_err() {
+            return; // the runtime is shutting down
         }
-        perform(&shared, fx);
     }
 }
 
@@ -270,8 +284,12 @@ pub fn acknowledge(
     ack: Option<crate::alert::notify::Ack>,
 ) -> Option<crate::engine::AlertView> {
     let mut fx = Effects::default();
-    let view = shared.core().pipeline.acknowledge(fingerprint, ack, now(), &mut fx);
+    let view = {
+        let mut core = shared.core();
+        let view = core.pipeline.acknowledge(fingerprint, ack, now(), &mut fx);
+        perform(shared, fx);
+        view
+    };
     shared.dispatch_wake.notify_one();
-    perform(shared, fx);
     view
 }

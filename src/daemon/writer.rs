@@ -7,7 +7,7 @@
 //! commit pays for one.
 
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,6 +43,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// the blocking pool and another back to the runtime before the outbox is woken.
 pub struct StoreWriter {
     tx: std::sync::mpsc::Sender<StoreWork>,
+    /// Batches handed to [`StoreWriter::commit`] that the thread has not tried to commit yet.
+    queued: AtomicUsize,
+    /// Woken each time the thread has tried to commit what was queued.
+    attempted: tokio::sync::Notify,
     /// Disconnects when the thread has finished.
     done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
     /// Taken by [`StoreWriter::start`], with the checkpoint thread's connection.
@@ -65,6 +69,8 @@ impl StoreWriter {
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         Ok(StoreWriter {
             tx,
+            queued: AtomicUsize::new(0),
+            attempted: tokio::sync::Notify::new(),
             done: Mutex::new(Some(done_rx)),
             parts: Mutex::new(Some((
                 WriterParts {
@@ -103,13 +109,35 @@ impl StoreWriter {
         if batch.is_empty() && jobs.is_empty() {
             return;
         }
-        self.send(StoreWork::Commit(batch, jobs));
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        if !self.send(StoreWork::Commit(batch, jobs)) {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
-    pub(crate) fn send(&self, work: StoreWork) {
-        if self.tx.send(work).is_err() {
+    /// Returns once the thread has tried to commit every batch queued before the call (at
+    /// once if none waits), so that a producer of many batches (a burst flushed in parts)
+    /// keeps one in memory at a time, not all of them. A failing store does not hold it up
+    /// for longer than one attempt: what it refuses waits in its backlog either way.
+    pub(crate) async fn caught_up(&self) {
+        loop {
+            let attempted = self.attempted.notified();
+            tokio::pin!(attempted);
+            attempted.as_mut().enable();
+            if self.queued.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            attempted.await;
+        }
+    }
+
+    /// Hands `work` to the thread; `false` (logged) when the thread has stopped.
+    pub(crate) fn send(&self, work: StoreWork) -> bool {
+        let sent = self.tx.send(work).is_ok();
+        if !sent {
             tracing::error!("the store thread has stopped; state is no longer persisted");
         }
+        sent
     }
 
     /// Asks the thread to commit what waits and stop, and waits for it up to `grace`.
@@ -151,15 +179,23 @@ fn store_thread(shared: Arc<Shared>, parts: WriterParts, runtime: tokio::runtime
         }
         // Whatever queued meanwhile commits in the same transaction.
         let mut prune = None;
+        let mut taken = 0;
         for work in first.into_iter().chain(std::iter::from_fn(|| rx.try_recv().ok())) {
             match work {
-                StoreWork::Commit(batch, jobs) => backlog.push(batch, jobs),
+                StoreWork::Commit(batch, jobs) => {
+                    taken += 1;
+                    backlog.push(batch, jobs);
+                }
                 StoreWork::Prune(before) => prune = Some(before),
                 StoreWork::Stop => stopping = true,
             }
         }
         if !backlog.is_empty() {
             flush(&shared, &mut store, &mut backlog, &runtime);
+        }
+        if taken > 0 {
+            shared.writer.queued.fetch_sub(taken, Ordering::AcqRel);
+            shared.writer.attempted.notify_waiters();
         }
         if let Some(before) = prune {
             prune_store(&mut store, before);

@@ -1,6 +1,6 @@
 //! Reliability under real faults, against the real `tocsin run` binary: a data directory on a
-//! tmpfs that fills up, a database corrupted on disk, two daemons on one data directory, and a
-//! dry run before a real run. Every wait is a bounded poll.
+//! tmpfs that fills up, a burst killed while it goes out, a database corrupted on disk, two
+//! daemons on one data directory, and a dry run before a real run. Every wait is a bounded poll.
 
 use crate::common;
 use crate::common::recorder;
@@ -190,6 +190,52 @@ fn a_full_disk_holds_delivery_and_loses_nothing() {
         .map(|r| r.header("x-tocsin-idempotency-key").unwrap())
         .collect();
     assert_eq!(keys.len(), got.len(), "no duplicates");
+}
+
+#[test]
+fn a_burst_killed_while_it_goes_out_in_parts_loses_none_of_it() {
+    let http = Recorder::start();
+    // Slow enough that the burst is still going out when the first message arrives.
+    http.respond("/hook", |_| {
+        recorder::Reply::status(200).after(Duration::from_millis(20))
+    });
+    let env = env_with_hook(&http, PUSH, LOAD_RULE);
+    let d = env.spawn(&[]);
+    // More alerts than one flush renders (1,000): they are committed and sent in parts.
+    let n = 2_500;
+    let burst: String = (0..n).map(|i| format!("load{{i=\"{i}\"}} 1\n")).collect();
+    assert_eq!(d.push(&burst).status, 200);
+    http.wait_ok("/hook", 1, S20);
+    let (_, stderr) = d.kill9();
+    let before = http.requests("/hook").len();
+    assert!(
+        before < n,
+        "the whole burst went out before the kill; stderr:\n{stderr}"
+    );
+
+    let d = env.spawn(&[]);
+    // Every alert is told it fires; one sent again after the restart carries the key it
+    // had, and no two alerts share one.
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    let mut of_alert: BTreeMap<String, String> = BTreeMap::new();
+    wait_for(Duration::from_secs(60), || {
+        for r in http.requests("/hook").iter().filter(|r| r.status < 300) {
+            let key = r.header("x-tocsin-idempotency-key").unwrap().to_string();
+            for (i, status) in alerts_of(&r.json()) {
+                assert_eq!(status, "firing", "alert {i}");
+                assert_eq!(keys.entry(key.clone()).or_insert_with(|| i.clone()), &i, "key {key}");
+                assert_eq!(of_alert.entry(i).or_insert_with(|| key.clone()), &key);
+            }
+        }
+        (of_alert.len() == n).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "{} of {n} alerts were notified ({before} before the kill); stderr:\n{}",
+            of_alert.len(),
+            d.stderr()
+        )
+    });
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! sends, then runs the actions; the test runner compares them with expectations). Because
 //! both shells drive this very type, what `tocsin test` checks is what production does.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -156,6 +157,11 @@ pub struct Options {
     pub external_url: String,
     /// The value history's step.
     pub history_resolution: Duration,
+    /// The most messages one flush renders; the groups left stay due at once, for the next
+    /// flush. `None` renders everything due. The daemon bounds it so that a burst is
+    /// committed, and starts going out, in parts, instead of all of it being held in memory
+    /// at once; what is sent, and when it was due, does not change.
+    pub flush_chunk: Option<NonZeroUsize>,
 }
 
 /// The running policy and everything it moves.
@@ -180,6 +186,8 @@ pub struct Pipeline {
     dispatched_at: Timestamp,
     /// Whether steps produce instance-state rows and value-history points.
     persisting: bool,
+    /// [`Options::flush_chunk`], `usize::MAX` for none.
+    flush_chunk: usize,
     out: Output,
     fresh: Vec<AlertNote>,
 }
@@ -198,6 +206,7 @@ impl Pipeline {
             external_url: options.external_url,
             dispatched_at: Timestamp(i64::MIN),
             persisting: true,
+            flush_chunk: options.flush_chunk.map_or(usize::MAX, NonZeroUsize::get),
             out: Output::default(),
             fresh: Vec::new(),
         }
@@ -423,15 +432,16 @@ impl Pipeline {
         self.out.clear();
     }
 
-    /// Flushes routing at `now` (never earlier than the last flush): every due message is
-    /// rendered for its receiver and queued in the batch's outbox, together with the
-    /// dispatcher's changed state, so the queue and the state that produced it commit in one
-    /// transaction.
+    /// Flushes routing at `now` (never earlier than the last flush): every due message (up
+    /// to [`Options::flush_chunk`]) is rendered for its receiver and queued in the batch's
+    /// outbox, together with the dispatcher's changed state, so the queue and the state that
+    /// produced it commit in one transaction.
     pub fn flush(&mut self, now: Timestamp, fx: &mut Effects) {
         let now = now.max(self.dispatched_at);
         self.dispatched_at = now;
         let first = fx.dispatches.len();
-        self.dispatcher.flush(now, &self.silences, &mut fx.dispatches);
+        self.dispatcher
+            .flush_at_most(now, &self.silences, self.flush_chunk, &mut fx.dispatches);
         for d in &fx.dispatches[first..] {
             // A cluster's peers are streams of their own, each with the same body.
             let streams = self.receivers.streams(&d.receiver);
@@ -522,6 +532,7 @@ mod tests {
             retention: Duration::from_secs(3600),
             external_url: "http://tocsin.test".to_string(),
             history_resolution: Duration::from_secs(60),
+            flush_chunk: None,
         };
         Pipeline::new(
             Arc::new(set.unwrap_or_else(|| panic!("{d:?}"))),

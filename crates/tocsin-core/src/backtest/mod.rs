@@ -102,6 +102,7 @@ pub fn replay(rules: &Arc<RuleSet>, policy: Option<&Policy>, plan: &Plan, inputs
         retention: rules.longest_window().max(Duration::from_secs(3600)),
         external_url: REPLAY_URL.to_string(),
         history_resolution: Duration::from_secs(60),
+        flush_chunk: None,
     };
     // Timestamps are Unix ms, so the dispatcher's origin (for time intervals) stays 0.
     let mut pipeline = Pipeline::new(Arc::clone(rules), policy.unwrap_or(&none), options);

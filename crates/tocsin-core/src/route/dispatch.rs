@@ -146,17 +146,16 @@ impl Group {
                     .last_flush
                     .is_none_or(|l| l.plus(self.settings.group_interval) <= now))
             || self.told.iter().any(|(r, t)| {
-                policies.get(r).is_some_and(|p| p.resend.is_some()) && t.resend_at.is_some_and(|at| at <= now)
+                t.resend_at.is_some_and(|at| at <= now) && policies.get(r).is_some_and(|p| p.resend.is_some())
             })
     }
 
     /// The earliest timer (muted re-checks have none: they ride on other flushes).
     fn next_due(&self, policies: &BTreeMap<String, ReceiverPolicy>) -> Option<Timestamp> {
-        let resend = self
-            .told
-            .iter()
-            .filter(|(r, _)| policies.get(*r).is_some_and(|p| p.resend.is_some()))
-            .filter_map(|(_, t)| t.resend_at);
+        let resend = self.told.iter().filter_map(|(r, t)| {
+            t.resend_at
+                .filter(|_| policies.get(r).is_some_and(|p| p.resend.is_some()))
+        });
         self.due.into_iter().chain(self.repeat_at).chain(resend).min()
     }
 
@@ -195,6 +194,9 @@ pub struct Dispatcher {
     intervals: Intervals,
     /// The Unix instant (ms) of `Timestamp(0)`: time intervals read wall clocks.
     origin: i64,
+    /// The instant of the last flush, when [`Dispatcher::flush_at_most`] stopped it short:
+    /// what it left is due then, a muted group's re-check included, which has no timer.
+    cut_short: Option<Timestamp>,
 }
 
 impl Dispatcher {
@@ -212,6 +214,7 @@ impl Dispatcher {
             silence_cache: SilenceMatcherCache::default(),
             intervals: Intervals::default(),
             origin: 0,
+            cut_short: None,
         };
         d.replace(table);
         d
@@ -344,6 +347,14 @@ impl Dispatcher {
 
     /// Emits every message due at `now`, muting by `silences` (those active at `now`).
     pub fn flush(&mut self, now: Timestamp, silences: &[Silence], out: &mut Vec<Dispatch>) {
+        self.flush_at_most(now, silences, usize::MAX, out);
+    }
+
+    /// As [`flush`](Self::flush), but starts no further group once `max` messages are out:
+    /// what is left is due at `now` ([`next_due`](Self::next_due)), for the next call.
+    /// A burst then goes out in parts, each with the state that produced it.
+    pub fn flush_at_most(&mut self, now: Timestamp, silences: &[Silence], max: usize, out: &mut Vec<Dispatch>) {
+        self.cut_short = None;
         let due: Vec<GroupId> = self
             .groups
             .iter()
@@ -354,7 +365,12 @@ impl Dispatcher {
             return;
         }
         let sources = Sources::index(&self.inhibit, &self.firing);
+        let first = out.len();
         for key in due {
+            if out.len() - first >= max {
+                self.cut_short = Some(now);
+                break;
+            }
             for _ in 0..MAX_FLUSHES_PER_INSTANT {
                 let Some(g) = self.groups.get(&key) else { break };
                 if !g.due_at(now, &self.policies) {
@@ -405,7 +421,8 @@ impl Dispatcher {
     /// The earliest time [`flush`](Self::flush) has timed work (news, repeats, re-sends).
     /// Changes held back by a silence have no timer: they go out at the first flush after
     /// the silence ends, so callers flush after every evaluation as well. A group that its
-    /// route's time intervals hold is due when the period ends.
+    /// route's time intervals hold is due when the period ends. The rest of a flush cut
+    /// short is due at that flush's instant.
     pub fn next_due(&self) -> Option<Timestamp> {
         self.groups
             .values()
@@ -417,6 +434,7 @@ impl Dispatcher {
                     None => Some(due),
                 }
             })
+            .chain(self.cut_short)
             .min()
     }
 

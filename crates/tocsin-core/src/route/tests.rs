@@ -457,10 +457,48 @@ fn an_alert_stays_in_the_groups_it_joined_until_it_resolves_there() {
 /// One step of a scripted run: notes (with their rule's `notify:`) at a time, then a flush.
 type Script = Vec<(i64, Vec<(AlertNote, Vec<String>)>)>;
 
+/// Flushes `d` at `at`, all at once, or with `chunk` in parts of at most that many messages
+/// until nothing more is due then (as the daemon does with a burst).
+fn flush_in_parts(
+    d: &mut Dispatcher,
+    at: Timestamp,
+    silences: &[Silence],
+    chunk: Option<usize>,
+    out: &mut Vec<Dispatch>,
+) {
+    let Some(k) = chunk else {
+        return d.flush(at, silences, out);
+    };
+    for _ in 0..10_000 {
+        let before = out.len();
+        d.flush_at_most(at, silences, k, out);
+        // A part ends with the group that reached `k`: at most 3 receivers, each flushed at
+        // most `MAX_FLUSHES_PER_INSTANT` (4) times.
+        assert!(
+            out.len() - before < k + 12,
+            "a part of {k} holds {} messages",
+            out.len() - before
+        );
+        if out.len() == before || d.next_due().is_none_or(|t| t > at) {
+            return;
+        }
+    }
+    panic!("parts of {k} never flushed everything due at {at}");
+}
+
 /// Runs `script`, flushing at every step and at every `next_due` in between, up to `end`;
 /// with `split`, persists after every step and continues from a fresh dispatcher restored
-/// from the rows after step `split`.
-fn drive(files: &RoutingTable, script: &Script, silences: &[Silence], split: Option<usize>, end: i64) -> Vec<Dispatch> {
+/// from the rows after step `split`; with `chunk`, every flush goes out in parts, and the
+/// restart comes between the first part of step `split` and the rest (a crash in a burst,
+/// with only the first part committed).
+fn drive(
+    files: &RoutingTable,
+    script: &Script,
+    silences: &[Silence],
+    split: Option<usize>,
+    chunk: Option<usize>,
+    end: i64,
+) -> Vec<Dispatch> {
     let mut d = Dispatcher::new(files);
     let mut rows: BTreeMap<String, String> = BTreeMap::new();
     let mut out = Vec::new();
@@ -468,17 +506,11 @@ fn drive(files: &RoutingTable, script: &Script, silences: &[Silence], split: Opt
     let timers = |d: &mut Dispatcher, until: i64, out: &mut Vec<Dispatch>, last: &mut i64| {
         while let Some(due) = d.next_due().filter(|t| t.0 < until) {
             assert!(due.0 > *last, "next_due {due} does not move past the last flush {last}");
-            d.flush(due, silences, out);
+            flush_in_parts(d, due, silences, chunk, out);
             *last = due.0;
         }
     };
-    for (i, (t, notes)) in script.iter().enumerate() {
-        timers(&mut d, *t, &mut out, &mut last);
-        for (n, notify) in notes {
-            d.notify(n.clone(), notify);
-        }
-        d.flush(Timestamp(*t), silences, &mut out);
-        last = *t;
+    let persist = |d: &mut Dispatcher, rows: &mut BTreeMap<String, String>| {
         let mut changes = Vec::new();
         d.take_changes(&mut changes);
         for (k, v) in changes {
@@ -487,9 +519,27 @@ fn drive(files: &RoutingTable, script: &Script, silences: &[Silence], split: Opt
                 None => rows.remove(&k),
             };
         }
-        if split == Some(i) {
-            d = Dispatcher::new(files);
-            d.restore(rows.clone().into_iter().chain([("g/bad".to_string(), "{".to_string())]));
+    };
+    let restart = |rows: &BTreeMap<String, String>| {
+        let mut d = Dispatcher::new(files);
+        d.restore(rows.clone().into_iter().chain([("g/bad".to_string(), "{".to_string())]));
+        d
+    };
+    for (i, (t, notes)) in script.iter().enumerate() {
+        timers(&mut d, *t, &mut out, &mut last);
+        for (n, notify) in notes {
+            d.notify(n.clone(), notify);
+        }
+        if let Some(k) = chunk.filter(|_| split == Some(i)) {
+            d.flush_at_most(Timestamp(*t), silences, k, &mut out);
+            persist(&mut d, &mut rows);
+            d = restart(&rows);
+        }
+        flush_in_parts(&mut d, Timestamp(*t), silences, chunk, &mut out);
+        last = *t;
+        persist(&mut d, &mut rows);
+        if split == Some(i) && chunk.is_none() {
+            d = restart(&rows);
         }
     }
     timers(&mut d, end + 1, &mut out, &mut last);
@@ -535,11 +585,11 @@ fn a_run_split_and_restored_anywhere_sends_the_same() {
         (1000 * S, vec![]),
     ];
     let sil = [silence(&[("instance", "a", false, true)], 300, 600)];
-    let whole = drive(&f, &script, &sil, None, 2000 * S);
+    let whole = drive(&f, &script, &sil, None, None, 2000 * S);
     assert!(whole.len() > 10, "{}", whole.len());
     for split in 0..script.len() {
         assert_eq!(
-            drive(&f, &script, &sil, Some(split), 2000 * S),
+            drive(&f, &script, &sil, Some(split), None, 2000 * S),
             whole,
             "split after step {split}"
         );
@@ -739,14 +789,21 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn every_delivered_firing_gets_exactly_its_resolve(sc in scenario(), split in any::<prop::sample::Index>()) {
+    fn every_delivered_firing_gets_exactly_its_resolve(
+        sc in scenario(),
+        split in any::<prop::sample::Index>(),
+        chunk in 1..4usize,
+    ) {
         let f = files(&sc.yaml);
-        let out = drive(&f, &sc.script, &sc.silences, None, sc.end);
+        let out = drive(&f, &sc.script, &sc.silences, None, None, sc.end);
         if let Err(e) = check_guarantees(&out, &sc.send_resolved) {
             return Err(TestCaseError::fail(format!("{e}\n{}", sc.yaml)));
         }
         let split = split.index(sc.script.len());
-        prop_assert_eq!(drive(&f, &sc.script, &sc.silences, Some(split), sc.end), out);
+        prop_assert_eq!(&drive(&f, &sc.script, &sc.silences, Some(split), None, sc.end), &out);
+        // Flushed in parts, a run sends the same messages in the same order, also when it
+        // restarts with only the first part of a flush committed.
+        prop_assert_eq!(&drive(&f, &sc.script, &sc.silences, Some(split), Some(chunk), sc.end), &out);
     }
 }
 
@@ -842,7 +899,7 @@ proptest! {
         let yaml = sc.yaml.replace("  - receivers: [", &format!("  - {key}: [quiet]\n    receivers: ["))
             + &format!("time_intervals:\n  - name: quiet\n    time_intervals: [{{ times: [{{ start_time: '00:{start:02}', end_time: '00:{end:02}' }}] }}]\n");
         let f = files(&yaml);
-        let out = drive(&f, &sc.script, &sc.silences, None, sc.end);
+        let out = drive(&f, &sc.script, &sc.silences, None, None, sc.end);
         if let Err(e) = check_guarantees(&out, &sc.send_resolved) {
             return Err(TestCaseError::fail(format!("{e}\n{yaml}")));
         }
@@ -852,7 +909,7 @@ proptest! {
             prop_assert!(inside == active, "sent at {} while muted: {:?}\n{}", d.at, d, yaml);
         }
         let split = split.index(sc.script.len());
-        prop_assert_eq!(drive(&f, &sc.script, &sc.silences, Some(split), sc.end), out);
+        prop_assert_eq!(drive(&f, &sc.script, &sc.silences, Some(split), None, sc.end), out);
     }
 }
 

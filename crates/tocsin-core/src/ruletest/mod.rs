@@ -430,6 +430,7 @@ fn run_case(
         retention,
         external_url: TEST_URL.to_string(),
         history_resolution: Duration::from_secs(60),
+        flush_chunk: None,
     };
     let mut pipeline = Pipeline::new(Arc::clone(set), receivers.unwrap_or(&none), options);
     // The simulated clock's 0 is the test file's `start:`, for time intervals.
