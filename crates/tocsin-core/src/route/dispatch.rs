@@ -71,9 +71,11 @@ struct RouteSpec {
 struct Settings {
     receivers: Vec<String>,
     /// `None`: one group per alert instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     group_by: Option<Vec<String>>,
     group_wait: Duration,
     group_interval: Duration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     repeat: Option<Duration>,
     /// `mute_time_intervals` by name (absent from rows written before time intervals).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -91,10 +93,12 @@ struct Entry {
     note: AlertNote,
     /// The resolve of an earlier episode that receivers were told fires, not flushed yet
     /// when the alert fired again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     ended: Option<Box<AlertNote>>,
     /// Kind of the latest note that changed the firing state (names escalations).
     change: NoteKind,
     /// News owed although the state did not change (`Repeat`, `Flapping`, `Acknowledged`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     forced: Option<NoteKind>,
 }
 
@@ -104,10 +108,13 @@ struct Told {
     /// Fingerprint → severity it was last delivered firing at.
     firing: SmallMap<u64, String>,
     /// Next re-send (receivers with a `resend` policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     resend_at: Option<Timestamp>,
 }
 
-/// An aggregation group and everything it remembers.
+/// An aggregation group and everything it remembers. Its row is written for every group
+/// a burst touches, so options left empty are left out of it (rows that spell them `null`,
+/// as earlier versions wrote, read the same; versions before read their absence as `None`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Group {
     route: u64,
@@ -118,13 +125,16 @@ struct Group {
     /// Most groups hold one alert: a small map holds it without a B-tree node.
     alerts: SmallMap<u64, Entry>,
     /// When pending news is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     due: Option<Timestamp>,
     last_flush: Option<Timestamp>,
     /// Next route `repeat_interval` re-send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     repeat_at: Option<Timestamp>,
     /// Some change was held back by muting: re-check at flushes after `group_interval`.
     muted_wait: bool,
     /// Per-instance groups: `seq` of the newest note not flushed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     cause_seq: Option<u64>,
     /// Held by its route's time intervals until then ([`NEVER`]: no end in sight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
