@@ -2,8 +2,8 @@
 //! rows (a busy evaluation cycle), on a real file in `target/tmp` with the shipped durability
 //! settings (WAL, `synchronous=NORMAL`). Also: loading 300 states and reading 1,000 history rows.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
+use tocsin::series::Labels;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tocsin::store::{Batch, HistoryQuery, HistoryRow, open};
@@ -28,7 +28,7 @@ fn batch(i: i64) -> Batch {
             event: "firing".into(),
             severity: "warning".into(),
             value: Some(71.5),
-            labels: BTreeMap::from([("host".into(), "db-1".into()), ("mount".into(), "/var".into())]),
+            labels: Labels::from_pairs([("host", "db-1"), ("mount", "/var")]),
             detail: Some("cpu above 70 for 2m".into()),
         })
         .collect();

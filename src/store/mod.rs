@@ -1274,7 +1274,7 @@ pub fn read_values(dir: &Path, from_ms: i64, to_ms: i64) -> Result<Vec<RecordedS
     Ok(out)
 }
 
-fn labels_json(labels: &BTreeMap<String, String>) -> String {
+fn labels_json(labels: &impl serde::Serialize) -> String {
     // Serializing a map of strings cannot fail; fall back to an empty object rather than panic.
     serde_json::to_string(labels).unwrap_or_else(|_| "{}".to_owned())
 }
@@ -1412,7 +1412,7 @@ mod tests {
             event: "firing".into(),
             severity: "page".into(),
             value: Some(1.0),
-            labels: BTreeMap::new(),
+            labels: crate::series::Labels::new(),
             detail: None,
         };
         s.commit(&Batch {

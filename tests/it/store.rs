@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use proptest::prelude::*;
+use tocsin::series::Labels;
 use tocsin::store::{
     Backlog, Batch, DB_FILE, HistoryQuery, HistoryRow, MAX_HISTORY_LIMIT, NewOutboxEntry, Opened, SCHEMA_VERSION,
     Store, StoreError, open,
@@ -26,10 +27,7 @@ fn row(at_ms: i64, rule: &str, fingerprint: u64, value: Option<f64>) -> HistoryR
         event: "firing".into(),
         severity: "warning".into(),
         value,
-        labels: BTreeMap::from([
-            ("instance".into(), "db-1".into()),
-            ("ünï".into(), "\"quoted\"\n".into()),
-        ]),
+        labels: Labels::from_pairs([("instance", "db-1"), ("ünï", "\"quoted\"\n")]),
         detail: None,
     }
 }
@@ -775,7 +773,7 @@ fn arb_batch() -> impl Strategy<Value = Batch> {
             history: hist
                 .into_iter()
                 .map(|(t, fp, v, s)| HistoryRow {
-                    labels: BTreeMap::from([(s.clone(), s.clone())]),
+                    labels: Labels::from_pairs([(&s, &s)]),
                     detail: Some(s.clone()),
                     group: s,
                     ..row(t, "P", fp, v)

@@ -16,7 +16,7 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use crate::alert::notify::NoteKind;
 use crate::engine::{ActionRun, Blocked, Emitted, Engine, Output, RuleRef, Settings};
@@ -46,8 +46,8 @@ pub struct HistoryRow {
     pub severity: String,
     /// Stored bit-exactly (NaN and ±Inf included). Note `PartialEq` compares NaN unequal.
     pub value: Option<f64>,
-    /// The alert's labels.
-    pub labels: BTreeMap<String, String>,
+    /// The alert's labels (shared with the alert's own: a burst writes a row per alert).
+    pub labels: Labels,
     /// What an action did or why it did not run.
     pub detail: Option<String>,
 }
@@ -400,7 +400,7 @@ impl Pipeline {
             .to_string(),
             severity: view.severity.to_string(),
             value: view.value,
-            labels: view.labels.to_map(),
+            labels: view.labels.clone(),
             detail: ack.as_ref().map(|a| format!("by {}: {}", a.by, a.comment)),
         });
         self.route_notifications(fx);
@@ -486,7 +486,7 @@ pub fn history_row<K>(rules: &RuleSet, e: &Emitted<K>, event: &str, detail: Opti
         event: event.to_string(),
         severity: e.severity.to_string(),
         value: e.value,
-        labels: Labels::to_map(&e.labels),
+        labels: e.labels.clone(),
         detail,
     }
 }

@@ -189,7 +189,7 @@ impl Tally {
             let Some(transition) = transition(&row.event) else {
                 continue;
             };
-            let mut instance = row.labels.clone();
+            let mut instance = row.labels.to_map();
             instance.remove("severity");
             self.transition(&row.rule, instance, transition, &row.severity, Timestamp(row.at_ms));
         }
