@@ -147,6 +147,15 @@ impl Group {
         self.settings.group_by.is_none()
     }
 
+    /// Whether a flush may ever find it due without news arriving: it has a timer, or a
+    /// muted change to re-check. Only such groups are in [`Dispatcher::timed`].
+    fn timed(&self) -> bool {
+        self.due.is_some()
+            || self.repeat_at.is_some()
+            || self.muted_wait
+            || self.told.iter().any(|(_, t)| t.resend_at.is_some())
+    }
+
     /// Whether a flush at `now` has work (a muted change counts only when a flush is allowed).
     fn due_at(&self, now: Timestamp, policies: &BTreeMap<String, ReceiverPolicy>) -> bool {
         self.due.is_some_and(|d| d <= now)
@@ -197,6 +206,9 @@ pub struct Dispatcher {
     /// (instance, group) pairs rather than a set per instance: a set of one would cost its
     /// own allocation.
     member_of: BTreeSet<(u64, GroupId)>,
+    /// Derived: the groups that are [`Group::timed`], so that looking for what is due reads
+    /// those, not every group of every firing alert at every evaluation.
+    timed: BTreeSet<GroupId>,
     /// Row keys changed since the last `take_changes`.
     dirty: BTreeSet<String>,
     silence_cache: SilenceMatcherCache,
@@ -220,6 +232,7 @@ impl Dispatcher {
             firing: BTreeMap::new(),
             counter: 0,
             member_of: BTreeSet::new(),
+            timed: BTreeSet::new(),
             dirty: BTreeSet::new(),
             silence_cache: SilenceMatcherCache::default(),
             intervals: Intervals::default(),
@@ -312,8 +325,35 @@ impl Dispatcher {
             if let Some(g) = self.groups.get_mut(&id) {
                 add_note(g, &note);
                 self.dirty.insert(id.row_key());
+                self.reindex(id);
             }
         }
+    }
+
+    /// Puts group `id` in [`timed`](Self::timed) or takes it out, after a change to it.
+    fn reindex(&mut self, id: GroupId) {
+        if self.groups.get(&id).is_some_and(|g| g.timed()) {
+            self.timed.insert(id);
+        } else {
+            self.timed.remove(&id);
+        }
+    }
+
+    /// Whether [`timed`](Self::timed) holds exactly the groups that are timed.
+    #[cfg(test)]
+    pub(crate) fn timed_index_is_exact(&self) -> bool {
+        let timed: BTreeSet<GroupId> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.timed())
+            .map(|(id, _)| *id)
+            .collect();
+        timed == self.timed
+    }
+
+    /// The timed groups, in id order.
+    fn timed_groups(&self) -> impl Iterator<Item = (GroupId, &Group)> + '_ {
+        self.timed.iter().filter_map(|id| Some((*id, &**self.groups.get(id)?)))
     }
 
     /// Takes what `note` says about a firing alert at the latest evaluation (annotations,
@@ -348,8 +388,8 @@ impl Dispatcher {
     /// ones whose content is worth refreshing (rendering every firing alert's annotations at
     /// every evaluation would cost more than all the rest of the evaluation).
     pub fn sending_by(&self, until: Timestamp) -> BTreeSet<u64> {
-        self.groups
-            .values()
+        self.timed_groups()
+            .map(|(_, g)| g)
             .filter(|g| g.next_due(&self.policies).is_some_and(|d| d <= until))
             .flat_map(|g| g.alerts.keys().copied())
             .collect()
@@ -366,10 +406,9 @@ impl Dispatcher {
     pub fn flush_at_most(&mut self, now: Timestamp, silences: &[Silence], max: usize, out: &mut Vec<Dispatch>) {
         self.cut_short = None;
         let due: Vec<GroupId> = self
-            .groups
-            .iter()
+            .timed_groups()
             .filter(|(_, g)| g.due_at(now, &self.policies))
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         if due.is_empty() {
             return;
@@ -434,9 +473,8 @@ impl Dispatcher {
     /// route's time intervals hold is due when the period ends. The rest of a flush cut
     /// short is due at that flush's instant.
     pub fn next_due(&self) -> Option<Timestamp> {
-        self.groups
-            .values()
-            .filter_map(|g| {
+        self.timed_groups()
+            .filter_map(|(_, g)| {
                 let due = g.next_due(&self.policies)?;
                 match g.held_until {
                     Some(NEVER) => None,
@@ -498,6 +536,9 @@ impl Dispatcher {
             {
                 for fp in g.alerts.keys() {
                     self.member_of.insert((*fp, id));
+                }
+                if g.timed() {
+                    self.timed.insert(id);
                 }
                 self.groups.insert(id, Box::new(g));
             }
@@ -698,6 +739,7 @@ impl Dispatcher {
             && !sent
         {
             self.groups.insert(id, before);
+            self.reindex(id);
             return;
         }
         // Resolved alerts leave; a new episode behind a flushed resolve is due next.
@@ -737,6 +779,7 @@ impl Dispatcher {
         if !g.alerts.is_empty() {
             self.groups.insert(id, g);
         }
+        self.reindex(id);
     }
 }
 

@@ -467,11 +467,14 @@ fn flush_in_parts(
     out: &mut Vec<Dispatch>,
 ) {
     let Some(k) = chunk else {
-        return d.flush(at, silences, out);
+        d.flush(at, silences, out);
+        assert!(d.timed_index_is_exact(), "the timed groups after a flush at {at}");
+        return;
     };
     for _ in 0..10_000 {
         let before = out.len();
         d.flush_at_most(at, silences, k, out);
+        assert!(d.timed_index_is_exact(), "the timed groups after a part at {at}");
         // A part ends with the group that reached `k`: at most 3 receivers, each flushed at
         // most `MAX_FLUSHES_PER_INSTANT` (4) times.
         assert!(
@@ -523,6 +526,7 @@ fn drive(
     let restart = |rows: &BTreeMap<String, String>| {
         let mut d = Dispatcher::new(files);
         d.restore(rows.clone().into_iter().chain([("g/bad".to_string(), "{".to_string())]));
+        assert!(d.timed_index_is_exact(), "the timed groups after a restore");
         d
     };
     for (i, (t, notes)) in script.iter().enumerate() {
@@ -530,6 +534,7 @@ fn drive(
         for (n, notify) in notes {
             d.notify(n.clone(), notify);
         }
+        assert!(d.timed_index_is_exact(), "the timed groups after the notes at {t}");
         if let Some(k) = chunk.filter(|_| split == Some(i)) {
             d.flush_at_most(Timestamp(*t), silences, k, &mut out);
             persist(&mut d, &mut rows);
