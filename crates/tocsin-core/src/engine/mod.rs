@@ -81,6 +81,15 @@ pub struct Output {
     pub refused: Vec<(ActionRun, Blocked)>,
 }
 
+/// The JSON of a persisted state row, without spare room: a burst holds one per alert
+/// until it is committed, and `serde_json` grows its buffer by doubling (a 660-byte row
+/// kept 1,024).
+pub fn row_json(row: &impl serde::Serialize) -> String {
+    let mut json = serde_json::to_string(row).expect("a state row serializes");
+    json.shrink_to_fit();
+    json
+}
+
 /// Entries an [`Output`] buffer keeps room for across [`Output::clear`]: what ordinary
 /// evaluations need. A burst (30,000 alerts crossing at once) grows a buffer far past it,
 /// and that room would otherwise stay allocated, about 250 bytes an alert, while the
@@ -461,7 +470,7 @@ impl Engine {
                 let hash = state_hash::of(&p);
                 if hash.is_none() || inst.persisted != hash {
                     inst.persisted = hash;
-                    let json = serde_json::to_string(&p).expect("instance state serializes");
+                    let json = row_json(&p);
                     out.push((key(), Some(json)));
                 }
             }

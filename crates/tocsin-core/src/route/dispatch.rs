@@ -509,11 +509,11 @@ impl Dispatcher {
                 u64::from_str_radix(fp, 16)
                     .ok()
                     .and_then(|fp| self.firing.get(&fp))
-                    .map(|l| serde_json::to_string(l).expect("labels serialize"))
+                    .map(crate::engine::row_json)
             } else {
                 GroupId::parse(&key)
                     .and_then(|id| self.groups.get(&id))
-                    .map(|g| serde_json::to_string(g).expect("group serializes"))
+                    .map(crate::engine::row_json)
             };
             out.push((key, json));
         }
