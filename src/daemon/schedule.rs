@@ -251,6 +251,10 @@ pub(crate) async fn dispatch_timer(shared: Arc<Shared>) {
             _ = tokio::time::sleep(wait) => {}
             _ = shared.dispatch_wake.notified() => continue,
         }
+        // Most wakes (one a second at least) find nothing due: that takes no thread.
+        if shared.core().next_due().is_none_or(|d| d > now()) {
+            continue;
+        }
         // A burst goes out in parts (`flush_chunk`), each flushed once the store has taken the
         // one before: one part at a time is held in memory, and sending starts with the first.
         let _ = tokio::time::timeout(MAX_SLEEP, shared.writer.caught_up()).await;
