@@ -537,10 +537,8 @@ impl Dispatcher {
                 for fp in g.alerts.keys() {
                     self.member_of.insert((*fp, id));
                 }
-                if g.timed() {
-                    self.timed.insert(id);
-                }
                 self.groups.insert(id, Box::new(g));
+                self.reindex(id);
             }
         }
     }
