@@ -61,6 +61,21 @@ pub(crate) fn with_env<R>(
     (result, errors.unwrap_or_default())
 }
 
+/// How many substitution errors the active context holds, to [`forget_since`] later.
+pub(crate) fn errors_so_far() -> usize {
+    CONTEXT.with(|c| c.borrow().as_ref().map_or(0, |ctx| ctx.errors.len()))
+}
+
+/// Drops the errors recorded after [`errors_so_far`] returned `mark`: a parse that was
+/// abandoned and is run again would otherwise report them twice.
+pub(crate) fn forget_since(mark: usize) {
+    CONTEXT.with(|c| {
+        if let Some(ctx) = c.borrow_mut().as_mut() {
+            ctx.errors.truncate(mark);
+        }
+    });
+}
+
 /// Every `NAME` that appears as `${NAME` in `source` (a superset of what the values use,
 /// since comments and keys are scanned too; that only costs a few lookups).
 fn referenced_names(source: &str) -> impl Iterator<Item = &str> {

@@ -10,8 +10,8 @@ use serde_saphyr::{DuplicateKeyPolicy, Error as YamlError, NonFiniteFloatPolicy,
 use super::env::{self, EnvError};
 use super::receivers::KIND_HINT;
 use super::validate::{self, HeaderAt};
-use super::walk;
 use super::{EngineConfig, Env, Parsed, ReceiverDef, ReceiverFile, ReceiverKindDef, RuleFile, Sp, TestFile};
+use super::{plain, walk};
 use crate::diag::Diagnostic;
 
 /// Largest file tocsin reads: policy files are small, and the cap bounds parse time.
@@ -493,6 +493,13 @@ fn parse<T: DeserializeOwned>(source: &Source, kind: FileKind) -> Parsed<T> {
     } else {
         source.text.as_str()
     };
+    // Plain files are read by the quick reader; whatever it refuses, serde-saphyr reads
+    // (and words the diagnostics of).
+    let mark = env::errors_so_far();
+    if let Some(value) = plain::from_str(text) {
+        return Ok(value);
+    }
+    env::forget_since(mark);
     serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
         let mut diags = vec![yaml_diagnostic(source, &err)];
         // As in detection, non-finite floats are read as strings: the typed parse locates them.

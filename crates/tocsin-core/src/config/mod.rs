@@ -14,6 +14,7 @@ mod engine;
 mod env;
 mod intervals;
 mod load;
+mod plain;
 mod receivers;
 mod rules;
 mod schema;
