@@ -185,6 +185,31 @@ impl Labels {
         }
     }
 
+    /// A copy with room for `extra` more labels, in one allocation: a label set that is
+    /// kept (an instance's, a notification's) would otherwise keep the doubled capacity its
+    /// first insertion grew it to.
+    pub fn clone_with_room(&self, extra: usize) -> Labels {
+        let mut pairs = Vec::with_capacity(self.0.len() + extra);
+        pairs.extend(self.0.iter().cloned());
+        Labels(pairs)
+    }
+
+    /// Sets every label of `other` here, sharing its strings.
+    pub fn overlay(&mut self, other: &Labels) {
+        for (name, value) in &other.0 {
+            self.set_shared(name, value);
+        }
+    }
+
+    /// Sets each label of `other` that is not set here, sharing its strings.
+    pub fn underlay(&mut self, other: &Labels) {
+        for (name, value) in &other.0 {
+            if let Err(i) = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)) {
+                self.0.insert(i, (Arc::clone(name), Arc::clone(value)));
+            }
+        }
+    }
+
     /// Removes label `name`.
     pub fn remove(&mut self, name: &str) {
         if let Ok(i) = self.0.binary_search_by(|(k, _)| k.as_ref().cmp(name)) {

@@ -569,7 +569,7 @@ impl Engine {
         if new_series {
             for inst in &mut rs.instances {
                 if inst.output.is_none() && inst.value.is_some() {
-                    inst.output = Some(store.id(&rule.name, &base_record_labels(rule, &inst.labels)));
+                    inst.output = Some(store.id(&rule.name, &base_record_labels(rule, &inst.labels, 0)));
                 }
             }
             // Creating the outputs changed the store; this rule's own bindings are still
@@ -879,7 +879,7 @@ impl Engine {
                     i.orphaned = false;
                     // The store reuses the ids of removed series: look the output up again.
                     if i.output.is_some() {
-                        i.output = store.get(&rule.name, &base_record_labels(rule, &i.labels));
+                        i.output = store.get(&rule.name, &base_record_labels(rule, &i.labels, 0));
                     }
                     (Some(n), i)
                 }
@@ -1255,19 +1255,22 @@ fn carry_over(rs: &mut RuleState, was: &Rule, now: &Rule) {
     }
 }
 
-/// A recorded series' labels: the instance's, overridden by the rule's own.
-fn base_record_labels(rule: &Rule, series: &Labels) -> Labels {
-    let mut l = series.clone();
-    for (k, v) in rule.labels.iter() {
-        l.set(k, v);
-    }
+/// A recorded series' labels: the instance's, overridden by the rule's own, sharing their
+/// strings; `extra` is room for labels the caller adds.
+fn base_record_labels(rule: &Rule, series: &Labels, extra: usize) -> Labels {
+    let mut l = series.clone_with_room(rule.labels.len() + extra);
+    l.overlay(&rule.labels);
     l
 }
 
 /// Series labels overridden by the rule's labels, plus `alertname`.
 fn base_labels(rule: &Rule, series: &Labels) -> Labels {
-    let mut l = base_record_labels(rule, series);
-    l.set("alertname", &rule.name);
+    static ALERTNAME: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
+    let mut l = base_record_labels(rule, series, 1);
+    l.set_shared(
+        ALERTNAME.get_or_init(|| Arc::from("alertname")),
+        &Arc::from(rule.name.as_str()),
+    );
     l
 }
 
@@ -1276,13 +1279,9 @@ fn base_labels(rule: &Rule, series: &Labels) -> Labels {
 /// has no label of (its own always win, as Prometheus' do over its external labels).
 fn full_labels(inst: &Instance, severity: &Arc<str>, external: &Labels) -> Labels {
     static SEVERITY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-    let mut l = inst.base.clone();
+    let mut l = inst.base.clone_with_room(1 + external.len());
     l.set_shared(SEVERITY.get_or_init(|| Arc::from("severity")), severity);
-    for (name, value) in external.iter() {
-        if l.get(name).is_none() {
-            l.set(name, value);
-        }
-    }
+    l.underlay(external);
     l
 }
 
