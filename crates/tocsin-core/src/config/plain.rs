@@ -34,6 +34,14 @@ use serde::forward_to_deserialize_any;
 /// a located error.
 const MAX_DEPTH: usize = 24;
 
+/// Larger files are left to serde-saphyr, whose budgets (nodes, events) then apply: one
+/// MiB holds at most half a million nodes, under every budget the loader sets.
+const MAX_BYTES: usize = 1 << 20;
+
+/// YAML bounds an implicit key to 1,024 characters; longer ones (and any near the bound)
+/// are left to serde-saphyr.
+const MAX_KEY_BYTES: usize = 1_000;
+
 /// Reads `text` as `T` when it is plain YAML that reads as `T`; `None` when serde-saphyr must
 /// decide (it is not plain, or it is not a valid `T`).
 pub(super) fn from_str<T: DeserializeOwned>(text: &str) -> Option<T> {
@@ -93,7 +101,7 @@ fn indicator(s: &str, c: u8) -> bool {
 impl<'a> Reader<'a> {
     fn new(text: &'a str) -> Option<Reader<'a>> {
         // Tabs, carriage returns and byte-order marks all have rules of their own.
-        if text.bytes().any(|b| b == b'\t' || b == b'\r') || text.starts_with('\u{feff}') {
+        if text.len() > MAX_BYTES || text.bytes().any(|b| b == b'\t' || b == b'\r') || text.starts_with('\u{feff}') {
             return None;
         }
         let last_broken = text.ends_with('\n');
@@ -334,7 +342,7 @@ impl<'a> Reader<'a> {
             let row = self.row;
             let line = self.lines[row];
             let (key, end) = self.scalar_in_block(col)?;
-            if !indicator(&line[end..], b':') {
+            if !indicator(&line[end..], b':') || end - col > MAX_KEY_BYTES {
                 return None;
             }
             let name = key_text(&key)?;
@@ -564,8 +572,12 @@ impl<'a> Reader<'a> {
                         *at += 1;
                         break;
                     }
+                    let key_at = *at;
                     let key = self.flow_scalar(at)?;
-                    if bytes.get(*at) != Some(&b':') || bytes.get(*at + 1) != Some(&b' ') {
+                    if bytes.get(*at) != Some(&b':')
+                        || bytes.get(*at + 1) != Some(&b' ')
+                        || *at - key_at > MAX_KEY_BYTES
+                    {
                         return None;
                     }
                     *at += 2;
@@ -1332,6 +1344,8 @@ mod tests {
             "a: [1,\n  2]\n",
             "a: |2\n   x\n",
             "? a\n: b\n",
+            format!("{}: 1\n", "k".repeat(1_100)).as_str(),
+            format!("a: [{}1]\n", "1, ".repeat(400_000)).as_str(),
         ] {
             assert!(from_str::<Sp<Tree>>(text).is_none(), "read {text:?}");
         }
