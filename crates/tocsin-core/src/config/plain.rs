@@ -355,21 +355,8 @@ impl<'a> Reader<'a> {
             let after = end + 1;
             let rest = &line[after..];
             let value = if rest_is_empty(rest) {
-                // The value is on the following lines, or absent (null).
-                match self.next_content(row + 1) {
-                    Some(r)
-                        if indent(self.lines[r]) > col
-                            || (indent(self.lines[r]) == col && indicator(&self.lines[r][col..], b'-')) =>
-                    {
-                        self.row = r;
-                        let c = indent(self.lines[r]);
-                        self.value(depth + 1, c, col as isize, false)?
-                    }
-                    _ => {
-                        self.row = row + 1;
-                        self.node(row, after, Kind::Plain(Cow::Borrowed("")))
-                    }
-                }
+                // A key's value may be a sequence at the key's own indentation.
+                self.value_below(depth, after, col, true)?
             } else {
                 let skip = rest.len() - rest.trim_start_matches(' ').len();
                 self.value(depth + 1, after + skip, col as isize, true)?
@@ -382,6 +369,27 @@ impl<'a> Reader<'a> {
             }
         }
         Some(self.node(start.0, start.1, Kind::Map(pairs)))
+    }
+
+    /// The value of a key or item whose line ends at byte `after`, in a collection indented
+    /// at `col`: on the following lines when they are indented deeper (or, for a key, hold a
+    /// sequence at `col`), else absent, which is null.
+    fn value_below(&mut self, depth: usize, after: usize, col: usize, seq_at_col: bool) -> Option<Node<'a>> {
+        let row = self.row;
+        match self.next_content(row + 1) {
+            Some(r)
+                if indent(self.lines[r]) > col
+                    || (seq_at_col && indent(self.lines[r]) == col && indicator(&self.lines[r][col..], b'-')) =>
+            {
+                self.row = r;
+                let c = indent(self.lines[r]);
+                self.value(depth + 1, c, col as isize, false)
+            }
+            _ => {
+                self.row = row + 1;
+                Some(self.node(row, after, Kind::Plain(Cow::Borrowed(""))))
+            }
+        }
     }
 
     /// A block sequence whose first `-` is at `col`. An `indentless` one, the value of a key
@@ -398,17 +406,7 @@ impl<'a> Reader<'a> {
                 if indentless && items.is_empty() {
                     return None;
                 }
-                match self.next_content(row + 1) {
-                    Some(r) if indent(self.lines[r]) > col => {
-                        self.row = r;
-                        let c = indent(self.lines[r]);
-                        self.value(depth + 1, c, col as isize, false)?
-                    }
-                    _ => {
-                        self.row = row + 1;
-                        self.node(row, after, Kind::Plain(Cow::Borrowed("")))
-                    }
-                }
+                self.value_below(depth, after, col, false)?
             } else {
                 let skip = rest.len() - rest.trim_start_matches(' ').len();
                 if indentless && items.is_empty() {
