@@ -22,7 +22,9 @@
 //! (substitution happens in the `Deserialize` impls, the same for both readers).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use serde::de::value::{MapDeserializer, StrDeserializer, UnitDeserializer};
 use serde::de::{
@@ -37,6 +39,10 @@ const MAX_DEPTH: usize = 24;
 /// Larger files are left to serde-saphyr, whose budgets (nodes, events) then apply: one
 /// MiB holds at most half a million nodes, under every budget the loader sets.
 const MAX_BYTES: usize = 1 << 20;
+
+/// Lines with other than ASCII longer than this are left to serde-saphyr: each node's column
+/// is counted in characters from the start of its line.
+const MAX_WIDE_LINE: usize = 4_096;
 
 /// YAML bounds an implicit key to 1,024 characters; longer ones (and any near the bound)
 /// are left to serde-saphyr.
@@ -71,6 +77,9 @@ enum Kind<'a> {
 struct Reader<'a> {
     /// The lines without their breaks; every one but maybe the last had one.
     lines: Vec<&'a str>,
+    /// Whether each line is ASCII, where a column is a byte offset; found once, since a long
+    /// line holds many nodes.
+    ascii: Vec<bool>,
     /// Whether the last line ends in a line break.
     last_broken: bool,
     row: usize,
@@ -109,11 +118,14 @@ impl<'a> Reader<'a> {
         if last_broken {
             lines.pop();
         }
-        if lines.len() > u32::MAX as usize / 2 {
+        let ascii: Vec<bool> = lines.iter().map(|l| l.is_ascii()).collect();
+        // Elsewhere a column counts characters from the start of the line, per node.
+        if lines.len() > u32::MAX as usize / 2 || lines.iter().zip(&ascii).any(|(l, a)| !a && l.len() > MAX_WIDE_LINE) {
             return None;
         }
         Some(Reader {
             lines,
+            ascii,
             last_broken,
             row: 0,
         })
@@ -125,7 +137,7 @@ impl<'a> Reader<'a> {
 
     fn node(&self, row: usize, byte: usize, kind: Kind<'a>) -> Node<'a> {
         let line = self.lines[row];
-        let column = if line.is_ascii() {
+        let column = if self.ascii[row] {
             byte
         } else {
             line[..byte].chars().count()
@@ -338,6 +350,7 @@ impl<'a> Reader<'a> {
     fn block_map(&mut self, depth: usize, col: usize) -> Option<Node<'a>> {
         let start = (self.row, col);
         let mut pairs: Vec<(Node<'a>, Node<'a>)> = Vec::new();
+        let mut seen = HashSet::new();
         loop {
             let row = self.row;
             let line = self.lines[row];
@@ -345,11 +358,7 @@ impl<'a> Reader<'a> {
             if !indicator(&line[end..], b':') || end - col > MAX_KEY_BYTES {
                 return None;
             }
-            let name = key_text(&key)?;
-            // Merge keys and duplicate keys are serde-saphyr's to handle or refuse.
-            if (matches!(&key.kind, Kind::Plain(k) if k == "<<"))
-                || pairs.iter().any(|(k, _)| key_text(k) == Some(name))
-            {
+            if !is_new_key(&pairs, &mut seen, &key) {
                 return None;
             }
             let after = end + 1;
@@ -564,6 +573,7 @@ impl<'a> Reader<'a> {
             b'{' => {
                 *at += 1;
                 let mut pairs: Vec<(Node<'a>, Node<'a>)> = Vec::new();
+                let mut seen = HashSet::new();
                 loop {
                     skip_spaces(bytes, at);
                     if bytes.get(*at) == Some(&b'}') && pairs.is_empty() {
@@ -579,8 +589,7 @@ impl<'a> Reader<'a> {
                         return None;
                     }
                     *at += 2;
-                    let name = key_text(&key)?;
-                    if name == "<<" || pairs.iter().any(|(k, _)| key_text(k) == Some(name)) {
+                    if !is_new_key(&pairs, &mut seen, &key) {
                         return None;
                     }
                     skip_spaces(bytes, at);
@@ -667,6 +676,19 @@ fn skip_spaces(bytes: &[u8], at: &mut usize) {
     }
 }
 
+/// Whether `key` may join a mapping holding `pairs`: a scalar, neither a merge key (`<<`) nor
+/// one the mapping already has. Both are serde-saphyr's to handle or refuse. `seen` holds the
+/// hashes of the keys so far, so that a wide mapping is not compared pair by pair.
+fn is_new_key(pairs: &[(Node<'_>, Node<'_>)], seen: &mut HashSet<u64>, key: &Node<'_>) -> bool {
+    let Some(name) = key_text(key) else {
+        return false;
+    };
+    let mut hasher = std::hash::DefaultHasher::new();
+    name.hash(&mut hasher);
+    // A hash met before is checked against the keys themselves.
+    name != "<<" && (seen.insert(hasher.finish()) || !pairs.iter().any(|(k, _)| key_text(k) == Some(name)))
+}
+
 fn key_text<'n>(node: &'n Node<'_>) -> Option<&'n str> {
     match &node.kind {
         Kind::Plain(s) => Some(s),
@@ -676,59 +698,19 @@ fn key_text<'n>(node: &'n Node<'_>) -> Option<&'n str> {
 }
 
 /// A one-line quoted scalar whose quote is at `col`: its text and the byte after the
-/// closing quote.
+/// closing quote. Without an escape or a doubled quote before the closing one, the text is
+/// the slice itself.
 fn quoted(line: &str, col: usize) -> Option<(Cow<'_, str>, usize)> {
-    let bytes = line.as_bytes();
-    let quote = bytes[col];
-    let body = col + 1;
-    if quote == b'\'' {
-        let mut out: Option<String> = None;
-        let mut i = body;
-        let mut from = body;
-        loop {
-            let rel = line[i..].find('\'')?;
-            let q = i + rel;
-            if bytes.get(q + 1) == Some(&b'\'') {
-                out.get_or_insert_with(String::new).push_str(&line[from..=q]);
-                i = q + 2;
-                from = i;
-                continue;
-            }
-            return Some(match out {
-                None => (Cow::Borrowed(&line[body..q]), q + 1),
-                Some(mut s) => {
-                    s.push_str(&line[from..q]);
-                    (Cow::Owned(s), q + 1)
-                }
-            });
-        }
+    let quote = line.as_bytes()[col];
+    let body = &line[col + 1..];
+    let first = body.bytes().position(|b| b == quote || (quote == b'"' && b == b'\\'))?;
+    let doubled = quote == b'\'' && body.as_bytes().get(first + 1) == Some(&b'\'');
+    if body.as_bytes()[first] == quote && !doubled {
+        return Some((Cow::Borrowed(&body[..first]), col + 2 + first));
     }
-    let mut out: Option<String> = None;
-    let mut from = body;
-    let mut i = body;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'"' => {
-                return Some(match out {
-                    None => (Cow::Borrowed(&line[body..i]), i + 1),
-                    Some(mut s) => {
-                        s.push_str(&line[from..i]);
-                        (Cow::Owned(s), i + 1)
-                    }
-                });
-            }
-            b'\\' => {
-                let s = out.get_or_insert_with(String::new);
-                s.push_str(&line[from..i]);
-                let (c, len) = escape(&line[i + 1..])?;
-                s.push(c);
-                i += 1 + len;
-                from = i;
-            }
-            _ => i += 1,
-        }
-    }
-    None
+    let mut text = String::new();
+    let end = scan_quoted(body, quote, &mut text)??;
+    Some((Cow::Owned(text), col + 1 + end))
 }
 
 /// Appends the text of `seg`, a piece of a `quote`d scalar, to `out`: `Some(Some(end))` when
@@ -1311,6 +1293,21 @@ mod tests {
     fn positions_are_serde_saphyrs() {
         let text = "a: 1\nb:\n  - x\n  - 'y'\n  - {c: [1, 2.5, -3], d: \"e\\tf\"}\n  - k: |\n      one\n      two\n    l: >-\n      three\n      four\n\n      five\n  -\n    m: ~\n";
         assert_eq!(agrees::<Sp<Tree>>(text), (true, true));
+    }
+
+    /// Hostile shapes stay linear: a long line of nodes, a wide mapping, a long line with other
+    /// than ASCII (left to serde-saphyr). Quadratic work here would take minutes, not a second.
+    #[test]
+    fn long_lines_and_wide_mappings_are_read_in_one_pass() {
+        let long = format!("a: [{}1]\n", "1, ".repeat(100_000));
+        assert_eq!(agrees::<Sp<Tree>>(&long), (true, true));
+        let wide: String = (0..50_000).map(|i| format!("k{i}: {i}\n")).collect();
+        assert_eq!(agrees::<Sp<Tree>>(&wide), (true, true));
+        let dup = format!("{wide}k7: 1\n");
+        assert!(from_str::<Sp<Tree>>(&dup).is_none());
+        let accented = format!("a: [{}é]\n", "é, ".repeat(2_000));
+        assert!(from_str::<Sp<Tree>>(&accented).is_none());
+        assert_eq!(agrees::<Sp<Tree>>("a: [é, ü]\n"), (true, true));
     }
 
     #[test]
