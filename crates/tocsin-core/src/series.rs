@@ -251,15 +251,13 @@ impl Labels {
         true
     }
 
-    /// The union of two compatible label sets (values of `self` win on conflict).
+    /// The union of two compatible label sets (values of `self` win on conflict), sharing
+    /// both sets' strings in one allocation of the exact size: an instance keeps the union
+    /// of its inputs' labels for as long as it lives.
     pub fn union(&self, other: &Labels) -> Labels {
-        let mut out = self.clone();
-        for (k, v) in other.0.iter() {
-            if out.get(k).is_none() {
-                out.set(k, v);
-            }
-        }
-        out
+        let mut out = Vec::with_capacity(merged(&self.0, &other.0).count());
+        out.extend(merged(&self.0, &other.0).cloned());
+        Labels(out)
     }
 
     /// Only the labels whose names are in `names`.
@@ -790,6 +788,23 @@ impl Fnv {
     }
 }
 
+/// The pairs of two sorted label lists in name order, a name in both once (from `a`).
+fn merged<'a>(
+    a: &'a [(Arc<str>, Arc<str>)],
+    b: &'a [(Arc<str>, Arc<str>)],
+) -> impl Iterator<Item = &'a (Arc<str>, Arc<str>)> {
+    let (mut a, mut b) = (a.iter().peekable(), b.iter().peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if x.0 == y.0 => {
+            b.next();
+            a.next()
+        }
+        (Some(x), Some(y)) if x.0 > y.0 => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -986,10 +1001,38 @@ mod tests {
         assert!(a.compatible(&b));
         assert!(!a.compatible(&c));
         assert_eq!(b.union(&a), a);
+        // Values of the left side win; the union is sized exactly and shares the strings.
+        let d = Labels::from_pairs([("host", "z"), ("zone", "eu")]);
+        let u = a.union(&d);
+        assert_eq!(u, Labels::from_pairs([("host", "a"), ("mount", "/"), ("zone", "eu")]));
+        assert_eq!(u.0.capacity(), 3);
+        assert!(Arc::ptr_eq(&u.0[2].1, &d.0[1].1));
+        assert_eq!(Labels::new().union(&Labels::new()), Labels::new());
         assert_eq!(
             a.fingerprint(),
             Labels::from_pairs([("mount", "/"), ("host", "a")]).fingerprint()
         );
+    }
+
+    proptest::proptest! {
+        /// The merge gives what setting each missing label of the right side on a copy of
+        /// the left side gives.
+        #[test]
+        fn union_is_the_left_side_with_the_rest_of_the_right(
+            a in proptest::collection::btree_map("[a-e]", "[xy]", 0..5),
+            b in proptest::collection::btree_map("[a-e]", "[xy]", 0..5),
+        ) {
+            let (a, b) = (Labels::from_pairs(&a), Labels::from_pairs(&b));
+            let mut want = a.clone();
+            for (k, v) in b.iter() {
+                if want.get(k).is_none() {
+                    want.set(k, v);
+                }
+            }
+            let got = a.union(&b);
+            proptest::prop_assert_eq!(got.0.capacity(), got.len());
+            proptest::prop_assert_eq!(got, want);
+        }
     }
 
     #[test]
