@@ -17,7 +17,6 @@
 //! (or when the instance is no longer evaluated); the step still open at shutdown is lost.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Engine, RuleRef};
@@ -99,6 +98,9 @@ pub fn series_id(group: &str, rule: &str, instance: u64) -> i64 {
     id_of(rule_prefix(group, rule), instance)
 }
 
+/// FNV-1a 64's initial state.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
 /// FNV-1a 64 over `bytes`, from the state `h`.
 fn fnv(mut h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
     for b in bytes {
@@ -112,9 +114,14 @@ fn fnv(mut h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
 /// instances of the rule.
 fn rule_prefix(group: &str, rule: &str) -> u64 {
     fnv(
-        0xcbf2_9ce4_8422_2325,
+        FNV_OFFSET,
         group.bytes().chain([0x1f]).chain(rule.bytes()).chain([0x1f]),
     )
+}
+
+/// FNV-1a 64 of `text`.
+fn text_hash(text: &str) -> u64 {
+    fnv(FNV_OFFSET, text.bytes())
 }
 
 /// [`series_id`] of `instance`, from its rule's [`rule_prefix`].
@@ -131,19 +138,18 @@ struct Step {
     last: f64,
 }
 
-/// One series' state between evaluations.
+/// One series' state between evaluations: what encoding its next point needs, and no
+/// more. Its series row (rule, expression, labels) is written when the series is first
+/// observed, where the rule and the instance are at hand, so no series keeps a copy of
+/// them (one per alert instance, for the whole life of the process).
 #[derive(Debug)]
 struct Open {
-    /// The rule's name and expression, shared by all the rule's series: an instance
-    /// costs two pointers for them, and a reload that changed the expression shows as a
-    /// different pointer.
-    rule: Arc<str>,
-    expr: Arc<str>,
-    labels: Labels,
     step: Option<Step>,
     /// Chunk start and `last` bits of the previous point written by this process.
     written: Option<(i64, u64)>,
-    announced: bool,
+    /// [`text_hash`] of the expression its series row names: a reload that changes the
+    /// rule's expression writes the row again before the next point.
+    expr: u64,
 }
 
 /// Accumulates every series' current step and encodes the steps that close.
@@ -159,8 +165,6 @@ pub struct Accumulator {
 struct GroupSeries {
     /// By [`series_id`].
     series: HashMap<i64, Open, KeyedHash>,
-    /// By rule name: its name and expression as the series hold them.
-    rules: HashMap<Box<str>, (Arc<str>, Arc<str>), KeyedHash>,
     /// No [`Accumulator::finish`] before this instant (Unix ms) has anything to close or
     /// forget: the end of the earliest open step, or of the chunk of a series with none.
     /// `finish` runs after every evaluation, and without it would visit every series each
@@ -172,8 +176,10 @@ struct GroupSeries {
 struct RuleSeries<'a> {
     group: &'a str,
     series: &'a mut GroupSeries,
-    rule: Arc<str>,
-    expr: Arc<str>,
+    rule: &'a str,
+    expr: &'a str,
+    /// [`text_hash`] of `expr`.
+    expr_hash: u64,
     prefix: u64,
     step_ms: i64,
 }
@@ -208,31 +214,18 @@ impl Accumulator {
 
     /// The series of `rule` in `group`, whose expression is now `expr`: what is looked up
     /// once per rule and evaluation rather than once per instance.
-    fn rule_series<'a>(&'a mut self, group: &'a str, rule: &str, expr: &str) -> RuleSeries<'a> {
+    fn rule_series<'a>(&'a mut self, group: &'a str, rule: &'a str, expr: &'a str) -> RuleSeries<'a> {
         // Looked up before inserting: a group's name is allocated once, not per value.
         if !self.groups.contains_key(group) {
             self.groups.insert(group.to_string(), GroupSeries::default());
         }
         let series = self.groups.get_mut(group).expect("inserted above");
-        let (rule_name, expr_now) = match series.rules.get_mut(rule) {
-            Some(names) => {
-                // A reload changed the expression: each series sees a new pointer.
-                if &*names.1 != expr {
-                    names.1 = Arc::from(expr);
-                }
-                names.clone()
-            }
-            None => {
-                let names = (Arc::<str>::from(rule), Arc::<str>::from(expr));
-                series.rules.insert(rule.into(), names.clone());
-                names
-            }
-        };
         RuleSeries {
             group,
             series,
-            rule: rule_name,
-            expr: expr_now,
+            rule,
+            expr,
+            expr_hash: text_hash(expr),
             prefix: rule_prefix(group, rule),
             step_ms: self.step_ms,
         }
@@ -253,7 +246,7 @@ impl Accumulator {
         let mut due = i64::MAX;
         series.series.retain(|&id, open| {
             if open.step.is_some_and(|s| s.start_ms.saturating_add(step_ms) <= now.0) {
-                close(group, id, open, step_ms, out);
+                close(id, open, step_ms, out);
             }
             let until = match (open.step, open.written) {
                 (Some(s), _) => s.start_ms.saturating_add(step_ms),
@@ -285,17 +278,22 @@ impl RuleSeries<'_> {
         let start_ms = now.0.div_euclid(step_ms) * step_ms;
         let id = id_of(self.prefix, instance);
         let open = self.series.series.entry(id).or_insert_with(|| Open {
-            rule: Arc::clone(&self.rule),
-            expr: Arc::clone(&self.expr),
-            labels: labels.clone(),
             step: None,
             written: None,
-            announced: false,
+            // Not this expression's hash, so the row is written below.
+            expr: !self.expr_hash,
         });
-        // A reload changed the expression: the series row must say so before its next point.
-        if !Arc::ptr_eq(&open.expr, &self.expr) {
-            open.expr = Arc::clone(&self.expr);
-            open.announced = false;
+        // New to this process, or a reload changed the expression: the series row goes
+        // in the same batch as (and so before) the series' next point.
+        if open.expr != self.expr_hash {
+            open.expr = self.expr_hash;
+            out.series.push(SeriesRow {
+                id,
+                group: self.group.to_string(),
+                rule: self.rule.to_string(),
+                expr: self.expr.to_string(),
+                labels: labels.to_map(),
+            });
         }
         match &mut open.step {
             Some(s) if s.start_ms == start_ms => {
@@ -304,7 +302,7 @@ impl RuleSeries<'_> {
                 s.last = value;
             }
             _ => {
-                close(self.group, id, open, step_ms, out);
+                close(id, open, step_ms, out);
                 open.step = Some(Step {
                     start_ms,
                     min: value,
@@ -319,18 +317,8 @@ impl RuleSeries<'_> {
 }
 
 /// Writes the open step of `open`, if any, and clears it.
-fn close(group: &str, id: i64, open: &mut Open, step_ms: i64, out: &mut Written) {
+fn close(id: i64, open: &mut Open, step_ms: i64, out: &mut Written) {
     let Some(s) = open.step.take() else { return };
-    if !open.announced {
-        out.series.push(SeriesRow {
-            id,
-            group: group.to_string(),
-            rule: open.rule.to_string(),
-            expr: open.expr.to_string(),
-            labels: open.labels.to_map(),
-        });
-        open.announced = true;
-    }
     let chunk_ms = step_ms.saturating_mul(CHUNK_STEPS);
     let chunk = s.start_ms.div_euclid(chunk_ms) * chunk_ms;
     let index = ((s.start_ms - chunk) / step_ms) as u8;
@@ -524,6 +512,30 @@ mod tests {
         // A whole chunk later the series is forgotten; coming back re-announces it.
         acc.finish("g", Timestamp(10_000 * CHUNK_STEPS), &mut w);
         assert!(acc.groups.is_empty());
+        assert_eq!(w.series.len(), 1);
+        acc.observe(
+            "g",
+            "r",
+            "x",
+            7,
+            &labels(),
+            f64::NAN,
+            Timestamp(10_000 * CHUNK_STEPS),
+            &mut w,
+        );
+        assert_eq!(w.series.len(), 1, "no value, no series");
+        acc.observe(
+            "g",
+            "r",
+            "x",
+            7,
+            &labels(),
+            4.0,
+            Timestamp(10_000 * CHUNK_STEPS),
+            &mut w,
+        );
+        assert_eq!(w.series.len(), 2);
+        assert_eq!(w.series[0], w.series[1]);
     }
 
     #[test]
