@@ -266,6 +266,7 @@ async fn serve(shared: Arc<Shared>, reload_rx: mpsc::Receiver<ReloadRequest>, si
     tokio::spawn(Arc::clone(&shared.outbox).run());
     tokio::spawn(dispatch_timer(Arc::clone(&shared)));
     tokio::spawn(sweep_loop(Arc::clone(&shared)));
+    tokio::spawn(crate::memory::scavenge());
     shared.ready.store(true, Ordering::Relaxed);
     let app = crate::http::router(Arc::clone(&shared));
     let (stop_tx, stop_rx) = oneshot::channel();
