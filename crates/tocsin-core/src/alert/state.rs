@@ -235,6 +235,10 @@ impl InstanceState {
     pub fn step(&mut self, policy: &Policy, now: Timestamp, obs: Option<&[TierObs]>, out: &mut Vec<Event>) {
         let n = policy.tiers.len();
         if self.pending.len() != n {
+            // Exactly `n`: the timers live as long as the instance, and growing from empty
+            // would reserve room for four.
+            self.pending.truncate(n);
+            self.pending.reserve_exact(n - self.pending.len());
             self.pending.resize(n, None);
         }
         if let Some(f) = &mut self.firing
