@@ -98,6 +98,10 @@ fi
 if has_row delivery; then
     if [ $QUICK = 1 ]; then args=(--quick); else args=(); fi
     row delivery cargo bench --bench delivery -- "${args[@]}" --json "$PWD/$OUT/delivery.json"
+    # `cargo bench` leaves the bench profile's build at target/release/tocsin, whose symbol
+    # names the link order does not match (BENCHMARKS.md, peers at 09904f1): the rows after
+    # this one, and the next run with BENCH_NO_BUILD=1, must get the release binary back.
+    cargo build --release --bin tocsin --quiet
 fi
 if has_row heap; then
     # The byte-exact figures (a global allocator counts them; load cannot move them).
